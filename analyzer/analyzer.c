@@ -1,0 +1,295 @@
+/* The analyzer's frame loop; see analyzer.h. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "analyzer.h"
+#include "binary/tlslib.h"
+#include "log.h"
+
+static void on_message(const struct message *m, void *userdata)
+{
+        struct analyzer *a = userdata;
+        uint8_t role = m->hdr.role;
+        enum role_source rs = ROLE_SOURCE_KERNEL;
+
+        if (role == TLSSNIFF_ROLE_UNKNOWN) {
+                rs = ROLE_SOURCE_NONE;
+                if (m->hdr.family == 2 /* AF_INET */ || m->hdr.family == 10 /* AF_INET6 */) {
+                        listen_ports_refresh(&a->listen);
+                        role = listen_ports_has(&a->listen, m->hdr.lport) ? TLSSNIFF_ROLE_SERVER
+                                                                          : TLSSNIFF_ROLE_CLIENT;
+                        rs = ROLE_SOURCE_LISTEN;
+                }
+        }
+        if (output_message(&a->out, m, role, rs) < 0)
+                a->output_errors++;
+}
+
+int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
+{
+        *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
+        frame_reader_init(&a->in, true);
+        output_init(&a->out, stdout, opt->json, opt->max_print);
+        assembler_init(&a->asmb, on_message, a);
+        return 0;
+}
+
+void analyzer_done(struct analyzer *a)
+{
+        frame_reader_done(&a->in);
+        output_done(&a->out);
+        assembler_done(&a->asmb);
+}
+
+static int send_frame(struct analyzer *a, uint16_t type, const msgpack_sbuffer *sb)
+{
+        uint8_t hdr[FRAME_HEADER_SIZE];
+        struct iovec iov[2] = { { hdr, sizeof(hdr) }, { sb->data, sb->size } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+        size_t total = sizeof(hdr) + sb->size, done = 0;
+
+        if (a->sock < 0)
+                return 0; /* fed by a test or fuzzer */
+        frame_header_write(hdr, (uint32_t)sb->size, type);
+        while (done < total) {
+                ssize_t n = sendmsg(a->sock, &mh, MSG_NOSIGNAL);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                struct pollfd p = { .fd = a->sock, .events = POLLOUT };
+
+                                (void)poll(&p, 1, 1000);
+                                continue;
+                        }
+                        return -errno;
+                }
+                done += (size_t)n;
+                /* Advance the iovecs past what was written. */
+                while (mh.msg_iovlen > 0 && (size_t)n >= mh.msg_iov[0].iov_len) {
+                        n -= (ssize_t)mh.msg_iov[0].iov_len;
+                        mh.msg_iov++;
+                        mh.msg_iovlen--;
+                }
+                if (mh.msg_iovlen > 0) {
+                        mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + n;
+                        mh.msg_iov[0].iov_len -= (size_t)n;
+                }
+        }
+        return 0;
+}
+
+static int on_l_hello(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        struct msg_l_hello m;
+        msgpack_sbuffer sb;
+        int r;
+
+        r = msg_decode_l_hello(body, n, &m);
+        if (r < 0)
+                return r;
+        if (m.version != FRAME_PROTOCOL_VERSION)
+                return -EPROTO;
+        a->out.realtime_offset_ns = m.realtime_offset_ns;
+        a->hello = true;
+        msgpack_sbuffer_init(&sb);
+        msg_encode_a_hello(&sb, FRAME_PROTOCOL_VERSION);
+        r = send_frame(a, FRAME_A_HELLO, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        struct msg_file m;
+        struct msg_plan *plan;
+        msgpack_sbuffer sb;
+        struct stat st;
+        int fd, r;
+
+        fd = frame_reader_take_fd(&a->in);
+        r = msg_decode_file(body, n, &m);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        plan = calloc(1, sizeof(*plan));
+        if (!plan) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        plan->file_id = m.file_id;
+        /* Check what we were given before using it: a regular file, nothing else. */
+        if (fd < 0)
+                snprintf(plan->reason, sizeof(plan->reason), "no file descriptor received");
+        else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                snprintf(plan->reason, sizeof(plan->reason), "not a regular file");
+        else
+                (void)tlslib_plan(fd, plan);
+        safe_close(fd);
+        a->files_analyzed++;
+        if (plan->n_probes > 0) {
+                a->plans_with_probes++;
+                log_debug("%s: %s, %s", m.path, plan->library, plan->reason);
+        }
+        msgpack_sbuffer_init(&sb);
+        r = msg_encode_plan(&sb, plan);
+        if (r >= 0)
+                r = send_frame(a, FRAME_A_PLAN, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        free(plan);
+        return r;
+}
+
+static int on_record(const uint8_t *rec, size_t len, void *userdata)
+{
+        struct analyzer *a = userdata;
+        struct tlssniff_data_record h;
+        const uint8_t *payload;
+
+        if (record_validate(rec, len, &h, &payload) < 0) {
+                a->records_bad++;
+                return 0;
+        }
+        return assembler_add(&a->asmb, &h, payload);
+}
+
+static int on_l_records(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        int r = msg_records_foreach(body, n, on_record, a);
+
+        if (r >= 0)
+                fflush(a->out.f);
+        return r;
+}
+
+static int on_l_stats(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        return msg_decode_stats(body, n, &a->kernel_stats);
+}
+
+static int on_l_attached(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        struct msg_attached m;
+        int r = msg_decode_attached(body, n, &m);
+
+        if (r < 0)
+                return r;
+        if (m.error[0])
+                log_debug("File %u: attaching failed: %s", m.file_id, m.error);
+        return 0;
+}
+
+static int on_l_ready(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        struct msg_ready m;
+
+        return msg_decode_ready(body, n, &m);
+}
+
+static const struct {
+        uint16_t type;
+        int (*handler)(struct analyzer *a, const uint8_t *body, size_t n);
+        bool needs_hello;
+} handlers[] = {
+        { FRAME_L_HELLO, on_l_hello, false },     { FRAME_L_FILE, on_l_file, true },
+        { FRAME_L_RECORDS, on_l_records, true },  { FRAME_L_STATS, on_l_stats, true },
+        { FRAME_L_ATTACHED, on_l_attached, true }, { FRAME_L_READY, on_l_ready, true },
+};
+
+int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, const uint8_t *body)
+{
+        a->frames++;
+        for (size_t i = 0; i < ELEMENTSOF(handlers); i++) {
+                int r;
+
+                if (handlers[i].type != h->type)
+                        continue;
+                if (handlers[i].needs_hello != a->hello) {
+                        a->frames_bad++;
+                        return -EPROTO;
+                }
+                r = handlers[i].handler(a, body, h->length);
+                if (r == -EBADMSG)
+                        a->frames_bad++;
+                return r;
+        }
+        a->frames_bad++;
+        return -EBADMSG;
+}
+
+static void write_final_stats(struct analyzer *a)
+{
+        const char *names[MSG_STATS_MAX + 16];
+        uint64_t values[MSG_STATS_MAX + 16];
+        unsigned n = 0;
+
+        for (uint32_t i = 0; i < a->kernel_stats.n; i++) {
+                names[n] = a->kernel_stats.s[i].name;
+                values[n++] = a->kernel_stats.s[i].value;
+        }
+#define ADD(name_, v_)                                                                             \
+        do {                                                                                       \
+                names[n] = name_;                                                                  \
+                values[n++] = (v_);                                                                \
+        } while (0)
+        ADD("analyzer_frames", a->frames);
+        ADD("analyzer_frames_bad", a->frames_bad);
+        ADD("analyzer_records", a->asmb.records);
+        ADD("analyzer_records_bad", a->records_bad);
+        ADD("analyzer_messages", a->asmb.messages);
+        ADD("analyzer_split_messages", a->asmb.split_messages);
+        ADD("analyzer_files_analyzed", a->files_analyzed);
+        ADD("analyzer_files_with_tls", a->plans_with_probes);
+        ADD("analyzer_output_errors", a->output_errors);
+#undef ADD
+        (void)output_stats(&a->out, names, values, n);
+}
+
+int analyzer_run(struct analyzer *a)
+{
+        struct frame_header h;
+        const uint8_t *body;
+        int r;
+
+        for (;;) {
+                bool eof;
+
+                r = frame_reader_fill(&a->in, a->sock);
+                if (r == -EAGAIN) {
+                        struct pollfd p = { .fd = a->sock, .events = POLLIN };
+
+                        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                                return log_error_errno(errno, "poll failed: %m");
+                        continue;
+                }
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read from loaderd: %m");
+                eof = r == 0;
+                while ((r = frame_reader_next(&a->in, &h, &body)) > 0) {
+                        r = analyzer_handle_frame(a, &h, body);
+                        if (r == -EBADMSG) {
+                                log_warning("Ignoring malformed %s frame from loaderd.",
+                                            frame_type_name(h.type));
+                                continue;
+                        }
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to handle %s frame: %m",
+                                                       frame_type_name(h.type));
+                }
+                if (r < 0)
+                        return log_error_errno(r, "Broken frame stream from loaderd: %m");
+                if (eof)
+                        break;
+        }
+        assembler_flush(&a->asmb);
+        write_final_stats(a);
+        return 0;
+}

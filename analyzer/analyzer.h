@@ -1,0 +1,45 @@
+/*
+ * The analyzer: the unprivileged half of tlssniff. It reads frames from loaderd on one socket,
+ * answers each offered file with a probe plan, and turns data records into messages on its
+ * output. Everything here treats its input as untrusted.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn/listen.h"
+#include "frame.h"
+#include "msg.h"
+#include "out/output.h"
+#include "record.h"
+
+struct analyzer_options {
+        int fd;
+        bool json;
+        unsigned max_print;
+};
+
+struct analyzer {
+        struct analyzer_options opt;
+        int sock;
+        bool hello;
+        struct frame_reader in;
+        struct output out;
+        struct assembler asmb;
+        struct listen_ports listen;
+        struct msg_stats kernel_stats; /* last counters from loaderd */
+
+        uint64_t frames;
+        uint64_t frames_bad;
+        uint64_t records_bad;
+        uint64_t files_analyzed;
+        uint64_t plans_with_probes;
+        uint64_t output_errors;
+};
+
+int analyzer_init(struct analyzer *a, const struct analyzer_options *opt);
+void analyzer_done(struct analyzer *a);
+int analyzer_run(struct analyzer *a);
+/* One frame, as if read from the socket (tests, fuzzing). */
+int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, const uint8_t *body);

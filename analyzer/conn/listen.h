@@ -1,0 +1,21 @@
+/*
+ * Guessing the role of a connection that existed before tlssniff started (the kernel saw no
+ * connect or accept for it): the side whose local port is a listening TCP port is the server.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct listen_ports {
+        uint64_t bits[65536 / 64];
+        time_t loaded_at;
+        bool loaded;
+};
+
+/* Re-reads /proc/net/tcp{,6} at most once a second. */
+void listen_ports_refresh(struct listen_ports *lp);
+bool listen_ports_has(const struct listen_ports *lp, uint16_t port);
+/* Parses one /proc/net/tcp table into lp (exposed for tests). */
+void listen_ports_parse(struct listen_ports *lp, const char *text);

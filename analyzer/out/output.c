@@ -1,0 +1,228 @@
+/* Text and JSON output; see output.h and docs/output.md. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "output.h"
+
+void output_init(struct output *o, FILE *f, bool json, unsigned max_print)
+{
+        *o = (struct output){ .f = f, .json = json, .max_print = max_print };
+}
+
+void output_done(struct output *o)
+{
+        free(o->b64);
+        o->b64 = NULL;
+}
+
+size_t base64_encode(const uint8_t *in, size_t n, char *out)
+{
+        static const char tbl[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t o = 0, i = 0;
+
+        for (; i + 2 < n; i += 3) {
+                uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+                out[o++] = tbl[v >> 18];
+                out[o++] = tbl[(v >> 12) & 63];
+                out[o++] = tbl[(v >> 6) & 63];
+                out[o++] = tbl[v & 63];
+        }
+        if (i < n) {
+                uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+
+                out[o++] = tbl[v >> 18];
+                out[o++] = tbl[(v >> 12) & 63];
+                out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+                out[o++] = '=';
+        }
+        out[o] = '\0';
+        return o;
+}
+
+void json_write_string(FILE *f, const char *s, size_t n)
+{
+        fputc('"', f);
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c == '"' || c == '\\')
+                        fprintf(f, "\\%c", c);
+                else if (c < 0x20 || c >= 0x7f)
+                        /* comm is bytes, not UTF-8: escape everything outside ASCII. */
+                        fprintf(f, "\\u%04x", c);
+                else
+                        fputc(c, f);
+        }
+        fputc('"', f);
+}
+
+void format_addr(uint16_t family, const uint8_t addr[16], char *out, size_t size)
+{
+        if (family == AF_INET)
+                inet_ntop(AF_INET, addr, out, (socklen_t)size);
+        else if (family == AF_INET6)
+                inet_ntop(AF_INET6, addr, out, (socklen_t)size);
+        else
+                snprintf(out, size, "?");
+}
+
+static const char *family_name(uint16_t f)
+{
+        switch (f) {
+        case AF_INET: return "ipv4";
+        case AF_INET6: return "ipv6";
+        case AF_UNIX: return "unix";
+        default: return "unknown";
+        }
+}
+
+static const char *role_name(uint8_t r)
+{
+        return r == TLSSNIFF_ROLE_CLIENT ? "client" : r == TLSSNIFF_ROLE_SERVER ? "server"
+                                                                                 : "unknown";
+}
+
+static const char *role_source_name(enum role_source rs)
+{
+        return rs == ROLE_SOURCE_KERNEL ? "kernel" : rs == ROLE_SOURCE_LISTEN ? "listen" : "none";
+}
+
+static void print_escaped(FILE *f, const uint8_t *p, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                uint8_t c = p[i];
+
+                switch (c) {
+                case '\r': fputs("\\r", f); break;
+                case '\n': fputs("\\n", f); break;
+                case '\t': fputs("\\t", f); break;
+                case '\\': fputs("\\\\", f); break;
+                default:
+                        if (c < 0x20 || c >= 0x7f)
+                                fprintf(f, "\\x%02x", c);
+                        else
+                                fputc(c, f);
+                }
+        }
+}
+
+static int output_text(struct output *o, const struct message *m, uint8_t role)
+{
+        const struct tlssniff_data_record *h = &m->hdr;
+        char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN], tbuf[32];
+        int64_t ns = (int64_t)h->timestamp_ns + o->realtime_offset_ns;
+        time_t secs = (time_t)(ns / 1000000000);
+        struct tm tm;
+        size_t shown = m->length < o->max_print ? m->length : o->max_print;
+
+        localtime_r(&secs, &tm);
+        strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm);
+        format_addr(h->family, h->laddr, la, sizeof(la));
+        format_addr(h->family, h->raddr, ra, sizeof(ra));
+        fprintf(o->f, "%s.%06lld %.*s[%u/%u] %s ", tbuf, (long long)(ns % 1000000000) / 1000,
+                TLSSNIFF_COMM_LEN, h->comm, h->pid, h->tid, role_name(role));
+        if (h->family == AF_INET6)
+                fprintf(o->f, "[%s]:%u -> [%s]:%u", la, h->lport, ra, h->rport);
+        else if (h->family == AF_INET)
+                fprintf(o->f, "%s:%u -> %s:%u", la, h->lport, ra, h->rport);
+        else
+                fprintf(o->f, "(%s)", family_name(h->family));
+        fprintf(o->f, " fd=%d conn=%llu %s %u B @%llu", h->fd, (unsigned long long)h->conn_id,
+                h->direction == TLSSNIFF_DIR_WRITE ? "write" : "read", m->length,
+                (unsigned long long)m->offset);
+        if (m->truncated)
+                fprintf(o->f, " (+%u B not captured: over --call-cap)", m->truncated);
+        fputs("\n    ", o->f);
+        print_escaped(o->f, m->data, shown);
+        if (shown < m->length)
+                fprintf(o->f, "...(%u more bytes)", m->length - (uint32_t)shown);
+        fputc('\n', o->f);
+        return 0;
+}
+
+static void json_addr(FILE *f, const struct tlssniff_data_record *h, const uint8_t *addr,
+                      uint16_t port)
+{
+        char a[INET6_ADDRSTRLEN];
+
+        if (h->family != AF_INET && h->family != AF_INET6) {
+                fputs("null", f);
+                return;
+        }
+        format_addr(h->family, addr, a, sizeof(a));
+        fprintf(f, "{\"ip\":\"%s\",\"port\":%u}", a, port);
+}
+
+static int output_json(struct output *o, const struct message *m, uint8_t role,
+                       enum role_source rs)
+{
+        const struct tlssniff_data_record *h = &m->hdr;
+        int64_t ns = (int64_t)h->timestamp_ns + o->realtime_offset_ns;
+        time_t secs = (time_t)(ns / 1000000000);
+        size_t need = 4 * ((size_t)m->length / 3 + 1) + 1;
+        struct tm tm;
+        char tbuf[32];
+
+        if (o->b64_cap < need) {
+                char *p = realloc(o->b64, need);
+
+                if (!p)
+                        return -ENOMEM;
+                o->b64 = p;
+                o->b64_cap = need;
+        }
+        base64_encode(m->data, m->length, o->b64);
+        gmtime_r(&secs, &tm);
+        strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(o->f, "{\"type\":\"data\",\"time\":\"%s.%09lldZ\",\"timestamp_ns\":%llu,", tbuf,
+                (long long)(ns % 1000000000), (unsigned long long)h->timestamp_ns);
+        fprintf(o->f, "\"pid\":%u,\"tid\":%u,\"comm\":", h->pid, h->tid);
+        json_write_string(o->f, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
+        fprintf(o->f,
+                ",\"fd\":%d,\"direction\":\"%s\",\"role\":\"%s\",\"role_source\":\"%s\","
+                "\"family\":\"%s\",\"local\":",
+                h->fd, h->direction == TLSSNIFF_DIR_WRITE ? "write" : "read", role_name(role),
+                role_source_name(rs), family_name(h->family));
+        json_addr(o->f, h, h->laddr, h->lport);
+        fputs(",\"remote\":", o->f);
+        json_addr(o->f, h, h->raddr, h->rport);
+        fprintf(o->f,
+                ",\"conn_id\":%llu,\"source\":\"%s\",\"offset\":%llu,\"length\":%u,"
+                "\"call_length\":%u,\"truncated\":%u,\"data_encoding\":\"base64\",\"data\":\"%s\"}\n",
+                (unsigned long long)h->conn_id,
+                h->source == TLSSNIFF_SOURCE_GO ? "go" : "openssl",
+                (unsigned long long)m->offset, m->length, h->call_len, m->truncated, o->b64);
+        return 0;
+}
+
+int output_message(struct output *o, const struct message *m, uint8_t role, enum role_source rs)
+{
+        int r = o->json ? output_json(o, m, role, rs) : output_text(o, m, role);
+
+        if (r < 0)
+                return r;
+        return ferror(o->f) ? -EIO : 0;
+}
+
+int output_stats(struct output *o, const char *const *names, const uint64_t *values, unsigned n)
+{
+        if (o->json) {
+                fputs("{\"type\":\"stats\"", o->f);
+                for (unsigned i = 0; i < n; i++)
+                        fprintf(o->f, ",\"%s\":%llu", names[i], (unsigned long long)values[i]);
+                fputs("}\n", o->f);
+        } else {
+                fputs("-- statistics:", o->f);
+                for (unsigned i = 0; i < n; i++)
+                        fprintf(o->f, " %s=%llu", names[i], (unsigned long long)values[i]);
+                fputc('\n', o->f);
+        }
+        fflush(o->f);
+        return ferror(o->f) ? -EIO : 0;
+}

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Records and map values shared by the BPF programs and user space.
+ *
+ * Every type here is made of fixed-width fields only, laid out without padding holes, so that
+ * BPF, loaderd and the analyzer agree on it byte for byte. loaderd never looks inside a data
+ * record; it forwards ring-buffer samples verbatim and only the analyzer decodes them, checking
+ * every length against the sample size (see analyzer/record.c).
+ */
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TLSSNIFF_CHUNK_MAX 16384u            /* payload bytes in one data record */
+#define TLSSNIFF_CALL_CAP_DEFAULT (4u << 20) /* bytes captured per TLS call by default */
+#define TLSSNIFF_CALL_CAP_MAX (64u << 20)
+#define TLSSNIFF_COMM_LEN 16
+#define TLSSNIFF_FILTER_CGROUPS_MAX 8
+#define TLSSNIFF_PROBE_SPECS_MAX 4096
+
+enum tlssniff_record_type {
+        TLSSNIFF_REC_DATA = 1,        /* struct tlssniff_data_record + payload */
+        TLSSNIFF_REC_EXEC = 2,        /* struct tlssniff_file_record: a process exec'd a file */
+        TLSSNIFF_REC_FILE_MAPPED = 3, /* struct tlssniff_file_record: executable mmap of a file */
+};
+
+enum tlssniff_direction {
+        TLSSNIFF_DIR_READ = 0,  /* the process received (SSL_read) */
+        TLSSNIFF_DIR_WRITE = 1, /* the process sent (SSL_write) */
+};
+
+enum tlssniff_role {
+        TLSSNIFF_ROLE_UNKNOWN = 0, /* socket older than tlssniff; the analyzer guesses */
+        TLSSNIFF_ROLE_CLIENT = 1,  /* the socket was connect()ed */
+        TLSSNIFF_ROLE_SERVER = 2,  /* the socket was accept()ed */
+};
+
+enum tlssniff_data_flags {
+        TLSSNIFF_DATA_TRUNCATED = 1u << 0, /* call moved more than the per-call cap */
+        TLSSNIFF_DATA_NO_SOCKET = 1u << 1, /* no socket seen for this TLS object yet */
+        TLSSNIFF_DATA_LAST = 1u << 2,      /* last record of this call */
+};
+
+/* Which TLS function a probe belongs to; decides how the result is read at return. */
+enum tlssniff_func {
+        TLSSNIFF_FUNC_SSL_READ = 1,     /* int SSL_read(ssl, buf, num): n > 0 bytes */
+        TLSSNIFF_FUNC_SSL_WRITE = 2,    /* int SSL_write(ssl, buf, num) */
+        TLSSNIFF_FUNC_SSL_READ_EX = 3,  /* int SSL_read_ex(ssl, buf, num, *readbytes): 1 = ok */
+        TLSSNIFF_FUNC_SSL_WRITE_EX = 4, /* int SSL_write_ex(ssl, buf, num, *written) */
+        _TLSSNIFF_FUNC_MAX,
+};
+
+/* Where a probe sits relative to the function it reads. */
+enum tlssniff_probe_kind {
+        TLSSNIFF_PROBE_ENTRY = 1,  /* uprobe where the arguments are live */
+        TLSSNIFF_PROBE_RETURN = 2, /* uretprobe: result in the return register */
+        _TLSSNIFF_PROBE_KIND_MAX,
+};
+
+/*
+ * Where a probe finds one value. Plain entry probes use the C calling convention; the probe
+ * placement analysis (docs/design.md, "Probe specs") can describe other places.
+ */
+enum tlssniff_loc_kind {
+        TLSSNIFF_LOC_NONE = 0,
+        TLSSNIFF_LOC_REG = 1,   /* register number in struct pt_regs order, see bpf/regs.h */
+        TLSSNIFF_LOC_STACK = 2, /* 64-bit word at stack pointer + off */
+};
+
+struct tlssniff_loc {
+        __u8 kind;
+        __u8 reg;
+        __s16 off;
+};
+
+enum tlssniff_arg {
+        TLSSNIFF_ARG_SSL = 0,
+        TLSSNIFF_ARG_BUF = 1,
+        TLSSNIFF_ARG_NUM = 2,
+        TLSSNIFF_ARG_OUTLEN = 3, /* size_t * of the _ex functions */
+        TLSSNIFF_ARG_RESULT = 4, /* return value, for return probes */
+        _TLSSNIFF_ARG_MAX,
+};
+
+/* Value of the probe_specs array map, indexed by the attach cookie of each uprobe. */
+struct tlssniff_probe_spec {
+        __u8 func; /* enum tlssniff_func */
+        __u8 kind; /* enum tlssniff_probe_kind */
+        __u8 source;
+        __u8 pad;
+        struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX];
+};
+
+enum tlssniff_source {
+        TLSSNIFF_SOURCE_OPENSSL = 1,
+        TLSSNIFF_SOURCE_GO = 2,
+};
+
+/*
+ * One chunk of the bytes one TLS call moved. A call that moved call_len bytes yields records
+ * whose [call_offset, call_offset + len) ranges cover min(call_len, cap) in order; bytes past
+ * the cap are counted (STAT_TRUNC_BYTES) and the last record carries TLSSNIFF_DATA_TRUNCATED.
+ * stream_offset numbers the bytes of one direction of one connection from 0, so the analyzer
+ * can order and check records that reached it through different CPUs.
+ */
+struct tlssniff_data_record {
+        __u32 type; /* TLSSNIFF_REC_DATA */
+        __u32 pid;  /* tgid */
+        __u32 tid;
+        __s32 fd; /* -1 when unknown */
+        __u64 timestamp_ns; /* CLOCK_BOOTTIME */
+        __u64 conn_id;      /* unique per (TLS object, socket), never reused while loaded */
+        __u64 handle;       /* SSL * or *tls.Conn in the process */
+        __u64 stream_offset;
+        __u32 call_len;
+        __u32 call_offset;
+        __u32 len; /* payload bytes that follow this header */
+        __u16 family; /* AF_INET, AF_INET6, AF_UNIX, 0 = unknown */
+        __u16 lport;  /* host order */
+        __u16 rport;  /* host order */
+        __u8 direction;
+        __u8 role;
+        __u8 flags;
+        __u8 source;
+        __u16 pad;
+        __u8 laddr[16]; /* network order; IPv4 in the first 4 bytes */
+        __u8 raddr[16];
+        char comm[TLSSNIFF_COMM_LEN];
+        /* followed by len payload bytes */
+};
+
+/* A process exec'd or mapped executable an unknown file; loaderd decides what to do. */
+struct tlssniff_file_record {
+        __u32 type;
+        __u32 pid;
+        __u64 dev; /* kernel encoding: major << 20 | minor */
+        __u64 ino;
+        __u64 addr; /* start of the mapping, 0 for exec */
+};
+
+/* Key of the known_files map: files loaderd has handled (probed or found without TLS). */
+struct tlssniff_file_key {
+        __u64 dev;
+        __u64 ino;
+};
+
+/* Per-CPU counters; names in common/stats.c. Every early return that loses data bumps one. */
+enum tlssniff_stat {
+        STAT_CALLS = 0,           /* TLS calls that moved bytes and were captured */
+        STAT_RECORDS,             /* data records written to the ring buffer */
+        STAT_BYTES,               /* payload bytes written to the ring buffer */
+        STAT_DROP_RINGBUF_RECORDS, /* data records lost: ring buffer full */
+        STAT_DROP_RINGBUF_BYTES,  /* payload bytes lost: ring buffer full */
+        STAT_TRUNC_CALLS,         /* calls larger than the per-call cap */
+        STAT_TRUNC_BYTES,         /* bytes past the per-call cap */
+        STAT_READ_FAIL_BYTES,     /* bytes lost: user memory could not be read */
+        STAT_UNMATCHED_RETURN,    /* return without a recorded entry (probe attached mid-call) */
+        STAT_ENTRY_DROPS,         /* entry not recorded: table full */
+        STAT_NO_SOCKET,           /* calls whose socket was not yet known */
+        STAT_FILTERED,            /* calls skipped by the target filters */
+        STAT_ERROR_RETURNS,       /* calls that returned an error or 0 bytes */
+        STAT_FILE_EVENT_DROPS,    /* exec/mmap notifications lost: ring buffer full */
+        STAT_CONN_DROPS,          /* connection table update failed */
+        _STAT_MAX,
+};

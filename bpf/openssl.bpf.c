@@ -1,0 +1,651 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Capture of TLS plaintext at the library boundary, and the socket identity that goes with it.
+ *
+ * Uprobes (planned by the analyzer, attached by loaderd with a cookie that indexes probe_specs)
+ * record the arguments of SSL_read/SSL_write and friends at entry, keyed by thread, and emit the
+ * bytes the call moved at return. The socket is learnt from the read/write/send/recv system
+ * calls the same thread makes while inside the TLS call (tp_btf/sys_enter), and remembered per
+ * TLS object so calls served from OpenSSL's own buffer are still attributed. The role comes from
+ * the TCP state machine (tp_btf/inet_sock_set_state). Executables and executable mappings of
+ * files loaderd has not seen are reported so that probes follow new processes and dlopen().
+ *
+ * Only uprobes and tracepoints are used: the kernels we target have no kprobes and refuse
+ * fentry programs.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+#include "regs.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define PROT_EXEC 4
+
+/* Tunables, set by loaderd between open and load. */
+const volatile __u32 call_cap = TLSSNIFF_CALL_CAP_DEFAULT;
+const volatile bool filter_pids_on = false;
+const volatile bool filter_comms_on = false;
+const volatile __u32 filter_cgroups_n = 0;
+const volatile __u32 self_tgid = 0;
+
+/* Source of connection ids; only ever incremented atomically. */
+__u64 next_conn_id = 0;
+
+struct {
+        __uint(type, BPF_MAP_TYPE_RINGBUF);
+        __uint(max_entries, 32 << 20); /* resized by loaderd */
+} events SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, _STAT_MAX);
+        __type(key, __u32);
+        __type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(max_entries, TLSSNIFF_PROBE_SPECS_MAX);
+        __type(key, __u32);
+        __type(value, struct tlssniff_probe_spec);
+} probe_specs SEC(".maps");
+
+/* A TLS call in progress on a thread. Bounded LRU: a thread killed mid-call leaks nothing. */
+struct active_call {
+        __u64 ssl;
+        __u64 buf;
+        __u64 num;
+        __u64 outlen;
+        __u32 spec;
+        __u64 sp;    /* stack pointer at entry: a nested call has a lower one */
+        __u32 depth; /* nested probed calls (SSL_read_ex inside SSL_read in some builds) */
+        __s32 fd;
+        __u32 resolved;
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 16384);
+        __type(key, __u32); /* tid */
+        __type(value, struct active_call);
+} active_calls SEC(".maps");
+
+struct conn_key {
+        __u64 handle;
+        __u32 tgid;
+        __u32 pad;
+};
+
+struct conn_info {
+        __u64 conn_id;
+        __u64 sk;
+        __u64 offset[2]; /* next stream offset per direction */
+        __s32 fd;
+        __u16 family;
+        __u16 lport;
+        __u16 rport;
+        __u8 role;
+        __u8 pad[3];
+        __u8 laddr[16];
+        __u8 raddr[16];
+};
+
+/* TLS object -> socket. LRU: connections that go away are evicted by newer ones. */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 65536);
+        __type(key, struct conn_key);
+        __type(value, struct conn_info);
+} conns SEC(".maps");
+
+/* struct sock * -> enum tlssniff_role, from the TCP state machine. Deleted on close. */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 65536);
+        __type(key, __u64);
+        __type(value, __u8);
+} sock_roles SEC(".maps");
+
+/* Files loaderd has handled; exec and mmap of these are not reported again. */
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 65536);
+        __type(key, struct tlssniff_file_key);
+        __type(value, __u8);
+} known_files SEC(".maps");
+
+/* Executable mmap seen at syscall entry, reported at exit once the address is known. */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 4096);
+        __type(key, __u32);
+        __type(value, struct tlssniff_file_key);
+} pending_mmaps SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 1024);
+        __type(key, __u32);
+        __type(value, __u8);
+} filter_pids SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 64);
+        __type(key, char[TLSSNIFF_COMM_LEN]);
+        __type(value, __u8);
+} filter_comms SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+        __uint(max_entries, TLSSNIFF_FILTER_CGROUPS_MAX);
+        __type(key, __u32);
+        __type(value, __u32);
+} filter_cgroups SEC(".maps");
+
+/* Scratch for one record: the 512-byte stack cannot hold a chunk. */
+struct scratch {
+        struct tlssniff_data_record rec;
+        __u8 data[TLSSNIFF_CHUNK_MAX];
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+static __always_inline void stat_add(__u32 idx, __u64 n)
+{
+        __u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+        if (v)
+                *v += n; /* per-CPU slot: no other writer */
+}
+
+/* Kept in sync with loaderd's filter options: OR within a kind, AND across kinds. */
+static __always_inline bool is_target(__u32 tgid)
+{
+        if (tgid == self_tgid)
+                return false;
+        if (filter_pids_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
+                return false;
+        if (filter_comms_on) {
+                char comm[TLSSNIFF_COMM_LEN] = {};
+
+                bpf_get_current_comm(comm, sizeof(comm));
+                if (!bpf_map_lookup_elem(&filter_comms, comm))
+                        return false;
+        }
+        if (filter_cgroups_n > 0) {
+                bool hit = false;
+
+                for (__u32 i = 0; i < TLSSNIFF_FILTER_CGROUPS_MAX && i < filter_cgroups_n; i++) {
+                        if (bpf_current_task_under_cgroup(&filter_cgroups, i) == 1) {
+                                hit = true;
+                                break;
+                        }
+                }
+                if (!hit)
+                        return false;
+        }
+        return true;
+}
+
+static __always_inline __u64 read_loc(const struct pt_regs *regs, const struct tlssniff_loc *loc)
+{
+        __u64 v = 0;
+
+        if (loc->kind == TLSSNIFF_LOC_REG)
+                return tlssniff_reg_read(regs, loc->reg);
+        if (loc->kind == TLSSNIFF_LOC_STACK) {
+                __u64 sp = PT_REGS_SP(regs);
+
+                bpf_probe_read_user(&v, sizeof(v), (void *)(sp + loc->off));
+        }
+        return v;
+}
+
+SEC("uprobe")
+int tls_entry(struct pt_regs *ctx)
+{
+        __u64 pid_tgid = bpf_get_current_pid_tgid();
+        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
+        __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+        struct tlssniff_probe_spec *spec;
+        struct active_call *cur, call = {};
+        struct pt_regs regs;
+
+        if (!is_target(tgid)) {
+                stat_add(STAT_FILTERED, 1);
+                return 0;
+        }
+        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        if (!spec)
+                return 0;
+
+        cur = bpf_map_lookup_elem(&active_calls, &tid);
+        if (cur && cur->depth < 16 && PT_REGS_SP(ctx) < cur->sp) {
+                /* A probed TLS function called from another: the outer call reports. */
+                cur->depth++;
+                return 0;
+        }
+        if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0)
+                return 0;
+        call.ssl = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
+        call.buf = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
+        call.num = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
+        call.outlen = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_OUTLEN]);
+        call.spec = spec_idx;
+        call.sp = PT_REGS_SP(ctx);
+        call.fd = -1;
+        if (bpf_map_update_elem(&active_calls, &tid, &call, BPF_ANY) < 0)
+                stat_add(STAT_ENTRY_DROPS, 1);
+        return 0;
+}
+
+static __always_inline void fill_addrs(struct conn_info *ci, struct sock *sk)
+{
+        __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+        ci->family = family;
+        if (family == AF_INET) {
+                __u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+                __u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+                __builtin_memcpy(ci->laddr, &l, 4);
+                __builtin_memcpy(ci->raddr, &r, 4);
+        } else if (family == AF_INET6) {
+                BPF_CORE_READ_INTO(&ci->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+                BPF_CORE_READ_INTO(&ci->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+        }
+        if (family == AF_INET || family == AF_INET6) {
+                ci->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+                ci->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+        }
+}
+
+/* The struct sock behind fd in the current task, or NULL when fd is not a socket. */
+static __always_inline struct sock *sock_from_fd(int fd)
+{
+        struct task_struct *task = bpf_get_current_task_btf();
+        struct file **fdarr;
+        struct file *file = NULL;
+        struct socket *sock;
+        unsigned int max_fds;
+
+        if (fd < 0)
+                return NULL;
+        max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+        if ((unsigned int)fd >= max_fds)
+                return NULL;
+        fdarr = BPF_CORE_READ(task, files, fdt, fd);
+        if (bpf_probe_read_kernel(&file, sizeof(file), &fdarr[fd]) < 0 || !file)
+                return NULL;
+        sock = BPF_CORE_READ(file, private_data);
+        if (!sock)
+                return NULL;
+        /* A socket's file and struct socket point at each other; nothing else does. */
+        if (BPF_CORE_READ(sock, file) != file)
+                return NULL;
+        return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void learn_socket(__u32 tgid, struct active_call *call, int fd)
+{
+        struct conn_key key = { .handle = call->ssl, .tgid = tgid };
+        struct conn_info *ci, fresh = {};
+        struct sock *sk;
+        __u64 skp;
+        __u8 *role;
+
+        call->resolved = 1;
+        call->fd = fd;
+        sk = sock_from_fd(fd);
+        if (!sk)
+                return;
+        skp = (__u64)sk;
+        ci = bpf_map_lookup_elem(&conns, &key);
+        if (ci && ci->sk == skp)
+                return;
+        if (ci && ci->sk == 0) {
+                /* First socket seen for a TLS object whose data was captured before. */
+                ci->sk = skp;
+                ci->fd = fd;
+                role = bpf_map_lookup_elem(&sock_roles, &skp);
+                ci->role = role ? *role : TLSSNIFF_ROLE_UNKNOWN;
+                fill_addrs(ci, sk);
+                return;
+        }
+        /* New connection (or the TLS object was reused for another socket). */
+        fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+        fresh.sk = skp;
+        fresh.fd = fd;
+        role = bpf_map_lookup_elem(&sock_roles, &skp);
+        fresh.role = role ? *role : TLSSNIFF_ROLE_UNKNOWN;
+        fill_addrs(&fresh, sk);
+        if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY) < 0)
+                stat_add(STAT_CONN_DROPS, 1);
+}
+
+static __always_inline bool is_io_syscall(long id)
+{
+#if defined(__TARGET_ARCH_x86)
+        return id == 0 || id == 1 || id == 19 || id == 20 || (id >= 44 && id <= 47) ||
+               id == 299 || id == 307;
+#elif defined(__TARGET_ARCH_arm64)
+        return (id >= 63 && id <= 66) || id == 206 || id == 207 || id == 211 || id == 212 ||
+               id == 243 || id == 269;
+#else
+#error "unsupported architecture"
+#endif
+}
+
+#if defined(__TARGET_ARCH_x86)
+#define NR_MMAP 9
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_MMAP 222
+#endif
+
+static __always_inline int file_key_of(struct file *file, struct tlssniff_file_key *key)
+{
+        struct inode *inode = BPF_CORE_READ(file, f_inode);
+
+        if (!inode)
+                return -1;
+        key->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+        key->ino = BPF_CORE_READ(inode, i_ino);
+        return 0;
+}
+
+static __always_inline void emit_file(__u32 type, __u32 tgid, struct tlssniff_file_key *key,
+                                      __u64 addr)
+{
+        struct tlssniff_file_record *r;
+
+        r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+        if (!r) {
+                stat_add(STAT_FILE_EVENT_DROPS, 1);
+                return;
+        }
+        r->type = type;
+        r->pid = tgid;
+        r->dev = key->dev;
+        r->ino = key->ino;
+        r->addr = addr;
+        bpf_ringbuf_submit(r, 0);
+}
+
+static __always_inline void note_exec_mmap(__u32 tid, struct pt_regs *regs)
+{
+        unsigned long prot = PT_REGS_PARM3_CORE_SYSCALL(regs);
+        int fd = (int)PT_REGS_PARM5_CORE_SYSCALL(regs);
+        struct task_struct *task = bpf_get_current_task_btf();
+        struct tlssniff_file_key key = {};
+        struct file **fdarr;
+        struct file *file = NULL;
+        unsigned int max_fds;
+
+        if (!(prot & PROT_EXEC) || fd < 0)
+                return;
+        max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+        if ((unsigned int)fd >= max_fds)
+                return;
+        fdarr = BPF_CORE_READ(task, files, fdt, fd);
+        if (bpf_probe_read_kernel(&file, sizeof(file), &fdarr[fd]) < 0 || !file)
+                return;
+        if (file_key_of(file, &key) < 0 || bpf_map_lookup_elem(&known_files, &key))
+                return;
+        bpf_map_update_elem(&pending_mmaps, &tid, &key, BPF_ANY);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+        __u64 pid_tgid = bpf_get_current_pid_tgid();
+        __u32 tid = (__u32)pid_tgid;
+        struct active_call *call;
+
+        if (id == NR_MMAP) {
+                note_exec_mmap(tid, regs);
+                return 0;
+        }
+        if (!is_io_syscall(id))
+                return 0;
+        call = bpf_map_lookup_elem(&active_calls, &tid);
+        if (!call || call->resolved)
+                return 0;
+        learn_socket(pid_tgid >> 32, call, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
+        return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+        __u64 pid_tgid = bpf_get_current_pid_tgid();
+        __u32 tid = (__u32)pid_tgid;
+        struct tlssniff_file_key *key;
+
+        if (tlssniff_syscall_nr(regs) != NR_MMAP)
+                return 0;
+        key = bpf_map_lookup_elem(&pending_mmaps, &tid);
+        if (!key)
+                return 0;
+        if (ret > 0 || ret < -4095)
+                emit_file(TLSSNIFF_REC_FILE_MAPPED, pid_tgid >> 32, key, (__u64)ret);
+        bpf_map_delete_elem(&pending_mmaps, &tid);
+        return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+        struct tlssniff_file_key key = {};
+
+        if (file_key_of(BPF_CORE_READ(bprm, file), &key) < 0)
+                return 0;
+        if (bpf_map_lookup_elem(&known_files, &key))
+                return 0;
+        emit_file(TLSSNIFF_REC_EXEC, bpf_get_current_pid_tgid() >> 32, &key, 0);
+        return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+        __u64 key = (__u64)sk;
+        __u8 role;
+
+        if (newstate == TCP_SYN_SENT)
+                role = TLSSNIFF_ROLE_CLIENT;
+        else if (newstate == TCP_SYN_RECV)
+                role = TLSSNIFF_ROLE_SERVER;
+        else {
+                if (newstate == TCP_CLOSE)
+                        bpf_map_delete_elem(&sock_roles, &key);
+                return 0;
+        }
+        bpf_map_update_elem(&sock_roles, &key, &role, BPF_ANY);
+        return 0;
+}
+
+struct emit_ctx {
+        struct scratch *s;
+        __u64 buf;
+        __u32 captured; /* bytes to capture: min(moved, cap) */
+};
+
+static long emit_chunk(__u32 i, struct emit_ctx *ec)
+{
+        struct scratch *s = ec->s;
+        __u64 off = (__u64)i * TLSSNIFF_CHUNK_MAX;
+        __u64 len;
+
+        if (off >= ec->captured)
+                return 1;
+        len = ec->captured - off;
+        if (len > TLSSNIFF_CHUNK_MAX)
+                len = TLSSNIFF_CHUNK_MAX;
+        /* Make the verifier see the bound on the register passed to the helper. */
+        asm volatile("" : "+r"(len));
+        if (len == 0 || len > TLSSNIFF_CHUNK_MAX)
+                return 1;
+        s->rec.call_offset = off;
+        s->rec.len = len;
+        s->rec.flags &= ~TLSSNIFF_DATA_LAST;
+        if (off + len >= ec->captured)
+                s->rec.flags |= TLSSNIFF_DATA_LAST;
+        if (bpf_probe_read_user(s->data, len, (void *)(ec->buf + off)) < 0) {
+                stat_add(STAT_READ_FAIL_BYTES, len);
+                return 0;
+        }
+        s->rec.stream_offset += off;
+        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len, 0) < 0) {
+                stat_add(STAT_DROP_RINGBUF_RECORDS, 1);
+                stat_add(STAT_DROP_RINGBUF_BYTES, len);
+        } else {
+                stat_add(STAT_RECORDS, 1);
+                stat_add(STAT_BYTES, len);
+        }
+        s->rec.stream_offset -= off;
+        return 0;
+}
+
+/* Bytes the call moved, from its result; 0 when it failed or moved nothing. */
+static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_probe_spec *spec,
+                                         struct active_call *call)
+{
+        struct pt_regs regs;
+        long ret;
+
+        if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0)
+                return 0;
+        ret = (long)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_RESULT]);
+        int rc = (int)ret;
+        __u64 n = 0;
+
+        switch (spec->func) {
+        case TLSSNIFF_FUNC_SSL_READ:
+        case TLSSNIFF_FUNC_SSL_WRITE:
+                n = rc > 0 ? (__u64)rc : 0;
+                break;
+        case TLSSNIFF_FUNC_SSL_READ_EX:
+        case TLSSNIFF_FUNC_SSL_WRITE_EX:
+                if (rc == 1 && call->outlen)
+                        bpf_probe_read_user(&n, sizeof(n), (void *)call->outlen);
+                break;
+        }
+        if (n > call->num)
+                n = call->num; /* never read past the caller's buffer */
+        return n;
+}
+
+SEC("uretprobe")
+int tls_return(struct pt_regs *ctx)
+{
+        __u64 pid_tgid = bpf_get_current_pid_tgid();
+        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32, zero = 0;
+        struct tlssniff_probe_spec *spec, *entry_spec;
+        struct conn_key key = {};
+        struct conn_info *ci, fresh = {};
+        struct active_call *call;
+        struct emit_ctx ec = {};
+        struct scratch *s;
+        __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+        __u64 moved, base;
+        __u8 dir;
+
+        call = bpf_map_lookup_elem(&active_calls, &tid);
+        if (!call) {
+                if (is_target(tgid))
+                        stat_add(STAT_UNMATCHED_RETURN, 1);
+                return 0;
+        }
+        if (call->depth > 0) {
+                call->depth--;
+                return 0;
+        }
+        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        entry_spec = bpf_map_lookup_elem(&probe_specs, &call->spec);
+        if (!spec || !entry_spec || spec->func != entry_spec->func) {
+                stat_add(STAT_UNMATCHED_RETURN, 1);
+                goto out;
+        }
+        moved = moved_bytes(ctx, spec, call);
+        if (moved == 0) {
+                stat_add(STAT_ERROR_RETURNS, 1);
+                goto out;
+        }
+        dir = (spec->func == TLSSNIFF_FUNC_SSL_WRITE || spec->func == TLSSNIFF_FUNC_SSL_WRITE_EX)
+                      ? TLSSNIFF_DIR_WRITE
+                      : TLSSNIFF_DIR_READ;
+
+        key.handle = call->ssl;
+        key.tgid = tgid;
+        ci = bpf_map_lookup_elem(&conns, &key);
+        if (!ci) {
+                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+                fresh.fd = -1;
+                bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+                ci = bpf_map_lookup_elem(&conns, &key);
+                if (!ci) {
+                        stat_add(STAT_CONN_DROPS, 1);
+                        goto out;
+                }
+        }
+        s = bpf_map_lookup_elem(&scratch_map, &zero);
+        if (!s)
+                goto out;
+
+        base = __sync_fetch_and_add(&ci->offset[dir & 1], moved);
+        s->rec.type = TLSSNIFF_REC_DATA;
+        s->rec.pid = tgid;
+        s->rec.tid = tid;
+        s->rec.fd = ci->sk ? ci->fd : call->fd;
+        s->rec.timestamp_ns = bpf_ktime_get_boot_ns();
+        s->rec.conn_id = ci->conn_id;
+        s->rec.handle = call->ssl;
+        s->rec.stream_offset = base;
+        s->rec.call_len = moved > 0xffffffffull ? 0xffffffffu : (__u32)moved;
+        s->rec.family = ci->family;
+        s->rec.lport = ci->lport;
+        s->rec.rport = ci->rport;
+        s->rec.direction = dir;
+        s->rec.role = ci->role;
+        s->rec.source = spec->source;
+        s->rec.pad = 0;
+        s->rec.flags = 0;
+        __builtin_memcpy(s->rec.laddr, ci->laddr, 16);
+        __builtin_memcpy(s->rec.raddr, ci->raddr, 16);
+        bpf_get_current_comm(s->rec.comm, sizeof(s->rec.comm));
+        if (!ci->sk) {
+                s->rec.flags |= TLSSNIFF_DATA_NO_SOCKET;
+                stat_add(STAT_NO_SOCKET, 1);
+        }
+
+        ec.s = s;
+        ec.buf = call->buf;
+        ec.captured = moved;
+        if (moved > call_cap) {
+                ec.captured = call_cap;
+                s->rec.flags |= TLSSNIFF_DATA_TRUNCATED;
+                stat_add(STAT_TRUNC_CALLS, 1);
+                stat_add(STAT_TRUNC_BYTES, moved - call_cap);
+        }
+        stat_add(STAT_CALLS, 1);
+        bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk, &ec, 0);
+out:
+        bpf_map_delete_elem(&active_calls, &tid);
+        return 0;
+}

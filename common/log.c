@@ -1,0 +1,88 @@
+/* Logging backend: sd_journal_send() with structured fields, or plain lines on stderr. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+
+/*
+ * The one piece of process-wide state outside main's context: logging is configured once at
+ * start and read everywhere, like errno.
+ */
+static struct {
+        const char *ident;
+        bool journal;
+        int max_level;
+} log_state = { "tlssniff", false, LOG_INFO };
+
+int log_parse_target(const char *s, enum log_target *ret)
+{
+        if (strcmp(s, "auto") == 0)
+                *ret = LOG_TARGET_AUTO;
+        else if (strcmp(s, "stderr") == 0)
+                *ret = LOG_TARGET_STDERR;
+        else if (strcmp(s, "journal") == 0)
+                *ret = LOG_TARGET_JOURNAL;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+void log_setup(const char *ident, enum log_target target, int max_level)
+{
+        log_state.ident = ident;
+        log_state.max_level = max_level;
+        if (target == LOG_TARGET_AUTO)
+                /* Under systemd our stderr already goes to the journal; use fields instead. */
+                log_state.journal = getenv("JOURNAL_STREAM") || getenv("INVOCATION_ID");
+        else
+                log_state.journal = target == LOG_TARGET_JOURNAL;
+}
+
+bool log_to_journal(void)
+{
+        return log_state.journal;
+}
+
+int log_get_max_level(void)
+{
+        return log_state.max_level;
+}
+
+int log_internal(int level, int error, const char *message_id, const char *file, int line,
+                 const char *format, ...)
+{
+        char msg[2048];
+        int saved = errno;
+        va_list ap;
+
+        if (error < 0)
+                error = -error;
+        if (level > log_state.max_level)
+                return -error;
+
+        errno = error; /* for %m */
+        va_start(ap, format);
+        vsnprintf(msg, sizeof(msg), format, ap);
+        va_end(ap);
+
+        if (log_state.journal) {
+                char prio[8], lineno[16];
+                char idfield[64] = "MESSAGE_ID=";
+
+                snprintf(prio, sizeof(prio), "%d", level);
+                snprintf(lineno, sizeof(lineno), "%d", line);
+                if (message_id)
+                        strncat(idfield, message_id, sizeof(idfield) - strlen(idfield) - 1);
+                sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%s", prio, "CODE_FILE=%s", file,
+                                "CODE_LINE=%s", lineno, "SYSLOG_IDENTIFIER=%s", log_state.ident,
+                                "ERRNO=%d", error, message_id ? "%s" : "TLSSNIFF=%s",
+                                message_id ? idfield : "1", NULL);
+        } else {
+                fprintf(stderr, "%s: %s\n", log_state.ident, msg);
+        }
+        errno = saved;
+        return -error;
+}

@@ -1,0 +1,420 @@
+/* Strict msgpack encoding and decoding of frame bodies; see msg.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "msg.h"
+
+/* One msgpack object spanning the whole body, or -EBADMSG. */
+static int unpack_whole(const uint8_t *body, size_t n, msgpack_unpacked *u)
+{
+        size_t off = 0;
+        msgpack_unpack_return r;
+
+        msgpack_unpacked_init(u);
+        r = msgpack_unpack_next(u, (const char *)body, n, &off);
+        if (r != MSGPACK_UNPACK_SUCCESS || off != n) {
+                msgpack_unpacked_destroy(u);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+static bool get_array(const msgpack_object *o, uint32_t size, const msgpack_object **ret)
+{
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != size)
+                return false;
+        *ret = o->via.array.ptr;
+        return true;
+}
+
+static bool get_u64(const msgpack_object *o, uint64_t max, uint64_t *ret)
+{
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+                return false;
+        *ret = o->via.u64;
+        return true;
+}
+
+static bool get_u32(const msgpack_object *o, uint32_t max, uint32_t *ret)
+{
+        uint64_t v;
+
+        if (!get_u64(o, max, &v))
+                return false;
+        *ret = (uint32_t)v;
+        return true;
+}
+
+static bool get_u8(const msgpack_object *o, uint8_t max, uint8_t *ret)
+{
+        uint64_t v;
+
+        if (!get_u64(o, max, &v))
+                return false;
+        *ret = (uint8_t)v;
+        return true;
+}
+
+static bool get_i64(const msgpack_object *o, int64_t *ret)
+{
+        if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+                *ret = (int64_t)o->via.u64;
+        else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                *ret = o->via.i64;
+        else
+                return false;
+        return true;
+}
+
+/* A string without NUL bytes that fits in size with its terminator; nil gives "". */
+static bool get_str(const msgpack_object *o, char *out, size_t size, bool nil_ok)
+{
+        if (nil_ok && o->type == MSGPACK_OBJECT_NIL) {
+                out[0] = '\0';
+                return true;
+        }
+        if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= size)
+                return false;
+        if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+                return false;
+        memcpy(out, o->via.str.ptr, o->via.str.size);
+        out[o->via.str.size] = '\0';
+        return true;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+        size_t n = strlen(s);
+
+        msgpack_pack_str(pk, n);
+        msgpack_pack_str_body(pk, s, n);
+}
+
+int msg_encode_l_hello(msgpack_sbuffer *sb, const struct msg_l_hello *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m->version);
+        msgpack_pack_int64(&pk, m->realtime_offset_ns);
+        msgpack_pack_uint32(&pk, m->call_cap);
+        return 0;
+}
+
+int msg_decode_l_hello(const uint8_t *body, size_t n, struct msg_l_hello *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_l_hello m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 3, &a) && get_u32(&a[0], UINT32_MAX, &m.version) &&
+             get_i64(&a[1], &m.realtime_offset_ns) &&
+             get_u32(&a[2], TLSSNIFF_CALL_CAP_MAX, &m.call_cap);
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int msg_encode_a_hello(msgpack_sbuffer *sb, uint32_t version)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_uint32(&pk, version);
+        return 0;
+}
+
+int msg_decode_a_hello(const uint8_t *body, size_t n, uint32_t *ret_version)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        uint32_t v;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 1, &a) && get_u32(&a[0], UINT32_MAX, &v);
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret_version = v;
+        return 0;
+}
+
+int msg_encode_file(msgpack_sbuffer *sb, const struct msg_file *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 6);
+        msgpack_pack_uint32(&pk, m->file_id);
+        msgpack_pack_uint64(&pk, m->dev);
+        msgpack_pack_uint64(&pk, m->ino);
+        pack_str(&pk, m->path);
+        msgpack_pack_uint32(&pk, m->pid);
+        msgpack_pack_uint8(&pk, m->kind);
+        return 0;
+}
+
+int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_file m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 6, &a) && get_u32(&a[0], UINT32_MAX, &m.file_id) &&
+             get_u64(&a[1], UINT64_MAX, &m.dev) && get_u64(&a[2], UINT64_MAX, &m.ino) &&
+             get_str(&a[3], m.path, sizeof(m.path), false) &&
+             get_u32(&a[4], UINT32_MAX, &m.pid) && get_u8(&a[5], MSG_FILE_LIBRARY, &m.kind) &&
+             m.kind >= MSG_FILE_EXECUTABLE;
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int msg_encode_plan(msgpack_sbuffer *sb, const struct msg_plan *m)
+{
+        msgpack_packer pk;
+
+        if (m->n_probes > MSG_PLAN_PROBES_MAX)
+                return -E2BIG;
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint32(&pk, m->file_id);
+        pack_str(&pk, m->library);
+        pack_str(&pk, m->reason);
+        msgpack_pack_array(&pk, m->n_probes);
+        for (uint32_t i = 0; i < m->n_probes; i++) {
+                const struct msg_probe *p = &m->probes[i];
+
+                msgpack_pack_array(&pk, 4);
+                msgpack_pack_uint8(&pk, p->kind);
+                msgpack_pack_uint8(&pk, p->func);
+                msgpack_pack_uint64(&pk, p->offset);
+                msgpack_pack_array(&pk, _TLSSNIFF_ARG_MAX);
+                for (unsigned j = 0; j < _TLSSNIFF_ARG_MAX; j++) {
+                        msgpack_pack_array(&pk, 3);
+                        msgpack_pack_uint8(&pk, p->loc[j].kind);
+                        msgpack_pack_uint8(&pk, p->loc[j].reg);
+                        msgpack_pack_int16(&pk, p->loc[j].off);
+                }
+        }
+        return 0;
+}
+
+static bool get_loc(const msgpack_object *o, struct tlssniff_loc *ret)
+{
+        const msgpack_object *a;
+        int64_t off;
+
+        if (!get_array(o, 3, &a) || !get_u8(&a[0], TLSSNIFF_LOC_STACK, &ret->kind) ||
+            !get_u8(&a[1], UINT8_MAX, &ret->reg) || !get_i64(&a[2], &off))
+                return false;
+        if (off < INT16_MIN || off > INT16_MAX)
+                return false;
+        ret->off = (int16_t)off;
+        return true;
+}
+
+int msg_decode_plan(const uint8_t *body, size_t n, struct msg_plan *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_plan *m = ret;
+        int r = -EBADMSG;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        memset(m, 0, sizeof(*m));
+        if (!get_array(&u.data, 4, &a) || !get_u32(&a[0], UINT32_MAX, &m->file_id) ||
+            !get_str(&a[1], m->library, sizeof(m->library), false) ||
+            !get_str(&a[2], m->reason, sizeof(m->reason), false) ||
+            a[3].type != MSGPACK_OBJECT_ARRAY || a[3].via.array.size > MSG_PLAN_PROBES_MAX)
+                goto out;
+        m->n_probes = a[3].via.array.size;
+        for (uint32_t i = 0; i < m->n_probes; i++) {
+                const msgpack_object *p, *locs;
+                struct msg_probe *pr = &m->probes[i];
+
+                if (!get_array(&a[3].via.array.ptr[i], 4, &p) ||
+                    !get_u8(&p[0], UINT8_MAX, &pr->kind) || !get_u8(&p[1], UINT8_MAX, &pr->func) ||
+                    !get_u64(&p[2], UINT64_MAX, &pr->offset) ||
+                    !get_array(&p[3], _TLSSNIFF_ARG_MAX, &locs))
+                        goto out;
+                for (unsigned j = 0; j < _TLSSNIFF_ARG_MAX; j++)
+                        if (!get_loc(&locs[j], &pr->loc[j]))
+                                goto out;
+        }
+        r = 0;
+out:
+        msgpack_unpacked_destroy(&u);
+        return r;
+}
+
+int msg_encode_attached(msgpack_sbuffer *sb, const struct msg_attached *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m->file_id);
+        msgpack_pack_uint32(&pk, m->probes);
+        if (m->error[0])
+                pack_str(&pk, m->error);
+        else
+                msgpack_pack_nil(&pk);
+        return 0;
+}
+
+int msg_decode_attached(const uint8_t *body, size_t n, struct msg_attached *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_attached m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 3, &a) && get_u32(&a[0], UINT32_MAX, &m.file_id) &&
+             get_u32(&a[1], MSG_PLAN_PROBES_MAX, &m.probes) &&
+             get_str(&a[2], m.error, sizeof(m.error), true);
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int msg_encode_ready(msgpack_sbuffer *sb, const struct msg_ready *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, m->probes);
+        msgpack_pack_uint32(&pk, m->files);
+        return 0;
+}
+
+int msg_decode_ready(const uint8_t *body, size_t n, struct msg_ready *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_ready m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 2, &a) && get_u32(&a[0], UINT32_MAX, &m.probes) &&
+             get_u32(&a[1], UINT32_MAX, &m.files);
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int msg_encode_stats(msgpack_sbuffer *sb, const struct msg_stats *m)
+{
+        msgpack_packer pk;
+
+        if (m->n > MSG_STATS_MAX)
+                return -E2BIG;
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, m->n);
+        for (uint32_t i = 0; i < m->n; i++) {
+                msgpack_pack_array(&pk, 2);
+                pack_str(&pk, m->s[i].name);
+                msgpack_pack_uint64(&pk, m->s[i].value);
+        }
+        return 0;
+}
+
+int msg_decode_stats(const uint8_t *body, size_t n, struct msg_stats *ret)
+{
+        msgpack_unpacked u;
+        int r = -EBADMSG;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size > MSG_STATS_MAX)
+                goto out;
+        ret->n = u.data.via.array.size;
+        for (uint32_t i = 0; i < ret->n; i++) {
+                const msgpack_object *a;
+
+                if (!get_array(&u.data.via.array.ptr[i], 2, &a) ||
+                    !get_str(&a[0], ret->s[i].name, sizeof(ret->s[i].name), false) ||
+                    !get_u64(&a[1], UINT64_MAX, &ret->s[i].value))
+                        goto out;
+        }
+        r = 0;
+out:
+        msgpack_unpacked_destroy(&u);
+        return r;
+}
+
+void msg_records_begin(msgpack_sbuffer *sb)
+{
+        static const char header[5] = { (char)0xdd, 0, 0, 0, 0 };
+
+        msgpack_sbuffer_clear(sb);
+        msgpack_sbuffer_write(sb, header, sizeof(header));
+}
+
+void msg_records_add(msgpack_sbuffer *sb, const void *rec, size_t n)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_bin(&pk, n);
+        msgpack_pack_bin_body(&pk, rec, n);
+}
+
+void msg_records_finish(msgpack_sbuffer *sb, uint32_t count)
+{
+        sb->data[1] = (char)(count >> 24);
+        sb->data[2] = (char)(count >> 16);
+        sb->data[3] = (char)(count >> 8);
+        sb->data[4] = (char)count;
+}
+
+int msg_records_foreach(const uint8_t *body, size_t n,
+                        int (*cb)(const uint8_t *rec, size_t len, void *userdata), void *userdata)
+{
+        msgpack_unpacked u;
+        int r = 0;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        if (u.data.type != MSGPACK_OBJECT_ARRAY) {
+                r = -EBADMSG;
+                goto out;
+        }
+        for (uint32_t i = 0; i < u.data.via.array.size; i++) {
+                const msgpack_object *o = &u.data.via.array.ptr[i];
+
+                if (o->type != MSGPACK_OBJECT_BIN) {
+                        r = -EBADMSG;
+                        goto out;
+                }
+                r = cb((const uint8_t *)o->via.bin.ptr, o->via.bin.size, userdata);
+                if (r < 0)
+                        goto out;
+        }
+out:
+        msgpack_unpacked_destroy(&u);
+        return r;
+}

