@@ -1,4 +1,5 @@
 /* Unit test: plan_validate() and elf_segments_read() on the test binary itself. */
+#undef NDEBUG
 #include <assert.h>
 #include <fcntl.h>
 #include <stdio.h>

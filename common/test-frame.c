@@ -1,0 +1,230 @@
+/* Unit test: frame codec and message bodies — round trips, truncated, oversized, garbage. */
+#undef NDEBUG
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "msg.h"
+
+static void test_header(void)
+{
+        uint8_t b[FRAME_HEADER_SIZE];
+        struct frame_header h;
+
+        frame_header_write(b, 1234, FRAME_A_PLAN);
+        assert(frame_header_parse(b, &h) == 0);
+        assert(h.length == 1234 && h.type == FRAME_A_PLAN && h.flags == 0);
+        /* Oversized: refused on the header alone. */
+        frame_header_write(b, FRAME_BODY_MAX + 1, FRAME_A_PLAN);
+        assert(frame_header_parse(b, &h) == -EMSGSIZE);
+        /* Flags must be zero. */
+        frame_header_write(b, 1, FRAME_A_PLAN);
+        b[6] = 1;
+        assert(frame_header_parse(b, &h) == -EPROTO);
+}
+
+static void test_reader_split_and_garbage(void)
+{
+        struct frame_reader r;
+        struct frame_header h;
+        const uint8_t *body;
+        msgpack_sbuffer sb;
+        uint8_t hdr[FRAME_HEADER_SIZE];
+        struct msg_ready m = { 8, 2 }, got;
+
+        msgpack_sbuffer_init(&sb);
+        msg_encode_ready(&sb, &m);
+        frame_header_write(hdr, (uint32_t)sb.size, FRAME_L_READY);
+
+        /* Fed one byte at a time, the frame appears only when complete. */
+        frame_reader_init(&r, false);
+        for (size_t i = 0; i < sizeof(hdr); i++) {
+                assert(frame_reader_next(&r, &h, &body) == 0);
+                assert(frame_reader_feed(&r, hdr + i, 1) == 0);
+        }
+        for (size_t i = 0; i < sb.size; i++) {
+                assert(frame_reader_next(&r, &h, &body) == 0);
+                assert(frame_reader_feed(&r, sb.data + i, 1) == 0);
+        }
+        assert(frame_reader_next(&r, &h, &body) == 1);
+        assert(h.type == FRAME_L_READY && h.length == sb.size);
+        assert(msg_decode_ready(body, h.length, &got) == 0);
+        assert(got.probes == 8 && got.files == 2);
+        /* Truncated body: never decodes; trailing garbage: refused. */
+        for (size_t n = 0; n < sb.size; n++)
+                assert(msg_decode_ready((const uint8_t *)sb.data, n, &got) == -EBADMSG);
+        {
+                uint8_t more[64];
+
+                memcpy(more, sb.data, sb.size);
+                more[sb.size] = 0xc0;
+                assert(msg_decode_ready(more, sb.size + 1, &got) == -EBADMSG);
+        }
+        /* Wrong shape for the type. */
+        assert(msg_decode_l_hello((const uint8_t *)sb.data, sb.size, &(struct msg_l_hello){}) ==
+               -EBADMSG);
+        /* A garbage header breaks the stream. */
+        {
+                uint8_t bad[FRAME_HEADER_SIZE] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 0, 0 };
+
+                assert(frame_reader_feed(&r, bad, sizeof(bad)) == 0);
+                assert(frame_reader_next(&r, &h, &body) == -EMSGSIZE);
+        }
+        frame_reader_done(&r);
+        msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_plan_roundtrip(void)
+{
+        static struct msg_plan p, q;
+        msgpack_sbuffer sb;
+
+        memset(&p, 0, sizeof(p));
+        p.file_id = 42;
+        strcpy(p.library, "libssl.so.3");
+        strcpy(p.reason, "test");
+        p.n_probes = 2;
+        p.probes[0] = (struct msg_probe){ .kind = 1, .func = 2, .offset = 0x1234 };
+        p.probes[0].loc[0] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 5, 0 };
+        p.probes[0].loc[1] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, -16 };
+        p.probes[1] = (struct msg_probe){ .kind = 2, .func = 2, .offset = 0xffffffffffull };
+        msgpack_sbuffer_init(&sb);
+        assert(msg_encode_plan(&sb, &p) == 0);
+        assert(msg_decode_plan((const uint8_t *)sb.data, sb.size, &q) == 0);
+        assert(q.file_id == 42 && q.n_probes == 2 && strcmp(q.library, "libssl.so.3") == 0);
+        assert(q.probes[0].loc[1].kind == TLSSNIFF_LOC_STACK && q.probes[0].loc[1].off == -16);
+        assert(q.probes[1].offset == 0xffffffffffull);
+        /* Every truncation fails cleanly. */
+        for (size_t n = 0; n < sb.size; n++)
+                assert(msg_decode_plan((const uint8_t *)sb.data, n, &q) == -EBADMSG);
+        msgpack_sbuffer_destroy(&sb);
+
+        /* Too many probes is refused by the encoder. */
+        p.n_probes = MSG_PLAN_PROBES_MAX + 1;
+        msgpack_sbuffer_init(&sb);
+        assert(msg_encode_plan(&sb, &p) == -E2BIG);
+        msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_file_roundtrip_and_strings(void)
+{
+        struct msg_file f = { .file_id = 7, .dev = 0x801, .ino = 99, .pid = 1, .kind = 2 }, g;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+
+        strcpy(f.path, "/usr/lib/libssl.so.3");
+        msgpack_sbuffer_init(&sb);
+        msg_encode_file(&sb, &f);
+        assert(msg_decode_file((const uint8_t *)sb.data, sb.size, &g) == 0);
+        assert(g.ino == 99 && strcmp(g.path, f.path) == 0 && g.kind == 2);
+        msgpack_sbuffer_destroy(&sb);
+
+        /* A path with an embedded NUL, and a kind out of range, are refused. */
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 6);
+        msgpack_pack_uint32(&pk, 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_str(&pk, 3);
+        msgpack_pack_str_body(&pk, "a\0b", 3);
+        msgpack_pack_uint32(&pk, 1);
+        msgpack_pack_uint8(&pk, 1);
+        assert(msg_decode_file((const uint8_t *)sb.data, sb.size, &g) == -EBADMSG);
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_sbuffer_init(&sb);
+        f.kind = 9;
+        msg_encode_file(&sb, &f);
+        assert(msg_decode_file((const uint8_t *)sb.data, sb.size, &g) == -EBADMSG);
+        msgpack_sbuffer_destroy(&sb);
+}
+
+static int count_cb(const uint8_t *rec, size_t len, void *ud)
+{
+        size_t *total = ud;
+
+        *total += len;
+        return rec[0] == 'x' ? -EINVAL : 0;
+}
+
+static void test_records(void)
+{
+        msgpack_sbuffer sb;
+        size_t total = 0;
+
+        msgpack_sbuffer_init(&sb);
+        msg_records_begin(&sb);
+        msg_records_add(&sb, "abc", 3);
+        msg_records_add(&sb, "defgh", 5);
+        msg_records_finish(&sb, 2);
+        assert(msg_records_foreach((const uint8_t *)sb.data, sb.size, count_cb, &total) == 0);
+        assert(total == 8);
+        /* Count says 3 but only 2 present: does not decode. */
+        msg_records_finish(&sb, 3);
+        assert(msg_records_foreach((const uint8_t *)sb.data, sb.size, count_cb, &total) ==
+               -EBADMSG);
+        msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_fd_passing(void)
+{
+        int sv[2], fd, got;
+        struct frame_writer w = {};
+        struct frame_reader r;
+        struct frame_header h;
+        const uint8_t *body;
+        struct stat a, b;
+
+        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        assert(fd >= 0);
+        assert(frame_writer_put(&w, FRAME_L_READY, "\x92\x01\x02", 3, -1) == 0);
+        assert(frame_writer_put(&w, FRAME_L_FILE, "\xc0", 1, fd) == 0);
+        assert(frame_writer_put(&w, FRAME_L_READY, "\x92\x03\x04", 3, -1) == 0);
+        assert(frame_writer_flush(&w, sv[0]) == 0);
+        frame_reader_init(&r, true);
+        while (frame_reader_fill(&r, sv[1]) > 0 && r.len < 3 * FRAME_HEADER_SIZE + 7)
+                ;
+        assert(frame_reader_next(&r, &h, &body) == 1 && h.type == FRAME_L_READY);
+        assert(frame_reader_next(&r, &h, &body) == 1 && h.type == FRAME_L_FILE);
+        got = frame_reader_take_fd(&r);
+        assert(got >= 0);
+        assert(fstat(fd, &a) == 0 && fstat(got, &b) == 0);
+        assert(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+        assert(frame_reader_take_fd(&r) == -ENOENT);
+        assert(frame_reader_next(&r, &h, &body) == 1 && h.type == FRAME_L_READY);
+        close(got);
+        close(fd);
+
+        /* A reader that expects no fds closes what it is sent. */
+        frame_reader_done(&r);
+        frame_reader_init(&r, false);
+        fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        assert(frame_writer_put(&w, FRAME_L_FILE, "\xc0", 1, fd) == 0);
+        assert(frame_writer_flush(&w, sv[0]) == 0);
+        assert(frame_reader_fill(&r, sv[1]) > 0);
+        assert(r.n_fds == 0);
+        close(fd);
+        frame_reader_done(&r);
+        frame_writer_done(&w);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+int main(void)
+{
+        test_header();
+        test_reader_split_and_garbage();
+        test_plan_roundtrip();
+        test_file_roundtrip_and_strings();
+        test_records();
+        test_fd_passing();
+        printf("frame and message codec: ok\n");
+        return 0;
+}
