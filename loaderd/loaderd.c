@@ -304,6 +304,8 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
                       tf->n_links, tf->path, plan->library, plan->reason);
         report_attached(l, tf, NULL);
 done:
+        if (tf->state != FILE_ATTACHED)
+                tf->fd = safe_close(tf->fd); /* kept only to deduplicate by (dev, ino) */
         free(plan);
         check_ready(l);
         return 0;
