@@ -90,6 +90,8 @@ struct loaderd {
 };
 
 int loaderd_run(struct options *opt);
+/* One frame from the analyzer through the dispatch table (also used by tests and fuzzing). */
+int loaderd_dispatch_frame(struct loaderd *l, const struct frame_header *h, const uint8_t *body);
 
 /* discover.c */
 int discover_all(struct loaderd *l);

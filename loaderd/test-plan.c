@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "loaderd.h"
 #include "plan.h"
 
 static struct msg_plan good_plan(uint64_t off)
@@ -22,6 +23,62 @@ static struct msg_plan good_plan(uint64_t off)
         p.probes[1].offset = off;
         p.probes[1].loc[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
         return p;
+}
+
+/* The frame handler refuses, counts and survives what it must not act on. */
+static void test_dispatch(uint64_t inside)
+{
+        struct loaderd l = { .sock = -1, .epoll_fd = -1 };
+        struct frame_header h = { .type = FRAME_A_PLAN };
+        struct msg_plan p = good_plan(inside);
+        msgpack_sbuffer sb;
+
+        log_setup("test-plan", LOG_TARGET_STDERR, LOG_ERR);
+        msgpack_sbuffer_init(&sb);
+        assert(msg_encode_plan(&sb, &p) == 0);
+        h.length = (uint32_t)sb.size;
+
+        /* A plan before the analyzer's hello: wrong state. */
+        assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+        assert(l.frames_refused == 1);
+        /* After the hello: a plan for a file loaderd never sent. */
+        l.analyzer_hello = true;
+        assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+        assert(l.frames_refused == 2);
+        /* A body that does not decode. */
+        h.length = (uint32_t)sb.size - 1;
+        assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+        assert(l.frames_refused == 3);
+        /* An unknown type, and a request type sent the wrong way. */
+        h.type = 0x0999;
+        assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+        h.type = FRAME_L_FILE;
+        assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+        assert(l.frames_refused == 5);
+        msgpack_sbuffer_destroy(&sb);
+
+        /* A file loaderd did send, with a plan whose offset is outside its code. */
+        {
+                struct traced_file tf = { .id = 1, .fd = open("/proc/self/exe", O_RDONLY),
+                                          .state = FILE_SENT, .path = (char *)"self" };
+
+                l.files = &tf;
+                l.n_files = 1;
+                p = good_plan(0);
+                msgpack_sbuffer_init(&sb);
+                assert(msg_encode_plan(&sb, &p) == 0);
+                h.type = FRAME_A_PLAN;
+                h.length = (uint32_t)sb.size;
+                assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+                assert(l.frames_refused == 6 && tf.state == FILE_FAILED && tf.n_links == 0);
+                /* A second plan for the same file is refused too. */
+                assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+                assert(l.frames_refused == 7);
+                msgpack_sbuffer_destroy(&sb);
+                frame_writer_done(&l.out);
+                l.files = NULL;
+                l.n_files = 0;
+        }
 }
 
 int main(void)
@@ -86,6 +143,7 @@ int main(void)
         p.n_probes = MSG_PLAN_PROBES_MAX + 1;
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
 
+        test_dispatch(inside);
         printf("plan validation: ok\n");
         return 0;
 }
