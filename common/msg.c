@@ -75,6 +75,10 @@ static bool get_str(const msgpack_object *o, char *out, size_t size, bool nil_ok
         }
         if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= size)
                 return false;
+        if (o->via.str.size == 0) { /* msgpack-c gives a NULL pointer for "" */
+                out[0] = '\0';
+                return true;
+        }
         if (memchr(o->via.str.ptr, '\0', o->via.str.size))
                 return false;
         memcpy(out, o->via.str.ptr, o->via.str.size);
