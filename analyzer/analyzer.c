@@ -6,11 +6,28 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "analyzer.h"
 #include "binary/tlslib.h"
 #include "log.h"
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Assembled messages go through late socket binding first. */
+static void on_assembled(const struct message *m, void *userdata)
+{
+        struct analyzer *a = userdata;
+
+        (void)identity_submit(&a->identity, m, now_ns());
+}
 
 static void on_message(const struct message *m, void *userdata)
 {
@@ -36,7 +53,8 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
         frame_reader_init(&a->in, true);
         output_init(&a->out, stdout, opt->json, opt->max_print);
-        assembler_init(&a->asmb, on_message, a);
+        assembler_init(&a->asmb, on_assembled, a);
+        identity_init(&a->identity, on_message, a);
         return 0;
 }
 
@@ -45,6 +63,7 @@ void analyzer_done(struct analyzer *a)
         frame_reader_done(&a->in);
         output_done(&a->out);
         assembler_done(&a->asmb);
+        identity_done(&a->identity);
 }
 
 static int send_frame(struct analyzer *a, uint16_t type, const msgpack_sbuffer *sb)
@@ -246,6 +265,8 @@ static void write_final_stats(struct analyzer *a)
         ADD("analyzer_records_bad", a->records_bad);
         ADD("analyzer_messages", a->asmb.messages);
         ADD("analyzer_split_messages", a->asmb.split_messages);
+        ADD("analyzer_late_socket_messages", a->identity.late_bound);
+        ADD("analyzer_socketless_messages", a->identity.released_bare);
         ADD("analyzer_files_analyzed", a->files_analyzed);
         ADD("analyzer_files_with_tls", a->plans_with_probes);
         ADD("analyzer_output_errors", a->output_errors);
@@ -262,11 +283,14 @@ int analyzer_run(struct analyzer *a)
         for (;;) {
                 bool eof;
 
+                identity_expire(&a->identity, now_ns(), false);
                 r = frame_reader_fill(&a->in, a->sock);
                 if (r == -EAGAIN) {
                         struct pollfd p = { .fd = a->sock, .events = POLLIN };
+                        int timeout = identity_pending(&a->identity) ? 50 : -1;
 
-                        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        fflush(a->out.f);
+                        if (poll(&p, 1, timeout) < 0 && errno != EINTR)
                                 return log_error_errno(errno, "poll failed: %m");
                         continue;
                 }
@@ -290,6 +314,7 @@ int analyzer_run(struct analyzer *a)
                         break;
         }
         assembler_flush(&a->asmb);
+        identity_expire(&a->identity, now_ns(), true);
         write_final_stats(a);
         return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conn/identity.h"
 #include "conn/listen.h"
 #include "frame.h"
 #include "msg.h"
@@ -27,6 +28,7 @@ struct analyzer {
         struct frame_reader in;
         struct output out;
         struct assembler asmb;
+        struct identity identity;
         struct listen_ports listen;
         struct msg_stats kernel_stats; /* last counters from loaderd */
 

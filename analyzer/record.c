@@ -20,16 +20,23 @@ int record_validate(const uint8_t *rec, size_t len, struct tlssniff_data_record 
                 return -EBADMSG;
         if ((uint64_t)h.call_offset + h.len > h.call_len)
                 return -EBADMSG;
-        if (h.stream_offset > UINT64_MAX - h.call_len)
+        /* stream_offset is that of the record's first byte; the call starts call_offset before. */
+        if (h.stream_offset < h.call_offset ||
+            h.stream_offset - h.call_offset > UINT64_MAX - h.call_len)
                 return -EBADMSG;
         *ret_hdr = h;
         *ret_payload = rec + sizeof(h);
         return 0;
 }
 
+static uint64_t call_start(const struct tlssniff_data_record *h)
+{
+        return h->stream_offset - h->call_offset;
+}
+
 /* A call whose records are still arriving. */
 struct assembler_slot {
-        struct tlssniff_data_record hdr;
+        struct tlssniff_data_record hdr; /* of the call's first record seen */
         uint32_t next_call_offset; /* where the next record must start to be contiguous */
         uint32_t run_start;        /* call offset of buf[0] */
         uint8_t *buf;
@@ -52,7 +59,7 @@ static void emit_slot(struct assembler *a, struct assembler_slot *s, bool comple
 {
         struct message m = {
                 .hdr = s->hdr,
-                .offset = s->hdr.stream_offset + s->run_start,
+                .offset = call_start(&s->hdr) + s->run_start,
                 .length = (uint32_t)s->len,
                 .data = s->buf,
         };
@@ -120,12 +127,12 @@ int assembler_add(struct assembler *a, const struct tlssniff_data_record *h, con
         }
         if (i < a->n) {
                 s = &a->slots[i];
-                if (s->hdr.stream_offset != h->stream_offset ||
+                if (call_start(&s->hdr) != call_start(h) ||
                     s->next_call_offset != h->call_offset) {
                         /* A record of the pending call was lost, or a new call began. */
                         a->split_messages++;
                         emit_slot(a, s, false);
-                        if (s->hdr.stream_offset != h->stream_offset)
+                        if (call_start(&s->hdr) != call_start(h))
                                 s->hdr = *h;
                         s->run_start = h->call_offset;
                 }

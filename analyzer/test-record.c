@@ -30,13 +30,14 @@ static void collect(const struct message *m, void *ud)
         g->total += m->length;
 }
 
+/* stream_off is where the call starts; the record carries that of its own first byte. */
 static uint8_t *make_record(uint64_t conn, uint8_t dir, uint64_t stream_off, uint32_t call_len,
                             uint32_t call_off, uint32_t len, uint8_t flags, const uint8_t *data,
                             size_t *ret_size)
 {
         struct tlssniff_data_record h = {
                 .type = TLSSNIFF_REC_DATA, .pid = 1, .tid = 1, .fd = 3, .conn_id = conn,
-                .stream_offset = stream_off, .call_len = call_len, .call_offset = call_off,
+                .stream_offset = stream_off + call_off, .call_len = call_len, .call_offset = call_off,
                 .len = len, .direction = dir, .flags = flags, .family = 2,
         };
         uint8_t *p = malloc(sizeof(h) + len);

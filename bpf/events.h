@@ -102,8 +102,9 @@ enum tlssniff_source {
  * One chunk of the bytes one TLS call moved. A call that moved call_len bytes yields records
  * whose [call_offset, call_offset + len) ranges cover min(call_len, cap) in order; bytes past
  * the cap are counted (STAT_TRUNC_BYTES) and the last record carries TLSSNIFF_DATA_TRUNCATED.
- * stream_offset numbers the bytes of one direction of one connection from 0, so the analyzer
- * can order and check records that reached it through different CPUs.
+ * stream_offset is the position of the record's first byte in one direction of one connection,
+ * counted from 0 (so the call starts at stream_offset - call_offset); the analyzer orders and
+ * checks records that reached it through different CPUs with it.
  */
 struct tlssniff_data_record {
         __u32 type; /* TLSSNIFF_REC_DATA */

@@ -69,8 +69,8 @@ struct active_call {
         __u32 spec;
         __u64 sp;    /* stack pointer at entry: a nested call has a lower one */
         __u32 depth; /* nested probed calls (SSL_read_ex inside SSL_read in some builds) */
-        __s32 fd;
-        __u32 resolved;
+        __u32 resolved; /* a socket was seen inside this call */
+        __u32 pad;
 };
 
 struct {
@@ -131,6 +131,32 @@ struct {
         __type(key, __u32);
         __type(value, struct tlssniff_file_key);
 } pending_mmaps SEC(".maps");
+
+/*
+ * Programs whose TLS objects do no socket I/O themselves (memory BIOs: node, asyncio) are
+ * marked here; for their threads the socket is taken from the last read-type system call
+ * before an SSL_read and from the next write-type system call after an SSL_write.
+ */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 4096);
+        __type(key, __u32); /* tgid */
+        __type(value, __u8);
+} membio_tgids SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 16384);
+        __type(key, __u32); /* tid */
+        __type(value, __s32);
+} last_read_fd SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 16384);
+        __type(key, __u32); /* tid */
+        __type(value, struct conn_key);
+} pending_write SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_HASH);
@@ -249,7 +275,6 @@ int tls_entry(struct pt_regs *ctx)
         call.outlen = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_OUTLEN]);
         call.spec = spec_idx;
         call.sp = PT_REGS_SP(ctx);
-        call.fd = -1;
         if (bpf_map_update_elem(&active_calls, &tid, &call, BPF_ANY) < 0)
                 stat_add(STAT_ENTRY_DROPS, 1);
         return 0;
@@ -302,23 +327,21 @@ static __always_inline struct sock *sock_from_fd(int fd)
         return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline void learn_socket(__u32 tgid, struct active_call *call, int fd)
+/* Ties the TLS object of key to the socket behind fd, starting a new connection if needed. */
+static __always_inline bool learn_socket(struct conn_key *key, int fd)
 {
-        struct conn_key key = { .handle = call->ssl, .tgid = tgid };
         struct conn_info *ci, fresh = {};
         struct sock *sk;
         __u64 skp;
         __u8 *role;
 
-        call->resolved = 1;
-        call->fd = fd;
         sk = sock_from_fd(fd);
         if (!sk)
-                return;
+                return false; /* not a socket: a pipe, an eventfd, a file */
         skp = (__u64)sk;
-        ci = bpf_map_lookup_elem(&conns, &key);
+        ci = bpf_map_lookup_elem(&conns, key);
         if (ci && ci->sk == skp)
-                return;
+                return true;
         if (ci && ci->sk == 0) {
                 /* First socket seen for a TLS object whose data was captured before. */
                 ci->sk = skp;
@@ -326,7 +349,7 @@ static __always_inline void learn_socket(__u32 tgid, struct active_call *call, i
                 role = bpf_map_lookup_elem(&sock_roles, &skp);
                 ci->role = role ? *role : TLSSNIFF_ROLE_UNKNOWN;
                 fill_addrs(ci, sk);
-                return;
+                return true;
         }
         /* New connection (or the TLS object was reused for another socket). */
         fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
@@ -335,21 +358,30 @@ static __always_inline void learn_socket(__u32 tgid, struct active_call *call, i
         role = bpf_map_lookup_elem(&sock_roles, &skp);
         fresh.role = role ? *role : TLSSNIFF_ROLE_UNKNOWN;
         fill_addrs(&fresh, sk);
-        if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY) < 0)
+        if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
                 stat_add(STAT_CONN_DROPS, 1);
+        return true;
 }
 
-static __always_inline bool is_io_syscall(long id)
+enum { IO_NONE = 0, IO_READ = 1, IO_WRITE = 2 };
+
+/* read, readv, recvfrom, recvmsg, recvmmsg / write, writev, sendto, sendmsg, sendmmsg */
+static __always_inline int io_syscall_kind(long id)
 {
 #if defined(__TARGET_ARCH_x86)
-        return id == 0 || id == 1 || id == 19 || id == 20 || (id >= 44 && id <= 47) ||
-               id == 299 || id == 307;
+        if (id == 0 || id == 19 || id == 45 || id == 47 || id == 299)
+                return IO_READ;
+        if (id == 1 || id == 20 || id == 44 || id == 46 || id == 307)
+                return IO_WRITE;
 #elif defined(__TARGET_ARCH_arm64)
-        return (id >= 63 && id <= 66) || id == 206 || id == 207 || id == 211 || id == 212 ||
-               id == 243 || id == 269;
+        if (id == 63 || id == 65 || id == 207 || id == 212 || id == 243)
+                return IO_READ;
+        if (id == 64 || id == 66 || id == 206 || id == 211 || id == 269)
+                return IO_WRITE;
 #else
 #error "unsupported architecture"
 #endif
+        return IO_NONE;
 }
 
 #if defined(__TARGET_ARCH_x86)
@@ -414,19 +446,40 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
-        __u32 tid = (__u32)pid_tgid;
+        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
         struct active_call *call;
+        int kind, fd;
 
         if (id == NR_MMAP) {
                 note_exec_mmap(tid, regs);
                 return 0;
         }
-        if (!is_io_syscall(id))
+        kind = io_syscall_kind(id);
+        if (kind == IO_NONE)
                 return 0;
+        fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
         call = bpf_map_lookup_elem(&active_calls, &tid);
-        if (!call || call->resolved)
+        if (call) {
+                struct conn_key key = { .handle = call->ssl, .tgid = tgid };
+
+                if (!call->resolved && learn_socket(&key, fd))
+                        call->resolved = 1;
                 return 0;
-        learn_socket(pid_tgid >> 32, call, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
+        }
+        if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
+                return 0;
+        if (kind == IO_READ) {
+                bpf_map_update_elem(&last_read_fd, &tid, &fd, BPF_ANY);
+        } else {
+                struct conn_key *pk = bpf_map_lookup_elem(&pending_write, &tid);
+
+                if (pk) {
+                        struct conn_key key = *pk;
+
+                        bpf_map_delete_elem(&pending_write, &tid);
+                        learn_socket(&key, fd);
+                }
+        }
         return 0;
 }
 
@@ -551,6 +604,23 @@ static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_pr
         return n;
 }
 
+/* A TLS call that did no socket I/O of its own: see membio_tgids. */
+static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u32 tgid, __u8 dir)
+{
+        __u8 one = 1;
+        __s32 *fd;
+
+        if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
+                bpf_map_update_elem(&membio_tgids, &tgid, &one, BPF_ANY);
+        if (dir == TLSSNIFF_DIR_READ) {
+                fd = bpf_map_lookup_elem(&last_read_fd, &tid);
+                if (fd)
+                        learn_socket(key, *fd);
+        } else {
+                bpf_map_update_elem(&pending_write, &tid, key, BPF_ANY);
+        }
+}
+
 SEC("uretprobe")
 int tls_return(struct pt_regs *ctx)
 {
@@ -582,17 +652,19 @@ int tls_return(struct pt_regs *ctx)
                 stat_add(STAT_UNMATCHED_RETURN, 1);
                 goto out;
         }
+        dir = (spec->func == TLSSNIFF_FUNC_SSL_WRITE || spec->func == TLSSNIFF_FUNC_SSL_WRITE_EX)
+                      ? TLSSNIFF_DIR_WRITE
+                      : TLSSNIFF_DIR_READ;
+        key.handle = call->ssl;
+        key.tgid = tgid;
+        ci = bpf_map_lookup_elem(&conns, &key);
+        if (!call->resolved && (!ci || !ci->sk))
+                resolve_membio(&key, tid, tgid, dir);
         moved = moved_bytes(ctx, spec, call);
         if (moved == 0) {
                 stat_add(STAT_ERROR_RETURNS, 1);
                 goto out;
         }
-        dir = (spec->func == TLSSNIFF_FUNC_SSL_WRITE || spec->func == TLSSNIFF_FUNC_SSL_WRITE_EX)
-                      ? TLSSNIFF_DIR_WRITE
-                      : TLSSNIFF_DIR_READ;
-
-        key.handle = call->ssl;
-        key.tgid = tgid;
         ci = bpf_map_lookup_elem(&conns, &key);
         if (!ci) {
                 fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
@@ -612,7 +684,7 @@ int tls_return(struct pt_regs *ctx)
         s->rec.type = TLSSNIFF_REC_DATA;
         s->rec.pid = tgid;
         s->rec.tid = tid;
-        s->rec.fd = ci->sk ? ci->fd : call->fd;
+        s->rec.fd = ci->sk ? ci->fd : -1;
         s->rec.timestamp_ns = bpf_ktime_get_boot_ns();
         s->rec.conn_id = ci->conn_id;
         s->rec.handle = call->ssl;
