@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-journal.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -16,6 +17,25 @@ static struct {
         bool journal;
         int max_level;
 } log_state = { "tlssniff", false, LOG_INFO };
+
+bool ratelimit_below(struct ratelimit *rl)
+{
+        struct timespec ts;
+        uint64_t now;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (rl->begin_ns == 0 || now - rl->begin_ns >= rl->interval_ns) {
+                rl->begin_ns = now;
+                rl->count = 0;
+        }
+        if (rl->count < rl->burst) {
+                rl->count++;
+                return true;
+        }
+        rl->suppressed++;
+        return false;
+}
 
 int log_parse_target(const char *s, enum log_target *ret)
 {

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "macro.h"
@@ -35,6 +36,21 @@ int log_internal(int level, int error, const char *message_id, const char *file,
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
 /* With a MESSAGE_ID from docs/catalog.md. */
 #define log_struct_id(level, id, ...) log_internal(level, 0, id, __FILE__, __LINE__, __VA_ARGS__)
+
+/* At most burst messages per interval; for logging caused by untrusted input. */
+struct ratelimit {
+        uint64_t interval_ns;
+        unsigned burst;
+        uint64_t begin_ns;
+        unsigned count;
+        unsigned suppressed; /* since the last allowed message */
+};
+
+#define RATELIMIT_INIT(interval_s, burst_)                                                         \
+        { .interval_ns = (uint64_t)(interval_s) * 1000000000ull, .burst = (burst_) }
+
+/* true when a message may be logged now; rl->suppressed says how many were not before it. */
+bool ratelimit_below(struct ratelimit *rl);
 
 /* MESSAGE_IDs (128-bit, hex) of the events an operator acts on. */
 #define MID_STARTED "6d0c3e1a2b7f4c59a1e8f0d2c4b6a801"

@@ -224,9 +224,19 @@ static void detach_file(struct traced_file *tf)
 
 static int refuse(struct loaderd *l, uint16_t type, int error, const char *why)
 {
+        unsigned suppressed = l->refuse_log.suppressed;
+
         l->frames_refused++;
-        log_struct_id(LOG_WARNING, MID_FRAME_REFUSED, "Refused %s frame from the analyzer: %s",
-                      frame_type_name(type), why);
+        if (l->refuse_log.interval_ns == 0)
+                l->refuse_log = (struct ratelimit)RATELIMIT_INIT(10, 10);
+        if (ratelimit_below(&l->refuse_log)) {
+                log_struct_id(LOG_WARNING, MID_FRAME_REFUSED,
+                              "Refused %s frame from the analyzer: %s (%u refusals not logged "
+                              "before this one; %llu in all)",
+                              frame_type_name(type), why, suppressed,
+                              (unsigned long long)l->frames_refused);
+                l->refuse_log.suppressed = 0;
+        }
         return error;
 }
 

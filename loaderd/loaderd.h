@@ -81,6 +81,8 @@ struct loaderd {
         msgpack_sbuffer records; /* records frame body being built */
         uint32_t n_records;
 
+        struct ratelimit refuse_log; /* refusals are caused by the untrusted analyzer */
+
         /* loaderd's own counters, reported with the kernel's. */
         uint64_t frames_refused;
         uint64_t records_forwarded;

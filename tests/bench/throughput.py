@@ -942,6 +942,7 @@ def summarise(runs, configs):
             continue
         rps = [r["req_per_s"] for r in rs]
         s = {
+            "rounds": [r["round"] for r in rs],
             "req_per_s": [round(x, 1) for x in rps],
             "median_req_per_s": round(med(rps), 1),
             "min_req_per_s": round(min(rps), 1),
@@ -1071,6 +1072,24 @@ def print_table(meta, summary, configs):
                 max(s["other_cpu_pct"]),
             )
         )
+    print()
+    rounds = sorted({r for c in configs if c in summary for r in summary[c]["rounds"]})
+    if rounds:
+        shown = [c for c in configs if c in summary]
+        print("req/s per round (other% of the run in brackets):")
+        print("%5s" % "round" + "".join(" %20s" % c for c in shown))
+        for rnd in rounds:
+            cells = []
+            for c in shown:
+                s = summary[c]
+                if rnd in s["rounds"]:
+                    i = s["rounds"].index(rnd)
+                    cells.append(
+                        " %20s" % ("%.0f [%.0f%%]" % (s["req_per_s"][i], s["other_cpu_pct"][i]))
+                    )
+                else:
+                    cells.append(" %20s" % "-")
+            print("%5d" % rnd + "".join(cells))
     print()
     print(
         "ratio: median req/s over the untraced median; paired: median of per-round "
