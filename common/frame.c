@@ -96,8 +96,11 @@ static int reader_reserve(struct frame_reader *r, size_t n)
 
 int frame_reader_feed(struct frame_reader *r, const void *p, size_t n)
 {
-        int k = reader_reserve(r, n);
+        int k;
 
+        if (n == 0)
+                return 0; /* nothing to copy, and r->buf may still be NULL */
+        k = reader_reserve(r, n);
         if (k < 0)
                 return k;
         memcpy(r->buf + r->len, p, n);

@@ -4,6 +4,89 @@
 
 #include "msg.h"
 
+/* Big-endian unsigned of w bytes at p[*off], advancing *off; false when the body ends first. */
+static bool read_be(const uint8_t *p, size_t n, size_t *off, unsigned w, uint64_t *ret)
+{
+        uint64_t v = 0;
+
+        if (n - *off < w)
+                return false;
+        for (unsigned i = 0; i < w; i++)
+                v = v << 8 | p[(*off)++];
+        *ret = v;
+        return true;
+}
+
+/*
+ * Whether body is exactly one well-formed msgpack object. msgpack-c allocates room for the
+ * elements of an array or map as soon as it reads the count, before it knows they are there: a
+ * 5-byte body could make it ask for 96 GiB. Every element takes at least one byte, so refusing
+ * counts larger than the bytes left first bounds what msgpack-c allocates by the body's size.
+ */
+static bool well_formed(const uint8_t *p, size_t n)
+{
+        static const uint8_t fixed[] = { /* payload bytes after the marker, 0xc0..0xdf */
+                [0xca - 0xc0] = 4, [0xcb - 0xc0] = 8, [0xcc - 0xc0] = 1, [0xcd - 0xc0] = 2,
+                [0xce - 0xc0] = 4, [0xcf - 0xc0] = 8, [0xd0 - 0xc0] = 1, [0xd1 - 0xc0] = 2,
+                [0xd2 - 0xc0] = 4, [0xd3 - 0xc0] = 8, [0xd4 - 0xc0] = 2, [0xd5 - 0xc0] = 3,
+                [0xd6 - 0xc0] = 5, [0xd7 - 0xc0] = 9, [0xd8 - 0xc0] = 17,
+        };
+        uint64_t pending = 1, len, count;
+        size_t off = 0;
+
+        while (pending > 0) {
+                uint8_t c;
+
+                if (off >= n)
+                        return false;
+                c = p[off++];
+                pending--;
+                len = count = 0;
+                if (c <= 0x7f || c >= 0xe0)
+                        continue; /* fixint */
+                if (c <= 0x8f)
+                        count = 2 * (uint64_t)(c & 0x0f); /* fixmap */
+                else if (c <= 0x9f)
+                        count = c & 0x0f; /* fixarray */
+                else if (c <= 0xbf)
+                        len = c & 0x1f; /* fixstr */
+                else
+                        switch (c) {
+                        case 0xc1:
+                                return false; /* never used */
+                        case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+                                if (!read_be(p, n, &off, 1u << (c - 0xc4), &len))
+                                        return false;
+                                break;
+                        case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32, then a type byte */
+                                if (!read_be(p, n, &off, 1u << (c - 0xc7), &len))
+                                        return false;
+                                len++;
+                                break;
+                        case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+                                if (!read_be(p, n, &off, 1u << (c - 0xd9), &len))
+                                        return false;
+                                break;
+                        case 0xdc: case 0xdd: /* array 16/32 */
+                                if (!read_be(p, n, &off, c == 0xdc ? 2 : 4, &count))
+                                        return false;
+                                break;
+                        case 0xde: case 0xdf: /* map 16/32 */
+                                if (!read_be(p, n, &off, c == 0xde ? 2 : 4, &count))
+                                        return false;
+                                count *= 2;
+                                break;
+                        default: /* nil, bools, numbers, fixext */
+                                len = fixed[c - 0xc0];
+                        }
+                if (pending > n - off || len > n - off - pending || count > n - off - pending)
+                        return false;
+                off += len;
+                pending += count;
+        }
+        return off == n;
+}
+
 /* One msgpack object spanning the whole body, or -EBADMSG. */
 static int unpack_whole(const uint8_t *body, size_t n, msgpack_unpacked *u)
 {
@@ -11,6 +94,10 @@ static int unpack_whole(const uint8_t *body, size_t n, msgpack_unpacked *u)
         msgpack_unpack_return r;
 
         msgpack_unpacked_init(u);
+        if (!well_formed(body, n)) {
+                msgpack_unpacked_destroy(u);
+                return -EBADMSG;
+        }
         r = msgpack_unpack_next(u, (const char *)body, n, &off);
         if (r != MSGPACK_UNPACK_SUCCESS || off != n) {
                 msgpack_unpacked_destroy(u);

@@ -112,20 +112,42 @@ static void print_escaped(FILE *f, const uint8_t *p, size_t n)
         }
 }
 
+/*
+ * Wall-clock time of a record: seconds (floored) and nanoseconds within the second. The record's
+ * timestamp and loaderd's offset both come from outside, so the sum saturates instead of
+ * overflowing, and a time gmtime cannot represent prints as "?".
+ */
+static void wall_time(const struct output *o, uint64_t boot_ns, bool utc, char *tbuf,
+                      size_t size, long *ret_ns)
+{
+        int64_t ns;
+        time_t secs;
+        struct tm tm;
+
+        if (__builtin_add_overflow(boot_ns, o->realtime_offset_ns, &ns))
+                ns = INT64_MAX; /* boot_ns >= 0: only upwards */
+        secs = (time_t)(ns / 1000000000);
+        *ret_ns = (long)(ns % 1000000000);
+        if (*ret_ns < 0) {
+                *ret_ns += 1000000000;
+                secs--;
+        }
+        if (!(utc ? gmtime_r(&secs, &tm) : localtime_r(&secs, &tm)) ||
+            strftime(tbuf, size, utc ? "%Y-%m-%dT%H:%M:%S" : "%H:%M:%S", &tm) == 0)
+                snprintf(tbuf, size, "?");
+}
+
 static int output_text(struct output *o, const struct message *m, uint8_t role)
 {
         const struct tlssniff_data_record *h = &m->hdr;
         char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN], tbuf[32];
-        int64_t ns = (int64_t)h->timestamp_ns + o->realtime_offset_ns;
-        time_t secs = (time_t)(ns / 1000000000);
-        struct tm tm;
         size_t shown = m->length < o->max_print ? m->length : o->max_print;
+        long ns;
 
-        localtime_r(&secs, &tm);
-        strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm);
+        wall_time(o, h->timestamp_ns, false, tbuf, sizeof(tbuf), &ns);
         format_addr(h->family, h->laddr, la, sizeof(la));
         format_addr(h->family, h->raddr, ra, sizeof(ra));
-        fprintf(o->f, "%s.%06lld %.*s[%u/%u] %s ", tbuf, (long long)(ns % 1000000000) / 1000,
+        fprintf(o->f, "%s.%06lld %.*s[%u/%u] %s ", tbuf, (long long)ns / 1000,
                 TLSSNIFF_COMM_LEN, h->comm, h->pid, h->tid, role_name(role));
         if (h->family == AF_INET6)
                 fprintf(o->f, "[%s]:%u -> [%s]:%u", la, h->lport, ra, h->rport);
@@ -163,11 +185,9 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
                        enum role_source rs)
 {
         const struct tlssniff_data_record *h = &m->hdr;
-        int64_t ns = (int64_t)h->timestamp_ns + o->realtime_offset_ns;
-        time_t secs = (time_t)(ns / 1000000000);
         size_t need = 4 * ((size_t)m->length / 3 + 1) + 1;
-        struct tm tm;
         char tbuf[32];
+        long ns;
 
         if (o->b64_cap < need) {
                 char *p = realloc(o->b64, need);
@@ -178,10 +198,9 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
                 o->b64_cap = need;
         }
         base64_encode(m->data, m->length, o->b64);
-        gmtime_r(&secs, &tm);
-        strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+        wall_time(o, h->timestamp_ns, true, tbuf, sizeof(tbuf), &ns);
         fprintf(o->f, "{\"type\":\"data\",\"time\":\"%s.%09lldZ\",\"timestamp_ns\":%llu,", tbuf,
-                (long long)(ns % 1000000000), (unsigned long long)h->timestamp_ns);
+                (long long)ns, (unsigned long long)h->timestamp_ns);
         fprintf(o->f, "\"pid\":%u,\"tid\":%u,\"comm\":", h->pid, h->tid);
         json_write_string(o->f, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
         fprintf(o->f,
@@ -214,8 +233,12 @@ int output_stats(struct output *o, const char *const *names, const uint64_t *val
 {
         if (o->json) {
                 fputs("{\"type\":\"stats\"", o->f);
-                for (unsigned i = 0; i < n; i++)
-                        fprintf(o->f, ",\"%s\":%llu", names[i], (unsigned long long)values[i]);
+                for (unsigned i = 0; i < n; i++) {
+                        /* Names come over the socket: escape them like any other string. */
+                        fputc(',', o->f);
+                        json_write_string(o->f, names[i], strlen(names[i]));
+                        fprintf(o->f, ":%llu", (unsigned long long)values[i]);
+                }
                 fputs("}\n", o->f);
         } else {
                 fputs("-- statistics:", o->f);
