@@ -19,6 +19,7 @@
 #define TLSSNIFF_COMM_LEN 16
 #define TLSSNIFF_FILTER_CGROUPS_MAX 8
 #define TLSSNIFF_PROBE_SPECS_MAX 4096
+#define TLSSNIFF_DRAIN_MS 10 /* loaderd drains the ring buffer at least this often */
 
 enum tlssniff_record_type {
         TLSSNIFF_REC_DATA = 1,        /* struct tlssniff_data_record + payload */

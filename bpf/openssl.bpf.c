@@ -37,6 +37,11 @@ const volatile bool filter_pids_on = false;
 const volatile bool filter_comms_on = false;
 const volatile __u32 filter_cgroups_n = 0;
 const volatile __u32 self_tgid = 0;
+/*
+ * Data records wake loaderd only once this much is waiting; loaderd also drains every
+ * TLSSNIFF_DRAIN_MS. One wakeup per record would cost more than the record.
+ */
+const volatile __u64 wakeup_bytes = 256 << 10;
 
 /* Source of connection ids; only ever incremented atomically. */
 __u64 next_conn_id = 0;
@@ -416,7 +421,7 @@ static __always_inline void emit_file(__u32 type, __u32 tgid, struct tlssniff_fi
         r->dev = key->dev;
         r->ino = key->ino;
         r->addr = addr;
-        bpf_ringbuf_submit(r, 0);
+        bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP); /* new files: attach without delay */
 }
 
 static __always_inline void note_exec_mmap(__u32 tid, struct pt_regs *regs)
@@ -533,6 +538,12 @@ int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const in
         return 0;
 }
 
+static __always_inline __u64 data_wakeup_flag(void)
+{
+        return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                              : BPF_RB_NO_WAKEUP;
+}
+
 struct emit_ctx {
         struct scratch *s;
         __u64 buf;
@@ -564,7 +575,7 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
                 return 0;
         }
         s->rec.stream_offset += off;
-        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len, 0) < 0) {
+        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len, data_wakeup_flag()) < 0) {
                 stat_add(STAT_DROP_RINGBUF_RECORDS, 1);
                 stat_add(STAT_DROP_RINGBUF_BYTES, len);
         } else {

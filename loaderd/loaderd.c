@@ -662,7 +662,7 @@ static int loop(struct loaderd *l)
         int r;
 
         for (;;) {
-                int n = epoll_wait(l->epoll_fd, evs, ELEMENTSOF(evs), 200);
+                int n = epoll_wait(l->epoll_fd, evs, ELEMENTSOF(evs), TLSSNIFF_DRAIN_MS);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -714,7 +714,12 @@ static int loop(struct loaderd *l)
                         }
                         }
                 }
-                /* Records wait at most one loop turn (200 ms when idle) for company. */
+                /* Data records do not wake us until 256 KiB wait: drain them every turn. */
+                if (!l->rb_paused) {
+                        r = ring_buffer__consume(l->rb);
+                        if (r < 0 && r != -EAGAIN)
+                                return log_error_errno(r, "Ring buffer: %m");
+                }
                 r = flush_records(l);
                 if (r < 0)
                         return log_error_errno(r, "Failed to forward records: %m");
