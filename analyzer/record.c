@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macro.h"
 #include "record.h"
 
 int record_validate(const uint8_t *rec, size_t len, struct tlssniff_data_record *ret_hdr,
@@ -81,18 +82,10 @@ static void slot_remove(struct assembler *a, unsigned i)
 
 static int slot_append(struct assembler_slot *s, const uint8_t *data, uint32_t n)
 {
-        if (s->cap - s->len < n) {
-                size_t want = s->len + n;
-                uint8_t *p;
+        int r = buffer_reserve(&s->buf, &s->cap, s->len, n);
 
-                if (want < 2 * s->cap)
-                        want = 2 * s->cap;
-                p = realloc(s->buf, want);
-                if (!p)
-                        return -ENOMEM;
-                s->buf = p;
-                s->cap = want;
-        }
+        if (r < 0)
+                return r;
         memcpy(s->buf + s->len, data, n);
         s->len += n;
         return 0;

@@ -71,27 +71,14 @@ void frame_reader_done(struct frame_reader *r)
 /* Makes room for n more bytes, compacting consumed frames away first. */
 static int reader_reserve(struct frame_reader *r, size_t n)
 {
-        uint8_t *p;
-        size_t want;
-
         if (r->pos > 0) {
                 memmove(r->buf, r->buf + r->pos, r->len - r->pos);
                 r->len -= r->pos;
                 r->pos = 0;
         }
-        if (r->cap - r->len >= n)
-                return 0;
-        want = r->len + n;
-        if (want > FRAME_HEADER_SIZE + FRAME_BODY_MAX + READ_CHUNK)
+        if (r->len + n > FRAME_HEADER_SIZE + FRAME_BODY_MAX + READ_CHUNK)
                 return -ENOBUFS;
-        if (want < 2 * r->cap)
-                want = 2 * r->cap;
-        p = realloc(r->buf, want);
-        if (!p)
-                return -ENOMEM;
-        r->buf = p;
-        r->cap = want;
-        return 0;
+        return buffer_reserve(&r->buf, &r->cap, r->len, n);
 }
 
 int frame_reader_feed(struct frame_reader *r, const void *p, size_t n)
@@ -213,18 +200,8 @@ int frame_writer_put(struct frame_writer *w, uint16_t type, const void *body, si
                 return -ENOBUFS;
         if (w->pos > 0 && w->pos == w->len)
                 w->pos = w->len = 0;
-        if (w->cap - w->len < need) {
-                size_t want = w->len + need;
-                uint8_t *p;
-
-                if (want < 2 * w->cap)
-                        want = 2 * w->cap;
-                p = realloc(w->buf, want);
-                if (!p)
-                        return -ENOMEM;
-                w->buf = p;
-                w->cap = want;
-        }
+        if (buffer_reserve(&w->buf, &w->cap, w->len, need) < 0)
+                return -ENOMEM;
         if (fd >= 0) {
                 dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
                 if (dup_fd < 0)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -47,6 +48,12 @@ static inline int safe_close(int fd)
                 close(fd);
         return -1;
 }
+
+/*
+ * Makes room for `more` bytes after the `len` used bytes of *buf (capacity *cap), at least
+ * doubling. 0 or -ENOMEM; *buf and *cap are updated only on success.
+ */
+int buffer_reserve(uint8_t **buf, size_t *cap, size_t len, size_t more);
 
 /* Parse an unsigned decimal/hex integer in [min, max]; 0 or -EINVAL/-ERANGE. */
 int parse_u64(const char *s, unsigned long long min, unsigned long long max,

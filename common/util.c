@@ -6,6 +6,26 @@
 
 #include "macro.h"
 
+int buffer_reserve(uint8_t **buf, size_t *cap, size_t len, size_t more)
+{
+        size_t want;
+        uint8_t *p;
+
+        if (*cap - len >= more)
+                return 0;
+        if (more > SIZE_MAX / 2 - len)
+                return -ENOMEM;
+        want = len + more;
+        if (want < 2 * *cap)
+                want = 2 * *cap;
+        p = realloc(*buf, want);
+        if (!p)
+                return -ENOMEM;
+        *buf = p;
+        *cap = want;
+        return 0;
+}
+
 int parse_u64(const char *s, unsigned long long min, unsigned long long max,
               unsigned long long *ret)
 {

@@ -31,6 +31,7 @@ int elf_segments_read(int fd, struct elf_segments *ret)
 {
         unsigned char ident[EI_NIDENT];
         struct elf_segments s = {};
+        Elf64_Ehdr eh;
         struct stat st;
         int r;
 
@@ -44,43 +45,23 @@ int elf_segments_read(int fd, struct elf_segments *ret)
         if (memcmp(ident, ELFMAG, SELFMAG) != 0 || ident[EI_DATA] != ELFDATA2LSB)
                 return -ENOEXEC;
 
-        if (ident[EI_CLASS] == ELFCLASS64) {
-                Elf64_Ehdr eh;
-
-                r = read_exact(fd, &eh, sizeof(eh), 0);
-                if (r < 0)
-                        return r;
-                if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > PHNUM_MAX)
-                        return -ENOEXEC;
-                for (unsigned i = 0; i < eh.e_phnum; i++) {
-                        Elf64_Phdr ph;
-
-                        r = read_exact(fd, &ph, sizeof(ph), eh.e_phoff + (uint64_t)i * sizeof(ph));
-                        if (r < 0)
-                                return r;
-                        if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
-                                add_segment(&s, ph.p_offset, ph.p_filesz, (uint64_t)st.st_size);
-                }
-        } else if (ident[EI_CLASS] == ELFCLASS32) {
-                Elf32_Ehdr eh;
-
-                r = read_exact(fd, &eh, sizeof(eh), 0);
-                if (r < 0)
-                        return r;
-                if (eh.e_phentsize != sizeof(Elf32_Phdr) || eh.e_phnum > PHNUM_MAX)
-                        return -ENOEXEC;
-                for (unsigned i = 0; i < eh.e_phnum; i++) {
-                        Elf32_Phdr ph;
-
-                        r = read_exact(fd, &ph, sizeof(ph), eh.e_phoff + (uint64_t)i * sizeof(ph));
-                        if (r < 0)
-                                return r;
-                        if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
-                                add_segment(&s, ph.p_offset, ph.p_filesz, (uint64_t)st.st_size);
-                }
-        } else
+        /* The analyzer plans probes for 64-bit x86 and arm64 only. */
+        if (ident[EI_CLASS] != ELFCLASS64)
                 return -ENOEXEC;
+        r = read_exact(fd, &eh, sizeof(eh), 0);
+        if (r < 0)
+                return r;
+        if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > PHNUM_MAX)
+                return -ENOEXEC;
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+                Elf64_Phdr ph;
 
+                r = read_exact(fd, &ph, sizeof(ph), eh.e_phoff + (uint64_t)i * sizeof(ph));
+                if (r < 0)
+                        return r;
+                if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+                        add_segment(&s, ph.p_offset, ph.p_filesz, (uint64_t)st.st_size);
+        }
         if (s.n == 0)
                 return -ENOEXEC;
         *ret = s;
