@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+# Proves: the analyzer runs as the unprivileged tlssniff user with no capabilities and
+# no_new_privs, and is the one writing the output file that loaderd opened for it; and that
+# after loaderd is SIGKILLed no uprobe of tlssniff stays behind and the analyzer exits.
+
+import json
+import os
+import pwd
+import subprocess
+import signal
+import time
+
+import harness
+from harness import TestFailure
+
+
+def status_of(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
+def children_of(ppid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+            kids.append(int(d))
+    return kids
+
+
+def our_uprobes(pid):
+    """Perf events of pid that are uprobes (their fds link to anon_inode:[perf_event])."""
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[perf_event]":
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        return 0
+    return n
+
+
+def main(t):
+    loaderd = t.start_loaderd()
+    kids = children_of(loaderd.pid)
+    if len(kids) != 1:
+        raise TestFailure(f"loaderd has {len(kids)} children, expected the analyzer alone")
+    analyzer = kids[0]
+    st = status_of(analyzer)
+    uid = pwd.getpwnam("tlssniff").pw_uid
+    if st["Uid"].split() != [str(uid)] * 4 or uid == 0:
+        raise TestFailure(f"analyzer Uid {st['Uid']}, expected tlssniff ({uid}) everywhere")
+    if st["Gid"].split()[0] == "0" or st.get("Groups", "") not in ("",):
+        raise TestFailure(f"analyzer Gid {st['Gid']} Groups '{st.get('Groups')}'")
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        if int(st[cap], 16) != 0:
+            raise TestFailure(f"analyzer {cap} = {st[cap]}, expected 0")
+    if st["NoNewPrivs"] != "1":
+        raise TestFailure(f"analyzer NoNewPrivs = {st['NoNewPrivs']}")
+    out_target = os.readlink(f"/proc/{analyzer}/fd/1")
+    if out_target != str(t.output):
+        raise TestFailure(f"analyzer stdout is {out_target}, expected {t.output}")
+    probes = our_uprobes(loaderd.pid)
+    if probes == 0:
+        raise TestFailure("loaderd holds no perf events: no uprobes attached?")
+    harness.log(f"analyzer pid {analyzer}: uid {uid}, no capabilities, NoNewPrivs 1; "
+                f"loaderd holds {probes} perf events")
+
+    # SIGKILL: the probes die with loaderd's fds; the analyzer sees EOF and exits.
+    loaderd.send_signal(signal.SIGKILL)
+    loaderd.wait(60)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{analyzer}") and time.monotonic() < deadline:
+        try:
+            if status_of(analyzer)["State"].startswith("Z"):
+                break
+        except OSError:
+            break
+        time.sleep(0.1)
+    if os.path.exists(f"/proc/{analyzer}") and \
+            not status_of(analyzer)["State"].startswith("Z"):
+        raise TestFailure("the analyzer did not exit after loaderd was killed")
+    # No program of tlssniff's may stay loaded (they hold the uprobes and tracepoints).
+    ours = {"tls_entry", "tls_return", "sys_enter", "sys_exit", "process_exec",
+            "sock_set_state"}
+    left = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
+                             text=True, check=True).stdout
+        left = [p for p in json.loads(out or "[]") if p.get("name") in ours]
+        if not left:
+            break
+        time.sleep(0.2)
+    if left:
+        raise TestFailure(f"BPF programs left loaded after loaderd was killed: "
+                          f"{[(p['id'], p['name']) for p in left]}")
+    t.loaderd = None
+    harness.log("after SIGKILL of loaderd the analyzer exited and no BPF program of ours is left")
+
+
+if __name__ == "__main__":
+    harness.run(main)
