@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+# Proves: --comm and --cgroup select processes in the kernel: with --comm curl only curl's
+# traffic is captured (not the python3 server's, not a python3 client's); with --cgroup only
+# the process placed in that cgroup v2 group is captured, exactly.
+
+import os
+import subprocess
+import tempfile
+
+import harness
+from harness import TestFailure
+
+HOST = "127.0.0.1"
+
+
+def comm_filter(t, cert, key):
+    body = os.urandom(5000)
+    t.write_file("body.bin", body)
+    t.start_loaderd("--comm", "curl")
+    server, port = t.start_server("http", cert, key, HOST)
+    curl = t.spawn(["curl", "-k", "--http1.1", "-sS", "--max-time", "30", "-o", os.devnull,
+                    f"https://{HOST}:{port}/x"], name="curl")
+    t.wait_proc(curl, 40)
+    t.stop_server(server)
+    server2, port2 = t.start_server("framed", cert, key, HOST)
+    py = harness.spawn_client(t, "py-client", port2, [(os.urandom(700), 900)], cert)
+    harness.client_results(t, py)
+    t.stop_server(server2)
+    cap = t.stop_loaderd()
+    cap.find_stream(curl.pid, "read", harness.http_response(body), "curl read stream")
+    others = sorted({(r["pid"], r["comm"]) for r in cap.records if r["pid"] != curl.pid})
+    if others:
+        raise TestFailure(f"--comm curl but other processes were captured: {others}")
+    harness.log("--comm: only curl captured")
+
+
+def cgroup_filter(t, cert, key):
+    mnt = tempfile.mkdtemp(prefix="tlssniff-cg2-")
+    subprocess.run(["mount", "-t", "cgroup2", "none", mnt], check=True)
+    group = os.path.join(mnt, f"tlssniff-test-{os.getpid()}")
+    try:
+        os.mkdir(group)
+        server, port = t.start_server("framed", cert, key, HOST)
+        items = [(os.urandom(3000), 4000)]
+        inside = harness.spawn_client(t, "inside", port, items, cert, flags=["--wait-go"])
+        outside = harness.spawn_client(t, "outside", port, [(os.urandom(500), 600)], cert,
+                                       flags=["--wait-go"])
+        t.expect_line(inside, "WAITING")
+        t.expect_line(outside, "WAITING")
+        with open(os.path.join(group, "cgroup.procs"), "w") as f:
+            f.write(str(inside.pid))
+        t.start_loaderd("--cgroup", group)
+        for p in (inside, outside):
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+        res = harness.client_results(t, inside)
+        harness.client_results(t, outside)
+        t.stop_server(server)
+        cap = t.stop_loaderd()
+        harness.check_framed_connection(cap, "client in the cgroup", inside.pid, None, res[0],
+                                        items[0][0], items[0][1], "ipv4")
+        others = sorted({(r["pid"], r["comm"]) for r in cap.records if r["pid"] != inside.pid})
+        if others:
+            raise TestFailure(f"--cgroup {group} but other processes were captured: {others} "
+                              f"(outside client {outside.pid}, server {server.pid})")
+        harness.log("--cgroup: only the process in the group captured")
+    finally:
+        # The clients have exited; an empty group can go.
+        try:
+            os.rmdir(group)
+        except OSError:
+            pass
+        subprocess.run(["umount", mnt], check=False)
+        os.rmdir(mnt)
+
+
+def main(t):
+    cert, key = t.make_cert()
+    comm_filter(t, cert, key)
+    cgroup_filter(t, cert, key)
+
+
+if __name__ == "__main__":
+    harness.run(main)
