@@ -75,12 +75,23 @@ static int send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *s
         return r == -EAGAIN ? 0 : r;
 }
 
+static int send_file(struct loaderd *l, const struct msg_file *m, int fd)
+{
+        msgpack_sbuffer sb;
+        int r;
+
+        msgpack_sbuffer_init(&sb);
+        msg_encode_file(&sb, m);
+        r = send_frame(l, FRAME_L_FILE, &sb, fd);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
 int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, uint8_t kind,
                        bool initial)
 {
         struct msg_file m = { .pid = (uint32_t)pid, .kind = kind };
         struct traced_file *tf;
-        msgpack_sbuffer sb;
         struct stat st;
         int r;
 
@@ -108,6 +119,7 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
                 .fd = fd,
                 .state = FILE_SENT,
                 .initial = initial,
+                .kind = kind,
                 .path = strdup(path),
         };
         if (!tf->path) {
@@ -121,10 +133,7 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
         m.dev = st.st_dev;
         m.ino = st.st_ino;
         snprintf(m.path, sizeof(m.path), "%s", path);
-        msgpack_sbuffer_init(&sb);
-        msg_encode_file(&sb, &m);
-        r = send_frame(l, FRAME_L_FILE, &sb, fd);
-        msgpack_sbuffer_destroy(&sb);
+        r = send_file(l, &m, fd);
         if (r < 0)
                 return log_error_errno(r, "Failed to send file '%s' to the analyzer: %m", path);
         if (initial)
@@ -469,6 +478,8 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_files_failed", l->files_failed);
         ADD("loaderd_probes_attached", l->probes_attached);
         ADD("loaderd_backlog_bytes", frame_writer_pending(&l->out));
+        ADD("loaderd_analyzer_restarts", l->analyzer_restarts);
+        ADD("loaderd_lost_frame_bytes", l->lost_frame_bytes);
 #undef ADD
         msgpack_sbuffer_init(&sb);
         msg_encode_stats(&sb, &m);
@@ -609,6 +620,88 @@ static int handle_sock(struct loaderd *l, uint32_t events)
         return 0;
 }
 
+static uint64_t monotonic_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Starts an analyzer and greets it; the socket joins the event loop. */
+static int start_analyzer(struct loaderd *l)
+{
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_SOCK };
+        int r;
+
+        r = spawn_analyzer(l, &l->sock, &l->analyzer_pid);
+        if (r < 0)
+                return r;
+        l->analyzer_started_ns = monotonic_ns();
+        if (fcntl(l->sock, F_SETFL, O_NONBLOCK) < 0 ||
+            epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->sock, &ev) < 0)
+                return log_error_errno(errno, "Failed to set up the analyzer socket: %m");
+        r = send_hello(l);
+        if (r < 0)
+                return log_error_errno(r, "Failed to greet the analyzer: %m");
+        return 0;
+}
+
+/*
+ * Replaces a dead or misbehaving analyzer, with a backoff of 100 ms doubling to 10 s (reset
+ * once one has run for a minute). Frames queued for the old one are lost and counted; while
+ * loaderd waits it does not drain the ring buffer, so what the kernel drops is counted there.
+ * Files still waiting for a plan are offered again; attached probes stay as they are.
+ */
+static int restart_analyzer(struct loaderd *l, const char *why, int status)
+{
+        uint64_t now = monotonic_ns();
+        int r;
+
+        if (l->analyzer_pid > 0) {
+                kill(l->analyzer_pid, SIGKILL);
+                (void)waitpid(l->analyzer_pid, NULL, 0);
+                l->analyzer_pid = 0;
+        }
+        log_struct_id(LOG_ERR, MID_ANALYZER_EXITED,
+                      "The analyzer stopped (%s, status 0x%x); %zu bytes of frames for it are "
+                      "lost. Restarting it.",
+                      why, status, frame_writer_pending(&l->out));
+        if (l->sock >= 0)
+                (void)epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, l->sock, NULL);
+        l->sock = safe_close(l->sock);
+        l->lost_frame_bytes += frame_writer_pending(&l->out);
+        frame_writer_done(&l->out);
+        frame_reader_done(&l->in);
+        frame_reader_init(&l->in, false);
+        l->analyzer_hello = false;
+
+        if (now - l->analyzer_started_ns > 60ull * 1000000000ull)
+                l->restart_delay_ms = 0;
+        l->restart_delay_ms = l->restart_delay_ms ? l->restart_delay_ms * 2 : 100;
+        if (l->restart_delay_ms > 10000)
+                l->restart_delay_ms = 10000;
+        usleep(l->restart_delay_ms * 1000);
+
+        r = start_analyzer(l);
+        if (r < 0)
+                return r;
+        l->analyzer_restarts++;
+        for (unsigned i = 0; i < l->n_files; i++) {
+                struct traced_file *tf = &l->files[i];
+                struct msg_file m = { .file_id = tf->id, .dev = tf->dev, .ino = tf->ino,
+                                      .kind = tf->kind };
+
+                if (tf->state != FILE_SENT)
+                        continue;
+                snprintf(m.path, sizeof(m.path), "%s", tf->path);
+                r = send_file(l, &m, tf->fd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to offer %s again: %m", tf->path);
+        }
+        return 0;
+}
+
 static int make_signal_fd(void)
 {
         sigset_t mask;
@@ -677,9 +770,15 @@ static int loop(struct loaderd *l)
                                         return log_error_errno(r, "Ring buffer: %m");
                                 break;
                         case EV_SOCK:
+                                if (l->sock < 0)
+                                        break; /* restarted during this turn */
                                 r = handle_sock(l, evs[i].events);
-                                if (r < 0)
-                                        return r;
+                                if (r < 0) {
+                                        /* A dead, broken or misbehaving analyzer: replace it. */
+                                        r = restart_analyzer(l, "its socket failed", 0);
+                                        if (r < 0)
+                                                return r;
+                                }
                                 break;
                         case EV_SIGNAL: {
                                 struct signalfd_siginfo si;
@@ -688,15 +787,13 @@ static int loop(struct loaderd *l)
                                         if (si.ssi_signo == SIGCHLD) {
                                                 int status;
 
-                                                if (waitpid(l->analyzer_pid, &status, WNOHANG) ==
-                                                    l->analyzer_pid) {
-                                                        l->analyzer_pid = 0;
-                                                        log_struct_id(LOG_ERR, MID_ANALYZER_EXITED,
-                                                                      "The analyzer exited "
-                                                                      "(status 0x%x).",
-                                                                      status);
-                                                        return -ECHILD;
-                                                }
+                                                if (waitpid(l->analyzer_pid, &status, WNOHANG) !=
+                                                    l->analyzer_pid)
+                                                        continue;
+                                                l->analyzer_pid = 0;
+                                                r = restart_analyzer(l, "it exited", status);
+                                                if (r < 0)
+                                                        return r;
                                         } else if (si.ssi_signo != SIGHUP) {
                                                 log_info("Received signal %u, stopping.",
                                                          si.ssi_signo);
@@ -732,7 +829,7 @@ static int loop(struct loaderd *l)
 int loaderd_run(struct options *opt)
 {
         struct loaderd l = { .opt = *opt, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
-                             .timer_fd = -1, .analyzer_pidfd = -1 };
+                             .timer_fd = -1, .output_fd = -1 };
         struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
         struct epoll_event ev;
         int r;
@@ -754,12 +851,15 @@ int loaderd_run(struct options *opt)
         r = setup_bpf(&l);
         if (r < 0)
                 goto out;
-        r = spawn_analyzer(&l, &l.sock, &l.analyzer_pid);
-        if (r < 0)
-                goto out;
-        if (fcntl(l.sock, F_SETFL, O_NONBLOCK) < 0) {
-                r = log_error_errno(errno, "Failed to set up the analyzer socket: %m");
-                goto out;
+        if (l.opt.output) {
+                /* Opened once: a restarted analyzer goes on writing to the same file. */
+                l.output_fd = open(l.opt.output, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+                                                         O_CLOEXEC | O_NOCTTY, 0640);
+                if (l.output_fd < 0) {
+                        r = log_error_errno(errno, "Failed to open output '%s': %m",
+                                            l.opt.output);
+                        goto out;
+                }
         }
         l.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         l.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -769,18 +869,14 @@ int loaderd_run(struct options *opt)
         }
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_RINGBUF };
         epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(l.rb), &ev);
-        ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SOCK };
-        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.sock, &ev);
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
         epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.signal_fd, &ev);
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_TIMER };
         epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.timer_fd, &ev);
 
-        r = send_hello(&l);
-        if (r < 0) {
-                log_error_errno(r, "Failed to greet the analyzer: %m");
+        r = start_analyzer(&l);
+        if (r < 0)
                 goto out;
-        }
         /* Files go out before the analyzer answers; its hello gates only what it may send. */
         discover_library_dirs(&l);
         discover_all(&l);
@@ -806,5 +902,6 @@ out:
         safe_close(l.epoll_fd);
         safe_close(l.signal_fd);
         safe_close(l.timer_fd);
+        safe_close(l.output_fd);
         return r;
 }

@@ -49,6 +49,7 @@ struct traced_file {
         int fd;
         enum file_state state;
         bool initial; /* found by the start-up scan; counts towards readiness */
+        uint8_t kind; /* enum msg_file_kind */
         unsigned n_links;
         struct bpf_link **links;
         char *path;
@@ -62,8 +63,11 @@ struct loaderd {
         int signal_fd;
         int timer_fd;
         int sock; /* to the analyzer */
+        int output_fd; /* --output, opened once so a restarted analyzer appends to it */
+        unsigned analyzer_restarts;
+        unsigned restart_delay_ms;
+        uint64_t analyzer_started_ns;
         pid_t analyzer_pid;
-        int analyzer_pidfd;
         bool analyzer_hello;
         bool rb_paused;
         bool ready;
@@ -88,6 +92,7 @@ struct loaderd {
         uint64_t records_forwarded;
         uint64_t file_events;
         uint64_t files_failed;
+        uint64_t lost_frame_bytes; /* queued for an analyzer that died */
         uint64_t last_loss_reported;
 };
 
@@ -105,5 +110,5 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
 bool loaderd_knows_file(struct loaderd *l, uint64_t dev, uint64_t ino);
 void loaderd_mark_known(struct loaderd *l, uint64_t dev, uint64_t ino, bool kernel_encoding);
 
-/* spawn.c */
+/* spawn.c: uses l->opt and l->output_fd */
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid);

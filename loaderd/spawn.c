@@ -88,7 +88,8 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
 {
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
-        _cleanup_close_ int exe = -1, out_fd = -1;
+        _cleanup_close_ int exe = -1;
+        int out_fd = l->output_fd;
         char max_print[32], level[16];
         const char *argv[16];
         uid_t uid = 0;
@@ -103,12 +104,6 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         if (exe < 0)
                 return log_error_errno(errno, "Failed to find the analyzer binary (%s): %m",
                                        o->analyzer ? o->analyzer : "tlssniff-analyzer");
-        if (o->output) {
-                out_fd = open(o->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640);
-                if (out_fd < 0)
-                        return log_error_errno(errno, "Failed to open output '%s': %m", o->output);
-                /* The unprivileged analyzer writes to it through the inherited fd. */
-        }
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return log_error_errno(errno, "Failed to create the analyzer socket: %m");
 
@@ -142,16 +137,15 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 signal(SIGINT, SIG_IGN); /* loaderd decides when the analyzer ends (EOF) */
                 if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
                         _exit(120);
-                if (sv[1] == ANALYZER_FD ? fcntl(sv[1], F_SETFD, 0) < 0
-                                         : dup2(sv[1], ANALYZER_FD) < 0)
+                /* Move exe and the socket off fd 3 and stdout first: either may sit there. */
+                exe = fcntl(exe, F_DUPFD_CLOEXEC, 10);
+                sv[1] = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+                if (exe < 0 || sv[1] < 0)
                         _exit(121);
                 if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)
                         _exit(121);
-                if (exe == ANALYZER_FD) {
-                        exe = fcntl(exe, F_DUPFD_CLOEXEC, 10);
-                        if (exe < 0)
-                                _exit(121);
-                }
+                if (dup2(sv[1], ANALYZER_FD) < 0)
+                        _exit(121);
                 if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
                     setresuid(uid, uid, uid) < 0)
                         _exit(122);
