@@ -737,6 +737,10 @@ static void shutdown_analyzer(struct loaderd *l)
 
                 if (p == l->analyzer_pid) {
                         l->analyzer_pid = 0;
+                        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                                log_error("The analyzer failed at exit (status 0x%x).", status);
+                                l->analyzer_failed = true;
+                        }
                         break;
                 }
                 usleep(10000);
@@ -887,6 +891,8 @@ out:
         if (l.rb)
                 (void)ring_buffer__consume(l.rb);
         shutdown_analyzer(&l);
+        if (r >= 0 && l.analyzer_failed)
+                r = -EIO;
         for (unsigned i = 0; i < l.n_files; i++) {
                 detach_file(&l.files[i]);
                 safe_close(l.files[i].fd);

@@ -72,6 +72,7 @@ struct loaderd {
         bool rb_paused;
         bool ready;
         bool stopping;
+        bool analyzer_failed; /* it exited with an error when told to stop */
         struct frame_reader in;
         struct frame_writer out;
 

@@ -92,6 +92,9 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         int out_fd = l->output_fd;
         char max_print[32], level[16];
         const char *argv[16];
+        char envbuf[3][512];
+        char *envp[4];
+        size_t n_env = 0;
         uid_t uid = 0;
         gid_t gid = 0;
         pid_t pid;
@@ -120,6 +123,24 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         /* The analyzer gets an empty environment: tell it where loaderd logs. */
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;
+
+        /* An empty environment, but for sanitizer settings (for the ASan/UBSan test build). */
+        {
+                static const char *const keep[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
+                                                    "LSAN_OPTIONS" };
+
+                for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
+                        const char *v = getenv(keep[i]);
+
+                        if (v && n_env < ELEMENTSOF(envbuf)) {
+                                snprintf(envbuf[n_env], sizeof(envbuf[n_env]), "%s=%s", keep[i],
+                                         v);
+                                envp[n_env] = envbuf[n_env];
+                                n_env++;
+                        }
+                }
+                envp[n_env] = NULL;
+        }
 
         pid = fork();
         if (pid < 0) {
@@ -153,8 +174,7 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                         _exit(123);
                 if (chdir("/") < 0)
                         _exit(124);
-                syscall(SYS_execveat, exe, "", (char *const *)argv, (char *const[]){ NULL },
-                        AT_EMPTY_PATH);
+                syscall(SYS_execveat, exe, "", (char *const *)argv, envp, AT_EMPTY_PATH);
                 _exit(127);
         }
         close(sv[1]);

@@ -540,6 +540,7 @@ class TestContext:
         self.output = None
         self.capture = None
         self.diag_pids = None
+        self.expected_restarts = 0  # loaderd_analyzer_restarts the test expects
 
     # -- files
 
@@ -663,6 +664,10 @@ class TestContext:
             raise TestFailure(f"loaderd exited with status {rc} after SIGINT")
         self.capture = Capture(self.output)
         self.capture.assert_valid()
+        restarts = (self.capture.stats or {}).get("loaderd_analyzer_restarts", 0)
+        if restarts != self.expected_restarts:
+            raise TestFailure(f"the analyzer was restarted {restarts} times (expected "
+                              f"{self.expected_restarts}): it crashed or misbehaved")
         log(f"capture: {len(self.capture.records)} records, {len(self.capture.streams)} streams")
         return self.capture
 

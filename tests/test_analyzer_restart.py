@@ -17,6 +17,7 @@ HOST = "127.0.0.1"
 def main(t):
     cert, key = t.make_cert()
     server, port = t.start_server("framed", cert, key, HOST)
+    t.expected_restarts = 1
     loaderd = t.start_loaderd()
     first = children_of(loaderd.pid)
     if len(first) != 1:
