@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <systemd/sd-daemon.h>
 #include <bpf/libbpf.h>
 
 #include "config.h"
@@ -155,6 +156,9 @@ static void check_ready(struct loaderd *l)
                 files += l->files[i].state == FILE_ATTACHED;
         log_struct_id(LOG_NOTICE, MID_READY, "Ready: %u probes attached to %u files.",
                       l->probes_attached, files);
+        /* Under systemd (Type=notify) the unit becomes active only now. */
+        (void)sd_notifyf(false, "READY=1\nSTATUS=Capturing: %u probes on %u files.",
+                         l->probes_attached, files);
         m.probes = l->probes_attached;
         m.files = files;
         msgpack_sbuffer_init(&sb);
@@ -811,6 +815,15 @@ static int loop(struct loaderd *l)
 
                                 (void)read(l->timer_fd, &ticks, sizeof(ticks));
                                 send_stats(l);
+                                /* The loop is alive: feed the watchdog (WatchdogSec=). */
+                                (void)sd_notifyf(false,
+                                                 "WATCHDOG=1\nSTATUS=%s: %u probes, %u files, "
+                                                 "%llu records forwarded, %u analyzer "
+                                                 "restarts.",
+                                                 l->ready ? "Capturing" : "Starting",
+                                                 l->probes_attached, l->n_files,
+                                                 (unsigned long long)l->records_forwarded,
+                                                 l->analyzer_restarts);
                                 break;
                         }
                         }
@@ -888,6 +901,7 @@ int loaderd_run(struct options *opt)
 
         r = loop(&l);
 out:
+        (void)sd_notify(false, "STOPPING=1");
         if (l.rb)
                 (void)ring_buffer__consume(l.rb);
         shutdown_analyzer(&l);
