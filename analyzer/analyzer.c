@@ -51,6 +51,7 @@ static void on_message(const struct message *m, void *userdata)
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
 {
         *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
+        control_init(&a->control, opt->control_fd);
         frame_reader_init(&a->in, true);
         output_init(&a->out, stdout, opt->json, opt->max_print);
         assembler_init(&a->asmb, on_assembled, a);
@@ -64,6 +65,7 @@ void analyzer_done(struct analyzer *a)
         output_done(&a->out);
         assembler_done(&a->asmb);
         identity_done(&a->identity);
+        control_done(&a->control);
 }
 
 static int send_frame(struct analyzer *a, uint16_t type, const msgpack_sbuffer *sb)
@@ -244,10 +246,8 @@ int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, cons
         return -EBADMSG;
 }
 
-static void write_final_stats(struct analyzer *a)
+unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, uint64_t *values)
 {
-        const char *names[MSG_STATS_MAX + 16];
-        uint64_t values[MSG_STATS_MAX + 16];
         unsigned n = 0;
 
         for (uint32_t i = 0; i < a->kernel_stats.n; i++) {
@@ -270,7 +270,18 @@ static void write_final_stats(struct analyzer *a)
         ADD("analyzer_files_analyzed", a->files_analyzed);
         ADD("analyzer_files_with_tls", a->plans_with_probes);
         ADD("analyzer_output_errors", a->output_errors);
+        ADD("analyzer_control_requests", a->control.requests);
+        ADD("analyzer_control_refused", a->control.refused);
 #undef ADD
+        return n;
+}
+
+static void write_final_stats(struct analyzer *a)
+{
+        const char *names[ANALYZER_STATS_MAX];
+        uint64_t values[ANALYZER_STATS_MAX];
+        unsigned n = analyzer_collect_stats(a, names, values);
+
         (void)output_stats(&a->out, names, values, n);
 }
 
@@ -286,12 +297,16 @@ int analyzer_run(struct analyzer *a)
                 identity_expire(&a->identity, now_ns(), false);
                 r = frame_reader_fill(&a->in, a->sock);
                 if (r == -EAGAIN) {
-                        struct pollfd p = { .fd = a->sock, .events = POLLIN };
+                        struct pollfd p[2] = { { .fd = a->sock, .events = POLLIN },
+                                               { .fd = a->control.listen_fd, .events = POLLIN } };
                         int timeout = identity_pending(&a->identity) ? 50 : -1;
 
                         fflush(a->out.f);
-                        if (poll(&p, 1, timeout) < 0 && errno != EINTR)
+                        if (poll(p, a->control.listen_fd >= 0 ? 2 : 1, timeout) < 0 &&
+                            errno != EINTR)
                                 return log_error_errno(errno, "poll failed: %m");
+                        if (a->control.listen_fd >= 0 && (p[1].revents & POLLIN))
+                                control_serve(&a->control, a);
                         continue;
                 }
                 if (r < 0)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "control/control.h"
 #include "conn/identity.h"
 #include "conn/listen.h"
 #include "frame.h"
@@ -15,8 +16,11 @@
 #include "out/output.h"
 #include "record.h"
 
+#define ANALYZER_STATS_MAX (MSG_STATS_MAX + 32)
+
 struct analyzer_options {
         int fd;
+        int control_fd; /* listening control socket from loaderd, or -1 */
         bool json;
         unsigned max_print;
 };
@@ -29,6 +33,7 @@ struct analyzer {
         struct output out;
         struct assembler asmb;
         struct identity identity;
+        struct control control;
         struct listen_ports listen;
         struct msg_stats kernel_stats; /* last counters from loaderd */
 
@@ -43,5 +48,7 @@ struct analyzer {
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt);
 void analyzer_done(struct analyzer *a);
 int analyzer_run(struct analyzer *a);
+/* Every counter, kernel's and loaderd's (as last reported) and the analyzer's. */
+unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, uint64_t *values);
 /* One frame, as if read from the socket (tests, fuzzing). */
 int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, const uint8_t *body);

@@ -10,7 +10,8 @@
 
 static void help(void)
 {
-        printf("Usage: tlssniff-analyzer --fd=N [--json] [--max-print BYTES] [--log-target T]\n"
+        printf("Usage: tlssniff-analyzer --fd=N [--control-fd=N] [--json] [--max-print BYTES]\n"
+               "                         [--log-target T] [--log-level N]\n"
                "\n"
                "The unprivileged half of tlssniff, started by tlssniff-loaderd with the socket\n"
                "to it as fd N. Not meant to be run by hand.\n");
@@ -20,6 +21,7 @@ int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
                 { "fd", required_argument, NULL, 'f' },
+                { "control-fd", required_argument, NULL, 'C' },
                 { "json", no_argument, NULL, 'j' },
                 { "max-print", required_argument, NULL, 'm' },
                 { "log-target", required_argument, NULL, 't' },
@@ -27,7 +29,7 @@ int main(int argc, char **argv)
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        struct analyzer_options o = { .fd = -1, .max_print = 512 };
+        struct analyzer_options o = { .fd = -1, .control_fd = -1, .max_print = 512 };
         enum log_target target = LOG_TARGET_AUTO;
         unsigned long long v;
         int level = LOG_INFO;
@@ -42,6 +44,13 @@ int main(int argc, char **argv)
                                 return 2;
                         }
                         o.fd = (int)v;
+                        break;
+                case 'C':
+                        if (parse_u64(optarg, 0, 1024, &v) < 0) {
+                                fprintf(stderr, "Invalid --control-fd '%s'.\n", optarg);
+                                return 2;
+                        }
+                        o.control_fd = (int)v;
                         break;
                 case 'j':
                         o.json = true;

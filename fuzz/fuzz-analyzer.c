@@ -97,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        struct analyzer_options opt = { .fd = -1 };
+        struct analyzer_options opt = { .fd = -1, .control_fd = -1 };
         struct analyzer *a;
         struct frame_header h;
         const uint8_t *body;

@@ -846,7 +846,8 @@ static int loop(struct loaderd *l)
 int loaderd_run(struct options *opt)
 {
         struct loaderd l = { .opt = *opt, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
-                             .timer_fd = -1, .output_fd = -1 };
+                             .timer_fd = -1, .output_fd = -1,
+                             .control_fd = -1 };
         struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
         struct epoll_event ev;
         int r;
@@ -923,5 +924,8 @@ out:
         safe_close(l.signal_fd);
         safe_close(l.timer_fd);
         safe_close(l.output_fd);
+        if (l.control_fd >= 0 && l.opt.control_socket[0])
+                (void)unlink(l.opt.control_socket);
+        safe_close(l.control_fd);
         return r;
 }

@@ -24,6 +24,7 @@ struct options {
         const char *output;
         const char *analyzer;
         const char *user;
+        const char *control_socket; /* "" for none */
         unsigned max_print;
         unsigned long long call_cap;
         unsigned long long ringbuf_size;
@@ -64,6 +65,7 @@ struct loaderd {
         int timer_fd;
         int sock; /* to the analyzer */
         int output_fd; /* --output, opened once so a restarted analyzer appends to it */
+        int control_fd; /* listening control socket, handed to every analyzer */
         unsigned analyzer_restarts;
         unsigned restart_delay_ms;
         uint64_t analyzer_started_ns;

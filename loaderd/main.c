@@ -32,6 +32,8 @@ static void help(void)
                "                           " TLSSNIFF_LIBEXECDIR ")\n"
                "      --user NAME          user the analyzer runs as (tlssniff; created if\n"
                "                           missing)\n"
+               "      --control-socket PATH  socket for tlssniffctl (/run/tlssniff/control;\n"
+               "                           \"\" for none), mode 0660 root:<the user's group>\n"
                "      --log-target TARGET  auto, stderr or journal (auto: journal under systemd)\n"
                "  -v, --verbose            debug logging\n"
                "  -h, --help               this help\n"
@@ -39,7 +41,7 @@ static void help(void)
 }
 
 enum { ARG_MAX_PRINT = 256, ARG_CALL_CAP, ARG_RINGBUF, ARG_ANALYZER, ARG_USER, ARG_LOG_TARGET,
-       ARG_VERSION };
+       ARG_VERSION, ARG_CONTROL };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -54,6 +56,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "ringbuf-size", required_argument, NULL, ARG_RINGBUF },
                 { "analyzer", required_argument, NULL, ARG_ANALYZER },
                 { "user", required_argument, NULL, ARG_USER },
+                { "control-socket", required_argument, NULL, ARG_CONTROL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -129,6 +132,14 @@ static int parse_args(int argc, char **argv, struct options *o)
                 case ARG_USER:
                         o->user = optarg;
                         break;
+                case ARG_CONTROL:
+                        if (*optarg && (optarg[0] != '/' || strlen(optarg) >= 108)) {
+                                fprintf(stderr, "Invalid --control-socket '%s': an absolute path "
+                                                "shorter than 108 bytes, or \"\".\n", optarg);
+                                return -EINVAL;
+                        }
+                        o->control_socket = optarg;
+                        break;
                 case ARG_LOG_TARGET:
                         if (log_parse_target(optarg, &o->log_target) < 0) {
                                 fprintf(stderr, "Invalid --log-target '%s': auto, stderr or "
@@ -165,6 +176,7 @@ int main(int argc, char **argv)
                 .call_cap = TLSSNIFF_CALL_CAP_DEFAULT,
                 .ringbuf_size = 32u << 20,
                 .user = "tlssniff",
+                .control_socket = "/run/tlssniff/control",
                 .log_target = LOG_TARGET_AUTO,
                 .log_level = LOG_INFO,
         };

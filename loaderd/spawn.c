@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -84,12 +85,44 @@ static int open_analyzer(const char *configured)
         return open(TLSSNIFF_LIBEXECDIR "/tlssniff-analyzer", O_PATH | O_CLOEXEC);
 }
 
+/*
+ * The control socket: created by root in the runtime directory, mode 0660 root:<analyzer group>
+ * (group members may read, only root may change anything: checked again with SO_PEERCRED by
+ * the analyzer, which serves it).
+ */
+static int make_control_socket(const char *path, gid_t gid)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        char dir[sizeof(sa.sun_path)];
+        char *slash;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        strcpy(dir, path);
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = '\0';
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        (void)unlink(path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chown(path, 0, gid) < 0 ||
+            chmod(path, 0660) < 0 || listen(fd, 64) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
 {
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
         _cleanup_close_ int exe = -1;
-        int out_fd = l->output_fd;
+        int out_fd = l->output_fd, ctl;
         char max_print[32], level[16];
         const char *argv[16];
         char envbuf[3][512];
@@ -103,6 +136,14 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         r = ensure_user(o->user, &uid, &gid);
         if (r < 0)
                 return log_error_errno(r, "Failed to find or create user '%s': %m", o->user);
+        if (l->control_fd < 0 && o->control_socket && o->control_socket[0]) {
+                l->control_fd = make_control_socket(o->control_socket, gid);
+                if (l->control_fd < 0)
+                        log_warning_errno(l->control_fd,
+                                          "Failed to create the control socket '%s', going on "
+                                          "without it: %m",
+                                          o->control_socket);
+        }
         exe = open_analyzer(o->analyzer);
         if (exe < 0)
                 return log_error_errno(errno, "Failed to find the analyzer binary (%s): %m",
@@ -114,6 +155,8 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         snprintf(level, sizeof(level), "%d", o->log_level);
         argv[argc++] = "tlssniff-analyzer";
         argv[argc++] = "--fd=3";
+        if (l->control_fd >= 0)
+                argv[argc++] = "--control-fd=4";
         argv[argc++] = "--max-print";
         argv[argc++] = max_print;
         argv[argc++] = "--log-level";
@@ -142,6 +185,7 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 envp[n_env] = NULL;
         }
 
+        ctl = l->control_fd;
         pid = fork();
         if (pid < 0) {
                 r = -errno;
@@ -161,11 +205,14 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 /* Move exe and the socket off fd 3 and stdout first: either may sit there. */
                 exe = fcntl(exe, F_DUPFD_CLOEXEC, 10);
                 sv[1] = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-                if (exe < 0 || sv[1] < 0)
+                ctl = ctl >= 0 ? fcntl(ctl, F_DUPFD_CLOEXEC, 10) : -1;
+                if (exe < 0 || sv[1] < 0 || (l->control_fd >= 0 && ctl < 0))
                         _exit(121);
                 if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)
                         _exit(121);
                 if (dup2(sv[1], ANALYZER_FD) < 0)
+                        _exit(121);
+                if (ctl >= 0 && dup2(ctl, ANALYZER_FD + 1) < 0)
                         _exit(121);
                 if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
                     setresuid(uid, uid, uid) < 0)

@@ -631,6 +631,10 @@ class TestContext:
         self.output = self.tmp / "capture.jsonl"
         argv = [str(LOADERD), "--json", "--output", str(self.output), "--log-target", "stderr"]
         argv += [str(a) for a in extra]
+        if "--control-socket" not in argv:
+            # Not the system-wide default path: tests must not disturb each other or a
+            # tlssniff already running on the machine.
+            argv += ["--control-socket", str(self.tmp / "control")]
         log("starting " + " ".join(argv))
         self.loaderd = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, cwd=str(self.tmp))

@@ -1,0 +1,185 @@
+/* Control socket server; see control.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "analyzer.h"
+#include "control.h"
+#include "config.h"
+#include "log.h"
+
+#define GROUPS_MAX 256
+
+static uint64_t mono_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void control_init(struct control *c, int listen_fd)
+{
+        *c = (struct control){ .listen_fd = listen_fd, .started_ns = mono_ns() };
+        if (listen_fd >= 0)
+                (void)fcntl(listen_fd, F_SETFL, O_NONBLOCK);
+}
+
+void control_done(struct control *c)
+{
+        c->listen_fd = safe_close(c->listen_fd);
+}
+
+enum control_access control_access_of(uid_t uid, gid_t gid, const gid_t *groups, int n_groups,
+                                      gid_t group)
+{
+        if (uid == 0)
+                return CONTROL_ADMIN;
+        if (gid == group)
+                return CONTROL_READ;
+        for (int i = 0; i < n_groups; i++)
+                if (groups[i] == group)
+                        return CONTROL_READ;
+        return CONTROL_NONE;
+}
+
+/* Appends to out, never past its end; the caller checks for truncation. */
+static void put(char *out, size_t size, size_t *len, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t size, size_t *len, const char *fmt, ...)
+{
+        va_list ap;
+        int k;
+
+        if (*len >= size)
+                return;
+        va_start(ap, fmt);
+        k = vsnprintf(out + *len, size - *len, fmt, ap);
+        va_end(ap);
+        if (k > 0)
+                *len += (size_t)k;
+}
+
+static bool is_name_char(char ch)
+{
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+int control_answer(struct analyzer *a, struct control *c, enum control_access access,
+                   const char *request, size_t n, char *out, size_t out_size)
+{
+        char cmd[32];
+        size_t len = 0, k = 0;
+
+        c->requests++;
+        /* One word of [a-z] and a newline; nothing else is a request. */
+        while (k < n && k < sizeof(cmd) - 1 && request[k] >= 'a' && request[k] <= 'z') {
+                cmd[k] = request[k];
+                k++;
+        }
+        cmd[k] = '\0';
+        if (k == 0 || k != n - 1 || request[k] != '\n') {
+                c->refused++;
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"malformed request\"}\n");
+                return -EINVAL;
+        }
+        if (access == CONTROL_NONE) {
+                c->refused++;
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"permission denied\"}\n");
+                return -EACCES;
+        }
+        if (strcmp(cmd, "stats") == 0) {
+                const char *names[ANALYZER_STATS_MAX];
+                uint64_t values[ANALYZER_STATS_MAX];
+                unsigned m = analyzer_collect_stats(a, names, values);
+
+                put(out, out_size, &len, "{\"ok\":true,\"stats\":{");
+                for (unsigned i = 0; i < m; i++) {
+                        const char *p = names[i];
+                        bool clean = *p != '\0';
+
+                        for (; *p; p++)
+                                clean = clean && is_name_char(*p);
+                        if (!clean)
+                                continue; /* names are [a-z0-9_]; anything else is dropped */
+                        put(out, out_size, &len, "%s\"%s\":%llu", i ? "," : "", names[i],
+                            (unsigned long long)values[i]);
+                }
+                put(out, out_size, &len, "}}\n");
+        } else if (strcmp(cmd, "status") == 0) {
+                put(out, out_size, &len,
+                    "{\"ok\":true,\"status\":{\"version\":\"%s\",\"uptime_s\":%llu,"
+                    "\"files_analyzed\":%llu,\"files_with_tls\":%llu,\"messages\":%llu}}\n",
+                    TLSSNIFF_VERSION,
+                    (unsigned long long)((mono_ns() - c->started_ns) / 1000000000ull),
+                    (unsigned long long)a->files_analyzed,
+                    (unsigned long long)a->plans_with_probes,
+                    (unsigned long long)a->asmb.messages);
+        } else if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0 ||
+                   strcmp(cmd, "reload") == 0) {
+                c->refused++;
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"%s\"}\n",
+                         access == CONTROL_ADMIN ? "not supported yet"
+                                                 : "permission denied: only root may change "
+                                                   "anything");
+                return access == CONTROL_ADMIN ? -EINVAL : -EACCES;
+        } else {
+                c->refused++;
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"unknown request\"}\n");
+                return -EINVAL;
+        }
+        if (len >= out_size) {
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"answer too large\"}\n");
+                return -E2BIG;
+        }
+        return 0;
+}
+
+static void serve_one(struct control *c, struct analyzer *a, int fd)
+{
+        struct ucred cred;
+        socklen_t sl = sizeof(cred);
+        gid_t groups[GROUPS_MAX];
+        socklen_t gl = sizeof(groups);
+        char req[CONTROL_REQUEST_MAX], out[16384];
+        enum control_access access = CONTROL_NONE;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        size_t n = 0;
+        int n_groups = 0;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) == 0) {
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &gl) == 0)
+                        n_groups = (int)(gl / sizeof(gid_t));
+                access = control_access_of(cred.uid, cred.gid, groups, n_groups, getgid());
+        }
+        /* One line, within 1 s: a slow or silent client cannot hold the analyzer longer. */
+        while (n < sizeof(req) && poll(&p, 1, 1000) == 1) {
+                ssize_t k = read(fd, req + n, sizeof(req) - n);
+
+                if (k <= 0)
+                        break;
+                n += (size_t)k;
+                if (memchr(req, '\n', n))
+                        break;
+        }
+        (void)control_answer(a, c, access, req, n, out, sizeof(out));
+        (void)send(fd, out, strlen(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void control_serve(struct control *c, struct analyzer *a)
+{
+        for (int i = 0; i < 16; i++) {
+                int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+                if (fd < 0)
+                        return;
+                serve_one(c, a, fd);
+                close(fd);
+        }
+}

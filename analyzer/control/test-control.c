@@ -1,0 +1,55 @@
+/* Unit test: control requests are parsed strictly and answered by access level. */
+#undef NDEBUG
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "analyzer.h"
+
+int main(void)
+{
+        struct analyzer_options o = { .fd = -1, .control_fd = -1 };
+        struct analyzer a;
+        char out[16384];
+        gid_t groups[] = { 5, 77 };
+
+        analyzer_init(&a, &o);
+        assert(control_access_of(0, 0, NULL, 0, 77) == CONTROL_ADMIN);
+        assert(control_access_of(1000, 77, NULL, 0, 77) == CONTROL_READ);
+        assert(control_access_of(1000, 100, groups, 2, 77) == CONTROL_READ);
+        assert(control_access_of(1000, 100, groups, 1, 77) == CONTROL_NONE);
+
+        assert(control_answer(&a, &a.control, CONTROL_READ, "stats\n", 6, out, sizeof(out)) == 0);
+        assert(strncmp(out, "{\"ok\":true,\"stats\":{", 20) == 0);
+        assert(strstr(out, "\"analyzer_records_bad\":0"));
+        assert(control_answer(&a, &a.control, CONTROL_READ, "status\n", 7, out, sizeof(out)) ==
+               0);
+        assert(strstr(out, "\"uptime_s\":"));
+        /* Outsiders get nothing; readers cannot change anything; root is told what exists. */
+        assert(control_answer(&a, &a.control, CONTROL_NONE, "stats\n", 6, out, sizeof(out)) ==
+               -EACCES);
+        assert(control_answer(&a, &a.control, CONTROL_READ, "attach\n", 7, out, sizeof(out)) ==
+               -EACCES);
+        assert(strstr(out, "only root"));
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "attach\n", 7, out, sizeof(out)) ==
+               -EINVAL);
+        /* Malformed: no newline, trailing bytes, upper case, empty, binary, unknown. */
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "stats", 5, out, sizeof(out)) ==
+               -EINVAL);
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "stats\nx", 7, out, sizeof(out)) ==
+               -EINVAL);
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "STATS\n", 6, out, sizeof(out)) ==
+               -EINVAL);
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "", 0, out, sizeof(out)) ==
+               -EINVAL);
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "st\0ts\n", 6, out, sizeof(out)) ==
+               -EINVAL);
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "frobnicate\n", 11, out,
+                              sizeof(out)) == -EINVAL);
+        assert(strstr(out, "unknown request"));
+        assert(a.control.requests == 11 && a.control.refused == 9);
+        analyzer_done(&a);
+        printf("control: ok\n");
+        return 0;
+}

@@ -1,0 +1,156 @@
+/*
+ * tlssniffctl: asks a running tlssniff over its control socket. `status` and `stats` print a
+ * table for people or, with --json, the daemon's JSON answer for scripts.
+ * Exit status: 0 answered, 1 the daemon refused or could not be reached, 2 bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static void help(void)
+{
+        printf("Usage: tlssniffctl [--socket PATH] [--json] COMMAND\n"
+               "\n"
+               "Commands:\n"
+               "  status     version, uptime, files analysed, messages written\n"
+               "  stats      every counter: captured calls/records/bytes, drops by reason,\n"
+               "             truncation, loaderd backlog, analyzer errors\n"
+               "\n"
+               "Options:\n"
+               "  -s, --socket PATH   control socket (default /run/tlssniff/control)\n"
+               "  -j, --json          print the daemon's JSON answer\n"
+               "  -h, --help          this help\n"
+               "\n"
+               "Root and members of the tlssniff group may read; only root may change anything.\n"
+               "Exit status: 0 answered, 1 refused or unreachable, 2 bad usage.\n");
+}
+
+/* Prints {"ok":true,"<key>":{"a":1,"b":"x"}} as aligned "a  1" lines (flat objects only). */
+static int print_table(const char *answer, const char *key)
+{
+        char want[64];
+        const char *p;
+
+        snprintf(want, sizeof(want), "\"%s\":{", key);
+        p = strstr(answer, want);
+        if (!p)
+                return -EBADMSG;
+        p += strlen(want);
+        while (*p && *p != '}') {
+                const char *name, *name_end, *val, *val_end;
+
+                if (*p == ',')
+                        p++;
+                if (*p != '"')
+                        return -EBADMSG;
+                name = ++p;
+                name_end = strchr(name, '"');
+                if (!name_end || name_end[1] != ':')
+                        return -EBADMSG;
+                val = name_end + 2;
+                if (*val == '"') {
+                        val_end = strchr(val + 1, '"');
+                        if (!val_end)
+                                return -EBADMSG;
+                        val_end++;
+                } else
+                        val_end = val + strcspn(val, ",}");
+                printf("%-36.*s %.*s\n", (int)(name_end - name), name, (int)(val_end - val), val);
+                p = val_end;
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *path = "/run/tlssniff/control", *cmd;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char req[64], answer[65536];
+        size_t n = 0;
+        bool json = false;
+        int c, fd;
+
+        while ((c = getopt_long(argc, argv, "s:jh", longopts, NULL)) >= 0) {
+                switch (c) {
+                case 's':
+                        path = optarg;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'tlssniffctl --help'.\n");
+                        return 2;
+                }
+        }
+        if (optind != argc - 1) {
+                fprintf(stderr, "tlssniffctl: one command expected. Try 'tlssniffctl --help'.\n");
+                return 2;
+        }
+        cmd = argv[optind];
+        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0) {
+                fprintf(stderr, "tlssniffctl: unknown command '%s'. Try 'tlssniffctl --help'.\n",
+                        cmd);
+                return 2;
+        }
+        if (strlen(path) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "tlssniffctl: socket path too long.\n");
+                return 2;
+        }
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                fprintf(stderr, "tlssniffctl: cannot reach tlssniff at %s: %m\n", path);
+                return 1;
+        }
+        snprintf(req, sizeof(req), "%s\n", cmd);
+        if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+                fprintf(stderr, "tlssniffctl: cannot send the request: %m\n");
+                return 1;
+        }
+        for (;;) {
+                ssize_t k = read(fd, answer + n, sizeof(answer) - 1 - n);
+
+                if (k <= 0)
+                        break;
+                n += (size_t)k;
+                if (n == sizeof(answer) - 1)
+                        break;
+        }
+        close(fd);
+        answer[n] = '\0';
+        if (n == 0) {
+                fprintf(stderr, "tlssniffctl: no answer from tlssniff\n");
+                return 1;
+        }
+        if (strncmp(answer, "{\"ok\":true", 10) != 0) {
+                fprintf(stderr, "tlssniffctl: refused: %s", answer);
+                return 1;
+        }
+        if (json) {
+                fputs(answer, stdout);
+                return 0;
+        }
+        if (print_table(answer, cmd) < 0) {
+                fprintf(stderr, "tlssniffctl: cannot read the answer: %s", answer);
+                return 1;
+        }
+        return 0;
+}
