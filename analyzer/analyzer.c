@@ -13,20 +13,12 @@
 #include "binary/tlslib.h"
 #include "log.h"
 
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Assembled messages go through late socket binding first. */
 static void on_assembled(const struct message *m, void *userdata)
 {
         struct analyzer *a = userdata;
 
-        (void)identity_submit(&a->identity, m, now_ns());
+        (void)identity_submit(&a->identity, m, now_monotonic_ns());
 }
 
 static void on_message(const struct message *m, void *userdata)
@@ -294,7 +286,7 @@ int analyzer_run(struct analyzer *a)
         for (;;) {
                 bool eof;
 
-                identity_expire(&a->identity, now_ns(), false);
+                identity_expire(&a->identity, now_monotonic_ns(), false);
                 r = frame_reader_fill(&a->in, a->sock);
                 if (r == -EAGAIN) {
                         struct pollfd p[2] = { { .fd = a->sock, .events = POLLIN },
@@ -329,7 +321,7 @@ int analyzer_run(struct analyzer *a)
                         break;
         }
         assembler_flush(&a->asmb);
-        identity_expire(&a->identity, now_ns(), true);
+        identity_expire(&a->identity, now_monotonic_ns(), true);
         write_final_stats(a);
         return 0;
 }

@@ -20,11 +20,8 @@ static struct {
 
 bool ratelimit_below(struct ratelimit *rl)
 {
-        struct timespec ts;
-        uint64_t now;
+        uint64_t now = now_monotonic_ns();
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
         if (rl->begin_ns == 0 || now - rl->begin_ns >= rl->interval_ns) {
                 rl->begin_ns = now;
                 rl->count = 0;

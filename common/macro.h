@@ -55,6 +55,9 @@ static inline int safe_close(int fd)
  */
 int buffer_reserve(uint8_t **buf, size_t *cap, size_t len, size_t more);
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t now_monotonic_ns(void);
+
 /* Parse an unsigned decimal/hex integer in [min, max]; 0 or -EINVAL/-ERANGE. */
 int parse_u64(const char *s, unsigned long long min, unsigned long long max,
               unsigned long long *ret);

@@ -385,13 +385,7 @@ static void on_file_record(struct loaderd *l, const struct tlssniff_file_record 
 {
         l->file_events++;
         /* Whatever happens, this file (in the kernel's encoding) is not reported again. */
-        {
-                struct tlssniff_file_key key = { .dev = fr->dev, .ino = fr->ino };
-                uint8_t one = 1;
-
-                (void)bpf_map__update_elem(l->skel->maps.known_files, &key, sizeof(key), &one,
-                                           sizeof(one), BPF_ANY);
-        }
+        loaderd_mark_known(l, fr->dev, fr->ino, true);
         (void)discover_pid(l, (pid_t)fr->pid, fr->type == TLSSNIFF_REC_FILE_MAPPED);
 }
 
@@ -624,14 +618,6 @@ static int handle_sock(struct loaderd *l, uint32_t events)
         return 0;
 }
 
-static uint64_t monotonic_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Starts an analyzer and greets it; the socket joins the event loop. */
 static int start_analyzer(struct loaderd *l)
 {
@@ -641,7 +627,7 @@ static int start_analyzer(struct loaderd *l)
         r = spawn_analyzer(l, &l->sock, &l->analyzer_pid);
         if (r < 0)
                 return r;
-        l->analyzer_started_ns = monotonic_ns();
+        l->analyzer_started_ns = now_monotonic_ns();
         if (fcntl(l->sock, F_SETFL, O_NONBLOCK) < 0 ||
             epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->sock, &ev) < 0)
                 return log_error_errno(errno, "Failed to set up the analyzer socket: %m");
@@ -659,7 +645,7 @@ static int start_analyzer(struct loaderd *l)
  */
 static int restart_analyzer(struct loaderd *l, const char *why, int status)
 {
-        uint64_t now = monotonic_ns();
+        uint64_t now = now_monotonic_ns();
         int r;
 
         if (l->analyzer_pid > 0) {

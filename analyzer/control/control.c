@@ -16,17 +16,9 @@
 
 #define GROUPS_MAX 256
 
-static uint64_t mono_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void control_init(struct control *c, int listen_fd)
 {
-        *c = (struct control){ .listen_fd = listen_fd, .started_ns = mono_ns() };
+        *c = (struct control){ .listen_fd = listen_fd, .started_ns = now_monotonic_ns() };
         if (listen_fd >= 0)
                 (void)fcntl(listen_fd, F_SETFL, O_NONBLOCK);
 }
@@ -117,7 +109,7 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
                     "{\"ok\":true,\"status\":{\"version\":\"%s\",\"uptime_s\":%llu,"
                     "\"files_analyzed\":%llu,\"files_with_tls\":%llu,\"messages\":%llu}}\n",
                     TLSSNIFF_VERSION,
-                    (unsigned long long)((mono_ns() - c->started_ns) / 1000000000ull),
+                    (unsigned long long)((now_monotonic_ns() - c->started_ns) / 1000000000ull),
                     (unsigned long long)a->files_analyzed,
                     (unsigned long long)a->plans_with_probes,
                     (unsigned long long)a->asmb.messages);
