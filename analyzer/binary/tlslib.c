@@ -190,7 +190,8 @@ int tlslib_plan(int fd, struct msg_plan *plan)
         int r;
 
         elf_version(EV_CURRENT);
-        elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        /* Not ELF_C_READ_MMAP: a file truncated while mapped would SIGBUS us. */
+        elf = elf_begin(fd, ELF_C_READ, NULL);
         if (!elf) {
                 plan->n_probes = 0;
                 snprintf(plan->reason, sizeof(plan->reason), "not an ELF file: %s",
