@@ -45,6 +45,9 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
         control_init(&a->control, opt->control_fd);
         frame_reader_init(&a->in, true);
+        /* Large writes: a 4 KiB stdio buffer turns a busy capture into a syscall storm. */
+        if (opt->fd >= 0)
+                (void)setvbuf(stdout, NULL, _IOFBF, 1u << 20);
         output_init(&a->out, stdout, opt->json, opt->max_print);
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);

@@ -19,26 +19,46 @@ void output_done(struct output *o)
         o->b64 = NULL;
 }
 
+static const char b64_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/*
+ * Every 12-bit value as its two base64 characters: half the lookups of the plain loop. Filled
+ * on first use, read-only after that (a table, not state).
+ */
+static const char (*b64_pairs(void))[2]
+{
+        static char pairs[4096][2];
+        static bool ready;
+
+        if (!ready) {
+                for (unsigned v = 0; v < 4096; v++) {
+                        pairs[v][0] = b64_alphabet[v >> 6];
+                        pairs[v][1] = b64_alphabet[v & 63];
+                }
+                ready = true;
+        }
+        return (const char(*)[2])pairs;
+}
+
 size_t base64_encode(const uint8_t *in, size_t n, char *out)
 {
-        static const char tbl[] =
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char(*pairs)[2] = b64_pairs();
         size_t o = 0, i = 0;
 
         for (; i + 2 < n; i += 3) {
                 uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
 
-                out[o++] = tbl[v >> 18];
-                out[o++] = tbl[(v >> 12) & 63];
-                out[o++] = tbl[(v >> 6) & 63];
-                out[o++] = tbl[v & 63];
+                memcpy(out + o, pairs[v >> 12], 2);
+                memcpy(out + o + 2, pairs[v & 4095], 2);
+                o += 4;
         }
         if (i < n) {
                 uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
 
-                out[o++] = tbl[v >> 18];
-                out[o++] = tbl[(v >> 12) & 63];
-                out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+                out[o++] = b64_alphabet[v >> 18];
+                out[o++] = b64_alphabet[(v >> 12) & 63];
+                out[o++] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
                 out[o++] = '=';
         }
         out[o] = '\0';
@@ -185,7 +205,7 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
                        enum role_source rs)
 {
         const struct tlssniff_data_record *h = &m->hdr;
-        size_t need = 4 * ((size_t)m->length / 3 + 1) + 1;
+        size_t need = 4 * ((size_t)m->length / 3 + 1) + 1, b64_len;
         char tbuf[32];
         long ns;
 
@@ -197,7 +217,7 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
                 o->b64 = p;
                 o->b64_cap = need;
         }
-        base64_encode(m->data, m->length, o->b64);
+        b64_len = base64_encode(m->data, m->length, o->b64);
         wall_time(o, h->timestamp_ns, true, tbuf, sizeof(tbuf), &ns);
         fprintf(o->f, "{\"type\":\"data\",\"time\":\"%s.%09lldZ\",\"timestamp_ns\":%llu,", tbuf,
                 (long long)ns, (unsigned long long)h->timestamp_ns);
@@ -213,10 +233,12 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         json_addr(o->f, h, h->raddr, h->rport);
         fprintf(o->f,
                 ",\"conn_id\":%llu,\"source\":\"%s\",\"offset\":%llu,\"length\":%u,"
-                "\"call_length\":%u,\"truncated\":%u,\"data_encoding\":\"base64\",\"data\":\"%s\"}\n",
+                "\"call_length\":%u,\"truncated\":%u,\"data_encoding\":\"base64\",\"data\":\"",
                 (unsigned long long)h->conn_id,
                 h->source == TLSSNIFF_SOURCE_GO ? "go" : "openssl",
-                (unsigned long long)m->offset, m->length, h->call_len, m->truncated, o->b64);
+                (unsigned long long)m->offset, m->length, h->call_len, m->truncated);
+        fwrite(o->b64, 1, b64_len, o->f); /* the bulk of the line: no format parsing */
+        fputs("\"}\n", o->f);
         return 0;
 }
 
