@@ -125,6 +125,7 @@ static int on_l_hello(struct analyzer *a, const uint8_t *body, size_t n)
 static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
 {
         struct msg_file m;
+        struct tlslib_details details = {};
         struct msg_plan *plan;
         msgpack_sbuffer sb;
         struct stat st;
@@ -148,12 +149,17 @@ static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
         else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 snprintf(plan->reason, sizeof(plan->reason), "not a regular file");
         else
-                (void)tlslib_plan(fd, plan);
+                (void)tlslib_plan(fd, a->opt.placement, plan, &details);
         safe_close(fd);
         a->files_analyzed++;
         if (plan->n_probes > 0) {
                 a->plans_with_probes++;
-                log_debug("%s: %s, %s", m.path, plan->library, plan->reason);
+                /* The placement decision, per function: stable for a given file. */
+                for (size_t i = 0; i < ELEMENTSOF(details.function); i++)
+                        if (details.function[i][0])
+                                log_struct_id(LOG_INFO, MID_PLACEMENT,
+                                              "Probe placement in %s (%s): %s", m.path,
+                                              plan->library, details.function[i]);
         }
         msgpack_sbuffer_init(&sb);
         r = msg_encode_plan(&sb, plan);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "binary/place.h"
 #include "control/control.h"
 #include "conn/identity.h"
 #include "conn/listen.h"
@@ -23,6 +24,7 @@ struct analyzer_options {
         int control_fd; /* listening control socket from loaderd, or -1 */
         bool json;
         unsigned max_print;
+        enum place_mode placement; /* --placement: auto or fallback */
 };
 
 struct analyzer {

@@ -1,20 +1,75 @@
 /* tlssniff-analyzer: started by tlssniff-loaderd, never by hand; reads frames on --fd. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analyzer.h"
+#include "binary/tlslib.h"
+#include "macro.h"
 #include "config.h"
 #include "log.h"
+
+/* --analyze: the plan for one file, as the analyzer would send it, for people and tests. */
+static int analyze_file(const char *path, enum place_mode mode)
+{
+        static const char *const kinds[] = { "?", "entry", "uretprobe", "return" };
+        struct tlslib_details details;
+        struct msg_plan *plan;
+        int fd, r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                fprintf(stderr, "Failed to open '%s': %m\n", path);
+                return 1;
+        }
+        plan = calloc(1, sizeof(*plan));
+        if (!plan) {
+                close(fd);
+                return 1;
+        }
+        r = tlslib_plan(fd, mode, plan, &details);
+        close(fd);
+        if (r < 0) {
+                fprintf(stderr, "Failed to analyse '%s': %s\n", path, strerror(-r));
+                free(plan);
+                return 1;
+        }
+        printf("file: %s\nlibrary: %s\nsummary: %s\n", path,
+               plan->library[0] ? plan->library : "-", plan->reason);
+        for (size_t i = 0; i < ELEMENTSOF(details.function); i++)
+                if (details.function[i][0])
+                        printf("placement: %s\n", details.function[i]);
+        for (uint32_t i = 0; i < plan->n_probes; i++) {
+                const struct msg_probe *p = &plan->probes[i];
+
+                printf("probe: func=%u kind=%s offset=0x%llx", p->func,
+                       p->kind < ELEMENTSOF(kinds) ? kinds[p->kind] : "?",
+                       (unsigned long long)p->offset);
+                for (int a = 0; a < _TLSSNIFF_ARG_MAX; a++)
+                        if (p->loc[a].kind == TLSSNIFF_LOC_REG)
+                                printf(" arg%d=reg%u", a, p->loc[a].reg);
+                        else if (p->loc[a].kind == TLSSNIFF_LOC_STACK)
+                                printf(" arg%d=sp%+d", a, p->loc[a].off);
+                printf("\n");
+        }
+        free(plan);
+        return 0;
+}
 
 static void help(void)
 {
         printf("Usage: tlssniff-analyzer --fd=N [--control-fd=N] [--json] [--max-print BYTES]\n"
-               "                         [--log-target T] [--log-level N]\n"
+               "                         [--placement auto|fallback] [--log-target T]\n"
+               "                         [--log-level N]\n"
+               "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
                "\n"
                "The unprivileged half of tlssniff, started by tlssniff-loaderd with the socket\n"
-               "to it as fd N. Not meant to be run by hand.\n");
+               "to it as fd N. Not meant to be run by hand, except --analyze, which prints the\n"
+               "probe plan and placement decisions for one file and exits.\n");
 }
 
 int main(int argc, char **argv)
@@ -24,6 +79,8 @@ int main(int argc, char **argv)
                 { "control-fd", required_argument, NULL, 'C' },
                 { "json", no_argument, NULL, 'j' },
                 { "max-print", required_argument, NULL, 'm' },
+                { "placement", required_argument, NULL, 'p' },
+                { "analyze", required_argument, NULL, 'a' },
                 { "log-target", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -33,6 +90,7 @@ int main(int argc, char **argv)
         enum log_target target = LOG_TARGET_AUTO;
         unsigned long long v;
         int level = LOG_INFO;
+        const char *analyze = NULL;
         struct analyzer a;
         int c, r;
 
@@ -62,6 +120,20 @@ int main(int argc, char **argv)
                         }
                         o.max_print = (unsigned)v;
                         break;
+                case 'a':
+                        analyze = optarg;
+                        break;
+                case 'p':
+                        if (strcmp(optarg, "auto") == 0)
+                                o.placement = PLACE_MODE_AUTO;
+                        else if (strcmp(optarg, "fallback") == 0)
+                                o.placement = PLACE_MODE_FALLBACK;
+                        else {
+                                fprintf(stderr, "Invalid --placement '%s' (auto or fallback).\n",
+                                        optarg);
+                                return 2;
+                        }
+                        break;
                 case 't':
                         if (log_parse_target(optarg, &target) < 0) {
                                 fprintf(stderr, "Invalid --log-target '%s'.\n", optarg);
@@ -82,6 +154,8 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
+        if (analyze)
+                return analyze_file(analyze, o.placement);
         if (o.fd < 0) {
                 fprintf(stderr, "tlssniff-analyzer: --fd is required. It is started by "
                                 "tlssniff-loaderd.\n");

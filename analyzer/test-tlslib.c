@@ -30,7 +30,7 @@ static int plan_file(const char *path, struct msg_plan *p)
         int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 
         assert(fd >= 0);
-        r = tlslib_plan(fd, p);
+        r = tlslib_plan(fd, PLACE_MODE_AUTO, p, NULL);
         close(fd);
         return r;
 }
@@ -78,11 +78,11 @@ int main(void)
         assert(strstr(p.reason, "no SSL_read"));
 
         /* Not ELF, random bytes, a truncated libssl: empty plan, no crash. */
-        assert(tlslib_plan_mem("hello", 5, &p) == 0 && p.n_probes == 0);
+        assert(tlslib_plan_mem("hello", 5, PLACE_MODE_AUTO, &p, NULL) == 0 && p.n_probes == 0);
         srand(1);
         for (size_t i = 0; i < sizeof(junk); i++)
                 junk[i] = (char)rand();
-        assert(tlslib_plan_mem(junk, sizeof(junk), &p) == 0 && p.n_probes == 0);
+        assert(tlslib_plan_mem(junk, sizeof(junk), PLACE_MODE_AUTO, &p, NULL) == 0 && p.n_probes == 0);
         {
                 int fd = open(libssl, O_RDONLY | O_CLOEXEC);
                 ssize_t n;
@@ -92,7 +92,7 @@ int main(void)
                 assert(n == (ssize_t)sizeof(junk));
                 close(fd);
                 for (size_t cut = 0; cut <= sizeof(junk); cut += 4093)
-                        assert(tlslib_plan_mem(junk, cut, &p) == 0 && p.n_probes == 0);
+                        assert(tlslib_plan_mem(junk, cut, PLACE_MODE_AUTO, &p, NULL) == 0 && p.n_probes == 0);
         }
         printf("tlslib: ok\n");
         return 0;

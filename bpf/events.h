@@ -57,6 +57,7 @@ enum tlssniff_func {
 enum tlssniff_probe_kind {
         TLSSNIFF_PROBE_ENTRY = 1,  /* uprobe where the arguments are live */
         TLSSNIFF_PROBE_RETURN = 2, /* uretprobe: result in the return register */
+        TLSSNIFF_PROBE_RETURN_AT = 3, /* uprobe on a placed instruction after the work is done */
         _TLSSNIFF_PROBE_KIND_MAX,
 };
 

@@ -277,6 +277,8 @@ int tls_entry(struct pt_regs *ctx)
         call.ssl = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
         call.buf = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
         call.num = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
+        if (spec->func == TLSSNIFF_FUNC_SSL_READ || spec->func == TLSSNIFF_FUNC_SSL_WRITE)
+                call.num = (__u32)call.num; /* an int: the upper half of the register is junk */
         call.outlen = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_OUTLEN]);
         call.spec = spec_idx;
         call.sp = PT_REGS_SP(ctx);
@@ -586,7 +588,12 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
         return 0;
 }
 
-/* Bytes the call moved, from its result; 0 when it failed or moved nothing. */
+/*
+ * Bytes the call moved; 0 when it failed or moved nothing. A result <= 0 is a failure in every
+ * form we probe. When the entry side recorded a count pointer (the _ex functions, or the
+ * internal call a placed probe sits on, whose count SSL_read/SSL_write keep in their frame),
+ * the count is read through it; otherwise the result is the count (SSL_read/SSL_write).
+ */
 static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_probe_spec *spec,
                                          struct active_call *call)
 {
@@ -599,16 +606,13 @@ static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_pr
         int rc = (int)ret;
         __u64 n = 0;
 
-        switch (spec->func) {
-        case TLSSNIFF_FUNC_SSL_READ:
-        case TLSSNIFF_FUNC_SSL_WRITE:
-                n = rc > 0 ? (__u64)rc : 0;
-                break;
-        case TLSSNIFF_FUNC_SSL_READ_EX:
-        case TLSSNIFF_FUNC_SSL_WRITE_EX:
-                if (rc == 1 && call->outlen)
-                        bpf_probe_read_user(&n, sizeof(n), (void *)call->outlen);
-                break;
+        if (rc <= 0)
+                return 0;
+        if (call->outlen) {
+                if (bpf_probe_read_user(&n, sizeof(n), (void *)call->outlen) < 0)
+                        n = 0;
+        } else if (spec->func == TLSSNIFF_FUNC_SSL_READ || spec->func == TLSSNIFF_FUNC_SSL_WRITE) {
+                n = (__u64)rc;
         }
         if (n > call->num)
                 n = call->num; /* never read past the caller's buffer */

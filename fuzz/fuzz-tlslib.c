@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size > 0)
                 memcpy(copy, data, size);
         plan->file_id = 42;
-        CHECK(tlslib_plan_mem(copy, size, plan) == 0);
+        CHECK(tlslib_plan_mem(copy, size, PLACE_MODE_AUTO, plan, NULL) == 0);
         CHECK(plan->file_id == 42); /* "file_id untouched" */
         check_plan(plan);
         free(copy);

@@ -211,8 +211,9 @@ static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct m
                         return r;
                 }
                 uo.retprobe = p->kind == TLSSNIFF_PROBE_RETURN;
-                uo.bpf_cookie = idx;
-                prog = uo.retprobe ? l->skel->progs.tls_return : l->skel->progs.tls_entry;
+                /* A placed return probe is a plain uprobe running the return program. */                uo.bpf_cookie = idx;
+                prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
+                                                       : l->skel->progs.tls_return;
                 tf->links[tf->n_links] =
                         bpf_program__attach_uprobe_opts(prog, -1, fdpath, p->offset, &uo);
                 if (!tf->links[tf->n_links]) {

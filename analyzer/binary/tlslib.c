@@ -4,9 +4,10 @@
 #include <libelf.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "regs.h"
 #include "macro.h"
+#include "place.h"
 #include "tlslib.h"
 
 static const struct {
@@ -18,14 +19,6 @@ static const struct {
         { "SSL_read_ex", TLSSNIFF_FUNC_SSL_READ_EX },
         { "SSL_write_ex", TLSSNIFF_FUNC_SSL_WRITE_EX },
 };
-
-struct abi {
-        uint8_t args[4]; /* ssl, buf, num, outlen */
-        uint8_t result;
-};
-
-static const struct abi abi_x86_64 = { { 5 /* rdi */, 4 /* rsi */, 1 /* rdx */, 2 /* rcx */ }, 0 };
-static const struct abi abi_arm64 = { { 0, 1, 2, 3 }, 0 };
 
 /* File offset of a virtual address through the executable PT_LOAD segment holding it. */
 static int vaddr_to_offset(Elf *elf, uint64_t vaddr, uint64_t *ret)
@@ -76,25 +69,108 @@ static void soname(Elf *elf, char *out, size_t size)
         }
 }
 
-static int plan_elf(Elf *elf, struct msg_plan *plan)
+/* Reads the code of a function: at most size bytes at file offset off. */
+struct code_reader {
+        ssize_t (*read)(const struct code_reader *r, void *buf, size_t size, uint64_t off);
+        int fd;
+        const uint8_t *data;
+        size_t data_size;
+};
+
+static ssize_t read_fd(const struct code_reader *r, void *buf, size_t size, uint64_t off)
 {
-        uint64_t found[ELEMENTSOF(wanted)] = {};
-        const struct abi *abi;
+        size_t done = 0;
+
+        while (done < size) {
+                ssize_t n = pread(r->fd, (uint8_t *)buf + done, size - done, (off_t)(off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                done += (size_t)n;
+        }
+        return (ssize_t)done;
+}
+
+static ssize_t read_mem(const struct code_reader *r, void *buf, size_t size, uint64_t off)
+{
+        if (off >= r->data_size)
+                return 0;
+        if (size > r->data_size - off)
+                size = r->data_size - off;
+        memcpy(buf, r->data + off, size);
+        return (ssize_t)size;
+}
+
+static void add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t off,
+                      const struct tlssniff_loc *loc)
+{
+        struct msg_probe *p = &plan->probes[plan->n_probes++];
+
+        memset(p, 0, sizeof(*p));
+        p->kind = kind;
+        p->func = func;
+        p->offset = off;
+        memcpy(p->loc, loc, sizeof(p->loc));
+}
+
+/* Places the probes of one function and appends them; false when they cannot be placed. */
+static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machine,
+                          enum place_mode mode, size_t w, uint64_t vaddr, uint64_t size,
+                          struct msg_plan *plan, struct tlslib_details *details, char *summary,
+                          size_t summary_size)
+{
+        uint8_t code[16384];
+        struct place_result pr;
+        uint64_t off, entry_off, ret_off;
+        size_t len = 0, used = strlen(summary);
+        ssize_t n;
+
+        if (vaddr_to_offset(elf, vaddr, &off) < 0)
+                return false;
+        if (size > sizeof(code))
+                size = sizeof(code);
+        n = size > 0 ? rd->read(rd, code, size, off) : 0;
+        if (n > 0)
+                len = (size_t)n;
+        if (place_function(code, len, vaddr, machine, wanted[w].func, mode, &pr) < 0)
+                return false;
+        if (vaddr_to_offset(elf, pr.entry_addr, &entry_off) < 0 ||
+            vaddr_to_offset(elf, pr.return_addr, &ret_off) < 0)
+                return false;
+        add_probe(plan, TLSSNIFF_PROBE_ENTRY, wanted[w].func, entry_off, pr.entry_loc);
+        add_probe(plan, pr.return_uretprobe ? TLSSNIFF_PROBE_RETURN : TLSSNIFF_PROBE_RETURN_AT,
+                  wanted[w].func, ret_off, pr.return_loc);
+        if (details)
+                snprintf(details->function[w], sizeof(details->function[w]), "%s: %s",
+                         wanted[w].name, pr.reason);
+        if (used < summary_size)
+                snprintf(summary + used, summary_size - used, "%s%s %s", used ? ", " : "",
+                         wanted[w].name, place_strategy_name(pr.strategy));
+        return true;
+}
+
+static int plan_elf(Elf *elf, const struct code_reader *rd, enum place_mode mode,
+                    struct msg_plan *plan, struct tlslib_details *details)
+{
+        uint64_t found[ELEMENTSOF(wanted)] = {}, sizes[ELEMENTSOF(wanted)] = {};
+        char summary[MSG_TEXT_MAX] = "";
         Elf_Scn *scn = NULL;
         GElf_Ehdr eh;
         int n_found = 0;
 
         plan->n_probes = 0;
         plan->library[0] = plan->reason[0] = '\0';
+        if (details)
+                memset(details, 0, sizeof(*details));
         if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh)) {
                 snprintf(plan->reason, sizeof(plan->reason), "not an ELF file");
                 return 0;
         }
-        if (eh.e_machine == EM_X86_64)
-                abi = &abi_x86_64;
-        else if (eh.e_machine == EM_AARCH64)
-                abi = &abi_arm64;
-        else {
+        if (eh.e_machine != EM_X86_64 && eh.e_machine != EM_AARCH64) {
                 snprintf(plan->reason, sizeof(plan->reason), "unsupported machine %u",
                          eh.e_machine);
                 return 0;
@@ -132,6 +208,7 @@ static int plan_elf(Elf *elf, struct msg_plan *plan)
                                         if (found[w] || strcmp(name, wanted[w].name) != 0)
                                                 continue;
                                         found[w] = sym.st_value;
+                                        sizes[w] = sym.st_size;
                                         n_found++;
                                 }
                         }
@@ -147,45 +224,22 @@ static int plan_elf(Elf *elf, struct msg_plan *plan)
         soname(elf, plan->library, sizeof(plan->library));
         if (!plan->library[0])
                 snprintf(plan->library, sizeof(plan->library), "OpenSSL (static)");
-        for (size_t w = 0; w < ELEMENTSOF(wanted); w++) {
-                uint64_t off;
-
-                if (!found[w])
-                        continue;
-                if (vaddr_to_offset(elf, found[w], &off) < 0)
-                        continue;
-                for (int k = 0; k < 2; k++) {
-                        struct msg_probe *p = &plan->probes[plan->n_probes++];
-
-                        memset(p, 0, sizeof(*p));
-                        p->kind = k == 0 ? TLSSNIFF_PROBE_ENTRY : TLSSNIFF_PROBE_RETURN;
-                        p->func = wanted[w].func;
-                        p->offset = off;
-                        if (k == 0) {
-                                int nargs = (p->func == TLSSNIFF_FUNC_SSL_READ_EX ||
-                                             p->func == TLSSNIFF_FUNC_SSL_WRITE_EX) ? 4 : 3;
-
-                                for (int a = 0; a < nargs; a++) {
-                                        p->loc[a].kind = TLSSNIFF_LOC_REG;
-                                        p->loc[a].reg = abi->args[a];
-                                }
-                        } else {
-                                p->loc[TLSSNIFF_ARG_RESULT].kind = TLSSNIFF_LOC_REG;
-                                p->loc[TLSSNIFF_ARG_RESULT].reg = abi->result;
-                        }
-                }
-        }
+        for (size_t w = 0; w < ELEMENTSOF(wanted); w++)
+                if (found[w])
+                        (void)plan_function(elf, rd, eh.e_machine, mode, w, found[w], sizes[w],
+                                            plan, details, summary, sizeof(summary));
         if (plan->n_probes == 0) {
                 snprintf(plan->reason, sizeof(plan->reason), "symbols outside executable code");
                 return 0;
         }
-        snprintf(plan->reason, sizeof(plan->reason),
-                 "entry and return probes on %d functions (fallback placement)", n_found);
+        snprintf(plan->reason, sizeof(plan->reason), "%d functions: %s", n_found, summary);
         return 0;
 }
 
-int tlslib_plan(int fd, struct msg_plan *plan)
+int tlslib_plan(int fd, enum place_mode mode, struct msg_plan *plan,
+                struct tlslib_details *details)
 {
+        struct code_reader rd = { .read = read_fd, .fd = fd };
         Elf *elf;
         int r;
 
@@ -198,13 +252,15 @@ int tlslib_plan(int fd, struct msg_plan *plan)
                          elf_errmsg(-1));
                 return 0;
         }
-        r = plan_elf(elf, plan);
+        r = plan_elf(elf, &rd, mode, plan, details);
         elf_end(elf);
         return r;
 }
 
-int tlslib_plan_mem(const void *data, size_t size, struct msg_plan *plan)
+int tlslib_plan_mem(const void *data, size_t size, enum place_mode mode, struct msg_plan *plan,
+                    struct tlslib_details *details)
 {
+        struct code_reader rd = { .read = read_mem, .data = data, .data_size = size };
         Elf *elf;
         int r;
 
@@ -215,7 +271,7 @@ int tlslib_plan_mem(const void *data, size_t size, struct msg_plan *plan)
                 snprintf(plan->reason, sizeof(plan->reason), "not an ELF file");
                 return 0;
         }
-        r = plan_elf(elf, plan);
+        r = plan_elf(elf, &rd, mode, plan, details);
         elf_end(elf);
         return r;
 }

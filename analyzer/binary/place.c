@@ -1,0 +1,928 @@
+/*
+ * Probe placement analysis for x86-64 (see place.h and docs/design.md, "Probe placement").
+ *
+ * The function is disassembled with Capstone by a linear sweep over its symbol's extent, then a
+ * forward data-flow analysis over its control-flow graph computes, for every instruction, what
+ * each register and each stack slot of the frame holds on every path from the entry: one of the
+ * function's arguments, a constant, an address in the frame (entry stack pointer + delta), the
+ * result of a given call, or unknown. States are merged where paths join (a value that differs
+ * becomes unknown), so every fact used below holds on all paths.
+ *
+ * A call-site placement is accepted only when all of these are proven:
+ *  - the entry-side probe E is a `call rel32` (emulated) that receives the function's own
+ *    ssl, buf and num in rdi, rsi, rdx and, in rcx, the caller's size_t *out (the _ex
+ *    functions) or the address of a slot in the frame (SSL_read/SSL_write, whose count the
+ *    callee writes there);
+ *  - E is not inside a loop, so each call of the function passes it at most once;
+ *  - every path from the entry to a return that does not pass E returns a constant <= 0 (an
+ *    error, so the function moved no bytes on it), and no such path leaves by a tail jump;
+ *  - the return-side probe R is the first emulated instruction on the straight line after E:
+ *    nothing between E and R branches, is a jump target, writes memory or changes rax or rsp,
+ *    so R runs exactly once after every E with the callee's result in rax and the count
+ *    still where the pointer taken at E points.
+ * The callee's contract (it moves the bytes and returns > 0 with the count in *out on success)
+ * is OpenSSL's ssl_read_internal/ssl_write_internal; the argument pattern is what identifies it.
+ */
+#include <capstone/capstone.h>
+#include <errno.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "place.h"
+
+#define PLACE_CODE_MAX 16384 /* bytes of one function we analyse */
+#define PLACE_INSNS_MAX 4096
+#define PLACE_SLOTS 64        /* 8-byte slots below the entry stack pointer */
+#define PLACE_WALK_MAX 16     /* instructions between E and R */
+#define PLACE_STEPS_MAX 200000
+
+/* DWARF numbering (bpf/regs.h) */
+enum { R_AX = 0, R_DX = 1, R_CX = 2, R_BX = 3, R_SI = 4, R_DI = 5, R_BP = 6, R_SP = 7, NREGS = 16 };
+
+enum vkind { V_UNKNOWN = 0, V_ARG, V_CONST, V_STACK, V_RESULT };
+
+struct value {
+        uint8_t kind;
+        uint8_t narrow; /* V_ARG: only the low 32 bits are the argument's */
+        int64_t v;      /* V_ARG: argument number; V_CONST; V_STACK: delta; V_RESULT: insn index */
+};
+
+struct state {
+        struct value reg[NREGS];
+        struct value slot[PLACE_SLOTS]; /* slot[i] is the word at entry sp - 8 * (i + 1) */
+        bool escaped;                   /* an address in the frame was handed out */
+};
+
+enum flow {
+        FLOW_NEXT = 0,
+        FLOW_JMP,      /* direct, target in target_addr */
+        FLOW_JCC,      /* direct conditional */
+        FLOW_CALL,     /* direct call */
+        FLOW_CALL_IND, /* indirect call */
+        FLOW_RET,
+        FLOW_JMP_IND,
+        FLOW_STOP, /* hlt, ud2, int3: the path ends */
+};
+
+struct insn {
+        uint64_t addr;
+        uint64_t target_addr;
+        int32_t target; /* index; -1 outside the function; -2 not on an instruction boundary */
+        uint16_t size;
+        uint8_t flow;
+        bool emulated;
+        bool jump_target;  /* some jump lands here */
+        bool writes_mem;   /* an explicit or implicit memory store */
+};
+
+struct ctx {
+        csh cs;
+        cs_insn *ci; /* Capstone's array, for details */
+        size_t n_decoded;
+        size_t n;
+        struct insn *in;
+        struct state *st; /* in-state per instruction */
+        bool *live;
+        int32_t *work;
+        bool *queued;
+        const char *fail; /* why the analysis of this run gave up */
+};
+
+static const struct {
+        x86_reg r[5];
+} reg_names[NREGS] = {
+        [R_AX] = { { X86_REG_RAX, X86_REG_EAX, X86_REG_AX, X86_REG_AL, X86_REG_AH } },
+        [R_DX] = { { X86_REG_RDX, X86_REG_EDX, X86_REG_DX, X86_REG_DL, X86_REG_DH } },
+        [R_CX] = { { X86_REG_RCX, X86_REG_ECX, X86_REG_CX, X86_REG_CL, X86_REG_CH } },
+        [R_BX] = { { X86_REG_RBX, X86_REG_EBX, X86_REG_BX, X86_REG_BL, X86_REG_BH } },
+        [R_SI] = { { X86_REG_RSI, X86_REG_ESI, X86_REG_SI, X86_REG_SIL } },
+        [R_DI] = { { X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL } },
+        [R_BP] = { { X86_REG_RBP, X86_REG_EBP, X86_REG_BP, X86_REG_BPL } },
+        [R_SP] = { { X86_REG_RSP, X86_REG_ESP, X86_REG_SP, X86_REG_SPL } },
+        [8] = { { X86_REG_R8, X86_REG_R8D, X86_REG_R8W, X86_REG_R8B } },
+        [9] = { { X86_REG_R9, X86_REG_R9D, X86_REG_R9W, X86_REG_R9B } },
+        [10] = { { X86_REG_R10, X86_REG_R10D, X86_REG_R10W, X86_REG_R10B } },
+        [11] = { { X86_REG_R11, X86_REG_R11D, X86_REG_R11W, X86_REG_R11B } },
+        [12] = { { X86_REG_R12, X86_REG_R12D, X86_REG_R12W, X86_REG_R12B } },
+        [13] = { { X86_REG_R13, X86_REG_R13D, X86_REG_R13W, X86_REG_R13B } },
+        [14] = { { X86_REG_R14, X86_REG_R14D, X86_REG_R14W, X86_REG_R14B } },
+        [15] = { { X86_REG_R15, X86_REG_R15D, X86_REG_R15W, X86_REG_R15B } },
+};
+
+/* Register number and width in bytes (8, 4, 2 or 1), or -1 for anything else. */
+static int reg_index(unsigned r, int *ret_width)
+{
+        static const int widths[5] = { 8, 4, 2, 1, 1 };
+
+        if (r == X86_REG_INVALID)
+                return -1;
+        for (int i = 0; i < NREGS; i++)
+                for (int w = 0; w < 5; w++)
+                        if (reg_names[i].r[w] == r) {
+                                *ret_width = widths[w];
+                                return i;
+                        }
+        return -1;
+}
+
+/* The System V argument registers, in order. */
+static const int arg_regs[6] = { R_DI, R_SI, R_DX, R_CX, 8, 9 };
+/* Registers a call may change (caller-saved). */
+static const int clobbered[9] = { R_AX, R_CX, R_DX, R_SI, R_DI, 8, 9, 10, 11 };
+
+/*
+ * Instructions the x86 uprobe code emulates instead of single-stepping (the kernel's
+ * branch_setup_xol_ops and push_setup_xol_ops): nop, jmp rel8/rel32, call rel32, jcc rel8/rel32
+ * and push of a general register, without operand-size prefixes. Saying "no" here only costs
+ * speed, so the list is exact forms only.
+ */
+static bool x86_emulated(const uint8_t *b, size_t n)
+{
+        static const uint8_t nops[][8] = {
+                { 0x90 },
+                { 0x66, 0x90 },
+                { 0x0f, 0x1f, 0x00 },
+                { 0x0f, 0x1f, 0x40, 0x00 },
+                { 0x0f, 0x1f, 0x44, 0x00, 0x00 },
+                { 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00 },
+                { 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00 },
+                { 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00 },
+        };
+
+        if (n >= 1 && n <= 8 && memcmp(b, nops[n - 1], n) == 0)
+                return true;
+        switch (n) {
+        case 1:
+                return b[0] >= 0x50 && b[0] <= 0x57;
+        case 2:
+                return (b[0] == 0x41 && b[1] >= 0x50 && b[1] <= 0x57) ||
+                       (b[0] >= 0x70 && b[0] <= 0x7f) || b[0] == 0xeb;
+        case 5:
+                return b[0] == 0xe8 || b[0] == 0xe9;
+        case 6:
+                return b[0] == 0x0f && b[1] >= 0x80 && b[1] <= 0x8f;
+        default:
+                return false;
+        }
+}
+
+static bool value_eq(const struct value *a, const struct value *b)
+{
+        return a->kind == b->kind && a->narrow == b->narrow && a->v == b->v;
+}
+
+static struct value unknown(void)
+{
+        return (struct value){ .kind = V_UNKNOWN };
+}
+
+static struct value konst(int64_t v)
+{
+        return (struct value){ .kind = V_CONST, .v = v };
+}
+
+static struct value stack_at(int64_t delta)
+{
+        return (struct value){ .kind = V_STACK, .v = delta };
+}
+
+/* Slot index of the word at entry sp + delta, or -1 when it is not one we track. */
+static int slot_index(int64_t delta)
+{
+        if (delta >= 0 || delta < -8 * PLACE_SLOTS || delta % 8 != 0)
+                return -1;
+        return (int)(-delta / 8 - 1);
+}
+
+static void slots_forget_all(struct state *s)
+{
+        for (int i = 0; i < PLACE_SLOTS; i++)
+                s->slot[i] = unknown();
+}
+
+/* Forget the slots overlapping [delta, delta + size). */
+static void slots_forget(struct state *s, int64_t delta, int64_t size)
+{
+        for (int i = 0; i < PLACE_SLOTS; i++) {
+                int64_t lo = -8 * (int64_t)(i + 1);
+
+                if (lo < delta + size && delta < lo + 8)
+                        s->slot[i] = unknown();
+        }
+}
+
+/* Slots below sp are free: a callee or a signal frame may overwrite them. */
+static void slots_forget_below(struct state *s, int64_t sp)
+{
+        for (int i = 0; i < PLACE_SLOTS; i++)
+                if (-8 * (int64_t)(i + 1) < sp)
+                        s->slot[i] = unknown();
+}
+
+static void set_sp(struct state *s, struct value v)
+{
+        if (v.kind != V_STACK) {
+                s->reg[R_SP] = unknown();
+                slots_forget_all(s);
+                return;
+        }
+        s->reg[R_SP] = v;
+        slots_forget_below(s, v.v - 128); /* keep the red zone */
+}
+
+static struct value reg_get(const struct state *s, int r, int width)
+{
+        struct value v = s->reg[r];
+
+        if (width == 8)
+                return v;
+        if (width == 4) {
+                if (v.kind == V_ARG)
+                        return (struct value){ .kind = V_ARG, .narrow = 1, .v = v.v };
+                if (v.kind == V_CONST)
+                        return konst((int64_t)(uint32_t)v.v);
+        }
+        return unknown();
+}
+
+/* A write of width bytes to register r: 32-bit writes zero-extend, narrower ones merge. */
+static void reg_set(struct state *s, int r, int width, struct value v)
+{
+        if (width == 4) {
+                if (v.kind == V_CONST)
+                        v = konst((int64_t)(uint32_t)v.v);
+                else if (v.kind == V_ARG)
+                        v.narrow = 1;
+                else
+                        v = unknown();
+        } else if (width != 8) {
+                v = unknown();
+        }
+        if (r == R_SP)
+                set_sp(s, width == 8 ? v : unknown());
+        else
+                s->reg[r] = v;
+}
+
+/* The frame delta a memory operand addresses, or false when it is not a known frame address. */
+static bool mem_delta(const struct state *s, const x86_op_mem *m, bool *ret_in_frame,
+                      int64_t *ret_delta)
+{
+        int w, b = reg_index(m->base, &w);
+
+        *ret_in_frame = false;
+        if (m->segment != X86_REG_INVALID || b < 0 || w != 8)
+                return false;
+        if (s->reg[b].kind != V_STACK)
+                return false;
+        *ret_in_frame = true; /* based on a frame address, even if the index makes it unknown */
+        if (m->index != X86_REG_INVALID)
+                return false;
+        *ret_delta = s->reg[b].v + m->disp;
+        return true;
+}
+
+static struct value mem_load(const struct state *s, const x86_op_mem *m, int size)
+{
+        bool in_frame;
+        int64_t d;
+        int i;
+
+        if (size != 8 || !mem_delta(s, m, &in_frame, &d))
+                return unknown();
+        i = slot_index(d);
+        return i < 0 ? unknown() : s->slot[i];
+}
+
+static void mem_store(struct state *s, const x86_op_mem *m, int size, struct value v)
+{
+        bool in_frame;
+        int64_t d;
+
+        if (v.kind == V_STACK)
+                s->escaped = true;
+        if (mem_delta(s, m, &in_frame, &d)) {
+                int i = slot_index(d);
+
+                if (size == 8 && i >= 0)
+                        s->slot[i] = v;
+                else
+                        slots_forget(s, d, size > 0 ? size : 64);
+                return;
+        }
+        /* An unknown place in the frame, or through a pointer that may point into it. */
+        if (in_frame || s->escaped)
+                slots_forget_all(s);
+}
+
+/* Effect of an instruction Capstone decoded that the transfer function does not model. */
+static void generic(struct ctx *c, const cs_insn *ci, struct state *s)
+{
+        const cs_x86 *x = &ci->detail->x86;
+        cs_regs rd, wr;
+        uint8_t nrd = 0, nwr = 0;
+
+        if (cs_regs_access(c->cs, ci, rd, &nrd, wr, &nwr) != CS_ERR_OK) {
+                /* Cannot tell what it writes: forget everything but the stack pointer. */
+                for (int r = 0; r < NREGS; r++)
+                        if (r != R_SP)
+                                s->reg[r] = unknown();
+                slots_forget_all(s);
+                return;
+        }
+        for (int i = 0; i < nwr; i++) {
+                int w, r = reg_index(wr[i], &w);
+
+                if (r >= 0)
+                        reg_set(s, r, r == R_SP ? 0 : w, unknown());
+        }
+        for (int i = 0; i < x->op_count; i++)
+                if (x->operands[i].type == X86_OP_MEM && (x->operands[i].access & CS_AC_WRITE))
+                        mem_store(s, &x->operands[i].mem, x->operands[i].size, unknown());
+}
+
+static bool is_string_op(unsigned id)
+{
+        switch (id) {
+        case X86_INS_STOSB: case X86_INS_STOSW: case X86_INS_STOSD: case X86_INS_STOSQ:
+        case X86_INS_MOVSB: case X86_INS_MOVSW: case X86_INS_MOVSD: case X86_INS_MOVSQ:
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* The state after instruction i (for every successor: no value depends on the flags). */
+static void transfer(struct ctx *c, size_t i, struct state *s)
+{
+        const cs_insn *ci = &c->ci[i];
+        const cs_x86 *x = &ci->detail->x86;
+        const cs_x86_op *o0 = &x->operands[0], *o1 = &x->operands[1];
+        int w0 = 0, w1 = 0;
+        int r0 = x->op_count > 0 && o0->type == X86_OP_REG ? reg_index(o0->reg, &w0) : -1;
+        int r1 = x->op_count > 1 && o1->type == X86_OP_REG ? reg_index(o1->reg, &w1) : -1;
+        struct value sp = s->reg[R_SP];
+
+        switch (c->in[i].flow) {
+        case FLOW_CALL:
+        case FLOW_CALL_IND:
+                for (size_t a = 0; a < ELEMENTSOF(arg_regs); a++)
+                        if (s->reg[arg_regs[a]].kind == V_STACK)
+                                s->escaped = true;
+                if (s->escaped)
+                        slots_forget_all(s);
+                else if (sp.kind == V_STACK)
+                        slots_forget_below(s, sp.v);
+                for (size_t a = 0; a < ELEMENTSOF(clobbered); a++)
+                        s->reg[clobbered[a]] = unknown();
+                s->reg[R_AX] = (struct value){ .kind = V_RESULT, .v = (int64_t)i };
+                return;
+        case FLOW_NEXT:
+                break;
+        default:
+                return; /* jumps and returns change no register we track */
+        }
+
+        if (is_string_op(ci->id)) {
+                generic(c, ci, s);
+                slots_forget_all(s);
+                return;
+        }
+        switch (ci->id) {
+        case X86_INS_NOP:
+        case X86_INS_ENDBR64:
+        case X86_INS_TEST:
+        case X86_INS_CMP:
+        case X86_INS_BT:
+                return;
+        case X86_INS_PUSH:
+                if (sp.kind == V_STACK) {
+                        struct value v = unknown();
+                        int i8 = slot_index(sp.v - 8);
+
+                        if (r0 >= 0 && w0 == 8)
+                                v = s->reg[r0];
+                        else if (o0->type == X86_OP_IMM)
+                                v = konst(o0->imm);
+                        if (v.kind == V_STACK)
+                                s->escaped = true;
+                        if (i8 >= 0)
+                                s->slot[i8] = v;
+                        set_sp(s, stack_at(sp.v - 8));
+                } else {
+                        set_sp(s, unknown());
+                }
+                return;
+        case X86_INS_POP:
+                if (r0 < 0 || w0 != 8 || r0 == R_SP) {
+                        generic(c, ci, s);
+                        return;
+                }
+                if (sp.kind == V_STACK) {
+                        int i8 = slot_index(sp.v);
+
+                        s->reg[r0] = i8 >= 0 ? s->slot[i8] : unknown();
+                        set_sp(s, stack_at(sp.v + 8));
+                } else {
+                        s->reg[r0] = unknown();
+                }
+                return;
+        case X86_INS_LEAVE:
+                set_sp(s, s->reg[R_BP]);
+                sp = s->reg[R_SP];
+                if (sp.kind == V_STACK) {
+                        int i8 = slot_index(sp.v);
+
+                        s->reg[R_BP] = i8 >= 0 ? s->slot[i8] : unknown();
+                        set_sp(s, stack_at(sp.v + 8));
+                } else {
+                        s->reg[R_BP] = unknown();
+                }
+                return;
+        case X86_INS_MOV:
+                if (x->op_count != 2)
+                        break;
+                if (r0 >= 0 && r1 >= 0 && w0 == w1) {
+                        reg_set(s, r0, w0, reg_get(s, r1, w1));
+                        return;
+                }
+                if (r0 >= 0 && o1->type == X86_OP_IMM) {
+                        reg_set(s, r0, w0, konst(o1->imm));
+                        return;
+                }
+                if (r0 >= 0 && o1->type == X86_OP_MEM) {
+                        reg_set(s, r0, w0, w0 == 8 ? mem_load(s, &o1->mem, o1->size) : unknown());
+                        return;
+                }
+                if (o0->type == X86_OP_MEM && r1 >= 0) {
+                        mem_store(s, &o0->mem, o0->size, reg_get(s, r1, w1));
+                        return;
+                }
+                if (o0->type == X86_OP_MEM && o1->type == X86_OP_IMM) {
+                        mem_store(s, &o0->mem, o0->size, o0->size == 8 ? konst(o1->imm) : unknown());
+                        return;
+                }
+                break;
+        case X86_INS_MOVSXD:
+                if (r0 >= 0 && r1 >= 0 && w0 == 8 && w1 == 4) {
+                        struct value v = reg_get(s, r1, 4);
+
+                        reg_set(s, r0, 8, v.kind == V_ARG ? v : unknown());
+                        return;
+                }
+                break;
+        case X86_INS_LEA:
+                if (r0 >= 0 && w0 == 8 && o1->type == X86_OP_MEM) {
+                        bool in_frame;
+                        int64_t d;
+
+                        reg_set(s, r0, 8, mem_delta(s, &o1->mem, &in_frame, &d) ? stack_at(d)
+                                                                                 : unknown());
+                        return;
+                }
+                break;
+        case X86_INS_XOR:
+        case X86_INS_SUB:
+                if (r0 >= 0 && r1 == r0 && w0 == w1 && (w0 == 8 || w0 == 4)) {
+                        reg_set(s, r0, w0, konst(0));
+                        return;
+                }
+                /* fall through */
+        case X86_INS_ADD:
+                if (ci->id != X86_INS_XOR && r0 >= 0 && w0 == 8 && o1->type == X86_OP_IMM) {
+                        struct value v = s->reg[r0];
+                        int64_t d = ci->id == X86_INS_ADD ? o1->imm : -o1->imm;
+
+                        if (v.kind == V_STACK || v.kind == V_CONST)
+                                v.v += d;
+                        else
+                                v = unknown();
+                        reg_set(s, r0, 8, v);
+                        return;
+                }
+                break;
+        default:
+                break;
+        }
+        generic(c, ci, s);
+}
+
+/* Merges b into a; true when a changed. */
+static bool merge(struct state *a, const struct state *b)
+{
+        bool changed = false;
+
+        for (int r = 0; r < NREGS; r++)
+                if (a->reg[r].kind != V_UNKNOWN && !value_eq(&a->reg[r], &b->reg[r])) {
+                        a->reg[r] = unknown();
+                        changed = true;
+                }
+        for (int i = 0; i < PLACE_SLOTS; i++)
+                if (a->slot[i].kind != V_UNKNOWN && !value_eq(&a->slot[i], &b->slot[i])) {
+                        a->slot[i] = unknown();
+                        changed = true;
+                }
+        if (b->escaped && !a->escaped) {
+                a->escaped = true;
+                changed = true;
+        }
+        if (a->escaped && changed)
+                slots_forget_all(a);
+        return changed;
+}
+
+static int32_t find_insn(const struct ctx *c, uint64_t addr)
+{
+        size_t lo = 0, hi = c->n;
+
+        if (c->n == 0 || addr < c->in[0].addr || addr >= c->in[c->n - 1].addr + c->in[c->n - 1].size)
+                return -1;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (c->in[mid].addr < addr)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < c->n && c->in[lo].addr == addr ? (int32_t)lo : -2;
+}
+
+static void push_work(struct ctx *c, size_t *top, int32_t i)
+{
+        if (!c->queued[i]) {
+                c->queued[i] = true;
+                c->work[(*top)++] = i;
+        }
+}
+
+static void flow_to(struct ctx *c, size_t *top, int32_t to, const struct state *s)
+{
+        if (!c->live[to]) {
+                c->st[to] = *s;
+                c->live[to] = true;
+                push_work(c, top, to);
+        } else if (merge(&c->st[to], s)) {
+                push_work(c, top, to);
+        }
+}
+
+/*
+ * Runs the analysis from the entry. Instruction `blocked` (or -1) has no successors: paths
+ * through it are cut, which gives the states of the paths that avoid it. Returns 0, or -1 with
+ * c->fail set when the code is outside what the analysis models.
+ */
+static int analyse(struct ctx *c, int32_t blocked)
+{
+        size_t top = 0, steps = 0;
+        struct state s;
+
+        memset(c->live, 0, c->n * sizeof(*c->live));
+        memset(c->queued, 0, c->n * sizeof(*c->queued));
+        memset(&c->st[0], 0, sizeof(c->st[0]));
+        for (size_t a = 0; a < ELEMENTSOF(arg_regs); a++)
+                c->st[0].reg[arg_regs[a]] = (struct value){ .kind = V_ARG, .v = (int64_t)a };
+        c->st[0].reg[R_SP] = stack_at(0);
+        c->live[0] = true;
+        push_work(c, &top, 0);
+
+        while (top > 0) {
+                int32_t i = c->work[--top];
+                const struct insn *in = &c->in[i];
+
+                c->queued[i] = false;
+                if (++steps > PLACE_STEPS_MAX) {
+                        c->fail = "analysis did not settle";
+                        return -1;
+                }
+                if (i == blocked)
+                        continue;
+                s = c->st[i];
+                transfer(c, (size_t)i, &s);
+                switch (in->flow) {
+                case FLOW_JMP_IND:
+                        c->fail = "indirect jump (jump table or tail call)";
+                        return -1;
+                case FLOW_RET:
+                case FLOW_STOP:
+                        continue;
+                case FLOW_JMP:
+                case FLOW_JCC:
+                        if (in->target == -2) {
+                                c->fail = "jump into the middle of an instruction";
+                                return -1;
+                        }
+                        if (in->target >= 0)
+                                flow_to(c, &top, in->target, &s);
+                        if (in->flow == FLOW_JMP)
+                                continue;
+                        break;
+                default:
+                        break;
+                }
+                /* Falls through; running past the function's end only follows noreturn calls. */
+                if ((size_t)i + 1 < c->n && c->in[i + 1].addr == in->addr + in->size)
+                        flow_to(c, &top, i + 1, &s);
+        }
+        return 0;
+}
+
+/* Is instruction `to` reachable from `from` (by control flow alone)? */
+static bool reachable(struct ctx *c, int32_t from, int32_t to)
+{
+        size_t top = 0;
+
+        memset(c->queued, 0, c->n * sizeof(*c->queued));
+        push_work(c, &top, from);
+        while (top > 0) {
+                int32_t i = c->work[--top];
+                const struct insn *in = &c->in[i];
+
+                if (i == to)
+                        return true;
+                if ((in->flow == FLOW_JMP || in->flow == FLOW_JCC) && in->target >= 0)
+                        push_work(c, &top, in->target);
+                if (in->flow != FLOW_JMP && in->flow != FLOW_RET && in->flow != FLOW_STOP &&
+                    in->flow != FLOW_JMP_IND && (size_t)i + 1 < c->n &&
+                    c->in[i + 1].addr == in->addr + in->size)
+                        push_work(c, &top, i + 1);
+        }
+        return false;
+}
+
+static bool is_arg(const struct value *v, int64_t n, bool allow_narrow)
+{
+        return v->kind == V_ARG && v->v == n && (allow_narrow || !v->narrow);
+}
+
+static void loc_reg(struct tlssniff_loc *l, int reg)
+{
+        l->kind = TLSSNIFF_LOC_REG;
+        l->reg = (uint8_t)reg;
+        l->off = 0;
+}
+
+/* The reason a call-site candidate at instruction i fails, or NULL when it holds; fills R. */
+static const char *check_call_site(struct ctx *c, int32_t i, bool ex, int32_t *ret_r)
+{
+        const struct state *e;
+        int32_t r = -1;
+
+        if (!c->live[i] || c->in[i].flow != FLOW_CALL || !c->in[i].emulated)
+                return "not an emulated call";
+        e = &c->st[i];
+        if (!is_arg(&e->reg[R_DI], 0, false) || !is_arg(&e->reg[R_SI], 1, false) ||
+            !is_arg(&e->reg[R_DX], 2, true))
+                return "the call does not receive ssl, buf and num";
+        if (ex ? !is_arg(&e->reg[R_CX], 3, false) : e->reg[R_CX].kind != V_STACK)
+                return ex ? "the call does not receive the caller's count pointer"
+                          : "the call does not receive a count slot in the frame";
+        if (e->reg[R_SP].kind != V_STACK)
+                return "stack pointer unknown at the call";
+
+        /* R: the first emulated instruction on the straight line after the call. */
+        for (int32_t j = i + 1, k = 0; k < PLACE_WALK_MAX; j++, k++) {
+                const struct insn *in;
+
+                if ((size_t)j >= c->n || c->in[j].addr != c->in[j - 1].addr + c->in[j - 1].size)
+                        return "code after the call is not analysable";
+                in = &c->in[j];
+                if (in->jump_target)
+                        return "another path joins between the call and an emulated instruction";
+                if (!c->live[j])
+                        return "the call does not return to the function";
+                if (c->st[j].reg[R_AX].kind != V_RESULT || c->st[j].reg[R_AX].v != i)
+                        return "the result is overwritten before an emulated instruction";
+                if (!value_eq(&c->st[j].reg[R_SP], &e->reg[R_SP]))
+                        return "the stack pointer moves before an emulated instruction";
+                if (in->emulated) {
+                        r = j;
+                        break;
+                }
+                if (in->flow != FLOW_NEXT || in->writes_mem)
+                        return "a branch or a store before an emulated instruction";
+        }
+        if (r < 0)
+                return "no emulated instruction soon after the call";
+        if (reachable(c, i + 1, i))
+                return "the call is inside a loop";
+
+        /* Paths that avoid the call must return an error constant and must not leave otherwise. */
+        if (analyse(c, i) < 0)
+                return c->fail;
+        for (size_t j = 0; j < c->n; j++) {
+                const struct value *ax = &c->st[j].reg[R_AX];
+
+                if (!c->live[j] || (int32_t)j == i)
+                        continue;
+                if ((c->in[j].flow == FLOW_JMP || c->in[j].flow == FLOW_JCC) && c->in[j].target == -1)
+                        return "a path that avoids the call leaves by a jump";
+                if (c->in[j].flow == FLOW_RET && !(ax->kind == V_CONST && (int32_t)ax->v <= 0))
+                        return "a path that avoids the call returns a value that is not an error";
+        }
+        *ret_r = r;
+        return NULL;
+}
+
+static void fill_fallback(struct place_result *res, uint64_t vaddr, bool ex, bool emulated)
+{
+        res->strategy = emulated ? PLACE_ENTRY : PLACE_FALLBACK;
+        res->entry_addr = res->return_addr = vaddr;
+        res->return_uretprobe = true;
+        res->entry_emulated = emulated;
+        memset(res->entry_loc, 0, sizeof(res->entry_loc));
+        memset(res->return_loc, 0, sizeof(res->return_loc));
+}
+
+static int decode(struct ctx *c, const uint8_t *code, size_t size, uint64_t vaddr)
+{
+        size_t n;
+
+        n = c->n_decoded = cs_disasm(c->cs, code, size, vaddr, 0, &c->ci);
+        if (n == 0)
+                return -1;
+        if (n > PLACE_INSNS_MAX)
+                n = PLACE_INSNS_MAX;
+        c->n = n;
+        c->in = calloc(n, sizeof(*c->in));
+        c->st = calloc(n, sizeof(*c->st));
+        c->live = calloc(n, sizeof(*c->live));
+        c->queued = calloc(n, sizeof(*c->queued));
+        c->work = calloc(n, sizeof(*c->work));
+        if (!c->in || !c->st || !c->live || !c->queued || !c->work)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const cs_insn *ci = &c->ci[i];
+                const cs_x86 *x = &ci->detail->x86;
+                struct insn *in = &c->in[i];
+                bool direct = x->op_count == 1 && x->operands[0].type == X86_OP_IMM;
+
+                in->addr = ci->address;
+                in->size = ci->size;
+                in->emulated = x86_emulated(ci->bytes, ci->size);
+                in->flow = FLOW_NEXT;
+                if (cs_insn_group(c->cs, ci, X86_GRP_CALL))
+                        in->flow = direct ? FLOW_CALL : FLOW_CALL_IND;
+                else if (cs_insn_group(c->cs, ci, X86_GRP_RET) || cs_insn_group(c->cs, ci, X86_GRP_IRET))
+                        in->flow = FLOW_RET;
+                else if (cs_insn_group(c->cs, ci, X86_GRP_JUMP))
+                        in->flow = !direct ? FLOW_JMP_IND : ci->id == X86_INS_JMP ? FLOW_JMP : FLOW_JCC;
+                else if (ci->id == X86_INS_HLT || ci->id == X86_INS_UD2 || ci->id == X86_INS_INT3)
+                        in->flow = FLOW_STOP;
+                else if (cs_insn_group(c->cs, ci, X86_GRP_INT))
+                        in->flow = FLOW_NEXT;
+                if (direct && (in->flow == FLOW_JMP || in->flow == FLOW_JCC || in->flow == FLOW_CALL))
+                        in->target_addr = (uint64_t)x->operands[0].imm;
+                for (int k = 0; k < x->op_count; k++)
+                        if (x->operands[k].type == X86_OP_MEM &&
+                            (x->operands[k].access & CS_AC_WRITE))
+                                in->writes_mem = true;
+                if (is_string_op(ci->id) || ci->id == X86_INS_PUSH || in->flow == FLOW_CALL ||
+                    in->flow == FLOW_CALL_IND)
+                        in->writes_mem = true;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct insn *in = &c->in[i];
+
+                if (in->flow != FLOW_JMP && in->flow != FLOW_JCC)
+                        continue;
+                in->target = find_insn(c, in->target_addr);
+                if (in->target >= 0)
+                        c->in[in->target].jump_target = true;
+        }
+        return 0;
+}
+
+static void ctx_done(struct ctx *c)
+{
+        if (c->ci)
+                cs_free(c->ci, c->n_decoded);
+        free(c->in);
+        free(c->st);
+        free(c->live);
+        free(c->queued);
+        free(c->work);
+        if (c->cs)
+                cs_close(&c->cs);
+}
+
+static void place_x86_64(const uint8_t *code, size_t size, uint64_t vaddr, bool ex,
+                         struct place_result *res)
+{
+        struct ctx c = {};
+        const char *why = NULL;
+        int32_t best_r = -1, best_e = -1;
+
+        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK) {
+                snprintf(res->reason, sizeof(res->reason), "fallback: disassembler unavailable");
+                return;
+        }
+        cs_option(c.cs, CS_OPT_DETAIL, CS_OPT_ON);
+        if (decode(&c, code, size, vaddr) != 0 || c.n == 0) {
+                snprintf(res->reason, sizeof(res->reason),
+                         "fallback: first instruction does not decode");
+                goto out;
+        }
+        fill_fallback(res, vaddr, ex, c.in[0].emulated);
+        if (c.in[0].emulated) {
+                snprintf(res->reason, sizeof(res->reason),
+                         "entry: first instruction (%s) is emulated", c.ci[0].mnemonic);
+                goto out;
+        }
+        if (analyse(&c, -1) < 0) {
+                snprintf(res->reason, sizeof(res->reason), "fallback: %s", c.fail);
+                goto out;
+        }
+        for (int32_t i = 0; i < (int32_t)c.n && best_e < 0; i++) {
+                const char *w;
+                int32_t r = -1;
+
+                if (c.in[i].flow != FLOW_CALL || !c.live[i])
+                        continue;
+                w = check_call_site(&c, i, ex, &r);
+                if (!w) {
+                        best_e = i;
+                        best_r = r;
+                        break;
+                }
+                if (!why)
+                        why = w;
+                /* check_call_site may have run the cut analysis: restore the full one. */
+                if (analyse(&c, -1) < 0) {
+                        why = c.fail;
+                        break;
+                }
+        }
+        if (best_e < 0) {
+                snprintf(res->reason, sizeof(res->reason), "fallback: %s (first instruction %s "
+                         "is single-stepped)", why ? why : "no direct call", c.ci[0].mnemonic);
+                goto out;
+        }
+        res->strategy = PLACE_CALL_SITE;
+        res->entry_addr = c.in[best_e].addr;
+        res->return_addr = c.in[best_r].addr;
+        res->return_uretprobe = false;
+        res->entry_emulated = true;
+        loc_reg(&res->entry_loc[TLSSNIFF_ARG_SSL], R_DI);
+        loc_reg(&res->entry_loc[TLSSNIFF_ARG_BUF], R_SI);
+        loc_reg(&res->entry_loc[TLSSNIFF_ARG_NUM], R_DX);
+        loc_reg(&res->entry_loc[TLSSNIFF_ARG_OUTLEN], R_CX);
+        loc_reg(&res->return_loc[TLSSNIFF_ARG_RESULT], R_AX);
+        snprintf(res->reason, sizeof(res->reason), "call-site: %s at +0x%llx, %s at +0x%llx",
+                 c.ci[best_e].mnemonic, (unsigned long long)(res->entry_addr - vaddr),
+                 c.ci[best_r].mnemonic, (unsigned long long)(res->return_addr - vaddr));
+out:
+        ctx_done(&c);
+}
+
+const char *place_strategy_name(enum place_strategy s)
+{
+        switch (s) {
+        case PLACE_ENTRY:
+                return "entry";
+        case PLACE_CALL_SITE:
+                return "call-site";
+        default:
+                return "fallback";
+        }
+}
+
+int place_function(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
+                   uint8_t func, enum place_mode mode, struct place_result *ret)
+{
+        bool ex = func == TLSSNIFF_FUNC_SSL_READ_EX || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
+        struct place_result res = {};
+        int nargs = ex ? 4 : 3;
+
+        if (!ret || (!code && size > 0) || func == 0 || func >= _TLSSNIFF_FUNC_MAX)
+                return -EINVAL;
+        fill_fallback(&res, vaddr, ex, false);
+        snprintf(res.reason, sizeof(res.reason), "fallback");
+        if (mode == PLACE_MODE_FALLBACK)
+                snprintf(res.reason, sizeof(res.reason), "fallback: requested");
+        else if (machine != EM_X86_64)
+                snprintf(res.reason, sizeof(res.reason),
+                         "fallback: placement analysis covers x86-64 only");
+        else if (size == 0)
+                snprintf(res.reason, sizeof(res.reason), "fallback: function size unknown");
+        else
+                place_x86_64(code, size < PLACE_CODE_MAX ? size : PLACE_CODE_MAX, vaddr, ex, &res);
+
+        if (res.strategy != PLACE_CALL_SITE) {
+                /* Entry and uretprobe at the first instruction, C calling convention. */
+                static const int x86_args[4] = { R_DI, R_SI, R_DX, R_CX };
+
+                for (int a = 0; a < nargs; a++) {
+                        if (machine == EM_X86_64)
+                                loc_reg(&res.entry_loc[a], x86_args[a]);
+                        else
+                                loc_reg(&res.entry_loc[a], a); /* arm64: x0..x3 */
+                }
+                loc_reg(&res.return_loc[TLSSNIFF_ARG_RESULT], 0);
+        }
+        *ret = res;
+        return 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * Probe placement: where in an OpenSSL read/write function to put the entry and return probes
+ * so that a hit is cheap (the kernel emulates the probed instruction instead of single-stepping
+ * it) while every value the BPF programs need is still recoverable. The machine code is
+ * untrusted input; the analysis only proves facts by following register moves and stack
+ * adjustments on every path, and answers "fallback" (entry uprobe + uretprobe at the first
+ * instruction) whenever it cannot prove one. See docs/design.md, "Probe placement".
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "events.h"
+
+enum place_strategy {
+        PLACE_FALLBACK = 0,  /* entry uprobe + uretprobe at the first instruction */
+        PLACE_ENTRY = 1,     /* the same probes, and the first instruction is emulated */
+        PLACE_CALL_SITE = 2, /* uprobe on the internal call, uprobe after it: both emulated */
+};
+
+struct place_result {
+        enum place_strategy strategy;
+        uint64_t entry_addr;  /* virtual address of the entry-side probe */
+        uint64_t return_addr; /* virtual address of the return-side probe */
+        bool return_uretprobe; /* return side is a uretprobe (fallback/entry) */
+        bool entry_emulated;   /* the kernel emulates the instruction at entry_addr */
+        struct tlssniff_loc entry_loc[_TLSSNIFF_ARG_MAX];  /* ssl, buf, num, outlen */
+        struct tlssniff_loc return_loc[_TLSSNIFF_ARG_MAX]; /* result */
+        char reason[160]; /* why this placement, in words, for the log */
+};
+
+/* Options for tests and the differential mode. */
+enum place_mode {
+        PLACE_MODE_AUTO = 0,     /* the cheapest placement the analysis proves */
+        PLACE_MODE_FALLBACK = 1, /* always entry + uretprobe (--placement=fallback) */
+};
+
+/*
+ * Decides the placement for one function whose code (size bytes at virtual address vaddr) is
+ * given. machine is the ELF e_machine; func an enum tlssniff_func. Always fills ret (a fallback
+ * with its reason when nothing better is proven) and returns 0, or -EINVAL for bad arguments.
+ */
+int place_function(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
+                   uint8_t func, enum place_mode mode, struct place_result *ret);
+
+const char *place_strategy_name(enum place_strategy s);
