@@ -21,6 +21,7 @@
 
 struct options {
         bool json;
+        bool placement_fallback; /* --placement=fallback: entry + uretprobe everywhere */
         const char *output;
         const char *analyzer;
         const char *user;

@@ -27,6 +27,9 @@ static void help(void)
                "      --call-cap BYTES     bytes captured per TLS call, K/M/G suffixes (4M;\n"
                "                           1..64M); bytes over it are counted as truncated\n"
                "      --ringbuf-size BYTES ring buffer size, a power of two (32M; 1M..1G)\n"
+               "      --placement MODE     auto: probes where the analysis proves them cheap\n"
+               "                           (default); fallback: entry + uretprobe on every\n"
+               "                           function (slower; for comparison)\n"
                "Process:\n"
                "      --analyzer PATH      analyzer binary (default: next to this one, then\n"
                "                           " TLSSNIFF_LIBEXECDIR ")\n"
@@ -41,7 +44,7 @@ static void help(void)
 }
 
 enum { ARG_MAX_PRINT = 256, ARG_CALL_CAP, ARG_RINGBUF, ARG_ANALYZER, ARG_USER, ARG_LOG_TARGET,
-       ARG_VERSION, ARG_CONTROL };
+       ARG_VERSION, ARG_CONTROL, ARG_PLACEMENT };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -54,6 +57,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "cgroup", required_argument, NULL, 'g' },
                 { "call-cap", required_argument, NULL, ARG_CALL_CAP },
                 { "ringbuf-size", required_argument, NULL, ARG_RINGBUF },
+                { "placement", required_argument, NULL, ARG_PLACEMENT },
                 { "analyzer", required_argument, NULL, ARG_ANALYZER },
                 { "user", required_argument, NULL, ARG_USER },
                 { "control-socket", required_argument, NULL, ARG_CONTROL },
@@ -73,6 +77,17 @@ static int parse_args(int argc, char **argv, struct options *o)
                         break;
                 case 'o':
                         o->output = optarg;
+                        break;
+                case ARG_PLACEMENT:
+                        if (strcmp(optarg, "auto") == 0)
+                                o->placement_fallback = false;
+                        else if (strcmp(optarg, "fallback") == 0)
+                                o->placement_fallback = true;
+                        else {
+                                fprintf(stderr, "Invalid --placement '%s' (auto or fallback).\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case ARG_MAX_PRINT:
                         if (parse_size(optarg, 0, 1u << 20, &v) < 0) {

@@ -163,6 +163,8 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         argv[argc++] = level;
         if (o->json)
                 argv[argc++] = "--json";
+        if (o->placement_fallback)
+                argv[argc++] = "--placement=fallback";
         /* The analyzer gets an empty environment: tell it where loaderd logs. */
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;

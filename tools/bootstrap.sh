@@ -8,7 +8,7 @@ pkgs=(meson ninja-build pkg-config clang llvm bpftool xz-utils
       libbpf-dev libelf-dev zlib1g-dev libmsgpack-dev libsystemd-dev libcapstone-dev libdwarf-dev)
 if [ "${1:-}" = "--tests" ]; then
         # Real TLS peers and tools for the integration tests and benchmarks.
-        pkgs+=(openssl curl python3 ca-certificates iproute2 procps libclang-rt-14-dev)
+        pkgs+=(openssl curl python3 ca-certificates iproute2 procps libclang-rt-14-dev nodejs)
 fi
 
 missing=()
@@ -24,6 +24,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--tests" ] && [ "$(id -u)" -eq 0 ]; then
+        # OpenSSL 1.1.1 (library and openssl binary) from Debian's bullseye suite, unpacked in a
+        # cache folder, never installed: the placement and differential tests trace it.
+        tools/fetch-suite.sh bullseye /var/cache/tlssniff-test/bullseye libssl1.1 openssl >/dev/null
 fi
 
 if [ ! -f build/build.ninja ]; then

@@ -12,6 +12,9 @@ runs of the same invocation:
                      to a real file, whose content is checked against what the workload moved
   tlssniff-excluded  tlssniff-loaderd --pid PID of an idle process: probes attached, the
                      workload filtered out in the kernel
+  tlssniff-all-fallback, tlssniff-excluded-fallback
+                     the same with --placement=fallback: entry uprobe + uretprobe on every
+                     function, as every peer places them (the issue-7 comparison)
   bpftrace-empty     (optional) empty bpftrace uprobe+uretprobe on SSL_read/SSL_write entry:
                      the naive floor of any entry-probe tracer
 
@@ -42,7 +45,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_LOADERD = os.path.join(ROOT, "build", "loaderd", "tlssniff-loaderd")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ALL_CONFIGS = ["untraced", "tlssniff-all", "tlssniff-excluded", "bpftrace-empty"]
+ALL_CONFIGS = [
+    "untraced",
+    "tlssniff-all",
+    "tlssniff-excluded",
+    "tlssniff-all-fallback",
+    "tlssniff-excluded-fallback",
+    "bpftrace-empty",
+]
 DEFAULT_CONFIGS = ["untraced", "tlssniff-all", "tlssniff-excluded"]
 FILE_NAME = "1k.bin"
 FILE_SIZE = 1024
@@ -616,8 +626,10 @@ class Tracer:
                 "--log-target",
                 "stderr",
             ] + self.opts.loaderd_arg
-            if self.config == "tlssniff-excluded":
+            if self.config.startswith("tlssniff-excluded"):
                 argv += ["--pid", str(self.idle_pid)]
+            if self.config.endswith("-fallback"):
+                argv += ["--placement", "fallback"]
             pattern = "Ready:"
         else:
             lib = libssl_of(self.server.pids())
@@ -883,7 +895,7 @@ def capture_summary(run):
     if "capture" not in run:
         return ""
     cap, exp = run["capture"], run["expected"]
-    if run["config"] == "tlssniff-excluded":
+    if run["config"].startswith("tlssniff-excluded"):
         workload = sum(v["messages"] for v in cap["sides"].values())
         return ", %d workload messages captured (0 expected), %s calls filtered in the kernel" % (
             workload,
@@ -973,7 +985,7 @@ def summarise(runs, configs):
         if c.startswith("tlssniff"):
             s["drain_s"] = round(med([r["drain_s"] for r in rs]), 3)
             s["records"] = [r["capture"]["records"] for r in rs]
-        if c == "tlssniff-all":
+        if c.startswith("tlssniff-all"):
             per_round, problems, counters = [], [], []
             for r in rs:
                 sides, probs, counted = verdict_for(r)
@@ -1007,7 +1019,7 @@ def summarise(runs, configs):
             s["no_loss_counted"] = not counters
             s["loss_counter_problems"] = counters
             s["capture_complete"] = not problems and not counters
-        if c == "tlssniff-excluded":
+        if c.startswith("tlssniff-excluded"):
             s["excluded_records_of_workload"] = sum(
                 sum(v["messages"] for v in r["capture"]["sides"].values()) for r in rs
             )
@@ -1131,10 +1143,27 @@ def print_table(meta, summary, configs):
                     ),
                 )
             )
-    s = summary.get("tlssniff-all")
+    for c in [c for c in configs if c.startswith("tlssniff-all")]:
+        print_capture_check(c, summary.get(c))
+    for c in [c for c in configs if c.startswith("tlssniff-excluded")]:
+        s = summary.get(c)
+        if s:
+            print()
+            print(
+                "%s: %d records of the workload captured (0 expected); calls filtered "
+                "in the kernel per round: %s"
+                % (c, s["excluded_records_of_workload"], s["kernel_calls_filtered"])
+            )
+    for c in configs:
+        s = summary.get(c)
+        if s and s.get("probes"):
+            print("%s probes: %s" % (c, " | ".join(s["probes"])))
+
+
+def print_capture_check(c, s):
     if s and "capture" in s:
         print()
-        print("capture check (tlssniff-all):")
+        print("capture check (%s):" % c)
         print(
             "%5s %9s %14s %14s %9s %9s %6s %12s %8s"
             % (
@@ -1184,18 +1213,6 @@ def print_table(meta, summary, configs):
         )
         for p in s["loss_counter_problems"]:
             print("  - " + p)
-    s = summary.get("tlssniff-excluded")
-    if s:
-        print()
-        print(
-            "tlssniff-excluded: %d records of the workload captured (0 expected); calls filtered "
-            "in the kernel per round: %s"
-            % (s["excluded_records_of_workload"], s["kernel_calls_filtered"])
-        )
-    for c in configs:
-        s = summary.get(c)
-        if s and s.get("probes"):
-            print("%s probes: %s" % (c, " | ".join(s["probes"])))
 
 
 def parse_args(argv):
