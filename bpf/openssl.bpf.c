@@ -65,16 +65,31 @@ struct {
         __type(value, struct tlssniff_probe_spec);
 } probe_specs SEC(".maps");
 
-/* A TLS call in progress on a thread. Bounded LRU: a thread killed mid-call leaks nothing. */
-struct active_call {
+/*
+ * The TLS calls in progress on a thread, innermost last. Calls nest: a read can run a callback
+ * that writes (node emits 'secureConnect' from inside SSL_read and the script writes at once),
+ * and some builds implement SSL_read with SSL_read_ex. Each call reports its own bytes, except
+ * a wrapper (same TLS object, buffer and direction as an outer call), whose outer call does.
+ * Bounded LRU: a thread killed mid-call leaks nothing; a frame whose stack pointer is not above
+ * a newer entry's is no longer on the stack and is dropped.
+ */
+#define CALL_FRAMES 4
+
+struct call_frame {
         __u64 ssl;
         __u64 buf;
         __u64 num;
         __u64 outlen;
+        __u64 sp;  /* stack pointer at the entry probe */
         __u32 spec;
-        __u64 sp;    /* stack pointer at entry: a nested call has a lower one */
-        __u32 depth; /* nested probed calls (SSL_read_ex inside SSL_read in some builds) */
-        __u32 resolved; /* a socket was seen inside this call */
+        __u8 resolved; /* a socket was seen inside this call */
+        __u8 wrapper;  /* an outer frame reports these bytes */
+        __u16 pad;
+};
+
+struct active_call {
+        struct call_frame f[CALL_FRAMES];
+        __u32 n;
         __u32 pad;
 };
 
@@ -248,15 +263,31 @@ static __always_inline __u64 read_loc(const struct pt_regs *regs, const struct t
         return v;
 }
 
+/* &c->f[i] with i masked where the verifier sees it (the compiler drops a mask it can prove). */
+static __always_inline struct call_frame *frame_at(struct active_call *c, __u32 i)
+{
+        asm volatile("" : "+r"(i));
+        i &= CALL_FRAMES - 1;
+        return &c->f[i];
+}
+
+static __always_inline bool func_writes(__u8 func)
+{
+        return func == TLSSNIFF_FUNC_SSL_WRITE || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
+}
+
 SEC("uprobe")
 int tls_entry(struct pt_regs *ctx)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
         __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
-        struct tlssniff_probe_spec *spec;
-        struct active_call *cur, call = {};
+        struct tlssniff_probe_spec *spec, *outer_spec;
+        struct active_call *cur;
+        struct call_frame *f;
         struct pt_regs regs;
+        __u64 sp = PT_REGS_SP(ctx);
+        __u32 n;
 
         if (!is_target(tgid)) {
                 stat_add(STAT_FILTERED, 1);
@@ -265,25 +296,54 @@ int tls_entry(struct pt_regs *ctx)
         spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         if (!spec)
                 return 0;
-
         cur = bpf_map_lookup_elem(&active_calls, &tid);
-        if (cur && cur->depth < 16 && PT_REGS_SP(ctx) < cur->sp) {
-                /* A probed TLS function called from another: the outer call reports. */
-                cur->depth++;
+        if (!cur) {
+                static const struct active_call empty;
+
+                bpf_map_update_elem(&active_calls, &tid, &empty, BPF_NOEXIST);
+                cur = bpf_map_lookup_elem(&active_calls, &tid);
+                if (!cur) {
+                        stat_add(STAT_ENTRY_DROPS, 1);
+                        return 0;
+                }
+        }
+        n = cur->n;
+        /* Frames not above us on the stack belong to calls that are gone. */
+        for (int i = 0; i < CALL_FRAMES; i++) {
+                if (n == 0 || n > CALL_FRAMES || frame_at(cur, n - 1)->sp > sp)
+                        break;
+                n--;
+        }
+        if (n >= CALL_FRAMES) {
+                cur->n = CALL_FRAMES;
+                stat_add(STAT_ENTRY_DROPS, 1);
                 return 0;
         }
         if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0)
                 return 0;
-        call.ssl = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
-        call.buf = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
-        call.num = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
+        f = frame_at(cur, n);
+        f->ssl = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
+        f->buf = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
+        f->num = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
         if (spec->func == TLSSNIFF_FUNC_SSL_READ || spec->func == TLSSNIFF_FUNC_SSL_WRITE)
-                call.num = (__u32)call.num; /* an int: the upper half of the register is junk */
-        call.outlen = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_OUTLEN]);
-        call.spec = spec_idx;
-        call.sp = PT_REGS_SP(ctx);
-        if (bpf_map_update_elem(&active_calls, &tid, &call, BPF_ANY) < 0)
-                stat_add(STAT_ENTRY_DROPS, 1);
+                f->num = (__u32)f->num; /* an int: the upper half of the register is junk */
+        f->outlen = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_OUTLEN]);
+        f->spec = spec_idx;
+        f->sp = sp;
+        f->resolved = 0;
+        f->wrapper = 0;
+        for (__u32 i = 0; i < CALL_FRAMES - 1; i++) {
+                struct call_frame *o;
+
+                if (i >= n)
+                        break;
+                o = frame_at(cur, i);
+                outer_spec = bpf_map_lookup_elem(&probe_specs, &o->spec);
+                if (outer_spec && o->ssl == f->ssl && o->buf == f->buf &&
+                    func_writes(outer_spec->func) == func_writes(spec->func))
+                        f->wrapper = 1;
+        }
+        cur->n = n + 1;
         return 0;
 }
 
@@ -455,6 +515,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
         struct active_call *call;
+        struct call_frame *f;
         int kind, fd;
 
         if (id == NR_MMAP) {
@@ -466,11 +527,13 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
                 return 0;
         fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
         call = bpf_map_lookup_elem(&active_calls, &tid);
-        if (call) {
-                struct conn_key key = { .handle = call->ssl, .tgid = tgid };
+        if (call && call->n > 0 && call->n <= CALL_FRAMES) {
+                /* The innermost call in progress is the one doing this I/O. */
+                f = frame_at(call, call->n - 1);
+                struct conn_key key = { .handle = f->ssl, .tgid = tgid };
 
-                if (!call->resolved && learn_socket(&key, fd))
-                        call->resolved = 1;
+                if (!f->resolved && learn_socket(&key, fd))
+                        f->resolved = 1;
                 return 0;
         }
         if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
@@ -595,7 +658,7 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
  * the count is read through it; otherwise the result is the count (SSL_read/SSL_write).
  */
 static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_probe_spec *spec,
-                                         struct active_call *call)
+                                         struct call_frame *call)
 {
         struct pt_regs regs;
         long ret;
@@ -644,23 +707,39 @@ int tls_return(struct pt_regs *ctx)
         struct tlssniff_probe_spec *spec, *entry_spec;
         struct conn_key key = {};
         struct conn_info *ci, fresh = {};
-        struct active_call *call;
+        struct active_call *cur;
+        struct call_frame frame, *call = &frame;
         struct emit_ctx ec = {};
         struct scratch *s;
         __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
         __u64 moved, base;
         __u8 dir;
 
-        call = bpf_map_lookup_elem(&active_calls, &tid);
-        if (!call) {
+        __u64 sp = PT_REGS_SP(ctx);
+        __u32 n;
+
+        cur = bpf_map_lookup_elem(&active_calls, &tid);
+        n = cur ? cur->n : 0;
+        /*
+         * Pop our frame: the innermost one whose entry stack pointer is not below ours less the
+         * return address a uretprobe has seen popped. Deeper frames are calls that are gone.
+         */
+        for (int i = 0; i < CALL_FRAMES; i++) {
+                if (n == 0 || n > CALL_FRAMES || frame_at(cur, n - 1)->sp + 8 >= sp)
+                        break;
+                n--;
+        }
+        if (!cur || n == 0 || n > CALL_FRAMES) {
+                if (cur)
+                        cur->n = 0;
                 if (is_target(tgid))
                         stat_add(STAT_UNMATCHED_RETURN, 1);
                 return 0;
         }
-        if (call->depth > 0) {
-                call->depth--;
-                return 0;
-        }
+        frame = *frame_at(cur, n - 1);
+        cur->n = n - 1;
+        if (frame.wrapper)
+                return 0; /* the outer call reports these bytes */
         spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         entry_spec = bpf_map_lookup_elem(&probe_specs, &call->spec);
         if (!spec || !entry_spec || spec->func != entry_spec->func) {
@@ -733,6 +812,5 @@ int tls_return(struct pt_regs *ctx)
         stat_add(STAT_CALLS, 1);
         bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk, &ec, 0);
 out:
-        bpf_map_delete_elem(&active_calls, &tid);
         return 0;
 }
