@@ -1,0 +1,50 @@
+/*
+ * libFuzzer target: the probe placement analysis on arbitrary machine code. The first byte
+ * picks the function kind, the rest is the function's code. Checks that every answer is one
+ * of the strategies, that placed probes lie inside the code given, and that a call-site
+ * placement sits on a call rel32 followed by an emulated instruction.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "binary/place.h"
+#include "gelf.h"
+
+#define CHECK(x)                                                                                   \
+        do {                                                                                       \
+                if (!(x))                                                                          \
+                        abort();                                                                   \
+        } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        const uint64_t vaddr = 0x10000;
+        struct place_result r;
+        uint8_t func;
+        uint8_t *code;
+
+        if (size < 1)
+                return 0;
+        func = (uint8_t)(data[0] % (_TLSSNIFF_FUNC_MAX - 1) + 1);
+        size--;
+        /* A copy of exactly the code's size, so reading past it is caught. */
+        code = malloc(size ? size : 1);
+        if (!code)
+                return 0;
+        memcpy(code, data + 1, size);
+        CHECK(place_function(code, size, vaddr, EM_X86_64, func, PLACE_MODE_AUTO, &r) == 0);
+        CHECK(r.strategy == PLACE_FALLBACK || r.strategy == PLACE_ENTRY ||
+              r.strategy == PLACE_CALL_SITE);
+        CHECK(memchr(r.reason, '\0', sizeof(r.reason)) != NULL);
+        if (r.strategy == PLACE_CALL_SITE) {
+                CHECK(r.entry_addr >= vaddr && r.entry_addr + 5 <= vaddr + size);
+                CHECK(r.return_addr > r.entry_addr && r.return_addr < vaddr + size);
+                CHECK(code[r.entry_addr - vaddr] == 0xe8);
+                CHECK(!r.return_uretprobe);
+        } else {
+                CHECK(r.entry_addr == vaddr && r.return_addr == vaddr && r.return_uretprobe);
+        }
+        free(code);
+        return 0;
+}
