@@ -42,6 +42,8 @@ struct ossl {
         int (*SSL_write)(void *ssl, const void *buf, int num);
         int (*SSL_get_error)(const void *ssl, int ret);
         void (*ERR_clear_error)(void);
+        void (*SSL_free)(void *ssl);
+        void (*SSL_CTX_free)(void *ctx);
 };
 
 static void *sym(void *h, const char *name)
@@ -99,6 +101,8 @@ int main(int argc, char **argv)
         o.SSL_write = sym(h, "SSL_write");
         o.SSL_get_error = sym(h, "SSL_get_error");
         o.ERR_clear_error = sym(h, "ERR_clear_error"); /* libcrypto, a dependency of h */
+        o.SSL_free = sym(h, "SSL_free");
+        o.SSL_CTX_free = sym(h, "SSL_CTX_free");
 
         sa.sin_port = htons((uint16_t)atoi(argv[2]));
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -170,6 +174,8 @@ int main(int argc, char **argv)
                 wait_fd(fd, POLLIN);
         }
         fprintf(stderr, "step read-closed ret %d err %d\n", r, e);
+        o.SSL_free(ssl);
+        o.SSL_CTX_free(ctx);
         close(fd);
         return 0;
 }
