@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!code)
                 return 0;
         memcpy(code, data + 1, size);
-        CHECK(place_function(code, size, vaddr, EM_X86_64, func, PLACE_MODE_AUTO, &r) == 0);
+        CHECK(place_function(code, size, vaddr, EM_X86_64, func, PLACE_MODE_AUTO, NULL, NULL, &r) ==
+              0);
         CHECK(r.strategy == PLACE_FALLBACK || r.strategy == PLACE_ENTRY ||
               r.strategy == PLACE_CALL_SITE);
         CHECK(memchr(r.reason, '\0', sizeof(r.reason)) != NULL);

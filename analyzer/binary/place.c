@@ -665,14 +665,13 @@ static void loc_reg(struct tlssniff_loc *l, int reg)
         l->off = 0;
 }
 
-/* The reason a call-site candidate at instruction i fails, or NULL when it holds; fills R. */
-static const char *check_call_site(struct ctx *c, int32_t i, bool ex, int32_t *ret_r)
+/* Why the call at instruction i is not the internal read/write call, or NULL when it is. */
+static const char *check_callee_args(struct ctx *c, int32_t i, bool ex)
 {
         const struct state *e;
-        int32_t r = -1;
 
-        if (!c->live[i] || c->in[i].flow != FLOW_CALL || !c->in[i].emulated)
-                return "not an emulated call";
+        if (!c->live[i] || c->in[i].flow != FLOW_CALL)
+                return "not a direct call";
         e = &c->st[i];
         if (!is_arg(&e->reg[R_DI], 0, false) || !is_arg(&e->reg[R_SI], 1, false) ||
             !is_arg(&e->reg[R_DX], 2, true))
@@ -682,8 +681,16 @@ static const char *check_call_site(struct ctx *c, int32_t i, bool ex, int32_t *r
                           : "the call does not receive a count slot in the frame";
         if (e->reg[R_SP].kind != V_STACK)
                 return "stack pointer unknown at the call";
+        return NULL;
+}
 
-        /* R: the first emulated instruction on the straight line after the call. */
+/* R: the first emulated instruction on the straight line after the call at i (full analysis). */
+static const char *find_return_point(struct ctx *c, int32_t i, int32_t *ret_r)
+{
+        const struct state *e = &c->st[i];
+
+        if (!c->in[i].emulated)
+                return "the call instruction is not emulated";
         for (int32_t j = i + 1, k = 0; k < PLACE_WALK_MAX; j++, k++) {
                 const struct insn *in;
 
@@ -699,18 +706,23 @@ static const char *check_call_site(struct ctx *c, int32_t i, bool ex, int32_t *r
                 if (!value_eq(&c->st[j].reg[R_SP], &e->reg[R_SP]))
                         return "the stack pointer moves before an emulated instruction";
                 if (in->emulated) {
-                        r = j;
-                        break;
+                        *ret_r = j;
+                        return NULL;
                 }
                 if (in->flow != FLOW_NEXT || in->writes_mem)
                         return "a branch or a store before an emulated instruction";
         }
-        if (r < 0)
-                return "no emulated instruction soon after the call";
+        return "no emulated instruction soon after the call";
+}
+
+/*
+ * The call at i is the only way bytes move: it is not in a loop, and every path that avoids it
+ * returns an error constant by `ret`. Runs the cut analysis: the full one must be redone after.
+ */
+static const char *check_only_mover(struct ctx *c, int32_t i)
+{
         if (reachable(c, i + 1, i))
                 return "the call is inside a loop";
-
-        /* Paths that avoid the call must return an error constant and must not leave otherwise. */
         if (analyse(c, i) < 0)
                 return c->fail;
         for (size_t j = 0; j < c->n; j++) {
@@ -723,8 +735,30 @@ static const char *check_call_site(struct ctx *c, int32_t i, bool ex, int32_t *r
                 if (c->in[j].flow == FLOW_RET && !(ax->kind == V_CONST && (int32_t)ax->v <= 0))
                         return "a path that avoids the call returns a value that is not an error";
         }
-        *ret_r = r;
         return NULL;
+}
+
+/* Is the first instruction at vaddr (read through the callback) one the kernel emulates? */
+static bool first_insn_emulated(csh cs, place_read_fn read, void *userdata, uint64_t vaddr,
+                                char *mnemonic, size_t mnemonic_size)
+{
+        uint8_t buf[16];
+        cs_insn *ci = NULL;
+        ssize_t n;
+        bool ok = false;
+
+        if (!read)
+                return false;
+        n = read(userdata, vaddr, buf, sizeof(buf));
+        if (n <= 0)
+                return false;
+        if (cs_disasm(cs, buf, (size_t)n, vaddr, 1, &ci) == 1) {
+                ok = x86_emulated(ci->bytes, ci->size);
+                snprintf(mnemonic, mnemonic_size, "%s", ci->mnemonic);
+        }
+        if (ci)
+                cs_free(ci, 1);
+        return ok;
 }
 
 static void fill_fallback(struct place_result *res, uint64_t vaddr, bool ex, bool emulated)
@@ -810,11 +844,13 @@ static void ctx_done(struct ctx *c)
 }
 
 static void place_x86_64(const uint8_t *code, size_t size, uint64_t vaddr, bool ex,
-                         struct place_result *res)
+                         place_read_fn read, void *userdata, struct place_result *res)
 {
         struct ctx c = {};
         const char *why = NULL;
+        char callee_insn[32] = "";
         int32_t best_r = -1, best_e = -1;
+        bool callee = false;
 
         if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK) {
                 snprintf(res->reason, sizeof(res->reason), "fallback: disassembler unavailable");
@@ -842,15 +878,25 @@ static void place_x86_64(const uint8_t *code, size_t size, uint64_t vaddr, bool 
 
                 if (c.in[i].flow != FLOW_CALL || !c.live[i])
                         continue;
-                w = check_call_site(&c, i, ex, &r);
+                w = check_callee_args(&c, i, ex);
+                if (!w) {
+                        /* The callee's entry first (it serves every caller), then R here. */
+                        callee = first_insn_emulated(c.cs, read, userdata, c.in[i].target_addr,
+                                                     callee_insn, sizeof(callee_insn));
+                        if (!callee)
+                                w = find_return_point(&c, i, &r);
+                }
+                if (!w)
+                        w = check_only_mover(&c, i);
                 if (!w) {
                         best_e = i;
                         best_r = r;
                         break;
                 }
+                callee = false;
                 if (!why)
                         why = w;
-                /* check_call_site may have run the cut analysis: restore the full one. */
+                /* check_only_mover may have run the cut analysis: restore the full one. */
                 if (analyse(&c, -1) < 0) {
                         why = c.fail;
                         break;
@@ -861,19 +907,33 @@ static void place_x86_64(const uint8_t *code, size_t size, uint64_t vaddr, bool 
                          "is single-stepped)", why ? why : "no direct call", c.ci[0].mnemonic);
                 goto out;
         }
-        res->strategy = PLACE_CALL_SITE;
-        res->entry_addr = c.in[best_e].addr;
-        res->return_addr = c.in[best_r].addr;
-        res->return_uretprobe = false;
-        res->entry_emulated = true;
+        if (callee) {
+                res->strategy = PLACE_CALLEE;
+                res->entry_addr = res->return_addr = c.in[best_e].target_addr;
+                res->return_uretprobe = true;
+                res->entry_emulated = true;
+                snprintf(res->reason, sizeof(res->reason),
+                         "callee: the internal function called at +0x%llx (0x%llx, first "
+                         "instruction %s is emulated)",
+                         (unsigned long long)(c.in[best_e].addr - vaddr),
+                         (unsigned long long)res->entry_addr, callee_insn);
+        } else {
+                res->strategy = PLACE_CALL_SITE;
+                res->entry_addr = c.in[best_e].addr;
+                res->return_addr = c.in[best_r].addr;
+                res->return_uretprobe = false;
+                res->entry_emulated = true;
+                snprintf(res->reason, sizeof(res->reason),
+                         "call-site: %s at +0x%llx, %s at +0x%llx", c.ci[best_e].mnemonic,
+                         (unsigned long long)(res->entry_addr - vaddr), c.ci[best_r].mnemonic,
+                         (unsigned long long)(res->return_addr - vaddr));
+        }
+        /* At the call (and at the callee's entry): rdi, rsi, rdx, rcx; the result in rax. */
         loc_reg(&res->entry_loc[TLSSNIFF_ARG_SSL], R_DI);
         loc_reg(&res->entry_loc[TLSSNIFF_ARG_BUF], R_SI);
         loc_reg(&res->entry_loc[TLSSNIFF_ARG_NUM], R_DX);
         loc_reg(&res->entry_loc[TLSSNIFF_ARG_OUTLEN], R_CX);
         loc_reg(&res->return_loc[TLSSNIFF_ARG_RESULT], R_AX);
-        snprintf(res->reason, sizeof(res->reason), "call-site: %s at +0x%llx, %s at +0x%llx",
-                 c.ci[best_e].mnemonic, (unsigned long long)(res->entry_addr - vaddr),
-                 c.ci[best_r].mnemonic, (unsigned long long)(res->return_addr - vaddr));
 out:
         ctx_done(&c);
 }
@@ -885,13 +945,16 @@ const char *place_strategy_name(enum place_strategy s)
                 return "entry";
         case PLACE_CALL_SITE:
                 return "call-site";
+        case PLACE_CALLEE:
+                return "callee";
         default:
                 return "fallback";
         }
 }
 
 int place_function(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
-                   uint8_t func, enum place_mode mode, struct place_result *ret)
+                   uint8_t func, enum place_mode mode, place_read_fn read, void *userdata,
+                   struct place_result *ret)
 {
         bool ex = func == TLSSNIFF_FUNC_SSL_READ_EX || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
         struct place_result res = {};
@@ -909,9 +972,10 @@ int place_function(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t ma
         else if (size == 0)
                 snprintf(res.reason, sizeof(res.reason), "fallback: function size unknown");
         else
-                place_x86_64(code, size < PLACE_CODE_MAX ? size : PLACE_CODE_MAX, vaddr, ex, &res);
+                place_x86_64(code, size < PLACE_CODE_MAX ? size : PLACE_CODE_MAX, vaddr, ex, read,
+                             userdata, &res);
 
-        if (res.strategy != PLACE_CALL_SITE) {
+        if (res.strategy != PLACE_CALL_SITE && res.strategy != PLACE_CALLEE) {
                 /* Entry and uretprobe at the first instruction, C calling convention. */
                 static const int x86_args[4] = { R_DI, R_SI, R_DX, R_CX };
 

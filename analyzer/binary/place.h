@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "events.h"
 
@@ -18,6 +19,8 @@ enum place_strategy {
         PLACE_FALLBACK = 0,  /* entry uprobe + uretprobe at the first instruction */
         PLACE_ENTRY = 1,     /* the same probes, and the first instruction is emulated */
         PLACE_CALL_SITE = 2, /* uprobe on the internal call, uprobe after it: both emulated */
+        PLACE_CALLEE = 3,    /* entry + uretprobe on the internal function, which starts with
+                              * an emulated instruction; it serves every caller */
 };
 
 struct place_result {
@@ -37,12 +40,19 @@ enum place_mode {
         PLACE_MODE_FALLBACK = 1, /* always entry + uretprobe (--placement=fallback) */
 };
 
+/* Reads up to size bytes of the file's code at a virtual address; returns how many, or < 0. */
+typedef ssize_t (*place_read_fn)(void *userdata, uint64_t vaddr, void *buf, size_t size);
+
 /*
  * Decides the placement for one function whose code (size bytes at virtual address vaddr) is
- * given. machine is the ELF e_machine; func an enum tlssniff_func. Always fills ret (a fallback
- * with its reason when nothing better is proven) and returns 0, or -EINVAL for bad arguments.
+ * given. machine is the ELF e_machine; func an enum tlssniff_func; read (may be NULL) reads
+ * other code of the same file (the first instruction of a callee). Always fills ret (a
+ * fallback with its reason when nothing better is proven) and returns 0, or -EINVAL for bad
+ * arguments. A PLACE_CALLEE result has the callee's address in entry_addr and return_addr and
+ * the locations of the _ex form (count through the pointer in rcx).
  */
 int place_function(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
-                   uint8_t func, enum place_mode mode, struct place_result *ret);
+                   uint8_t func, enum place_mode mode, place_read_fn read, void *userdata,
+                   struct place_result *ret);
 
 const char *place_strategy_name(enum place_strategy s);

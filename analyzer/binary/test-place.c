@@ -4,6 +4,7 @@
  * rejected for the right reason, and the real libraries the integration tests trace.
  */
 #include <assert.h>
+#include <errno.h>
 #include <gelf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@ static struct place_result place(const uint8_t *code, size_t size, uint8_t func)
 {
         struct place_result r;
 
-        assert(place_function(code, size, VADDR, EM_X86_64, func, PLACE_MODE_AUTO, &r) == 0);
+        assert(place_function(code, size, VADDR, EM_X86_64, func, PLACE_MODE_AUTO, NULL, NULL,
+                              &r) == 0);
         printf("  %-9s %s\n", place_strategy_name(r.strategy), r.reason);
         return r;
 }
@@ -176,16 +178,82 @@ static void test_sequences(void)
 
         /* Fallback on request, and for another architecture. */
         assert(place_function(ok_read, sizeof(ok_read), VADDR, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
-                              PLACE_MODE_FALLBACK, &r) == 0);
+                              PLACE_MODE_FALLBACK, NULL, NULL, &r) == 0);
         assert(r.strategy == PLACE_FALLBACK && strstr(r.reason, "requested"));
         assert(place_function(ok_read, sizeof(ok_read), VADDR, EM_AARCH64, TLSSNIFF_FUNC_SSL_READ,
-                              PLACE_MODE_AUTO, &r) == 0);
+                              PLACE_MODE_AUTO, NULL, NULL, &r) == 0);
         assert(r.strategy == PLACE_FALLBACK && r.entry_loc[TLSSNIFF_ARG_SSL].reg == 0);
         assert(place_function(ok_read, 0, VADDR, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
-                              PLACE_MODE_AUTO, &r) == 0);
+                              PLACE_MODE_AUTO, NULL, NULL, &r) == 0);
         assert(r.strategy == PLACE_FALLBACK && strstr(r.reason, "size unknown"));
-        assert(place_function(ok_read, sizeof(ok_read), VADDR, EM_X86_64, 0, PLACE_MODE_AUTO,
-                              &r) == -EINVAL);
+        assert(place_function(ok_read, sizeof(ok_read), VADDR, EM_X86_64, 0, PLACE_MODE_AUTO, NULL,
+                              NULL, &r) == -EINVAL);
+}
+
+/* A fake file for the read callback: the function at VADDR and a callee at VADDR + 0x1000. */
+struct fake_code {
+        const uint8_t *callee;
+        size_t callee_size;
+};
+
+static ssize_t fake_read(void *userdata, uint64_t vaddr, void *buf, size_t size)
+{
+        const struct fake_code *f = userdata;
+
+        if (vaddr != VADDR + 0x1000)
+                return -ENOENT;
+        if (size > f->callee_size)
+                size = f->callee_size;
+        memcpy(buf, f->callee, size);
+        return (ssize_t)size;
+}
+
+/*
+ * The callee strategy: ok_read with its call aimed at VADDR + 0x1000. A callee that starts
+ * with push %rbx gets the probes (entry + uretprobe, _ex form); one that starts with
+ * sub $8,%rsp does not, and the call site is used instead. Still every other proof applies:
+ * the "skip" sequence stays fallback even with an emulated callee.
+ */
+static void test_callee(void)
+{
+        static const uint8_t push_callee[] = { 0x53, 0x5b, 0xc3 };
+        static const uint8_t sub_callee[] = { 0x48, 0x83, 0xec, 0x08, 0xc3 };
+        uint8_t code[43] = {
+                0x48, 0x83, 0xec, 0x18, 0x85, 0xd2, 0x78, 0x17, 0x48, 0x89, 0xe1, 0x48,
+                0x63, 0xd2, 0xe8, 0xed, 0x0f, 0x00, 0x00, 0x85, 0xc0, 0x7e, 0x03, 0x8b,
+                0x04, 0x24, 0x48, 0x83, 0xc4, 0x18, 0xc3, 0xe8, 0x00, 0x00, 0x00, 0x00,
+                0xb8, 0xff, 0xff, 0xff, 0xff, 0xeb, 0xef,
+        };
+        uint8_t skip[35] = {
+                0x48, 0x83, 0xec, 0x18, 0x85, 0xd2, 0x78, 0x14, 0x48, 0x89, 0xe1, 0xe8,
+                0xeb, 0x0f, 0x00, 0x00, 0x85, 0xc0, 0x7e, 0x03, 0x8b, 0x04, 0x24, 0x48,
+                0x83, 0xc4, 0x18, 0xc3, 0xe8, 0x00, 0x00, 0x00, 0x00, 0xeb, 0xf4,
+        };
+        struct fake_code fc = { push_callee, sizeof(push_callee) };
+        struct place_result r;
+
+        printf("callee (push):\n");
+        assert(place_function(code, sizeof(code), VADDR, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
+                              PLACE_MODE_AUTO, fake_read, &fc, &r) == 0);
+        printf("  %s\n", r.reason);
+        assert(r.strategy == PLACE_CALLEE && r.entry_addr == VADDR + 0x1000 &&
+               r.return_addr == VADDR + 0x1000 && r.return_uretprobe);
+        assert(r.entry_loc[TLSSNIFF_ARG_OUTLEN].kind == TLSSNIFF_LOC_REG &&
+               r.entry_loc[TLSSNIFF_ARG_OUTLEN].reg == 2);
+
+        printf("callee (sub):\n");
+        fc = (struct fake_code){ sub_callee, sizeof(sub_callee) };
+        assert(place_function(code, sizeof(code), VADDR, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
+                              PLACE_MODE_AUTO, fake_read, &fc, &r) == 0);
+        printf("  %s\n", r.reason);
+        assert(r.strategy == PLACE_CALL_SITE && r.entry_addr == VADDR + 0xe);
+
+        printf("callee, path that skips the call:\n");
+        fc = (struct fake_code){ push_callee, sizeof(push_callee) };
+        assert(place_function(skip, sizeof(skip), VADDR, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
+                              PLACE_MODE_AUTO, fake_read, &fc, &r) == 0);
+        printf("  %s\n", r.reason);
+        assert(r.strategy == PLACE_FALLBACK && strstr(r.reason, "not an error"));
 }
 
 /* Garbage and every truncation of a real sequence: an answer, never a crash. */
@@ -201,7 +269,7 @@ static void test_garbage(void)
                 for (size_t i = 0; i < n; i++)
                         buf[i] = (uint8_t)rand();
                 assert(place_function(buf, n, VADDR, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
-                                      PLACE_MODE_AUTO, &r) == 0);
+                                      PLACE_MODE_AUTO, NULL, NULL, &r) == 0);
                 assert(r.strategy != PLACE_CALL_SITE || (r.entry_addr >= VADDR &&
                                                           r.return_addr < VADDR + n));
         }
@@ -241,11 +309,52 @@ static uint8_t byte_at(const char *path, uint64_t off)
         return b;
 }
 
+/* Address and size of an exported function, from .dynsym. */
+static bool dynsym(const char *path, const char *name, uint64_t *ret_addr, uint64_t *ret_size)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        Elf_Scn *scn = NULL;
+        bool found = false;
+        Elf *elf;
+
+        assert(fd >= 0);
+        elf_version(EV_CURRENT);
+        elf = elf_begin(fd, ELF_C_READ, NULL);
+        assert(elf);
+        while (!found && (scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                Elf_Data *data;
+
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM)
+                        continue;
+                data = elf_getdata(scn, NULL);
+                for (size_t i = 0; data && i < sh.sh_size / sh.sh_entsize; i++) {
+                        GElf_Sym sym;
+                        const char *n;
+
+                        if (!gelf_getsym(data, (int)i, &sym))
+                                break;
+                        n = elf_strptr(elf, sh.sh_link, sym.st_name);
+                        if (n && strcmp(n, name) == 0 && sym.st_value) {
+                                *ret_addr = sym.st_value;
+                                *ret_size = sym.st_size;
+                                found = true;
+                                break;
+                        }
+                }
+        }
+        elf_end(elf);
+        close(fd);
+        return found;
+}
+
 /*
- * The real libraries. Debian 12's libssl3: SSL_read and SSL_write placed on the internal call
- * and the jle after it; the _ex functions keep the fallback (their result is rewritten right
- * after the call). node: every function starts with push %rbp. OpenSSL 1.1.1 from bullseye
- * (fetched by tools/bootstrap.sh --tests): the error path joins after the call, so fallback.
+ * The real libraries. Debian 12's libssl3 and bullseye's OpenSSL 1.1.1 (fetched by
+ * tools/bootstrap.sh --tests): all four functions are served by probes on the two internal
+ * functions (which start with push); the call-site analysis alone, without a look at the
+ * callee, places libssl3's SSL_read/SSL_write on the call and the jle after it, keeps the
+ * fallback for its _ex functions (their result is rewritten right after the call) and for
+ * 1.1.1 (its error path joins after the call). node: every function starts with push %rbp.
  */
 static void test_real(void)
 {
@@ -259,19 +368,51 @@ static void test_real(void)
 
         assert(p);
         assert(plan_of(libssl3, p, &d) == 0);
-        for (uint8_t func = TLSSNIFF_FUNC_SSL_READ; func <= TLSSNIFF_FUNC_SSL_WRITE; func++) {
+        assert(p->n_probes == 4);
+        for (uint8_t func = TLSSNIFF_FUNC_SSL_READ_EX; func <= TLSSNIFF_FUNC_SSL_WRITE_EX; func++) {
                 const struct msg_probe *e = probe_of(p, func, TLSSNIFF_PROBE_ENTRY);
-                const struct msg_probe *r = probe_of(p, func, TLSSNIFF_PROBE_RETURN_AT);
+                const struct msg_probe *r = probe_of(p, func, TLSSNIFF_PROBE_RETURN);
+                uint8_t b;
 
-                assert(e && r && !probe_of(p, func, TLSSNIFF_PROBE_RETURN));
-                assert(byte_at(libssl3, e->offset) == 0xe8);
-                assert(byte_at(libssl3, r->offset) >= 0x70 && byte_at(libssl3, r->offset) <= 0x7f);
-                assert(r->offset > e->offset && r->offset - e->offset <= 16);
+                assert(e && r && e->offset == r->offset);
+                b = byte_at(libssl3, e->offset);
+                assert((b >= 0x50 && b <= 0x57) || b == 0x41); /* push */
                 assert(e->loc[TLSSNIFF_ARG_OUTLEN].kind == TLSSNIFF_LOC_REG);
         }
-        assert(strstr(d.function[0], "call-site") && strstr(d.function[1], "call-site"));
-        assert(strstr(d.function[2], "fallback") && strstr(d.function[3], "fallback"));
-        assert(probe_of(p, TLSSNIFF_FUNC_SSL_READ_EX, TLSSNIFF_PROBE_RETURN));
+        for (int i = 0; i < 4; i++)
+                assert(strstr(d.function[i], "callee: the internal function"));
+        {
+                /* The call-site analysis on the real code, without the callee. */
+                static const uint8_t funcs[] = { TLSSNIFF_FUNC_SSL_READ, TLSSNIFF_FUNC_SSL_WRITE,
+                                                 TLSSNIFF_FUNC_SSL_READ_EX };
+                static const char *const names[] = { "SSL_read", "SSL_write", "SSL_read_ex" };
+
+                for (int i = 0; i < 3; i++) {
+                        uint64_t addr, size;
+                        uint8_t code[512];
+                        struct place_result r;
+                        int fd = open(libssl3, O_RDONLY | O_CLOEXEC);
+
+                        assert(dynsym(libssl3, names[i], &addr, &size) && size <= sizeof(code));
+                        /* libssl3's code segment maps at file offset = address */
+                        assert(fd >= 0 && pread(fd, code, size, (off_t)addr) == (ssize_t)size);
+                        close(fd);
+                        assert(place_function(code, size, addr, EM_X86_64, funcs[i],
+                                              PLACE_MODE_AUTO, NULL, NULL, &r) == 0);
+                        printf("  %s without the callee: %s\n", names[i], r.reason);
+                        if (i < 2) {
+                                assert(r.strategy == PLACE_CALL_SITE);
+                                assert(code[r.entry_addr - addr] == 0xe8);
+                                assert(code[r.return_addr - addr] >= 0x70 &&
+                                       code[r.return_addr - addr] <= 0x7f);
+                                assert(r.return_addr > r.entry_addr &&
+                                       r.return_addr - r.entry_addr <= 16);
+                        } else {
+                                assert(r.strategy == PLACE_FALLBACK &&
+                                       strstr(r.reason, "result is overwritten"));
+                        }
+                }
+        }
         {
                 /* Stable: the same file gives the same plan, byte for byte. */
                 struct msg_plan *again = calloc(1, sizeof(*again));
@@ -304,9 +445,22 @@ static void test_real(void)
                 libssl11 = "/var/cache/tlssniff-test/bullseye/root/usr/lib/x86_64-linux-gnu/"
                            "libssl.so.1.1";
         if (plan_of(libssl11, p, &d) == 0) {
-                assert(p->n_probes == 8);
-                assert(strstr(d.function[0], "fallback: another path joins"));
-                assert(strstr(d.function[1], "fallback: another path joins"));
+                uint64_t addr, size;
+                uint8_t code[512];
+                struct place_result r;
+                int fd;
+
+                assert(p->n_probes == 4);
+                for (int i = 0; i < 4; i++)
+                        assert(strstr(d.function[i], "callee: the internal function"));
+                assert(dynsym(libssl11, "SSL_read", &addr, &size) && size <= sizeof(code));
+                fd = open(libssl11, O_RDONLY | O_CLOEXEC);
+                assert(fd >= 0 && pread(fd, code, size, (off_t)addr) == (ssize_t)size);
+                close(fd);
+                assert(place_function(code, size, addr, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
+                                      PLACE_MODE_AUTO, NULL, NULL, &r) == 0);
+                printf("  SSL_read without the callee: %s\n", r.reason);
+                assert(r.strategy == PLACE_FALLBACK && strstr(r.reason, "another path joins"));
         } else {
                 /* CI fetches it (tools/bootstrap.sh --tests); elsewhere it may be missing. */
                 assert(!ci || strcmp(ci, "true") != 0);
@@ -319,6 +473,7 @@ int main(void)
 {
         setvbuf(stdout, NULL, _IONBF, 0);
         test_sequences();
+        test_callee();
         test_garbage();
         test_real();
         printf("ok\n");

@@ -117,6 +117,30 @@ static void add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_
         memcpy(p->loc, loc, sizeof(p->loc));
 }
 
+struct callee_reader {
+        Elf *elf;
+        const struct code_reader *rd;
+};
+
+/* place_read_fn: code at a virtual address, through the executable segment that holds it. */
+static ssize_t read_vaddr(void *userdata, uint64_t vaddr, void *buf, size_t size)
+{
+        const struct callee_reader *cr = userdata;
+        uint64_t off;
+
+        if (vaddr_to_offset(cr->elf, vaddr, &off) < 0)
+                return -ENOENT;
+        return cr->rd->read(cr->rd, buf, size, off);
+}
+
+static bool has_probe_at(const struct msg_plan *plan, uint64_t off, uint8_t kind)
+{
+        for (uint32_t i = 0; i < plan->n_probes; i++)
+                if (plan->probes[i].offset == off && plan->probes[i].kind == kind)
+                        return true;
+        return false;
+}
+
 /* Places the probes of one function and appends them; false when they cannot be placed. */
 static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machine,
                           enum place_mode mode, size_t w, uint64_t vaddr, uint64_t size,
@@ -124,7 +148,9 @@ static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machi
                           size_t summary_size)
 {
         uint8_t code[16384];
+        struct callee_reader cr = { .elf = elf, .rd = rd };
         struct place_result pr;
+        uint8_t func = wanted[w].func;
         uint64_t off, entry_off, ret_off;
         size_t len = 0, used = strlen(summary);
         ssize_t n;
@@ -136,14 +162,23 @@ static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machi
         n = size > 0 ? rd->read(rd, code, size, off) : 0;
         if (n > 0)
                 len = (size_t)n;
-        if (place_function(code, len, vaddr, machine, wanted[w].func, mode, &pr) < 0)
+        if (place_function(code, len, vaddr, machine, func, mode, read_vaddr, &cr, &pr) < 0)
                 return false;
         if (vaddr_to_offset(elf, pr.entry_addr, &entry_off) < 0 ||
             vaddr_to_offset(elf, pr.return_addr, &ret_off) < 0)
                 return false;
-        add_probe(plan, TLSSNIFF_PROBE_ENTRY, wanted[w].func, entry_off, pr.entry_loc);
-        add_probe(plan, pr.return_uretprobe ? TLSSNIFF_PROBE_RETURN : TLSSNIFF_PROBE_RETURN_AT,
-                  wanted[w].func, ret_off, pr.return_loc);
+        if (pr.strategy == PLACE_CALLEE) {
+                /* The internal function has the _ex form; SSL_read and SSL_read_ex share it. */
+                func = func == TLSSNIFF_FUNC_SSL_READ || func == TLSSNIFF_FUNC_SSL_READ_EX
+                               ? TLSSNIFF_FUNC_SSL_READ_EX
+                               : TLSSNIFF_FUNC_SSL_WRITE_EX;
+        }
+        if (!has_probe_at(plan, entry_off, TLSSNIFF_PROBE_ENTRY)) {
+                add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, entry_off, pr.entry_loc);
+                add_probe(plan,
+                          pr.return_uretprobe ? TLSSNIFF_PROBE_RETURN : TLSSNIFF_PROBE_RETURN_AT,
+                          func, ret_off, pr.return_loc);
+        }
         if (details)
                 snprintf(details->function[w], sizeof(details->function[w]), "%s: %s",
                          wanted[w].name, pr.reason);
