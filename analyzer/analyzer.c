@@ -51,6 +51,7 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         output_init(&a->out, stdout, opt->json, opt->max_print);
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
+        listen_ports_init(&a->listen);
         return 0;
 }
 
@@ -61,6 +62,7 @@ void analyzer_done(struct analyzer *a)
         assembler_done(&a->asmb);
         identity_done(&a->identity);
         control_done(&a->control);
+        listen_ports_done(&a->listen);
 }
 
 static int send_frame(struct analyzer *a, uint16_t type, const msgpack_sbuffer *sb)

@@ -1,4 +1,5 @@
 /* tlssniff-analyzer: started by tlssniff-loaderd, never by hand; reads frames on --fd. */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include "analyzer.h"
 #include "binary/tlslib.h"
 #include "macro.h"
+#include "sandbox.h"
 #include "config.h"
 #include "log.h"
 
@@ -165,6 +167,12 @@ int main(int argc, char **argv)
         signal(SIGINT, SIG_IGN); /* the stream ends when loaderd closes it */
         signal(SIGPIPE, SIG_IGN);
         analyzer_init(&a, &o);
+        /* Everything the analyzer opens itself is open now. */
+        r = sandbox_apply();
+        if (r == -EOPNOTSUPP)
+                log_info("No seccomp filter in this build (sanitizers or architecture).");
+        else if (r < 0)
+                log_warning_errno(r, "Failed to install the seccomp filter, going on without: %m");
         r = analyzer_run(&a);
         analyzer_done(&a);
         return r < 0 ? 1 : 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # Proves: the analyzer runs as the unprivileged tlssniff user with no capabilities and
-# no_new_privs, and is the one writing the output file that loaderd opened for it; and that
+# no_new_privs and a seccomp filter (Seccomp 2), and is the one writing the output file that
+# loaderd opened for it; and that
 # after loaderd is SIGKILLed no uprobe of tlssniff stays behind and the analyzer exits.
 
 import json
@@ -84,13 +85,27 @@ def main(t):
             raise TestFailure(f"analyzer {cap} = {st[cap]}, expected 0")
     if st["NoNewPrivs"] != "1":
         raise TestFailure(f"analyzer NoNewPrivs = {st['NoNewPrivs']}")
+    # A seccomp filter (mode 2), except in the sanitizer build, which says why in its log.
+    harness.wait_until(lambda: any("seccomp" in ln for ln in t.loaderd_err.lines) or
+                       status_of(analyzer).get("Seccomp") == "2", 10, "the seccomp filter")
+    st = status_of(analyzer)
+    if any("No seccomp filter in this build" in ln for ln in t.loaderd_err.lines):
+        if "build-asan" not in str(harness.LOADERD):
+            raise TestFailure("the analyzer of a normal build runs without a seccomp filter")
+        harness.log("sanitizer build: no seccomp filter (ASan's leak checker needs ptrace)")
+    elif st.get("Seccomp") != "2" or int(st.get("Seccomp_filters", "0")) < 1:
+        raise TestFailure(f"analyzer Seccomp {st.get('Seccomp')} filters "
+                          f"{st.get('Seccomp_filters')}, expected a filter (2)")
+    if any("Failed to install the seccomp filter" in ln for ln in t.loaderd_err.lines):
+        raise TestFailure("the analyzer could not install its seccomp filter")
     out_target = os.readlink(f"/proc/{analyzer}/fd/1")
     if out_target != str(t.output):
         raise TestFailure(f"analyzer stdout is {out_target}, expected {t.output}")
     probes = our_uprobes(loaderd.pid)
     if probes == 0:
         raise TestFailure("loaderd holds no perf events: no uprobes attached?")
-    harness.log(f"analyzer pid {analyzer}: uid {uid}, no capabilities, NoNewPrivs 1; "
+    harness.log(f"analyzer pid {analyzer}: uid {uid}, no capabilities, NoNewPrivs 1, "
+                f"Seccomp {st.get('Seccomp')}; "
                 f"loaderd holds {probes} perf events")
 
     held = prog_ids_of(loaderd.pid)

@@ -1,7 +1,10 @@
 /* Listening-port table from /proc/net/tcp and tcp6; see listen.h. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "listen.h"
 
@@ -35,13 +38,13 @@ void listen_ports_parse(struct listen_ports *lp, const char *text)
         }
 }
 
-static void load_file(struct listen_ports *lp, const char *path)
+static void load_file(struct listen_ports *lp, int fd)
 {
-        FILE *f = fopen(path, "re");
         char *buf = NULL;
-        size_t cap = 0, len = 0, n;
+        size_t cap = 0, len = 0;
+        ssize_t n;
 
-        if (!f)
+        if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0)
                 return;
         for (;;) {
                 if (cap - len < 4096) {
@@ -55,16 +58,33 @@ static void load_file(struct listen_ports *lp, const char *path)
                         buf = p;
                         cap += 65536;
                 }
-                n = fread(buf + len, 1, cap - len - 1, f);
-                if (n == 0)
+                n = read(fd, buf + len, cap - len - 1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
                         break;
-                len += n;
+                len += (size_t)n;
         }
-        fclose(f);
         if (buf) {
                 buf[len] = '\0';
                 listen_ports_parse(lp, buf);
                 free(buf);
+        }
+}
+
+void listen_ports_init(struct listen_ports *lp)
+{
+        memset(lp, 0, sizeof(*lp));
+        lp->fd[0] = open("/proc/net/tcp", O_RDONLY | O_CLOEXEC);
+        lp->fd[1] = open("/proc/net/tcp6", O_RDONLY | O_CLOEXEC);
+}
+
+void listen_ports_done(struct listen_ports *lp)
+{
+        for (int i = 0; i < 2; i++) {
+                if (lp->fd[i] >= 0)
+                        close(lp->fd[i]);
+                lp->fd[i] = -1;
         }
 }
 
@@ -75,8 +95,8 @@ void listen_ports_refresh(struct listen_ports *lp)
         if (lp->loaded && now == lp->loaded_at)
                 return;
         memset(lp->bits, 0, sizeof(lp->bits));
-        load_file(lp, "/proc/net/tcp");
-        load_file(lp, "/proc/net/tcp6");
+        load_file(lp, lp->fd[0]);
+        load_file(lp, lp->fd[1]);
         lp->loaded = true;
         lp->loaded_at = now;
 }

@@ -12,9 +12,13 @@ struct listen_ports {
         uint64_t bits[65536 / 64];
         time_t loaded_at;
         bool loaded;
+        int fd[2]; /* /proc/net/tcp and tcp6, opened once (the sandbox forbids open later) */
 };
 
-/* Re-reads /proc/net/tcp{,6} at most once a second. */
+/* Opens /proc/net/tcp{,6}; a table that cannot be opened is skipped. */
+void listen_ports_init(struct listen_ports *lp);
+void listen_ports_done(struct listen_ports *lp);
+/* Re-reads the tables at most once a second. */
 void listen_ports_refresh(struct listen_ports *lp);
 bool listen_ports_has(const struct listen_ports *lp, uint16_t port);
 /* Parses one /proc/net/tcp table into lp (exposed for tests). */

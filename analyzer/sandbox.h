@@ -1,0 +1,11 @@
+/*
+ * The analyzer's seccomp filter, installed once its own files are open: it may read and write
+ * the descriptors it has or is handed, use memory, time and signals, answer the control socket
+ * and log; it may not open files (openat fails with EACCES) and any other system call fails
+ * with EPERM instead of running. Not installed in sanitizer builds (ASan's leak checker needs
+ * ptrace and /proc) or on architectures without a filter here.
+ */
+#pragma once
+
+/* 0, -EOPNOTSUPP when this build has no filter, or a negative errno from prctl. */
+int sandbox_apply(void);
