@@ -166,5 +166,6 @@ enum tlssniff_stat {
         STAT_ERROR_RETURNS,       /* calls that returned an error or 0 bytes */
         STAT_FILE_EVENT_DROPS,    /* exec/mmap notifications lost: ring buffer full */
         STAT_CONN_DROPS,          /* connection table update failed */
+        STAT_INTERRUPTED_CALLS,   /* calls whose thread exited before they returned (killed) */
         _STAT_MAX,
 };

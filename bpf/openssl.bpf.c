@@ -571,6 +571,33 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
         return 0;
 }
 
+/*
+ * A thread ends: forget its per-thread state at once (tids are reused), and count the TLS calls
+ * it was still inside (a process killed in the middle of SSL_read or SSL_write): their bytes
+ * never reached the caller, so no record is made, but the loss is visible.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(thread_exit, struct task_struct *p)
+{
+        __u32 tid = (__u32)bpf_get_current_pid_tgid();
+        struct active_call *cur = bpf_map_lookup_elem(&active_calls, &tid);
+
+        if (cur) {
+                __u32 n = cur->n, lost = 0;
+
+                for (__u32 i = 0; i < CALL_FRAMES; i++)
+                        if (i < n && !frame_at(cur, i)->wrapper)
+                                lost++;
+                if (lost)
+                        stat_add(STAT_INTERRUPTED_CALLS, lost);
+                bpf_map_delete_elem(&active_calls, &tid);
+        }
+        bpf_map_delete_elem(&last_read_fd, &tid);
+        bpf_map_delete_elem(&pending_write, &tid);
+        bpf_map_delete_elem(&pending_mmaps, &tid);
+        return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {

@@ -19,6 +19,7 @@ static const char *const kernel_names[_STAT_MAX] = {
         [STAT_ERROR_RETURNS] = "calls_error_or_empty",
         [STAT_FILE_EVENT_DROPS] = "drop_file_events",
         [STAT_CONN_DROPS] = "drop_conn_updates",
+        [STAT_INTERRUPTED_CALLS] = "calls_interrupted",
 };
 
 const char *stat_kernel_name(enum tlssniff_stat s)

@@ -385,8 +385,11 @@ static int flush_records(struct loaderd *l)
 static void on_file_record(struct loaderd *l, const struct tlssniff_file_record *fr)
 {
         l->file_events++;
-        /* Whatever happens, this file (in the kernel's encoding) is not reported again. */
-        loaderd_mark_known(l, fr->dev, fr->ino, true);
+        /*
+         * Offering a file marks it known, so the kernel does not report it again. A file that
+         * could not be opened (its process exited right after mapping it) stays unmarked: the
+         * next process that maps it reports it again, instead of the library staying unprobed.
+         */
         (void)discover_pid(l, (pid_t)fr->pid, fr->type == TLSSNIFF_REC_FILE_MAPPED);
 }
 
