@@ -17,6 +17,9 @@ runs of the same invocation:
                      function, as every peer places them (the issue-7 comparison)
   bpftrace-empty     (optional) empty bpftrace uprobe+uretprobe on SSL_read/SSL_write entry:
                      the naive floor of any entry-probe tracer
+  bpftrace-sniffer   (optional) a bpftrace one-liner that prints the buffers SSL_write and
+                     SSL_read moved (the simplest peer; bpftrace's buf() keeps at most
+                     BPFTRACE_STRLEN = 200 bytes of each, so it does not capture everything)
 
 When nginx or wrk cannot be had, the script falls back to `openssl s_server -WWW` and/or a
 small Python (system libssl) request loop, and says so.
@@ -52,6 +55,7 @@ ALL_CONFIGS = [
     "tlssniff-all-fallback",
     "tlssniff-excluded-fallback",
     "bpftrace-empty",
+    "bpftrace-sniffer",
 ]
 DEFAULT_CONFIGS = ["untraced", "tlssniff-all", "tlssniff-excluded"]
 FILE_NAME = "1k.bin"
@@ -639,10 +643,20 @@ class Tracer:
                 for fn in ("SSL_read", "SSL_write")
             )
             prog = 'BEGIN { printf("BENCH-READY\\n"); } ' + probes + " { }"
+            if self.config == "bpftrace-sniffer":
+                prog = (
+                    'BEGIN { printf("BENCH-READY\\n"); } '
+                    "uprobe:%(l)s:SSL_write { printf(\"%%d W %%r\\n\", pid, buf(arg1, arg2)); } "
+                    "uprobe:%(l)s:SSL_read { @b[tid] = arg1; } "
+                    "uretprobe:%(l)s:SSL_read /@b[tid] && (int32)retval > 0/ "
+                    "{ printf(\"%%d R %%r\\n\", pid, buf(@b[tid], (int32)retval)); "
+                    "delete(@b[tid]); }" % {"l": lib}
+                )
             argv = [self.opts.bpftrace, "-e", prog]
             pattern = "BENCH-READY"
         t0 = time.monotonic()
-        self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        env = dict(os.environ, BPFTRACE_STRLEN="200") if self.config == "bpftrace-sniffer" else None
+        self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env)
         logf.close()
         deadline = t0 + self.opts.ready_timeout
         while time.monotonic() < deadline:
@@ -1329,11 +1343,12 @@ def main(argv):
         meta["notes"].append(
             "wrk not used: client is a Python ssl request loop, one " "process per connection"
         )
-    if "bpftrace-empty" in opts.configs:
+    if any(c.startswith("bpftrace") for c in opts.configs):
         opts.bpftrace = ensure_tool("bpftrace", ["bpftrace"])
         if not opts.bpftrace:
-            meta["notes"].append("bpftrace unavailable: config bpftrace-empty skipped")
-            opts.configs.remove("bpftrace-empty")
+            for c in [c for c in opts.configs if c.startswith("bpftrace")]:
+                meta["notes"].append("bpftrace unavailable: config %s skipped" % c)
+                opts.configs.remove(c)
     meta["server"] = server_kind
     meta["client"] = client_kind
     meta["loaderd"] = opts.loaderd
