@@ -313,6 +313,24 @@ def main():
     if with_elf:
         write_corpus("tlslib", elf_seeds())
 
+    # fuzz-loaderd: frames as [type index, flags, u16 little-endian length, body] (see
+    # fuzz-loaderd.c: index 0 is A_HELLO, 1 A_PLAN, then loaderd's own types, then unknown).
+    def lf(index, body, flags=0):
+        return bytes([index, flags]) + struct.pack("<H", len(body)) + body
+
+    a_hello = lf(0, mp([PROTOCOL_VERSION]))
+    a_plan = lf(1, plan(n_probes=8)[8:])
+    write_corpus("loaderd", {
+        "hello-plan": a_hello + a_plan,
+        "plan-before-hello": a_plan + a_hello + a_plan,
+        "hello-twice": a_hello + a_hello,
+        "wrong-direction": a_hello + lf(2, hello()[8:]) + lf(4, records_simple()[8:]),
+        "unknown-type": a_hello + lf(8, b"\x90") + lf(9, b""),
+        "plan-truncated": a_hello + lf(1, plan(n_probes=2)[8:-3]),
+        "plan-other-file": a_hello + lf(1, plan(file_id=9)[8:]),
+        "plan-empty": a_hello + lf(1, mp([1, "", "no SSL_read/SSL_write symbols", []])),
+    })
+
 
 if __name__ == "__main__":
     main()

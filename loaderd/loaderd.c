@@ -185,6 +185,10 @@ static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct m
         char fdpath[64];
         int r;
 
+        if (!l->skel) {
+                snprintf(err, err_size, "no BPF object loaded");
+                return -ENODEV; /* unit tests and the fuzzer drive the handler without one */
+        }
         tf->links = calloc(plan->n_probes, sizeof(*tf->links));
         if (!tf->links)
                 return -ENOMEM;
