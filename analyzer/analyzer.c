@@ -49,6 +49,8 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         if (opt->fd >= 0)
                 (void)setvbuf(stdout, NULL, _IOFBF, 1u << 20);
         output_init(&a->out, stdout, opt->json, opt->max_print);
+        if (opt->fd >= 0)
+                a->out.flush_at = 1u << 19; /* half the stdio buffer: whole lines per write */
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
         listen_ports_init(&a->listen);
@@ -190,7 +192,7 @@ static int on_l_records(struct analyzer *a, const uint8_t *body, size_t n)
         int r = msg_records_foreach(body, n, on_record, a);
 
         if (r >= 0)
-                fflush(a->out.f);
+                output_flush(&a->out);
         return r;
 }
 
@@ -304,7 +306,7 @@ int analyzer_run(struct analyzer *a)
                                                { .fd = a->control.listen_fd, .events = POLLIN } };
                         int timeout = identity_pending(&a->identity) ? 50 : -1;
 
-                        fflush(a->out.f);
+                        output_flush(&a->out);
                         if (poll(p, a->control.listen_fd >= 0 ? 2 : 1, timeout) < 0 &&
                             errno != EINTR)
                                 return log_error_errno(errno, "poll failed: %m");

@@ -242,13 +242,37 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         return 0;
 }
 
+/* At most this many bytes for one message: fixed fields, then the payload's encoding. */
+static size_t message_bound(const struct output *o, const struct message *m)
+{
+        size_t shown = m->length < o->max_print ? m->length : o->max_print;
+
+        return 1024 + (o->json ? 4 * ((size_t)m->length / 3 + 1) : 4 * shown);
+}
+
 int output_message(struct output *o, const struct message *m, uint8_t role, enum role_source rs)
 {
-        int r = o->json ? output_json(o, m, role, rs) : output_text(o, m, role);
+        size_t bound = message_bound(o, m);
+        int r;
+
+        if (o->flush_at > 0) {
+                if (o->pending_bound + bound > o->flush_at && o->pending_bound > 0) {
+                        fflush(o->f);
+                        o->pending_bound = 0;
+                }
+                o->pending_bound += bound;
+        }
+        r = o->json ? output_json(o, m, role, rs) : output_text(o, m, role);
 
         if (r < 0)
                 return r;
         return ferror(o->f) ? -EIO : 0;
+}
+
+void output_flush(struct output *o)
+{
+        fflush(o->f);
+        o->pending_bound = 0;
 }
 
 int output_stats(struct output *o, const char *const *names, const uint64_t *values, unsigned n)
@@ -269,5 +293,6 @@ int output_stats(struct output *o, const char *const *names, const uint64_t *val
                 fputc('\n', o->f);
         }
         fflush(o->f);
+        o->pending_bound = 0;
         return ferror(o->f) ? -EIO : 0;
 }

@@ -16,6 +16,14 @@ struct output {
         int64_t realtime_offset_ns;
         char *b64; /* scratch for base64 */
         size_t b64_cap;
+        /*
+         * Whole lines only: with flush_at set (below the stdio buffer's size), the stream is
+         * flushed between messages once the bytes written since the last flush may exceed it,
+         * so stdio never writes a line in two parts and an analyzer killed between two write
+         * calls leaves only whole lines behind. 0: stdio decides.
+         */
+        size_t flush_at;
+        size_t pending_bound; /* upper bound of the bytes buffered since the last flush */
 };
 
 void output_init(struct output *o, FILE *f, bool json, unsigned max_print);
@@ -23,6 +31,7 @@ void output_done(struct output *o);
 /* role may differ from m->hdr.role when it was guessed. */
 int output_message(struct output *o, const struct message *m, uint8_t role, enum role_source rs);
 int output_stats(struct output *o, const char *const *names, const uint64_t *values, unsigned n);
+void output_flush(struct output *o);
 
 /* Helpers, exposed for tests. */
 size_t base64_encode(const uint8_t *in, size_t n, char *out);
