@@ -36,7 +36,17 @@ static void on_message(const struct message *m, void *userdata)
                         rs = ROLE_SOURCE_LISTEN;
                 }
         }
-        if (output_message(&a->out, m, role, rs) < 0)
+        if (a->opt.exchanges)
+                conn_table_message(&a->conns, m, role, now_monotonic_ns());
+        if (!a->opt.no_data && output_message(&a->out, m, role, rs) < 0)
+                a->output_errors++;
+}
+
+static void on_exchange(const struct conn_entry *c, const struct exchange *x, void *userdata)
+{
+        struct analyzer *a = userdata;
+
+        if (output_exchange(&a->out, c, x, a->opt.show_secrets) < 0)
                 a->output_errors++;
 }
 
@@ -54,6 +64,8 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
         listen_ports_init(&a->listen);
+        if (opt->exchanges && conn_table_init(&a->conns, opt->preview, on_exchange, a) < 0)
+                return -ENOMEM;
         return 0;
 }
 
@@ -65,6 +77,8 @@ void analyzer_done(struct analyzer *a)
         identity_done(&a->identity);
         control_done(&a->control);
         listen_ports_done(&a->listen);
+        if (a->conns.buckets)
+                conn_table_done(&a->conns);
 }
 
 static int send_frame(struct analyzer *a, uint16_t type, const msgpack_sbuffer *sb)
@@ -277,6 +291,12 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_output_errors", a->output_errors);
         ADD("analyzer_control_requests", a->control.requests);
         ADD("analyzer_control_refused", a->control.refused);
+        ADD("analyzer_conns", a->conns.n);
+        ADD("analyzer_conns_evicted", a->conns.evicted);
+        ADD("analyzer_conns_expired", a->conns.expired);
+        ADD("analyzer_exchanges", a->conns.exchanges);
+        ADD("analyzer_http_errors", a->conns.http_errors);
+        ADD("analyzer_stream_gaps", a->conns.gaps);
 #undef ADD
         return n;
 }
@@ -300,6 +320,8 @@ int analyzer_run(struct analyzer *a)
                 bool eof;
 
                 identity_expire(&a->identity, now_monotonic_ns(), false);
+                if (a->conns.buckets)
+                        conn_table_expire(&a->conns, now_monotonic_ns());
                 r = frame_reader_fill(&a->in, a->sock);
                 if (r == -EAGAIN) {
                         struct pollfd p[2] = { { .fd = a->sock, .events = POLLIN },
@@ -335,6 +357,8 @@ int analyzer_run(struct analyzer *a)
         }
         assembler_flush(&a->asmb);
         identity_expire(&a->identity, now_monotonic_ns(), true);
+        if (a->conns.buckets)
+                conn_table_done(&a->conns); /* pending exchanges, as incomplete */
         write_final_stats(a);
         return 0;
 }

@@ -12,6 +12,7 @@
 #include "control/control.h"
 #include "conn/identity.h"
 #include "conn/listen.h"
+#include "conn/table.h"
 #include "frame.h"
 #include "msg.h"
 #include "out/output.h"
@@ -25,6 +26,10 @@ struct analyzer_options {
         bool json;
         unsigned max_print;
         enum place_mode placement; /* --placement: auto or fallback */
+        bool exchanges;    /* --exchanges: HTTP request/response records */
+        bool no_data;      /* --no-data: no data records (with --exchanges) */
+        bool show_secrets; /* --show-secrets: no header redaction */
+        unsigned preview;  /* --body-preview bytes */
 };
 
 struct analyzer {
@@ -37,6 +42,7 @@ struct analyzer {
         struct identity identity;
         struct control control;
         struct listen_ports listen;
+        struct conn_table conns;
         struct msg_stats kernel_stats; /* last counters from loaderd */
 
         uint64_t frames;

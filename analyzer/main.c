@@ -66,7 +66,8 @@ static void help(void)
 {
         printf("Usage: tlssniff-analyzer --fd=N [--control-fd=N] [--json] [--max-print BYTES]\n"
                "                         [--placement auto|fallback] [--log-target T]\n"
-               "                         [--log-level N]\n"
+               "                         [--log-level N] [--exchanges [--no-data]]\n"
+               "                         [--body-preview BYTES] [--show-secrets]\n"
                "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
                "\n"
                "The unprivileged half of tlssniff, started by tlssniff-loaderd with the socket\n"
@@ -83,12 +84,17 @@ int main(int argc, char **argv)
                 { "max-print", required_argument, NULL, 'm' },
                 { "placement", required_argument, NULL, 'p' },
                 { "analyze", required_argument, NULL, 'a' },
+                { "exchanges", no_argument, NULL, 'x' },
+                { "no-data", no_argument, NULL, 'n' },
+                { "show-secrets", no_argument, NULL, 'S' },
+                { "body-preview", required_argument, NULL, 'b' },
                 { "log-target", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        struct analyzer_options o = { .fd = -1, .control_fd = -1, .max_print = 512 };
+        struct analyzer_options o = { .fd = -1, .control_fd = -1, .max_print = 512,
+                                      .preview = 256 };
         enum log_target target = LOG_TARGET_AUTO;
         unsigned long long v;
         int level = LOG_INFO;
@@ -124,6 +130,22 @@ int main(int argc, char **argv)
                         break;
                 case 'a':
                         analyze = optarg;
+                        break;
+                case 'x':
+                        o.exchanges = true;
+                        break;
+                case 'n':
+                        o.no_data = true;
+                        break;
+                case 'S':
+                        o.show_secrets = true;
+                        break;
+                case 'b':
+                        if (parse_u64(optarg, 0, EXCHANGE_PREVIEW_MAX, &v) < 0) {
+                                fprintf(stderr, "Invalid --body-preview '%s'.\n", optarg);
+                                return 2;
+                        }
+                        o.preview = (unsigned)v;
                         break;
                 case 'p':
                         if (strcmp(optarg, "auto") == 0)
@@ -166,7 +188,10 @@ int main(int argc, char **argv)
         log_setup("tlssniff-analyzer", target, level);
         signal(SIGINT, SIG_IGN); /* the stream ends when loaderd closes it */
         signal(SIGPIPE, SIG_IGN);
-        analyzer_init(&a, &o);
+        if (analyzer_init(&a, &o) < 0) {
+                log_error("Out of memory.");
+                return 1;
+        }
         /* Everything the analyzer opens itself is open now. */
         r = sandbox_apply();
         if (r == -EOPNOTSUPP)

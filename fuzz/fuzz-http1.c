@@ -114,6 +114,7 @@ static void run(const uint8_t *data, size_t size, bool bytewise, struct trace *t
                 http1_feed(&p, data, size);
         }
         http1_close(&p);
+        http1_done(&p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -22,6 +22,8 @@
 struct options {
         bool json;
         bool placement_fallback; /* --placement=fallback: entry + uretprobe everywhere */
+        bool exchanges, no_data, show_secrets;
+        unsigned body_preview;
         const char *output;
         const char *analyzer;
         const char *user;

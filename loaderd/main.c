@@ -19,6 +19,13 @@ static void help(void)
                "  -j, --json               JSON lines (docs/output.md) instead of text\n"
                "  -o, --output FILE        write captured messages to FILE (default: stdout)\n"
                "      --max-print BYTES    payload bytes shown per message in text mode (512)\n"
+               "  -x, --exchanges          also write HTTP/1.x request/response exchanges\n"
+               "                           (docs/output.md)\n"
+               "      --no-data            with --exchanges: no data messages, exchanges only\n"
+               "      --body-preview BYTES body bytes kept per exchange and direction (256;\n"
+               "                           at most 64K)\n"
+               "      --show-secrets       do not redact Authorization, Cookie, Set-Cookie and\n"
+               "                           Proxy-Authorization headers\n"
                "Targets (in the kernel; OR within a kind, AND across kinds; repeatable):\n"
                "  -p, --pid PID            only this process\n"
                "  -c, --comm NAME          only processes with this comm\n"
@@ -44,7 +51,7 @@ static void help(void)
 }
 
 enum { ARG_MAX_PRINT = 256, ARG_CALL_CAP, ARG_RINGBUF, ARG_ANALYZER, ARG_USER, ARG_LOG_TARGET,
-       ARG_VERSION, ARG_CONTROL, ARG_PLACEMENT };
+       ARG_VERSION, ARG_CONTROL, ARG_PLACEMENT, ARG_NO_DATA, ARG_PREVIEW, ARG_SECRETS };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -58,6 +65,10 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "call-cap", required_argument, NULL, ARG_CALL_CAP },
                 { "ringbuf-size", required_argument, NULL, ARG_RINGBUF },
                 { "placement", required_argument, NULL, ARG_PLACEMENT },
+                { "exchanges", no_argument, NULL, 'x' },
+                { "no-data", no_argument, NULL, ARG_NO_DATA },
+                { "body-preview", required_argument, NULL, ARG_PREVIEW },
+                { "show-secrets", no_argument, NULL, ARG_SECRETS },
                 { "analyzer", required_argument, NULL, ARG_ANALYZER },
                 { "user", required_argument, NULL, ARG_USER },
                 { "control-socket", required_argument, NULL, ARG_CONTROL },
@@ -70,13 +81,30 @@ static int parse_args(int argc, char **argv, struct options *o)
         unsigned long long v;
         int c;
 
-        while ((c = getopt_long(argc, argv, "jo:p:c:g:vh", longopts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "jo:p:c:g:vhx", longopts, NULL)) >= 0) {
                 switch (c) {
                 case 'j':
                         o->json = true;
                         break;
                 case 'o':
                         o->output = optarg;
+                        break;
+                case 'x':
+                        o->exchanges = true;
+                        break;
+                case ARG_NO_DATA:
+                        o->no_data = true;
+                        break;
+                case ARG_SECRETS:
+                        o->show_secrets = true;
+                        break;
+                case ARG_PREVIEW:
+                        if (parse_size(optarg, 0, 65536, &v) < 0) {
+                                fprintf(stderr, "Invalid --body-preview '%s': 0..64K expected.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        o->body_preview = (unsigned)v;
                         break;
                 case ARG_PLACEMENT:
                         if (strcmp(optarg, "auto") == 0)
@@ -176,6 +204,10 @@ static int parse_args(int argc, char **argv, struct options *o)
                         return -EINVAL;
                 }
         }
+        if (o->no_data && !o->exchanges) {
+                fprintf(stderr, "--no-data needs --exchanges (otherwise nothing is written).\n");
+                return -EINVAL;
+        }
         if (optind < argc) {
                 fprintf(stderr, "Unexpected argument '%s'. Try 'tlssniff-loaderd --help'.\n",
                         argv[optind]);
@@ -188,6 +220,7 @@ int main(int argc, char **argv)
 {
         struct options o = {
                 .max_print = 512,
+                .body_preview = 256,
                 .call_cap = TLSSNIFF_CALL_CAP_DEFAULT,
                 .ringbuf_size = 32u << 20,
                 .user = "tlssniff",

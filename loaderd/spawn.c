@@ -123,8 +123,8 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         int sv[2] = { -1, -1 };
         _cleanup_close_ int exe = -1;
         int out_fd = l->output_fd, ctl;
-        char max_print[32], level[16];
-        const char *argv[16];
+        char max_print[32], level[16], preview[48];
+        const char *argv[24];
         char envbuf[3][512];
         char *envp[4];
         size_t n_env = 0;
@@ -165,6 +165,15 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 argv[argc++] = "--json";
         if (o->placement_fallback)
                 argv[argc++] = "--placement=fallback";
+        if (o->exchanges) {
+                argv[argc++] = "--exchanges";
+                snprintf(preview, sizeof(preview), "--body-preview=%u", o->body_preview);
+                argv[argc++] = preview;
+                if (o->no_data)
+                        argv[argc++] = "--no-data";
+                if (o->show_secrets)
+                        argv[argc++] = "--show-secrets";
+        }
         /* The analyzer gets an empty environment: tell it where loaderd logs. */
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;

@@ -61,6 +61,13 @@ DATA_KEYS = {
 }
 
 
+EXCHANGE_KEYS = ("time", "timestamp_ns", "pid", "comm", "role", "local", "remote", "conn_id",
+                 "protocol", "scheme", "method", "authority", "path", "status",
+                 "request_headers", "response_headers", "request_body_bytes",
+                 "response_body_bytes", "request_body_preview", "response_body_preview",
+                 "latency_ms", "ttfb_ms", "upgraded", "error")
+
+
 class TestFailure(Exception):
     pass
 
@@ -374,6 +381,7 @@ class Capture:
     def __init__(self, path):
         self.path = path
         self.records = []
+        self.other = []  # exchange records (--exchanges)
         self.stats = None
         self.errors = []
         self.lines = 0
@@ -394,6 +402,13 @@ class Capture:
                 if n != len(raw_lines):
                     self.errors.append(f"stats object on line {n} is not the last line")
                 self.stats = obj
+                continue
+            if obj.get("type") == "exchange":
+                bad = [k for k in EXCHANGE_KEYS if k not in obj]
+                if bad:
+                    self.errors.append(f"line {n}: exchange without {bad}")
+                else:
+                    self.other.append(obj)
                 continue
             if obj.get("type") != "data":
                 self.errors.append(f"line {n}: unknown type {obj.get('type')!r}")

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -266,6 +267,116 @@ int output_message(struct output *o, const struct message *m, uint8_t role, enum
 
         if (r < 0)
                 return r;
+        return ferror(o->f) ? -EIO : 0;
+}
+
+static bool is_secret(const char *name)
+{
+        static const char *const secret[] = { "authorization", "proxy-authorization", "cookie",
+                                              "set-cookie" };
+
+        for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+                if (strcasecmp(name, secret[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void json_headers(FILE *f, const struct exchange_headers *h, bool show_secrets)
+{
+        fputc('[', f);
+        for (unsigned i = 0; i < h->n; i++) {
+                const char *name = h->text + h->name[i], *value = h->text + h->value[i];
+
+                fputs(i ? ",[" : "[", f);
+                json_write_string(f, name, strlen(name));
+                fputc(',', f);
+                if (!show_secrets && is_secret(name))
+                        fputs("\"[redacted]\"", f);
+                else
+                        json_write_string(f, value, strlen(value));
+                fputc(']', f);
+        }
+        fputc(']', f);
+}
+
+static double ms_between(uint64_t a, uint64_t b)
+{
+        return b >= a ? (double)(b - a) / 1e6 : 0.0;
+}
+
+int output_exchange(struct output *o, const struct conn_entry *c, const struct exchange *x,
+                    bool show_secrets)
+{
+        const struct tlssniff_data_record *h = &c->id;
+        char tbuf[32];
+        long ns;
+
+        wall_time(o, x->start_ns, o->json, tbuf, sizeof(tbuf), &ns);
+        if (!o->json) {
+                char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+
+                format_addr(h->family, h->laddr, la, sizeof(la));
+                format_addr(h->family, h->raddr, ra, sizeof(ra));
+                fprintf(o->f, "%s.%06lld %.*s[%u] %s %s:%u -> %s:%u conn=%llu HTTP: %s %s%s",
+                        tbuf, (long long)ns / 1000, TLSSNIFF_COMM_LEN, h->comm, h->pid,
+                        role_name(c->role), la, h->lport, ra, h->rport,
+                        (unsigned long long)c->conn_id, x->method[0] ? x->method : "?",
+                        x->authority, x->target);
+                if (x->status)
+                        fprintf(o->f, " -> %d %s", x->status, x->reason);
+                fprintf(o->f, " (%.3f ms, %llu B / %llu B)", ms_between(x->start_ns, x->resp_end_ns),
+                        (unsigned long long)x->req_body, (unsigned long long)x->resp_body);
+                if (x->error)
+                        fprintf(o->f, " [%s]", x->error);
+                fputc('\n', o->f);
+                return ferror(o->f) ? -EIO : 0;
+        }
+        fprintf(o->f, "{\"type\":\"exchange\",\"protocol\":\"http/1.%d\",\"time\":\"%s.%09lldZ\","
+                      "\"timestamp_ns\":%llu,\"pid\":%u,\"comm\":",
+                x->version_minor, tbuf, (long long)ns, (unsigned long long)x->start_ns, h->pid);
+        json_write_string(o->f, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
+        fprintf(o->f, ",\"role\":\"%s\",\"family\":\"%s\",\"local\":", role_name(c->role),
+                family_name(h->family));
+        json_addr(o->f, h, h->laddr, h->lport);
+        fputs(",\"remote\":", o->f);
+        json_addr(o->f, h, h->raddr, h->rport);
+        fprintf(o->f, ",\"conn_id\":%llu,\"scheme\":\"https\",\"method\":",
+                (unsigned long long)c->conn_id);
+        if (x->method[0])
+                json_write_string(o->f, x->method, strlen(x->method));
+        else
+                fputs("null", o->f);
+        fputs(",\"authority\":", o->f);
+        json_write_string(o->f, x->authority, strlen(x->authority));
+        fputs(",\"path\":", o->f);
+        json_write_string(o->f, x->target, strlen(x->target));
+        fprintf(o->f, ",\"status\":");
+        if (x->status)
+                fprintf(o->f, "%d", x->status);
+        else
+                fputs("null", o->f);
+        fputs(",\"request_headers\":", o->f);
+        json_headers(o->f, &x->req_headers, show_secrets);
+        fputs(",\"response_headers\":", o->f);
+        json_headers(o->f, &x->resp_headers, show_secrets);
+        fprintf(o->f, ",\"request_body_bytes\":%llu,\"response_body_bytes\":%llu,"
+                      "\"request_body_preview\":",
+                (unsigned long long)x->req_body, (unsigned long long)x->resp_body);
+        json_write_string(o->f, (const char *)x->req_preview, x->req_preview_len);
+        fputs(",\"response_body_preview\":", o->f);
+        json_write_string(o->f, (const char *)x->resp_preview, x->resp_preview_len);
+        fprintf(o->f, ",\"latency_ms\":");
+        if (x->resp_started)
+                fprintf(o->f, "%.6f,\"ttfb_ms\":%.6f", ms_between(x->start_ns, x->resp_end_ns),
+                        ms_between(x->req_end_ns, x->resp_start_ns));
+        else
+                fputs("null,\"ttfb_ms\":null", o->f);
+        fprintf(o->f, ",\"upgraded\":%s,\"error\":", x->upgraded ? "true" : "false");
+        if (x->error)
+                json_write_string(o->f, x->error, strlen(x->error));
+        else
+                fputs("null", o->f);
+        fputs("}\n", o->f);
         return ferror(o->f) ? -EIO : 0;
 }
 

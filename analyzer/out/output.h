@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "conn/table.h"
+#include "proto/exchange.h"
 #include "record.h"
 
 enum role_source { ROLE_SOURCE_NONE, ROLE_SOURCE_KERNEL, ROLE_SOURCE_LISTEN };
@@ -32,6 +34,13 @@ void output_done(struct output *o);
 int output_message(struct output *o, const struct message *m, uint8_t role, enum role_source rs);
 int output_stats(struct output *o, const char *const *names, const uint64_t *values, unsigned n);
 void output_flush(struct output *o);
+/*
+ * One request/response exchange of connection c (docs/output.md, "exchange"). Sensitive
+ * headers (authorization, cookie, set-cookie, proxy-authorization) are written as
+ * "[redacted]" unless show_secrets.
+ */
+int output_exchange(struct output *o, const struct conn_entry *c, const struct exchange *x,
+                    bool show_secrets);
 
 /* Helpers, exposed for tests. */
 size_t base64_encode(const uint8_t *in, size_t n, char *out);

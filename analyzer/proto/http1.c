@@ -1,5 +1,6 @@
 /* Incremental HTTP/1.x parsing; see http1.h. */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -15,6 +16,35 @@ void http1_init(struct http1_parser *p, bool request, const struct http1_callbac
         p->cb = cb;
         p->userdata = userdata;
         p->state = HTTP1_START;
+}
+
+void http1_done(struct http1_parser *p)
+{
+        free(p->head);
+        p->head = NULL;
+        p->head_cap = 0;
+}
+
+/* Room for n more head bytes (and the NUL); false when the head would be too large. */
+static bool head_reserve(struct http1_parser *p, size_t n)
+{
+        size_t need = p->head_len + n, cap = p->head_cap ? p->head_cap : 512;
+        char *h;
+
+        if (need > HTTP1_HEAD_MAX)
+                return false;
+        if (need <= p->head_cap)
+                return true;
+        while (cap < need)
+                cap *= 2;
+        if (cap > HTTP1_HEAD_MAX)
+                cap = HTTP1_HEAD_MAX;
+        h = realloc(p->head, cap + 1);
+        if (!h)
+                return false;
+        p->head = h;
+        p->head_cap = cap;
+        return true;
 }
 
 static void fail(struct http1_parser *p, const char *why)
@@ -375,7 +405,7 @@ void http1_feed(struct http1_parser *p, const uint8_t *data, size_t n)
                         size_t line_start = p->head_len;
 
                         used = nl ? (size_t)(nl - data) + 1 : n;
-                        if (p->head_len + used > HTTP1_HEAD_MAX) {
+                        if (!head_reserve(p, used)) {
                                 fail(p, "message head too large");
                                 break;
                         }
@@ -480,7 +510,8 @@ void http1_feed(struct http1_parser *p, const uint8_t *data, size_t n)
                         if (!done)
                                 break;
                         l = line_text(p, &len);
-                        if (!p->line_overflow && looks_like_start(p, l, len)) {
+                        if (!p->line_overflow && looks_like_start(p, l, len) &&
+                            head_reserve(p, len + 2)) {
                                 /* This line starts the next message: it becomes its head. */
                                 memcpy(p->head, l, len);
                                 memcpy(p->head + len, "\r\n", 2);

@@ -4,8 +4,8 @@
  * message heads, body bytes (de-chunked), ends and errors come out through callbacks. Input is
  * untrusted: every length is bounded, a malformed message is reported once and the parser
  * resynchronises on the next line that looks like the start of a message, and a gap in the
- * stream (a record the kernel dropped) does the same. The parser never allocates: its head
- * buffer is part of the struct.
+ * stream (a record the kernel dropped) does the same. The only allocation is the head buffer,
+ * grown on demand up to HTTP1_HEAD_MAX (a parser costs little until a message arrives).
  */
 #pragma once
 
@@ -76,8 +76,8 @@ struct http1_parser {
         const struct http1_callbacks *cb;
         void *userdata;
 
-        char head[HTTP1_HEAD_MAX + 1];
-        size_t head_len;
+        char *head; /* head_cap + 1 bytes */
+        size_t head_len, head_cap;
         char line[128]; /* chunk-size and trailer lines, resync lines */
         size_t line_len;
         bool line_overflow;
@@ -97,6 +97,7 @@ struct http1_parser {
 
 void http1_init(struct http1_parser *p, bool request, const struct http1_callbacks *cb,
                 void *userdata);
+void http1_done(struct http1_parser *p);
 /* Feeds the next bytes of the stream. */
 void http1_feed(struct http1_parser *p, const uint8_t *data, size_t n);
 /* Bytes were lost before what comes next: the message in progress is abandoned. */

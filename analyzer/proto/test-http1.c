@@ -103,6 +103,7 @@ static void run(bool request, const char *const *methods, const char *s, size_t 
         }
         if (close)
                 http1_close(&p);
+        http1_done(&p);
 }
 
 /* The events of the whole stream; every split and byte-at-a-time feeding must agree. */
@@ -235,6 +236,7 @@ int main(void)
                 http1_feed(&p, (const uint8_t *)b, strlen(b));
                 assert(strstr(l.text, "ERROR bytes missing from the stream\n"
                                       "HEAD GET /y 1.1 cl=-1 keep-alive\nDONE 0 []\n"));
+                http1_done(&p);
         }
 
         /* Random bytes: no crash, only errors. */
@@ -251,6 +253,7 @@ int main(void)
                         http1_init(&p, round & 1, &cbs, &l);
                         http1_feed(&p, junk, sizeof(junk));
                         http1_close(&p);
+                        http1_done(&p);
                 }
         }
         printf("http1: ok\n");

@@ -1,0 +1,196 @@
+/* The connection table; see table.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn/table.h"
+
+static size_t bucket_of(uint64_t conn_id)
+{
+        return (size_t)((conn_id * 0x9e3779b97f4a7c15ull) >> 40) % CONN_TABLE_MAX;
+}
+
+int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb, void *userdata)
+{
+        *t = (struct conn_table){ .preview = preview, .cb = cb, .userdata = userdata };
+        t->buckets = calloc(CONN_TABLE_MAX, sizeof(*t->buckets));
+        return t->buckets ? 0 : -ENOMEM;
+}
+
+static void lru_unlink(struct conn_table *t, struct conn_entry *c)
+{
+        if (c->lru_prev)
+                c->lru_prev->lru_next = c->lru_next;
+        else
+                t->lru_head = c->lru_next;
+        if (c->lru_next)
+                c->lru_next->lru_prev = c->lru_prev;
+        else
+                t->lru_tail = c->lru_prev;
+        c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_push_front(struct conn_table *t, struct conn_entry *c)
+{
+        c->lru_prev = NULL;
+        c->lru_next = t->lru_head;
+        if (t->lru_head)
+                t->lru_head->lru_prev = c;
+        t->lru_head = c;
+        if (!t->lru_tail)
+                t->lru_tail = c;
+}
+
+/* Removes c from the table, emitting what its protocol parser still holds. */
+static void conn_close(struct conn_table *t, struct conn_entry *c)
+{
+        struct conn_entry **pp = &t->buckets[bucket_of(c->conn_id)];
+
+        while (*pp && *pp != c)
+                pp = &(*pp)->hash_next;
+        if (*pp)
+                *pp = c->hash_next;
+        lru_unlink(t, c);
+        t->n--;
+        if (c->x) {
+                uint64_t ex, err;
+
+                t->emitting = c;
+                exchange_conn_counters(c->x, &ex, &err);
+                c->x = exchange_conn_free(c->x);
+                t->emitting = NULL;
+                t->http_errors += err;
+        }
+        free(c);
+}
+
+void conn_table_done(struct conn_table *t)
+{
+        while (t->lru_head)
+                conn_close(t, t->lru_head);
+        free(t->buckets);
+        t->buckets = NULL;
+}
+
+void conn_table_expire(struct conn_table *t, uint64_t now_ns)
+{
+        while (t->lru_tail && now_ns - t->lru_tail->last_active_ns > CONN_IDLE_NS) {
+                t->expired++;
+                conn_close(t, t->lru_tail);
+        }
+}
+
+static void exchange_done(const struct exchange *x, void *userdata)
+{
+        struct conn_table *t = userdata;
+
+        t->exchanges++;
+        if (t->cb && t->emitting)
+                t->cb(t->emitting, x, t->userdata);
+}
+
+static struct conn_entry *lookup(struct conn_table *t, const struct message *m, uint64_t now_ns)
+{
+        size_t b = bucket_of(m->hdr.conn_id);
+        struct conn_entry *c;
+
+        for (c = t->buckets[b]; c; c = c->hash_next)
+                if (c->conn_id == m->hdr.conn_id)
+                        break;
+        if (c) {
+                lru_unlink(t, c);
+                lru_push_front(t, c);
+                return c;
+        }
+        if (t->n >= CONN_TABLE_MAX) {
+                t->evicted++;
+                conn_close(t, t->lru_tail);
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->conn_id = m->hdr.conn_id;
+        c->hash_next = t->buckets[b];
+        t->buckets[b] = c;
+        t->n++;
+        lru_push_front(t, c);
+        (void)now_ns;
+        return c;
+}
+
+/* Does this look like the first line of an HTTP/1 request? (method token, then a space) */
+static bool looks_like_request(const uint8_t *d, size_t n)
+{
+        size_t i = 0;
+
+        while (i < n && i < 16 && d[i] >= 'A' && d[i] <= 'Z')
+                i++;
+        return i >= 3 && i < n && d[i] == ' ';
+}
+
+static void detect(struct conn_table *t, struct conn_entry *c, bool requests, const uint8_t *d,
+                   size_t n)
+{
+        static const char h2_preface[] = "PRI * HTTP/2.0\r\n";
+
+        if (!requests)
+                return; /* the client speaks first in HTTP; wait for its bytes */
+        size_t k = n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1;
+
+        if (n >= 3 && memcmp(d, h2_preface, k) == 0)
+                c->proto = CONN_PROTO_HTTP2; /* exchanges of HTTP/2 are not parsed yet */
+        else if (looks_like_request(d, n)) {
+                c->x = exchange_conn_new(t->preview, exchange_done, t);
+                c->proto = c->x ? CONN_PROTO_HTTP1 : CONN_PROTO_OTHER;
+        } else {
+                c->proto = CONN_PROTO_OTHER;
+        }
+}
+
+void conn_table_message(struct conn_table *t, const struct message *m, uint8_t role,
+                        uint64_t now_ns)
+{
+        struct conn_entry *c = lookup(t, m, now_ns);
+        unsigned dir = m->hdr.direction & 1;
+        const uint8_t *d = m->data;
+        uint64_t off = m->offset;
+        size_t n = m->length;
+        bool requests;
+
+        if (!c)
+                return;
+        c->id = m->hdr;
+        c->role = role;
+        c->last_active_ns = now_ns;
+        c->bytes[dir] += n;
+        /* In order: cut what was seen, note what was skipped. */
+        if (off + n <= c->next[dir] && n > 0) {
+                t->repeats++;
+                return;
+        }
+        if (off < c->next[dir]) {
+                t->repeats++;
+                d += c->next[dir] - off;
+                n -= (size_t)(c->next[dir] - off);
+                off = c->next[dir];
+        }
+        requests = role == TLSSNIFF_ROLE_SERVER ? dir == TLSSNIFF_DIR_READ
+                                                : dir == TLSSNIFF_DIR_WRITE;
+        if (off > c->next[dir]) {
+                t->gaps++;
+                if (c->x) {
+                        t->emitting = c;
+                        exchange_conn_gap(c->x, requests);
+                        t->emitting = NULL;
+                }
+        }
+        /* Bytes past the per-call cap are counted in the next call's offset: a gap then. */
+        c->next[dir] = off + n;
+        if (c->proto == CONN_PROTO_NONE && n > 0)
+                detect(t, c, requests, d, n);
+        if (c->x && n > 0) {
+                t->emitting = c;
+                exchange_conn_data(c->x, requests, d, n, m->hdr.timestamp_ns);
+                t->emitting = NULL;
+        }
+}

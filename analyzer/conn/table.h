@@ -1,0 +1,62 @@
+/*
+ * The connection table: one entry per captured connection (the kernel's conn_id, which is
+ * per process, TLS object and socket), with bytes per direction, the protocol found on it, and
+ * each direction's bytes put back in order by their stream offsets and handed to the protocol
+ * parser. Bounded: at most CONN_TABLE_MAX entries (the least recently active one is evicted to
+ * make room) and an entry idle for CONN_IDLE_NS is closed. Evictions, gaps and parse errors are
+ * counted.
+ *
+ * Order: the kernel writes a direction's records in the order the calls returned (one thread
+ * uses a TLS object at a time, and the ring buffer is shared by all CPUs), so a direction's
+ * messages arrive in stream order; an offset that jumps ahead is a gap (records the kernel
+ * dropped), an offset behind the expected one is a repeat and is cut to its new part.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "events.h"
+#include "proto/exchange.h"
+#include "record.h"
+
+#define CONN_TABLE_MAX 16384
+#define CONN_IDLE_NS (300ull * 1000 * 1000 * 1000)
+
+enum conn_proto { CONN_PROTO_NONE = 0, CONN_PROTO_HTTP1, CONN_PROTO_HTTP2, CONN_PROTO_OTHER };
+
+struct conn_entry {
+        uint64_t conn_id;
+        struct tlssniff_data_record id; /* identity (pid, comm, addresses) of its last message */
+        uint8_t role;                   /* as the analyzer decided it (kernel or guessed) */
+        enum conn_proto proto;
+        uint64_t next[2];  /* next stream offset per direction (TLSSNIFF_DIR_*) */
+        uint64_t bytes[2];
+        uint64_t last_active_ns; /* monotonic */
+        struct exchange_conn *x;
+        struct conn_entry *lru_prev, *lru_next; /* most recent first */
+        struct conn_entry *hash_next;
+};
+
+typedef void (*conn_exchange_cb)(const struct conn_entry *c, const struct exchange *x,
+                                 void *userdata);
+
+struct conn_table {
+        struct conn_entry **buckets; /* CONN_TABLE_MAX chains */
+        size_t n;
+        struct conn_entry *lru_head, *lru_tail;
+        size_t preview;
+        conn_exchange_cb cb;
+        void *userdata;
+        struct conn_entry *emitting; /* the entry whose exchange is being emitted */
+        uint64_t evicted, expired, gaps, repeats, exchanges, http_errors;
+};
+
+int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb, void *userdata);
+/* Closes every connection (pending exchanges are emitted as incomplete). */
+void conn_table_done(struct conn_table *t);
+/* One message of a connection, with the role the analyzer settled on. */
+void conn_table_message(struct conn_table *t, const struct message *m, uint8_t role,
+                        uint64_t now_ns);
+/* Closes connections idle for CONN_IDLE_NS. */
+void conn_table_expire(struct conn_table *t, uint64_t now_ns);

@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+# Proves: with --exchanges, HTTP/1.1 traffic becomes request/response exchange records on both sides: curl's keep-alive requests on one connection, a chunked response, a POST with a body, two pipelined requests sent in one write; each with the right method, path, status, body sizes, redacted secrets, and a latency that is positive and not larger than the wall time the client measured.
+
+import json
+import os
+import time
+
+import harness
+from harness import TestFailure
+
+HOST = "127.0.0.1"
+
+# HTTP/1.1 keep-alive server: /chunked/N answers N bytes chunked, /len/N with Content-Length,
+# POST answers the body's length. Prints LISTENING <port>; serves until stdin closes.
+SERVER_PY = r"""
+import socket, ssl, sys, threading
+cert, key = sys.argv[1:3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+print("LISTENING", ls.getsockname()[1], flush=True)
+
+def body_of(n):
+    return bytes((i * 7 + 3) % 251 for i in range(n))
+
+def serve(c):
+    s = ctx.wrap_socket(c, server_side=True)
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                return
+            buf += d
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        method, path, _ = lines[0].split(" ")
+        hdrs = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        n = int(hdrs.get("content-length", "0"))
+        while len(buf) < n:
+            buf += s.recv(65536)
+        body, buf = buf[:n], buf[n:]
+        if path.startswith("/chunked/"):
+            data = body_of(int(path.split("/")[2]))
+            out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=secret\r\n\r\n"
+            for i in range(0, len(data), 1000):
+                part = data[i:i + 1000]
+                out += b"%x\r\n" % len(part) + part + b"\r\n"
+            s.sendall(out + b"0\r\n\r\n")
+        elif method == "POST":
+            reply = b"got %d" % len(body)
+            s.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n" % len(reply) + reply)
+        else:
+            data = body_of(int(path.split("/")[2])) if path.startswith("/len/") else b""
+            code = b"200 OK" if data or path == "/len/0" else b"404 Not Found"
+            s.sendall(b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+
+def accept():
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+threading.Thread(target=accept, daemon=True).start()
+sys.stdin.read()
+"""
+
+# Two pipelined requests in one write, then both responses read. Prints the elapsed ns.
+PIPELINE_PY = r"""
+import socket, ssl, sys, time
+port = int(sys.argv[1])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+t0 = time.monotonic_ns()
+s.sendall(b"GET /len/10 HTTP/1.1\r\nHost: pipe\r\n\r\nGET /len/20 HTTP/1.1\r\nHost: pipe\r\n\r\n")
+got = b""
+while got.count(b"HTTP/1.1 200") < 2 or not got.endswith(bytes((i * 7 + 3) % 251 for i in range(20))):
+    got += s.recv(65536)
+print("ELAPSED", time.monotonic_ns() - t0, flush=True)
+"""
+
+
+def exchanges_of(cap, pid):
+    return [r for r in cap.other if r.get("type") == "exchange" and r["pid"] == pid]
+
+
+def main(t):
+    cert, key = t.make_cert()
+    t.write_file("server.py", SERVER_PY.encode())
+    t.write_file("pipeline.py", PIPELINE_PY.encode())
+    t.start_loaderd("--exchanges", "--body-preview", "64")
+    server = t.spawn([harness.PYTHON, t.tmp / "server.py", cert, key], name="http-server")
+    server.out = harness.ByteReader(server.stdout, server.name)
+    port = int(t.expect_line(server, "LISTENING"))
+    base = f"https://{HOST}:{port}"
+
+    # curl: three requests on one keep-alive connection, then a POST, with a secret header.
+    t0 = time.monotonic_ns()
+    curl = t.spawn(["curl", "-sS", "-k", "--http1.1", "-H", "Authorization: Bearer hunter2",
+                    "-o", "/dev/null", f"{base}/len/1000", "-o", "/dev/null",
+                    f"{base}/chunked/5000", "-o", "/dev/null", f"{base}/missing",
+                    "--next", "-sS", "-k", "--http1.1", "-H", "Authorization: Bearer hunter2",
+                    "-o", "/dev/null", "--data-binary",
+                    "@" + t.write_file("post.bin", b"p" * 3000), f"{base}/post"], name="curl")
+    t.wait_proc(curl, 30)
+    curl_wall = time.monotonic_ns() - t0
+    pipe = t.spawn([harness.PYTHON, t.tmp / "pipeline.py", port], name="pipeline")
+    pipe.out = harness.ByteReader(pipe.stdout, pipe.name)
+    pipe_wall = int(t.expect_line(pipe, "ELAPSED", 30))
+    t.wait_proc(pipe, 10)
+    server.stdin.close()
+    t.wait_proc(server, 10)
+    cap = t.stop_loaderd()
+
+    got = exchanges_of(cap, curl.pid)
+    want = [("GET", "/len/1000", 200, 0, 1000), ("GET", "/chunked/5000", 200, 0, 5000),
+            ("GET", "/missing", 404, 0, 0), ("POST", "/post", 201, 3000, 8)]
+    if len(got) != len(want):
+        raise TestFailure(f"curl: {len(got)} exchanges, expected {len(want)}: "
+                          f"{[(x['method'], x['path'], x['status']) for x in got]}")
+    conns = {x["conn_id"] for x in got[:3]}
+    if len(conns) != 1:
+        raise TestFailure(f"curl's keep-alive exchanges are on conn_ids {conns}, expected one")
+    for x, (method, path, status, req_b, resp_b) in zip(got, want):
+        seen = (x["method"], x["path"], x["status"], x["request_body_bytes"],
+                x["response_body_bytes"])
+        if seen != (method, path, status, req_b, resp_b):
+            raise TestFailure(f"curl exchange {seen}, expected {(method, path, status, req_b, resp_b)}")
+        if x["error"] is not None or x["role"] != "client" or x["authority"] != f"{HOST}:{port}":
+            raise TestFailure(f"curl exchange {path}: error {x['error']!r}, role {x['role']}, "
+                              f"authority {x['authority']!r}")
+        if not (0 < x["latency_ms"] * 1e6 <= curl_wall) or x["ttfb_ms"] < 0:
+            raise TestFailure(f"curl exchange {path}: latency {x['latency_ms']} ms, wall "
+                              f"{curl_wall / 1e6:.3f} ms, ttfb {x['ttfb_ms']}")
+        auth = [v for k, v in x["request_headers"] if k.lower() == "authorization"]
+        if auth != ["[redacted]"]:
+            raise TestFailure(f"Authorization not redacted: {auth}")
+    if got[1]["response_body_preview"] != "".join(chr((i * 7 + 3) % 251) for i in range(64)):
+        raise TestFailure("the chunked response's preview is not its first 64 de-chunked bytes")
+    if [v for k, v in got[1]["response_headers"] if k.lower() == "set-cookie"] != ["[redacted]"]:
+        raise TestFailure("Set-Cookie not redacted")
+    if got[3]["request_body_preview"] != "p" * 64:
+        raise TestFailure("POST body preview wrong")
+
+    # The server saw the same exchanges from its side.
+    srv = [x for x in exchanges_of(cap, server.pid) if x["conn_id"] != 0]
+    paths = sorted((x["method"], x["path"], x["status"], x["role"]) for x in srv)
+    for method, path, status, _, _ in want:
+        if (method, path, status, "server") not in paths:
+            raise TestFailure(f"server side lacks {method} {path} {status}: {paths}")
+
+    # Pipelined: two requests in one write, paired in order.
+    pl = exchanges_of(cap, pipe.pid)
+    if [(x["path"], x["status"], x["response_body_bytes"]) for x in pl] != \
+            [("/len/10", 200, 10), ("/len/20", 200, 20)]:
+        raise TestFailure(f"pipelined exchanges: {[(x['path'], x['status']) for x in pl]}")
+    for x in pl:
+        if not (0 < x["latency_ms"] * 1e6 <= pipe_wall):
+            raise TestFailure(f"pipelined {x['path']}: latency {x['latency_ms']} ms > wall "
+                              f"{pipe_wall / 1e6:.3f} ms")
+    stats = cap.stats or {}
+    if stats.get("analyzer_exchanges", 0) < 2 * len(want) + 4:
+        raise TestFailure(f"analyzer_exchanges = {stats.get('analyzer_exchanges')}")
+    harness.log("exchanges: " + "; ".join(
+        f"{x['method']} {x['path']} {x['status']} {x['latency_ms']:.3f} ms" for x in got + pl))
+
+
+if __name__ == "__main__":
+    harness.run(main)
