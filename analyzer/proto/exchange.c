@@ -207,7 +207,7 @@ static void resp_head(void *ud, const struct http1_head *h)
                 c->orphan = exchange_new(c->preview);
                 if (c->orphan) {
                         c->orphan->error = "request not captured";
-                        c->orphan->start_ns = c->ts;
+                        c->orphan->start_ns = c->orphan->req_end_ns = c->ts;
                 }
         }
         x = resp_target(c);
