@@ -112,6 +112,18 @@ static void emit_oldest(struct exchange_conn *c, const char *error)
         emit(c, x);
 }
 
+/* Appends body bytes to a preview until it holds max bytes. */
+static void keep_preview(uint8_t *preview, size_t *len, size_t max, const uint8_t *d, size_t n)
+{
+        size_t k;
+
+        if (*len >= max)
+                return;
+        k = max - *len < n ? max - *len : n;
+        memcpy(preview + *len, d, k);
+        *len += k;
+}
+
 /* --- requests --- */
 
 static void req_head(void *ud, const struct http1_head *h)
@@ -145,13 +157,7 @@ static void req_body(void *ud, const uint8_t *d, size_t n)
 
         if (!x)
                 return;
-        if (x->req_preview_len < c->preview) {
-                size_t k = c->preview - x->req_preview_len < n ? c->preview - x->req_preview_len
-                                                                : n;
-
-                memcpy(x->req_preview + x->req_preview_len, d, k);
-                x->req_preview_len += k;
-        }
+        keep_preview(x->req_preview, &x->req_preview_len, c->preview, d, n);
         x->req_end_ns = c->ts;
 }
 
@@ -229,14 +235,7 @@ static void resp_body(void *ud, const uint8_t *d, size_t n)
 
         if (!x || !c->resp_in_message)
                 return;
-        if (x->resp_preview_len < c->preview) {
-                size_t k = c->preview - x->resp_preview_len < n
-                                   ? c->preview - x->resp_preview_len
-                                   : n;
-
-                memcpy(x->resp_preview + x->resp_preview_len, d, k);
-                x->resp_preview_len += k;
-        }
+        keep_preview(x->resp_preview, &x->resp_preview_len, c->preview, d, n);
         x->resp_end_ns = c->ts;
 }
 
