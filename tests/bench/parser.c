@@ -44,10 +44,11 @@ int main(void)
         enum { ROUNDS = 2000, BODY = 1024 };
         size_t cap = 64u << 20, nq = 0, nr = 0;
         char *req = malloc(cap), *resp = malloc(cap), body[BODY], line[256];
-        struct mallinfo2 m0, m1;
+        struct mallinfo2 m0, m1, m2;
         struct exchange_conn **conns;
         double t0, t1;
         int rounds = 20;
+        uint64_t timed;
 
         memset(body, 'b', sizeof(body));
         for (int i = 0; i < ROUNDS; i++) {
@@ -95,6 +96,7 @@ int main(void)
         t1 = now_s();
         if (exchanges != (uint64_t)rounds * ROUNDS)
                 abort();
+        timed = exchanges;
 
         /* Memory: 10,000 connections, each with one request waiting for its response. */
         conns = calloc(10000, sizeof(*conns));
@@ -107,12 +109,20 @@ int main(void)
                 exchange_conn_data(conns[i], true, (const uint8_t *)q, sizeof(q) - 1, 1);
         }
         m1 = mallinfo2();
+        /* The same connections after their response: idle keep-alive. */
+        for (int i = 0; i < 10000; i++) {
+                static const char a[] = "HTTP/1.1 204 No Content\r\n\r\n";
+
+                exchange_conn_data(conns[i], false, (const uint8_t *)a, sizeof(a) - 1, 2);
+        }
+        m2 = mallinfo2();
         printf("{\"benchmark\": \"parser\", \"stream_mb\": %.1f, \"exchanges\": %llu, "
                "\"seconds\": %.3f, \"mb_per_s\": %.1f, \"exchanges_per_s\": %.0f, "
-               "\"bytes_per_waiting_connection\": %.0f}\n",
-               (double)(nq + nr) * rounds / 1e6, (unsigned long long)exchanges, t1 - t0,
-               (double)(nq + nr) * rounds / 1e6 / (t1 - t0), (double)exchanges / (t1 - t0),
-               (double)(m1.uordblks - m0.uordblks) / 10000.0);
+               "\"bytes_per_waiting_connection\": %.0f, \"bytes_per_idle_connection\": %.0f}\n",
+               (double)(nq + nr) * rounds / 1e6, (unsigned long long)timed, t1 - t0,
+               (double)(nq + nr) * rounds / 1e6 / (t1 - t0), (double)timed / (t1 - t0),
+               (double)(m1.uordblks - m0.uordblks) / 10000.0,
+               (double)(m2.uordblks - m0.uordblks) / 10000.0);
         for (int i = 0; i < 10000; i++)
                 exchange_conn_free(conns[i]);
         free(conns);
