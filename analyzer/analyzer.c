@@ -50,6 +50,14 @@ static void on_exchange(const struct conn_entry *c, const struct exchange *x, vo
                 a->output_errors++;
 }
 
+static void on_conn_closed(const struct conn_entry *c, const char *why, void *userdata)
+{
+        struct analyzer *a = userdata;
+
+        if (output_connection(&a->out, c, why) < 0)
+                a->output_errors++;
+}
+
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
 {
         *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
@@ -64,7 +72,8 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
         listen_ports_init(&a->listen);
-        if (opt->exchanges && conn_table_init(&a->conns, opt->preview, on_exchange, a) < 0)
+        if (opt->exchanges &&
+            conn_table_init(&a->conns, opt->preview, on_exchange, on_conn_closed, a) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -193,6 +202,24 @@ static int on_record(const uint8_t *rec, size_t len, void *userdata)
         struct analyzer *a = userdata;
         struct tlssniff_data_record h;
         const uint8_t *payload;
+        uint32_t type = 0;
+
+        if (len >= sizeof(type))
+                memcpy(&type, rec, sizeof(type));
+        if (type == TLSSNIFF_REC_CLOSE) {
+                struct tlssniff_close_record c;
+
+                if (len != sizeof(c)) {
+                        a->records_bad++;
+                        return 0;
+                }
+                memcpy(&c, rec, sizeof(c));
+                a->close_events++;
+                if (a->conns.buckets)
+                        conn_table_closed(&a->conns, c.conn_id, c.timestamp_ns,
+                                          now_monotonic_ns());
+                return 0;
+        }
 
         if (record_validate(rec, len, &h, &payload) < 0) {
                 a->records_bad++;
@@ -294,6 +321,8 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_conns", a->conns.n);
         ADD("analyzer_conns_evicted", a->conns.evicted);
         ADD("analyzer_conns_expired", a->conns.expired);
+        ADD("analyzer_conns_closed", a->conns.closed);
+        ADD("analyzer_close_events", a->close_events);
         ADD("analyzer_exchanges", a->conns.exchanges);
         ADD("analyzer_http_errors", a->conns.http_errors);
         ADD("analyzer_stream_gaps", a->conns.gaps);
@@ -326,7 +355,8 @@ int analyzer_run(struct analyzer *a)
                 if (r == -EAGAIN) {
                         struct pollfd p[2] = { { .fd = a->sock, .events = POLLIN },
                                                { .fd = a->control.listen_fd, .events = POLLIN } };
-                        int timeout = identity_pending(&a->identity) ? 50 : -1;
+                        int timeout = identity_pending(&a->identity) ||
+                                              a->conns.closing_n > 0 ? 50 : -1;
 
                         output_flush(&a->out);
                         if (poll(p, a->control.listen_fd >= 0 ? 2 : 1, timeout) < 0 &&

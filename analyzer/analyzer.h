@@ -51,6 +51,7 @@ struct analyzer {
         uint64_t files_analyzed;
         uint64_t plans_with_probes;
         uint64_t output_errors;
+        uint64_t close_events; /* sockets of captured connections the kernel saw close */
 };
 
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt);

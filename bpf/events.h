@@ -25,6 +25,7 @@ enum tlssniff_record_type {
         TLSSNIFF_REC_DATA = 1,        /* struct tlssniff_data_record + payload */
         TLSSNIFF_REC_EXEC = 2,        /* struct tlssniff_file_record: a process exec'd a file */
         TLSSNIFF_REC_FILE_MAPPED = 3, /* struct tlssniff_file_record: executable mmap of a file */
+        TLSSNIFF_REC_CLOSE = 4,       /* struct tlssniff_close_record: a captured socket closed */
 };
 
 enum tlssniff_direction {
@@ -143,6 +144,14 @@ struct tlssniff_file_record {
         __u64 addr; /* start of the mapping, 0 for exec */
 };
 
+/* The socket of a captured connection reached TCP_CLOSE (forwarded to the analyzer). */
+struct tlssniff_close_record {
+        __u32 type; /* TLSSNIFF_REC_CLOSE */
+        __u32 pad;
+        __u64 conn_id;
+        __u64 timestamp_ns; /* CLOCK_BOOTTIME */
+};
+
 /* Key of the known_files map: files loaderd has handled (probed or found without TLS). */
 struct tlssniff_file_key {
         __u64 dev;
@@ -167,5 +176,6 @@ enum tlssniff_stat {
         STAT_FILE_EVENT_DROPS,    /* exec/mmap notifications lost: ring buffer full */
         STAT_CONN_DROPS,          /* connection table update failed */
         STAT_INTERRUPTED_CALLS,   /* calls whose thread exited before they returned (killed) */
+        STAT_CLOSE_EVENT_DROPS,   /* connection-close notifications lost: ring buffer full */
         _STAT_MAX,
 };

@@ -58,6 +58,14 @@ struct {
         __type(value, __u64);
 } stats SEC(".maps");
 
+/* Sockets bound to a captured connection: their close is reported (TLSSNIFF_REC_CLOSE). */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 65536);
+        __type(key, __u64);   /* struct sock * */
+        __type(value, __u64); /* conn_id */
+} tracked_socks SEC(".maps");
+
 struct {
         __uint(type, BPF_MAP_TYPE_ARRAY);
         __uint(max_entries, TLSSNIFF_PROBE_SPECS_MAX);
@@ -413,6 +421,7 @@ static __always_inline bool learn_socket(struct conn_key *key, int fd)
                 /* First socket seen for a TLS object whose data was captured before. */
                 ci->sk = skp;
                 ci->fd = fd;
+                bpf_map_update_elem(&tracked_socks, &skp, &ci->conn_id, BPF_ANY);
                 role = bpf_map_lookup_elem(&sock_roles, &skp);
                 ci->role = role ? *role : TLSSNIFF_ROLE_UNKNOWN;
                 fill_addrs(ci, sk);
@@ -427,6 +436,7 @@ static __always_inline bool learn_socket(struct conn_key *key, int fd)
         fill_addrs(&fresh, sk);
         if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
                 stat_add(STAT_CONN_DROPS, 1);
+        bpf_map_update_elem(&tracked_socks, &skp, &fresh.conn_id, BPF_ANY);
         return true;
 }
 
@@ -622,8 +632,23 @@ int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const in
         else if (newstate == TCP_SYN_RECV)
                 role = TLSSNIFF_ROLE_SERVER;
         else {
-                if (newstate == TCP_CLOSE)
+                if (newstate == TCP_CLOSE) {
+                        __u64 *conn_id = bpf_map_lookup_elem(&tracked_socks, &key);
+
                         bpf_map_delete_elem(&sock_roles, &key);
+                        if (conn_id) {
+                                struct tlssniff_close_record r = {
+                                        .type = TLSSNIFF_REC_CLOSE,
+                                        .conn_id = *conn_id,
+                                        .timestamp_ns = bpf_ktime_get_boot_ns(),
+                                };
+
+                                /* loaderd drains every few ms: no wake-up for this. */
+                                if (bpf_ringbuf_output(&events, &r, sizeof(r), BPF_RB_NO_WAKEUP))
+                                        stat_add(STAT_CLOSE_EVENT_DROPS, 1);
+                                bpf_map_delete_elem(&tracked_socks, &key);
+                        }
+                }
                 return 0;
         }
         bpf_map_update_elem(&sock_roles, &key, &role, BPF_ANY);

@@ -20,6 +20,7 @@ static const char *const kernel_names[_STAT_MAX] = {
         [STAT_FILE_EVENT_DROPS] = "drop_file_events",
         [STAT_CONN_DROPS] = "drop_conn_updates",
         [STAT_INTERRUPTED_CALLS] = "calls_interrupted",
+        [STAT_CLOSE_EVENT_DROPS] = "drop_close_events",
 };
 
 const char *stat_kernel_name(enum tlssniff_stat s)

@@ -405,7 +405,8 @@ static int on_sample(void *ctx, void *data, size_t size)
         if (size < sizeof(type))
                 return 0;
         memcpy(&type, data, sizeof(type));
-        if (type == TLSSNIFF_REC_DATA) {
+        if (type == TLSSNIFF_REC_DATA ||
+            (type == TLSSNIFF_REC_CLOSE && size == sizeof(struct tlssniff_close_record))) {
                 msg_records_add(&l->records, data, size);
                 l->n_records++;
                 if (l->records.size >= LOADERD_RECORDS_BATCH)

@@ -68,6 +68,11 @@ EXCHANGE_KEYS = ("time", "timestamp_ns", "pid", "comm", "role", "local", "remote
                  "latency_ms", "ttfb_ms", "upgraded", "error")
 
 
+CONNECTION_KEYS = ("event", "reason", "time", "timestamp_ns", "pid", "comm", "role", "local",
+                   "remote", "conn_id", "protocol", "first_timestamp_ns", "duration_ms",
+                   "bytes_sent", "bytes_received")
+
+
 class TestFailure(Exception):
     pass
 
@@ -402,6 +407,13 @@ class Capture:
                 if n != len(raw_lines):
                     self.errors.append(f"stats object on line {n} is not the last line")
                 self.stats = obj
+                continue
+            if obj.get("type") == "connection":
+                bad = [k for k in CONNECTION_KEYS if k not in obj]
+                if bad:
+                    self.errors.append(f"line {n}: connection without {bad}")
+                else:
+                    self.other.append(obj)
                 continue
             if obj.get("type") == "exchange":
                 bad = [k for k in EXCHANGE_KEYS if k not in obj]

@@ -42,6 +42,13 @@ def serve(c):
         while len(buf) < n:
             buf += s.recv(65536)
         body, buf = buf[:n], buf[n:]
+        if path.startswith("/close/"):
+            # No length: the body ends when the connection does.
+            s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" +
+                      body_of(int(path.split("/")[2])))
+            s.unwrap()
+            s.close()
+            return
         if path.startswith("/chunked/"):
             data = body_of(int(path.split("/")[2]))
             out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=secret\r\n\r\n"
@@ -110,9 +117,37 @@ def main(t):
     pipe.out = harness.ByteReader(pipe.stdout, pipe.name)
     pipe_wall = int(t.expect_line(pipe, "ELAPSED", 30))
     t.wait_proc(pipe, 10)
+    # A body delimited by the end of the connection: the exchange and the connection's end are
+    # written when the socket closes, not when tlssniff stops.
+    closer = t.spawn(["curl", "-sS", "-k", "--http1.1", "-o", "/dev/null", f"{base}/close/777"],
+                     name="curl-close")
+    t.wait_proc(closer, 30)
+
+    def live_records():
+        with open(t.output, "rb") as f:
+            lines = f.read().split(b"\n")
+        return [json.loads(ln) for ln in lines if ln.startswith(b"{")]
+
+    def closed_seen():
+        recs = live_records()
+        return (any(r.get("type") == "exchange" and r["pid"] == closer.pid for r in recs) and
+                any(r.get("type") == "connection" and r["pid"] == closer.pid and
+                    r["reason"] == "closed" for r in recs))
+    harness.wait_until(closed_seen, 10, "the close-delimited exchange and its connection end, "
+                       "while tlssniff runs")
     server.stdin.close()
     t.wait_proc(server, 10)
     cap = t.stop_loaderd()
+    cx = exchanges_of(cap, closer.pid)
+    if [(x["path"], x["status"], x["response_body_bytes"], x["error"]) for x in cx] != \
+            [("/close/777", 200, 777, None)]:
+        raise TestFailure(f"close-delimited exchange: {cx}")
+    ends = [r for r in cap.other if r.get("type") == "connection" and r["pid"] == closer.pid]
+    sent = sum(s.data.__len__() for s in cap.streams_of(closer.pid, "write"))
+    received = sum(len(s.data) for s in cap.streams_of(closer.pid, "read"))
+    if len(ends) != 1 or ends[0]["bytes_sent"] != sent or ends[0]["bytes_received"] != received \
+            or ends[0]["protocol"] != "http/1" or not ends[0]["duration_ms"] > 0:
+        raise TestFailure(f"connection end record {ends}, expected bytes {sent}/{received}")
 
     got = exchanges_of(cap, curl.pid)
     want = [("GET", "/len/1000", 200, 0, 1000), ("GET", "/chunked/5000", 200, 0, 5000),

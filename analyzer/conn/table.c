@@ -10,9 +10,14 @@ static size_t bucket_of(uint64_t conn_id)
         return (size_t)((conn_id * 0x9e3779b97f4a7c15ull) >> 40) % CONN_TABLE_MAX;
 }
 
-int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb, void *userdata)
+int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb,
+                    conn_close_cb close_cb, void *userdata)
 {
-        *t = (struct conn_table){ .preview = preview, .cb = cb, .userdata = userdata };
+        memset(t, 0, sizeof(*t));
+        t->preview = preview;
+        t->cb = cb;
+        t->close_cb = close_cb;
+        t->userdata = userdata;
         t->buckets = calloc(CONN_TABLE_MAX, sizeof(*t->buckets));
         return t->buckets ? 0 : -ENOMEM;
 }
@@ -42,7 +47,7 @@ static void lru_push_front(struct conn_table *t, struct conn_entry *c)
 }
 
 /* Removes c from the table, emitting what its protocol parser still holds. */
-static void conn_close(struct conn_table *t, struct conn_entry *c)
+static void conn_close(struct conn_table *t, struct conn_entry *c, const char *why)
 {
         struct conn_entry **pp = &t->buckets[bucket_of(c->conn_id)];
 
@@ -61,22 +66,72 @@ static void conn_close(struct conn_table *t, struct conn_entry *c)
                 t->emitting = NULL;
                 t->http_errors += err;
         }
+        if (t->close_cb)
+                t->close_cb(c, why, t->userdata);
         free(c);
 }
 
 void conn_table_done(struct conn_table *t)
 {
         while (t->lru_head)
-                conn_close(t, t->lru_head);
+                conn_close(t, t->lru_head, "shutdown");
         free(t->buckets);
         t->buckets = NULL;
 }
 
+static struct conn_entry *find(struct conn_table *t, uint64_t conn_id)
+{
+        struct conn_entry *c;
+
+        for (c = t->buckets[bucket_of(conn_id)]; c; c = c->hash_next)
+                if (c->conn_id == conn_id)
+                        return c;
+        return NULL;
+}
+
+static void close_now(struct conn_table *t, uint64_t conn_id, uint64_t close_ns)
+{
+        struct conn_entry *c = find(t, conn_id);
+
+        if (!c)
+                return;
+        c->close_ns = close_ns;
+        t->closed++;
+        conn_close(t, c, "closed");
+}
+
+void conn_table_closed(struct conn_table *t, uint64_t conn_id, uint64_t close_ns,
+                       uint64_t now_ns)
+{
+        struct conn_entry *c = find(t, conn_id);
+        unsigned i;
+
+        if (!c)
+                return;
+        c->close_ns = close_ns;
+        if (t->closing_n == CONN_CLOSE_QUEUE) {
+                close_now(t, conn_id, close_ns); /* queue full: no grace for this one */
+                return;
+        }
+        i = (t->closing_head + t->closing_n++) % CONN_CLOSE_QUEUE;
+        t->closing[i].conn_id = conn_id;
+        t->closing[i].at_ns = now_ns + CONN_CLOSE_DELAY_NS;
+}
+
 void conn_table_expire(struct conn_table *t, uint64_t now_ns)
 {
+        while (t->closing_n > 0 && t->closing[t->closing_head].at_ns <= now_ns) {
+                uint64_t id = t->closing[t->closing_head].conn_id;
+                struct conn_entry *c = find(t, id);
+
+                t->closing_head = (t->closing_head + 1) % CONN_CLOSE_QUEUE;
+                t->closing_n--;
+                if (c)
+                        close_now(t, id, c->close_ns);
+        }
         while (t->lru_tail && now_ns - t->lru_tail->last_active_ns > CONN_IDLE_NS) {
                 t->expired++;
-                conn_close(t, t->lru_tail);
+                conn_close(t, t->lru_tail, "idle");
         }
 }
 
@@ -104,7 +159,7 @@ static struct conn_entry *lookup(struct conn_table *t, const struct message *m, 
         }
         if (t->n >= CONN_TABLE_MAX) {
                 t->evicted++;
-                conn_close(t, t->lru_tail);
+                conn_close(t, t->lru_tail, "evicted");
         }
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -161,6 +216,9 @@ void conn_table_message(struct conn_table *t, const struct message *m, uint8_t r
                 return;
         c->id = m->hdr;
         c->role = role;
+        if (!c->first_ns)
+                c->first_ns = m->hdr.timestamp_ns;
+        c->last_ns = m->hdr.timestamp_ns;
         c->last_active_ns = now_ns;
         c->bytes[dir] += n;
         /* In order: cut what was seen, note what was skipped. */

@@ -22,6 +22,10 @@
 
 #define CONN_TABLE_MAX 16384
 #define CONN_IDLE_NS (300ull * 1000 * 1000 * 1000)
+/* After the kernel reports a close, wait this long (messages held for their socket identity
+ * may still come, see conn/identity.h) before closing the entry. */
+#define CONN_CLOSE_DELAY_NS (300ull * 1000 * 1000)
+#define CONN_CLOSE_QUEUE 4096
 
 enum conn_proto { CONN_PROTO_NONE = 0, CONN_PROTO_HTTP1, CONN_PROTO_HTTP2, CONN_PROTO_OTHER };
 
@@ -33,6 +37,8 @@ struct conn_entry {
         uint64_t next[2];  /* next stream offset per direction (TLSSNIFF_DIR_*) */
         uint64_t bytes[2];
         uint64_t last_active_ns; /* monotonic */
+        uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME of its first and last message */
+        uint64_t close_ns;          /* CLOCK_BOOTTIME of the kernel's close, 0 if none */
         struct exchange_conn *x;
         struct conn_entry *lru_prev, *lru_next; /* most recent first */
         struct conn_entry *hash_next;
@@ -40,6 +46,8 @@ struct conn_entry {
 
 typedef void (*conn_exchange_cb)(const struct conn_entry *c, const struct exchange *x,
                                  void *userdata);
+/* why: "closed" (the socket closed), "idle", "evicted", "shutdown" */
+typedef void (*conn_close_cb)(const struct conn_entry *c, const char *why, void *userdata);
 
 struct conn_table {
         struct conn_entry **buckets; /* CONN_TABLE_MAX chains */
@@ -47,16 +55,25 @@ struct conn_table {
         struct conn_entry *lru_head, *lru_tail;
         size_t preview;
         conn_exchange_cb cb;
+        conn_close_cb close_cb;
         void *userdata;
+        struct {
+                uint64_t conn_id, at_ns;
+        } closing[CONN_CLOSE_QUEUE]; /* kernel closes waiting CONN_CLOSE_DELAY_NS */
+        unsigned closing_head, closing_n;
         struct conn_entry *emitting; /* the entry whose exchange is being emitted */
-        uint64_t evicted, expired, gaps, repeats, exchanges, http_errors;
+        uint64_t evicted, expired, closed, gaps, repeats, exchanges, http_errors;
 };
 
-int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb, void *userdata);
+int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb,
+                    conn_close_cb close_cb, void *userdata);
 /* Closes every connection (pending exchanges are emitted as incomplete). */
 void conn_table_done(struct conn_table *t);
 /* One message of a connection, with the role the analyzer settled on. */
 void conn_table_message(struct conn_table *t, const struct message *m, uint8_t role,
                         uint64_t now_ns);
-/* Closes connections idle for CONN_IDLE_NS. */
+/* The kernel saw the socket of conn_id close at close_ns (CLOCK_BOOTTIME). */
+void conn_table_closed(struct conn_table *t, uint64_t conn_id, uint64_t close_ns,
+                       uint64_t now_ns);
+/* Closes connections idle for CONN_IDLE_NS and those whose close delay has passed. */
 void conn_table_expire(struct conn_table *t, uint64_t now_ns);

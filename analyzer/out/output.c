@@ -380,6 +380,52 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
         return ferror(o->f) ? -EIO : 0;
 }
 
+static const char *proto_name(enum conn_proto p)
+{
+        switch (p) {
+        case CONN_PROTO_HTTP1: return "http/1";
+        case CONN_PROTO_HTTP2: return "http/2";
+        case CONN_PROTO_OTHER: return "other";
+        default: return "none";
+        }
+}
+
+int output_connection(struct output *o, const struct conn_entry *c, const char *why)
+{
+        const struct tlssniff_data_record *h = &c->id;
+        uint64_t end = c->close_ns ? c->close_ns : c->last_ns;
+        char tbuf[32];
+        long ns;
+
+        wall_time(o, end, o->json, tbuf, sizeof(tbuf), &ns);
+        if (!o->json) {
+                fprintf(o->f, "%s.%06lld %.*s[%u] %s conn=%llu %s (%s): sent %llu B, received "
+                              "%llu B, %.3f ms\n",
+                        tbuf, (long long)ns / 1000, TLSSNIFF_COMM_LEN, h->comm, h->pid,
+                        role_name(c->role), (unsigned long long)c->conn_id, why,
+                        proto_name(c->proto), (unsigned long long)c->bytes[TLSSNIFF_DIR_WRITE],
+                        (unsigned long long)c->bytes[TLSSNIFF_DIR_READ],
+                        ms_between(c->first_ns, end));
+                return ferror(o->f) ? -EIO : 0;
+        }
+        fprintf(o->f, "{\"type\":\"connection\",\"event\":\"end\",\"reason\":\"%s\","
+                      "\"time\":\"%s.%09lldZ\",\"timestamp_ns\":%llu,\"pid\":%u,\"comm\":",
+                why, tbuf, (long long)ns, (unsigned long long)end, h->pid);
+        json_write_string(o->f, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
+        fprintf(o->f, ",\"role\":\"%s\",\"family\":\"%s\",\"local\":", role_name(c->role),
+                family_name(h->family));
+        json_addr(o->f, h, h->laddr, h->lport);
+        fputs(",\"remote\":", o->f);
+        json_addr(o->f, h, h->raddr, h->rport);
+        fprintf(o->f, ",\"conn_id\":%llu,\"protocol\":\"%s\",\"first_timestamp_ns\":%llu,"
+                      "\"duration_ms\":%.6f,\"bytes_sent\":%llu,\"bytes_received\":%llu}\n",
+                (unsigned long long)c->conn_id, proto_name(c->proto),
+                (unsigned long long)c->first_ns, ms_between(c->first_ns, end),
+                (unsigned long long)c->bytes[TLSSNIFF_DIR_WRITE],
+                (unsigned long long)c->bytes[TLSSNIFF_DIR_READ]);
+        return ferror(o->f) ? -EIO : 0;
+}
+
 void output_flush(struct output *o)
 {
         fflush(o->f);

@@ -41,6 +41,8 @@ void output_flush(struct output *o);
  */
 int output_exchange(struct output *o, const struct conn_entry *c, const struct exchange *x,
                     bool show_secrets);
+/* The end of a tracked connection (docs/output.md, "connection"); why: closed, idle, ... */
+int output_connection(struct output *o, const struct conn_entry *c, const char *why);
 
 /* Helpers, exposed for tests. */
 size_t base64_encode(const uint8_t *in, size_t n, char *out);
