@@ -111,6 +111,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         data++, size--;
         mp = flags >> 4;
         opt.json = flags & FLAG_JSON;
+        /* Connection tracking and HTTP exchanges on every input: parsers of untrusted bytes. */
+        opt.exchanges = true;
+        opt.preview = 64;
         opt.max_print = mp == 15 ? UINT_MAX : mp == 14 ? 512 : mp * 4;
 
         devnull = fopen("/dev/null", "we");
@@ -160,6 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* End of input, as analyzer_run ends: everything pending is written. */
         assembler_flush(&a->asmb);
         identity_expire(&a->identity, UINT64_MAX, true);
+        conn_table_expire(&a->conns, UINT64_MAX / 2);
         CHECK(a->asmb.n == 0 && !identity_pending(&a->identity));
         write_stats(a);
 out:

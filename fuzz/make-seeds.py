@@ -181,6 +181,19 @@ def records_families():
     ]))
 
 
+def records_http():
+    """A client's HTTP/1.1 request and response on one connection, then its close."""
+    req = b"GET /x HTTP/1.1\r\nHost: h\r\nCookie: a=b\r\n\r\n"
+    resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"4\r\nbody\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+    close = struct.pack("<IIQQ", 4, 0, 7, 2_000_000_000)
+    return frame(L_RECORDS, records_body([
+        data_record(req, direction=DIR_WRITE),
+        data_record(resp, direction=DIR_READ),
+        close,
+    ]))
+
+
 def records_bad():
     """A record that fails validation next to a good one."""
     good = data_record(b"ok")
@@ -303,6 +316,8 @@ def main():
         "stats-then-records": bytes([FLAG_HELLO | FLAG_JSON]) + stats() + records_families(),
         "held-then-expired": bytes([FLAG_HELLO | FLAG_EXPIRE]) + records_families()
         + records_simple(),
+        "http-exchange": bytes([FLAG_HELLO | FLAG_JSON]) + records_http(),
+        "http-exchange-text": bytes([FLAG_HELLO | 0x30]) + records_http(),
     }
     if with_elf:
         lib = elf_seeds()["libssl-so"]
