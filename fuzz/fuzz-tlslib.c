@@ -29,7 +29,8 @@ static void check_plan(const struct msg_plan *plan)
         for (uint32_t i = 0; i < plan->n_probes; i++) {
                 const struct msg_probe *p = &plan->probes[i];
 
-                CHECK(p->kind == TLSSNIFF_PROBE_ENTRY || p->kind == TLSSNIFF_PROBE_RETURN);
+                CHECK(p->kind == TLSSNIFF_PROBE_ENTRY || p->kind == TLSSNIFF_PROBE_RETURN ||
+                      p->kind == TLSSNIFF_PROBE_RETURN_AT);
                 CHECK(p->func >= TLSSNIFF_FUNC_SSL_READ && p->func < _TLSSNIFF_FUNC_MAX);
         }
 
