@@ -46,6 +46,8 @@ static void exchange_free(struct exchange *x)
                 return;
         free(x->req_preview);
         free(x->resp_preview);
+        free(x->req_headers.text);
+        free(x->resp_headers.text);
         free(x);
 }
 
@@ -61,13 +63,23 @@ static void copy_str(char *dst, size_t size, const char *src)
 
 static void keep_headers(struct exchange_headers *eh, const struct http1_head *h)
 {
+        size_t need = 0;
+
+        for (unsigned i = 0; i < h->n_headers; i++)
+                need += strlen(h->headers[i].name) + strlen(h->headers[i].value) + 2;
+        if (need > EXCHANGE_HEADER_BYTES)
+                need = EXCHANGE_HEADER_BYTES;
+        free(eh->text);
+        eh->text = need ? malloc(need) : NULL;
         eh->n = 0;
         eh->len = 0;
-        eh->truncated = h->headers_truncated;
+        eh->truncated = h->headers_truncated || (need > 0 && !eh->text);
+        if (!eh->text)
+                return;
         for (unsigned i = 0; i < h->n_headers; i++) {
                 size_t nl = strlen(h->headers[i].name), vl = strlen(h->headers[i].value);
 
-                if (eh->len + nl + vl + 2 > sizeof(eh->text)) {
+                if (eh->len + nl + vl + 2 > need) {
                         eh->truncated = true;
                         break;
                 }

@@ -21,7 +21,7 @@ struct exchange_headers {
         uint16_t name[HTTP1_HEADERS_MAX], value[HTTP1_HEADERS_MAX]; /* offsets into text */
         size_t len;
         bool truncated;
-        char text[EXCHANGE_HEADER_BYTES];
+        char *text; /* len bytes, allocated to fit (at most EXCHANGE_HEADER_BYTES) */
 };
 
 struct exchange {
