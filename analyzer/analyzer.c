@@ -36,8 +36,7 @@ static void on_message(const struct message *m, void *userdata)
                         rs = ROLE_SOURCE_LISTEN;
                 }
         }
-        if (a->opt.exchanges)
-                conn_table_message(&a->conns, m, role, now_monotonic_ns());
+        conn_table_message(&a->conns, m, role, now_monotonic_ns());
         if (!a->opt.no_data && output_message(&a->out, m, role, rs) < 0)
                 a->output_errors++;
 }
@@ -72,8 +71,9 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
         listen_ports_init(&a->listen);
-        if (opt->exchanges &&
-            conn_table_init(&a->conns, opt->preview, on_exchange, on_conn_closed, a) < 0)
+        /* Connections are always tracked (tlssniffctl connections); parsed with --exchanges. */
+        if (conn_table_init(&a->conns, opt->exchanges, opt->preview, on_exchange,
+                            opt->exchanges ? on_conn_closed : NULL, a) < 0)
                 return -ENOMEM;
         return 0;
 }

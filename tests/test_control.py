@@ -60,6 +60,34 @@ def main(t):
               "kernel_drop_read_fail_bytes", "loaderd_backlog_bytes", "analyzer_records_bad"):
         if k not in stats:
             raise TestFailure(f"stats lack {k}")
+    # connections: a client whose connection stays open (a 3 s pause between two exchanges)
+    # is listed from both sides, with its addresses, role and bytes so far.
+    first, second = os.urandom(3000), os.urandom(100)
+    server2, port2 = t.start_server("framed", cert, key, HOST)
+    slow = harness.spawn_client(t, "slow", port2, [(first, 4000, [(second, 10)])], cert,
+                                flags=["--pause", "3"])
+    conns = []
+    def listed():
+        nonlocal conns
+        r = ctl(sock, "--json", "connections")
+        if r.returncode != 0:
+            raise TestFailure(f"tlssniffctl connections failed: {r.stderr}")
+        conns = json.loads(r.stdout)["connections"]["list"]
+        mine = [c for c in conns if c["pid"] == slow.pid]
+        return mine and mine[0]["bytes_sent"] == len(first) + 8 and \
+            mine[0]["bytes_received"] == 4000
+    harness.wait_until(listed, 10, "the slow client's connection in tlssniffctl connections")
+    cl = [c for c in conns if c["pid"] == slow.pid][0]
+    sv = [c for c in conns if c["pid"] == server2.pid]
+    if cl["role"] != "client" or not cl["remote"].endswith(f":{port2}") or \
+            not sv or sv[0]["role"] != "server" or sv[0]["bytes_received"] != len(first) + 8:
+        raise TestFailure(f"connections: client {cl}, server {sv}")
+    table = ctl(sock, "connections")
+    if table.returncode != 0 or str(slow.pid) not in table.stdout or "tracked" not in table.stdout:
+        raise TestFailure(f"connections table: {table.stdout!r} {table.stderr!r}")
+    harness.client_results(t, slow)
+    t.stop_server(server2)
+
     table = ctl(sock, "stats")
     if table.returncode != 0 or "kernel_bytes" not in table.stdout:
         raise TestFailure(f"table output: {table.stdout!r} {table.stderr!r}")

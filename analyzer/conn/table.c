@@ -10,10 +10,11 @@ static size_t bucket_of(uint64_t conn_id)
         return (size_t)((conn_id * 0x9e3779b97f4a7c15ull) >> 40) % CONN_TABLE_MAX;
 }
 
-int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb,
+int conn_table_init(struct conn_table *t, bool parse, size_t preview, conn_exchange_cb cb,
                     conn_close_cb close_cb, void *userdata)
 {
         memset(t, 0, sizeof(*t));
+        t->parse = parse;
         t->preview = preview;
         t->cb = cb;
         t->close_cb = close_cb;
@@ -195,8 +196,12 @@ static void detect(struct conn_table *t, struct conn_entry *c, bool requests, co
         if (n >= 3 && memcmp(d, h2_preface, k) == 0)
                 c->proto = CONN_PROTO_HTTP2; /* exchanges of HTTP/2 are not parsed yet */
         else if (looks_like_request(d, n)) {
-                c->x = exchange_conn_new(t->preview, exchange_done, t);
-                c->proto = c->x ? CONN_PROTO_HTTP1 : CONN_PROTO_OTHER;
+                c->proto = CONN_PROTO_HTTP1;
+                if (t->parse) {
+                        c->x = exchange_conn_new(t->preview, exchange_done, t);
+                        if (!c->x)
+                                c->proto = CONN_PROTO_OTHER;
+                }
         } else {
                 c->proto = CONN_PROTO_OTHER;
         }

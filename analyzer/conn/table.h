@@ -54,6 +54,7 @@ struct conn_table {
         size_t n;
         struct conn_entry *lru_head, *lru_tail;
         size_t preview;
+        bool parse; /* run the protocol parsers (--exchanges); else only track */
         conn_exchange_cb cb;
         conn_close_cb close_cb;
         void *userdata;
@@ -65,7 +66,7 @@ struct conn_table {
         uint64_t evicted, expired, closed, gaps, repeats, exchanges, http_errors;
 };
 
-int conn_table_init(struct conn_table *t, size_t preview, conn_exchange_cb cb,
+int conn_table_init(struct conn_table *t, bool parse, size_t preview, conn_exchange_cb cb,
                     conn_close_cb close_cb, void *userdata);
 /* Closes every connection (pending exchanges are emitted as incomplete). */
 void conn_table_done(struct conn_table *t);

@@ -1,4 +1,6 @@
 /* Control socket server; see control.h. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -58,6 +60,62 @@ static void put(char *out, size_t size, size_t *len, const char *fmt, ...)
                 *len += (size_t)k;
 }
 
+static const char *role_word(uint8_t r)
+{
+        return r == TLSSNIFF_ROLE_CLIENT ? "client" : r == TLSSNIFF_ROLE_SERVER ? "server"
+                                                                                 : "unknown";
+}
+
+static const char *proto_word(enum conn_proto p)
+{
+        return p == CONN_PROTO_HTTP1 ? "http/1" : p == CONN_PROTO_HTTP2 ? "http/2"
+                                                : p == CONN_PROTO_OTHER ? "other"
+                                                                        : "none";
+}
+
+/*
+ * The tracked connections, most recently active first, as many as fit in the answer; "shown"
+ * says how many of "tracked" that is. comm is bytes from the kernel: only [A-Za-z0-9._-] are
+ * kept, anything else becomes '?'.
+ */
+static void connections_answer(struct analyzer *a, char *out, size_t out_size, size_t *len)
+{
+        const size_t room = 512; /* more than one entry takes */
+        uint64_t now = now_monotonic_ns();
+        unsigned shown = 0;
+
+        put(out, out_size, len, "{\"ok\":true,\"connections\":{\"tracked\":%zu,\"list\":[",
+            a->conns.n);
+        for (const struct conn_entry *c = a->conns.lru_head; c; c = c->lru_next) {
+                const struct tlssniff_data_record *h = &c->id;
+                char comm[TLSSNIFF_COMM_LEN + 1], la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+                size_t i;
+
+                if (*len + room + 64 > out_size)
+                        break;
+                for (i = 0; i < TLSSNIFF_COMM_LEN && h->comm[i]; i++) {
+                        char ch = h->comm[i];
+
+                        comm[i] = (isalnum((unsigned char)ch) || ch == '.' || ch == '_' ||
+                                   ch == '-') ? ch : '?';
+                }
+                comm[i] = '\0';
+                format_addr(h->family, h->laddr, la, sizeof(la));
+                format_addr(h->family, h->raddr, ra, sizeof(ra));
+                put(out, out_size, len,
+                    "%s{\"conn_id\":%llu,\"pid\":%u,\"comm\":\"%s\",\"role\":\"%s\","
+                    "\"local\":\"%s:%u\",\"remote\":\"%s:%u\",\"protocol\":\"%s\","
+                    "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"idle_ms\":%llu}",
+                    shown ? "," : "", (unsigned long long)c->conn_id, h->pid, comm,
+                    role_word(c->role), la, h->lport, ra, h->rport, proto_word(c->proto),
+                    (unsigned long long)c->bytes[TLSSNIFF_DIR_WRITE],
+                    (unsigned long long)c->bytes[TLSSNIFF_DIR_READ],
+                    (unsigned long long)((now - c->last_active_ns) / 1000000));
+                shown++;
+        }
+        put(out, out_size, len, "],\"shown\":%u}}\n", shown);
+}
+
 static bool is_name_char(char ch)
 {
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
@@ -113,6 +171,8 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
                     (unsigned long long)a->files_analyzed,
                     (unsigned long long)a->plans_with_probes,
                     (unsigned long long)a->asmb.messages);
+        } else if (strcmp(cmd, "connections") == 0) {
+                connections_answer(a, out, out_size, &len);
         } else if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0 ||
                    strcmp(cmd, "reload") == 0) {
                 c->refused++;

@@ -20,9 +20,11 @@ static void help(void)
         printf("Usage: tlssniffctl [--socket PATH] [--json] COMMAND\n"
                "\n"
                "Commands:\n"
-               "  status     version, uptime, files analysed, messages written\n"
-               "  stats      every counter: captured calls/records/bytes, drops by reason,\n"
-               "             truncation, loaderd backlog, analyzer errors\n"
+               "  status       version, uptime, files analysed, messages written\n"
+               "  stats        every counter: captured calls/records/bytes, drops by reason,\n"
+               "               truncation, loaderd backlog, analyzer errors\n"
+               "  connections  tracked connections, most recently active first (as many as\n"
+               "               fit in one answer): process, role, addresses, protocol, bytes\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH   control socket (default /run/tlssniff/control)\n"
@@ -69,6 +71,54 @@ static int print_table(const char *answer, const char *key)
         return 0;
 }
 
+/* The value of "key" inside [obj, end): a string without its quotes, or a number. */
+static void field(const char *obj, const char *end, const char *key, char *out, size_t size)
+{
+        char want[48];
+        const char *p, *v, *ve;
+
+        snprintf(want, sizeof(want), "\"%s\":", key);
+        out[0] = '\0';
+        p = strstr(obj, want);
+        if (!p || p >= end)
+                return;
+        v = p + strlen(want);
+        if (*v == '"') {
+                v++;
+                ve = memchr(v, '"', (size_t)(end - v));
+        } else {
+                ve = v + strcspn(v, ",}");
+        }
+        if (!ve || ve > end)
+                return;
+        snprintf(out, size, "%.*s", (int)(ve - v), v);
+}
+
+/* {"ok":true,"connections":{"tracked":N,"list":[{...},...],"shown":M}} as a table. */
+static int print_connections(const char *answer)
+{
+        static const char *const keys[] = { "conn_id", "pid", "comm", "role", "local",
+                                            "remote", "protocol", "bytes_sent",
+                                            "bytes_received", "idle_ms" };
+        const char *p = strstr(answer, "\"list\":["), *end;
+        char v[10][64], tracked[32] = "", shown[32] = "";
+
+        if (!p)
+                return -EBADMSG;
+        field(answer, answer + strlen(answer), "tracked", tracked, sizeof(tracked));
+        field(answer, answer + strlen(answer), "shown", shown, sizeof(shown));
+        printf("%-6s %-7s %-15s %-7s %-22s %-22s %-8s %12s %12s %9s\n", "CONN", "PID", "COMM",
+               "ROLE", "LOCAL", "REMOTE", "PROTO", "SENT", "RECEIVED", "IDLE_MS");
+        for (p += 8; (p = strchr(p, '{')) && (end = strchr(p, '}')); p = end) {
+                for (size_t i = 0; i < 10; i++)
+                        field(p, end, keys[i], v[i], sizeof(v[i]));
+                printf("%-6s %-7s %-15s %-7s %-22s %-22s %-8s %12s %12s %9s\n", v[0], v[1], v[2],
+                       v[3], v[4], v[5], v[6], v[7], v[8], v[9]);
+        }
+        printf("%s of %s tracked connections shown\n", shown, tracked);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -105,7 +155,8 @@ int main(int argc, char **argv)
                 return 2;
         }
         cmd = argv[optind];
-        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0) {
+        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 &&
+            strcmp(cmd, "connections") != 0) {
                 fprintf(stderr, "tlssniffctl: unknown command '%s'. Try 'tlssniffctl --help'.\n",
                         cmd);
                 return 2;
@@ -148,7 +199,8 @@ int main(int argc, char **argv)
                 fputs(answer, stdout);
                 return 0;
         }
-        if (print_table(answer, cmd) < 0) {
+        if ((strcmp(cmd, "connections") == 0 ? print_connections(answer)
+                                              : print_table(answer, cmd)) < 0) {
                 fprintf(stderr, "tlssniffctl: cannot read the answer: %s", answer);
                 return 1;
         }
