@@ -496,10 +496,8 @@ static __always_inline void emit_file(__u32 type, __u32 tgid, struct tlssniff_fi
         bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP); /* new files: attach without delay */
 }
 
-static __always_inline void note_exec_mmap(__u32 tid, struct pt_regs *regs)
+static __always_inline void note_exec_mmap(__u32 tid, unsigned long prot, int fd)
 {
-        unsigned long prot = PT_REGS_PARM3_CORE_SYSCALL(regs);
-        int fd = (int)PT_REGS_PARM5_CORE_SYSCALL(regs);
         struct task_struct *task = bpf_get_current_task_btf();
         struct tlssniff_file_key key = {};
         struct file **fdarr;
@@ -519,23 +517,14 @@ static __always_inline void note_exec_mmap(__u32 tid, struct pt_regs *regs)
         bpf_map_update_elem(&pending_mmaps, &tid, &key, BPF_ANY);
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+/* A read or write system call (kind IO_READ/IO_WRITE) on fd by the current thread. */
+static __always_inline int io_enter(int kind, int fd)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
         struct active_call *call;
         struct call_frame *f;
-        int kind, fd;
 
-        if (id == NR_MMAP) {
-                note_exec_mmap(tid, regs);
-                return 0;
-        }
-        kind = io_syscall_kind(id);
-        if (kind == IO_NONE)
-                return 0;
-        fd = (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
         call = bpf_map_lookup_elem(&active_calls, &tid);
         if (call && call->n > 0 && call->n <= CALL_FRAMES) {
                 /* The innermost call in progress is the one doing this I/O. */
@@ -563,22 +552,80 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
         return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int mmap_exit(long ret)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid;
-        struct tlssniff_file_key *key;
+        struct tlssniff_file_key *key = bpf_map_lookup_elem(&pending_mmaps, &tid);
 
-        if (tlssniff_syscall_nr(regs) != NR_MMAP)
-                return 0;
-        key = bpf_map_lookup_elem(&pending_mmaps, &tid);
         if (!key)
                 return 0;
         if (ret > 0 || ret < -4095)
                 emit_file(TLSSNIFF_REC_FILE_MAPPED, pid_tgid >> 32, key, (__u64)ret);
         bpf_map_delete_elem(&pending_mmaps, &tid);
         return 0;
+}
+
+/*
+ * Two ways to see system calls; loaderd attaches one set. The per-call tracepoints
+ * (syscalls/sys_enter_read and friends, through tracefs) run only for the calls that matter;
+ * the raw sys_enter/sys_exit tracepoints run for every system call on the host (about 0.3 µs
+ * each here) and are the fallback when tracefs cannot be had.
+ */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+        int kind;
+
+        if (id == NR_MMAP) {
+                note_exec_mmap((__u32)bpf_get_current_pid_tgid(),
+                               PT_REGS_PARM3_CORE_SYSCALL(regs),
+                               (int)PT_REGS_PARM5_CORE_SYSCALL(regs));
+                return 0;
+        }
+        kind = io_syscall_kind(id);
+        if (kind == IO_NONE)
+                return 0;
+        return io_enter(kind, (int)PT_REGS_PARM1_CORE_SYSCALL(regs));
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+        if (tlssniff_syscall_nr(regs) != NR_MMAP)
+                return 0;
+        return mmap_exit(ret);
+}
+
+#define IO_TRACEPOINT(name, kind)                                                                  \
+        SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+        int tp_##name(struct trace_event_raw_sys_enter *ctx)                                       \
+        {                                                                                          \
+                return io_enter(kind, (int)ctx->args[0]);                                          \
+        }
+
+IO_TRACEPOINT(read, IO_READ)
+IO_TRACEPOINT(readv, IO_READ)
+IO_TRACEPOINT(recvfrom, IO_READ)
+IO_TRACEPOINT(recvmsg, IO_READ)
+IO_TRACEPOINT(recvmmsg, IO_READ)
+IO_TRACEPOINT(write, IO_WRITE)
+IO_TRACEPOINT(writev, IO_WRITE)
+IO_TRACEPOINT(sendto, IO_WRITE)
+IO_TRACEPOINT(sendmsg, IO_WRITE)
+IO_TRACEPOINT(sendmmsg, IO_WRITE)
+
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int tp_mmap_enter(struct trace_event_raw_sys_enter *ctx)
+{
+        note_exec_mmap((__u32)bpf_get_current_pid_tgid(), ctx->args[2], (int)ctx->args[4]);
+        return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_mmap")
+int tp_mmap_exit(struct trace_event_raw_sys_exit *ctx)
+{
+        return mmap_exit(ctx->ret);
 }
 
 /*

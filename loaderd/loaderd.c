@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -397,6 +398,60 @@ static void on_file_record(struct loaderd *l, const struct tlssniff_file_record 
         (void)discover_pid(l, (pid_t)fr->pid, fr->type == TLSSNIFF_REC_FILE_MAPPED);
 }
 
+/*
+ * System calls are seen through the per-call tracepoints when tracefs is there (mounted on
+ * /sys/kernel/tracing if it is not yet): only read/write-like calls and mmap run a program.
+ * Without it, the raw sys_enter/sys_exit tracepoints, which every system call on the host
+ * pays for (docs/performance.md).
+ */
+static bool syscall_tracepoints_ready(void)
+{
+        static const char probe[] = "/sys/kernel/tracing/events/syscalls/sys_enter_read/id";
+
+        if (access(probe, R_OK) == 0)
+                return true;
+        if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) == 0)
+                log_info("Mounted tracefs on /sys/kernel/tracing.");
+        return access(probe, R_OK) == 0;
+}
+
+static void choose_syscall_hooks(struct openssl_bpf *skel, bool per_call)
+{
+        struct bpf_program *prog;
+
+        bpf_object__for_each_program(prog, skel->obj) {
+                const char *sec = bpf_program__section_name(prog);
+
+                if (strncmp(sec, "tracepoint/syscalls/", 20) == 0)
+                        bpf_program__set_autoattach(prog, per_call);
+        }
+        bpf_program__set_autoattach(skel->progs.sys_enter, !per_call);
+        bpf_program__set_autoattach(skel->progs.sys_exit, !per_call);
+}
+
+static int attach_tracepoints(struct loaderd *l)
+{
+        bool per_call = !l->opt.raw_syscall_hooks && syscall_tracepoints_ready();
+        int r;
+
+        choose_syscall_hooks(l->skel, per_call);
+        r = openssl_bpf__attach(l->skel);
+        if (r < 0 && per_call) {
+                log_warning_errno(r, "Failed to attach the per-call system call tracepoints, "
+                                     "using raw sys_enter/sys_exit: %m");
+                openssl_bpf__detach(l->skel);
+                per_call = false;
+                choose_syscall_hooks(l->skel, false);
+                r = openssl_bpf__attach(l->skel);
+        }
+        if (r >= 0)
+                log_info("System calls seen through %s.",
+                         per_call ? "per-call tracepoints (syscalls/sys_enter_read, ...)"
+                                  : "raw sys_enter/sys_exit tracepoints (every system call on "
+                                    "the host pays for them)");
+        return r;
+}
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
         struct loaderd *l = ctx;
@@ -564,7 +619,7 @@ static int setup_bpf(struct loaderd *l)
                                                o->cgroups[i]);
         }
 
-        r = openssl_bpf__attach(skel);
+        r = attach_tracepoints(l);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the tracepoints: %m");
 

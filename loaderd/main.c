@@ -34,6 +34,9 @@ static void help(void)
                "      --call-cap BYTES     bytes captured per TLS call, K/M/G suffixes (4M;\n"
                "                           1..64M); bytes over it are counted as truncated\n"
                "      --ringbuf-size BYTES ring buffer size, a power of two (32M; 1M..1G)\n"
+               "      --syscall-hooks MODE auto: per-call system call tracepoints when tracefs\n"
+               "                           can be had (mounted if needed), else raw; raw:\n"
+               "                           raw sys_enter/sys_exit (every system call pays)\n"
                "      --placement MODE     auto: probes where the analysis proves them cheap\n"
                "                           (default); fallback: entry + uretprobe on every\n"
                "                           function (slower; for comparison)\n"
@@ -51,7 +54,8 @@ static void help(void)
 }
 
 enum { ARG_MAX_PRINT = 256, ARG_CALL_CAP, ARG_RINGBUF, ARG_ANALYZER, ARG_USER, ARG_LOG_TARGET,
-       ARG_VERSION, ARG_CONTROL, ARG_PLACEMENT, ARG_NO_DATA, ARG_PREVIEW, ARG_SECRETS };
+       ARG_VERSION, ARG_CONTROL, ARG_PLACEMENT, ARG_NO_DATA, ARG_PREVIEW, ARG_SECRETS,
+       ARG_SYSCALL_HOOKS };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -65,6 +69,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "call-cap", required_argument, NULL, ARG_CALL_CAP },
                 { "ringbuf-size", required_argument, NULL, ARG_RINGBUF },
                 { "placement", required_argument, NULL, ARG_PLACEMENT },
+                { "syscall-hooks", required_argument, NULL, ARG_SYSCALL_HOOKS },
                 { "exchanges", no_argument, NULL, 'x' },
                 { "no-data", no_argument, NULL, ARG_NO_DATA },
                 { "body-preview", required_argument, NULL, ARG_PREVIEW },
@@ -105,6 +110,17 @@ static int parse_args(int argc, char **argv, struct options *o)
                                 return -EINVAL;
                         }
                         o->body_preview = (unsigned)v;
+                        break;
+                case ARG_SYSCALL_HOOKS:
+                        if (strcmp(optarg, "auto") == 0)
+                                o->raw_syscall_hooks = false;
+                        else if (strcmp(optarg, "raw") == 0)
+                                o->raw_syscall_hooks = true;
+                        else {
+                                fprintf(stderr, "Invalid --syscall-hooks '%s' (auto or raw).\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case ARG_PLACEMENT:
                         if (strcmp(optarg, "auto") == 0)

@@ -322,6 +322,8 @@ def main(t):
         if not line or "SSL_read callee" not in line[0] or "SSL_write_ex callee" not in line[0]:
             raise TestFailure(f"auto mode did not place the probes of {lib} on its internal "
                               f"functions; the comparison would prove nothing: {line}")
+    if "per-call tracepoints" not in auto_log:
+        raise TestFailure("loaderd did not use the per-call system call tracepoints")
     if "Probe placement in" not in auto_log or "callee: the internal function" not in auto_log:
         raise TestFailure("the per-function placement decision was not logged")
     if "callee" in fb_log or "call-site" in fb_log:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: python3 ssl clients are captured byte-exact — started before tlssniff, loading libssl by dlopen after it, started after it, and over IPv6 (::1).
+# Proves: python3 ssl clients are captured byte-exact — started before tlssniff, loading libssl by dlopen after it, started after it, and over IPv6 (::1) — with the raw sys_enter/sys_exit hooks (--syscall-hooks raw; every other test uses the per-call tracepoints), which socket identity and dlopen discovery depend on.
 
 import os
 import shutil
@@ -58,7 +58,9 @@ def main(t):
     if "libssl" in harness.maps_of(dl.pid):
         raise TestFailure("the dlopen client maps libssl before it imports ssl")
 
-    t.start_loaderd()
+    t.start_loaderd("--syscall-hooks", "raw")
+    if not any("raw sys_enter/sys_exit" in ln for ln in t.loaderd_err.lines):
+        raise TestFailure("--syscall-hooks raw did not select the raw tracepoints")
     t.diag_pids = {pre.pid, dl.pid, server4.pid, server6.pid}
 
     pre.stdin.write(b"go\n")
