@@ -107,6 +107,13 @@ def run_openssl_pair(t, tag, openssl, lib_dir, cert, key, port, payloads):
     server.out = harness.ByteReader(server.stdout, server.name)
     harness.wait_until(lambda: harness._listening(port) or server.poll() is not None, 20,
                        f"{tag} s_server listening")
+    if lib_dir:
+        # A library no process mapped before is probed a few ms after the first process maps
+        # it (docs/design.md): start the exchange once its probes are attached.
+        lib = str(Path(lib_dir) / "libssl.so.1.1")
+        harness.wait_until(lambda: any("Attached" in ln and lib in ln
+                                       for ln in t.loaderd_err.lines), 20,
+                           f"probes on {lib}")
     client = t.spawn([openssl, "s_client", "-connect", f"{HOST}:{port}", "-quiet",
                       "-no_ign_eof", "-nocommands"], name=f"{tag}-s_client", env=env)
     client.out = harness.ByteReader(client.stdout, client.name)
