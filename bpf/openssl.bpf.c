@@ -92,7 +92,8 @@ struct call_frame {
         __u32 spec;
         __u8 resolved; /* a socket was seen inside this call */
         __u8 wrapper;  /* an outer frame reports these bytes */
-        __u16 pad;
+        __u8 writes;   /* the call sends (SSL_write*) */
+        __u8 pad;
 };
 
 struct active_call {
@@ -290,7 +291,7 @@ int tls_entry(struct pt_regs *ctx)
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
         __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
-        struct tlssniff_probe_spec *spec, *outer_spec;
+        struct tlssniff_probe_spec *spec;
         struct active_call *cur;
         struct call_frame *f;
         struct pt_regs regs;
@@ -340,15 +341,14 @@ int tls_entry(struct pt_regs *ctx)
         f->sp = sp;
         f->resolved = 0;
         f->wrapper = 0;
+        f->writes = func_writes(spec->func);
         for (__u32 i = 0; i < CALL_FRAMES - 1; i++) {
                 struct call_frame *o;
 
                 if (i >= n)
                         break;
                 o = frame_at(cur, i);
-                outer_spec = bpf_map_lookup_elem(&probe_specs, &o->spec);
-                if (outer_spec && o->ssl == f->ssl && o->buf == f->buf &&
-                    func_writes(outer_spec->func) == func_writes(spec->func))
+                if (o->ssl == f->ssl && o->buf == f->buf && o->writes == f->writes)
                         f->wrapper = 1;
         }
         cur->n = n + 1;
@@ -845,9 +845,7 @@ int tls_return(struct pt_regs *ctx)
                 stat_add(STAT_UNMATCHED_RETURN, 1);
                 goto out;
         }
-        dir = (spec->func == TLSSNIFF_FUNC_SSL_WRITE || spec->func == TLSSNIFF_FUNC_SSL_WRITE_EX)
-                      ? TLSSNIFF_DIR_WRITE
-                      : TLSSNIFF_DIR_READ;
+        dir = func_writes(spec->func) ? TLSSNIFF_DIR_WRITE : TLSSNIFF_DIR_READ;
         key.handle = call->ssl;
         key.tgid = tgid;
         ci = bpf_map_lookup_elem(&conns, &key);

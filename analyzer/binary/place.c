@@ -355,6 +355,21 @@ static bool is_string_op(unsigned id)
         }
 }
 
+/* pop into register r: the word at sp (when the frame slot is known), then sp += 8. */
+static void pop_into(struct state *s, int r)
+{
+        struct value sp = s->reg[R_SP];
+        int i8;
+
+        if (sp.kind != V_STACK) {
+                s->reg[r] = unknown();
+                return;
+        }
+        i8 = slot_index(sp.v);
+        s->reg[r] = i8 >= 0 ? s->slot[i8] : unknown();
+        set_sp(s, stack_at(sp.v + 8));
+}
+
 /* The state after instruction i (for every successor: no value depends on the flags). */
 static void transfer(struct ctx *c, size_t i, struct state *s)
 {
@@ -421,26 +436,11 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
                         generic(c, ci, s);
                         return;
                 }
-                if (sp.kind == V_STACK) {
-                        int i8 = slot_index(sp.v);
-
-                        s->reg[r0] = i8 >= 0 ? s->slot[i8] : unknown();
-                        set_sp(s, stack_at(sp.v + 8));
-                } else {
-                        s->reg[r0] = unknown();
-                }
+                pop_into(s, r0);
                 return;
         case X86_INS_LEAVE:
                 set_sp(s, s->reg[R_BP]);
-                sp = s->reg[R_SP];
-                if (sp.kind == V_STACK) {
-                        int i8 = slot_index(sp.v);
-
-                        s->reg[R_BP] = i8 >= 0 ? s->slot[i8] : unknown();
-                        set_sp(s, stack_at(sp.v + 8));
-                } else {
-                        s->reg[R_BP] = unknown();
-                }
+                pop_into(s, R_BP);
                 return;
         case X86_INS_MOV:
                 if (x->op_count != 2)

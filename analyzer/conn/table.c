@@ -72,14 +72,6 @@ static void conn_close(struct conn_table *t, struct conn_entry *c, const char *w
         free(c);
 }
 
-void conn_table_done(struct conn_table *t)
-{
-        while (t->lru_head)
-                conn_close(t, t->lru_head, "shutdown");
-        free(t->buckets);
-        t->buckets = NULL;
-}
-
 static struct conn_entry *find(struct conn_table *t, uint64_t conn_id)
 {
         struct conn_entry *c;
@@ -88,6 +80,14 @@ static struct conn_entry *find(struct conn_table *t, uint64_t conn_id)
                 if (c->conn_id == conn_id)
                         return c;
         return NULL;
+}
+
+void conn_table_done(struct conn_table *t)
+{
+        while (t->lru_head)
+                conn_close(t, t->lru_head, "shutdown");
+        free(t->buckets);
+        t->buckets = NULL;
 }
 
 static void close_now(struct conn_table *t, uint64_t conn_id, uint64_t close_ns)
@@ -145,14 +145,12 @@ static void exchange_done(const struct exchange *x, void *userdata)
                 t->cb(t->emitting, x, t->userdata);
 }
 
-static struct conn_entry *lookup(struct conn_table *t, const struct message *m, uint64_t now_ns)
+/* The entry of conn_id, made (evicting the least recently active if full) when missing. */
+static struct conn_entry *lookup(struct conn_table *t, uint64_t conn_id)
 {
-        size_t b = bucket_of(m->hdr.conn_id);
-        struct conn_entry *c;
+        size_t b = bucket_of(conn_id);
+        struct conn_entry *c = find(t, conn_id);
 
-        for (c = t->buckets[b]; c; c = c->hash_next)
-                if (c->conn_id == m->hdr.conn_id)
-                        break;
         if (c) {
                 lru_unlink(t, c);
                 lru_push_front(t, c);
@@ -165,12 +163,11 @@ static struct conn_entry *lookup(struct conn_table *t, const struct message *m, 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return NULL;
-        c->conn_id = m->hdr.conn_id;
+        c->conn_id = conn_id;
         c->hash_next = t->buckets[b];
         t->buckets[b] = c;
         t->n++;
         lru_push_front(t, c);
-        (void)now_ns;
         return c;
 }
 
@@ -210,7 +207,7 @@ static void detect(struct conn_table *t, struct conn_entry *c, bool requests, co
 void conn_table_message(struct conn_table *t, const struct message *m, uint8_t role,
                         uint64_t now_ns)
 {
-        struct conn_entry *c = lookup(t, m, now_ns);
+        struct conn_entry *c = lookup(t, m->hdr.conn_id);
         unsigned dir = m->hdr.direction & 1;
         const uint8_t *d = m->data;
         uint64_t off = m->offset;

@@ -60,19 +60,6 @@ static void put(char *out, size_t size, size_t *len, const char *fmt, ...)
                 *len += (size_t)k;
 }
 
-static const char *role_word(uint8_t r)
-{
-        return r == TLSSNIFF_ROLE_CLIENT ? "client" : r == TLSSNIFF_ROLE_SERVER ? "server"
-                                                                                 : "unknown";
-}
-
-static const char *proto_word(enum conn_proto p)
-{
-        return p == CONN_PROTO_HTTP1 ? "http/1" : p == CONN_PROTO_HTTP2 ? "http/2"
-                                                : p == CONN_PROTO_OTHER ? "other"
-                                                                        : "none";
-}
-
 /*
  * The tracked connections, most recently active first, as many as fit in the answer; "shown"
  * says how many of "tracked" that is. comm is bytes from the kernel: only [A-Za-z0-9._-] are
@@ -107,7 +94,7 @@ static void connections_answer(struct analyzer *a, char *out, size_t out_size, s
                     "\"local\":\"%s:%u\",\"remote\":\"%s:%u\",\"protocol\":\"%s\","
                     "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"idle_ms\":%llu}",
                     shown ? "," : "", (unsigned long long)c->conn_id, h->pid, comm,
-                    role_word(c->role), la, h->lport, ra, h->rport, proto_word(c->proto),
+                    output_role_name(c->role), la, h->lport, ra, h->rport, output_proto_name(c->proto),
                     (unsigned long long)c->bytes[TLSSNIFF_DIR_WRITE],
                     (unsigned long long)c->bytes[TLSSNIFF_DIR_READ],
                     (unsigned long long)((now - c->last_active_ns) / 1000000));

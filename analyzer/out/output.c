@@ -103,7 +103,17 @@ static const char *family_name(uint16_t f)
         }
 }
 
-static const char *role_name(uint8_t r)
+const char *output_proto_name(enum conn_proto p)
+{
+        switch (p) {
+        case CONN_PROTO_HTTP1: return "http/1";
+        case CONN_PROTO_HTTP2: return "http/2";
+        case CONN_PROTO_OTHER: return "other";
+        default: return "none";
+        }
+}
+
+const char *output_role_name(uint8_t r)
 {
         return r == TLSSNIFF_ROLE_CLIENT ? "client" : r == TLSSNIFF_ROLE_SERVER ? "server"
                                                                                  : "unknown";
@@ -169,7 +179,7 @@ static int output_text(struct output *o, const struct message *m, uint8_t role)
         format_addr(h->family, h->laddr, la, sizeof(la));
         format_addr(h->family, h->raddr, ra, sizeof(ra));
         fprintf(o->f, "%s.%06lld %.*s[%u/%u] %s ", tbuf, (long long)ns / 1000,
-                TLSSNIFF_COMM_LEN, h->comm, h->pid, h->tid, role_name(role));
+                TLSSNIFF_COMM_LEN, h->comm, h->pid, h->tid, output_role_name(role));
         if (h->family == AF_INET6)
                 fprintf(o->f, "[%s]:%u -> [%s]:%u", la, h->lport, ra, h->rport);
         else if (h->family == AF_INET)
@@ -227,8 +237,8 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         fprintf(o->f,
                 ",\"fd\":%d,\"direction\":\"%s\",\"role\":\"%s\",\"role_source\":\"%s\","
                 "\"family\":\"%s\",\"local\":",
-                h->fd, h->direction == TLSSNIFF_DIR_WRITE ? "write" : "read", role_name(role),
-                role_source_name(rs), family_name(h->family));
+                h->fd, h->direction == TLSSNIFF_DIR_WRITE ? "write" : "read",
+                output_role_name(role), role_source_name(rs), family_name(h->family));
         json_addr(o->f, h, h->laddr, h->lport);
         fputs(",\"remote\":", o->f);
         json_addr(o->f, h, h->raddr, h->rport);
@@ -304,6 +314,20 @@ static double ms_between(uint64_t a, uint64_t b)
         return b >= a ? (double)(b - a) / 1e6 : 0.0;
 }
 
+/* "comm":..,"role":..,"family":..,"local":..,"remote":..,"conn_id":N of a tracked connection. */
+static void json_conn_identity(FILE *f, const struct conn_entry *c)
+{
+        const struct tlssniff_data_record *h = &c->id;
+
+        json_write_string(f, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
+        fprintf(f, ",\"role\":\"%s\",\"family\":\"%s\",\"local\":", output_role_name(c->role),
+                family_name(h->family));
+        json_addr(f, h, h->laddr, h->lport);
+        fputs(",\"remote\":", f);
+        json_addr(f, h, h->raddr, h->rport);
+        fprintf(f, ",\"conn_id\":%llu", (unsigned long long)c->conn_id);
+}
+
 int output_exchange(struct output *o, const struct conn_entry *c, const struct exchange *x,
                     bool show_secrets)
 {
@@ -319,7 +343,7 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
                 format_addr(h->family, h->raddr, ra, sizeof(ra));
                 fprintf(o->f, "%s.%06lld %.*s[%u] %s %s:%u -> %s:%u conn=%llu HTTP: %s %s%s",
                         tbuf, (long long)ns / 1000, TLSSNIFF_COMM_LEN, h->comm, h->pid,
-                        role_name(c->role), la, h->lport, ra, h->rport,
+                        output_role_name(c->role), la, h->lport, ra, h->rport,
                         (unsigned long long)c->conn_id, x->method[0] ? x->method : "?",
                         x->authority, x->target);
                 if (x->status)
@@ -334,14 +358,8 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
         fprintf(o->f, "{\"type\":\"exchange\",\"protocol\":\"http/1.%d\",\"time\":\"%s.%09lldZ\","
                       "\"timestamp_ns\":%llu,\"pid\":%u,\"comm\":",
                 x->version_minor, tbuf, (long long)ns, (unsigned long long)x->start_ns, h->pid);
-        json_write_string(o->f, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
-        fprintf(o->f, ",\"role\":\"%s\",\"family\":\"%s\",\"local\":", role_name(c->role),
-                family_name(h->family));
-        json_addr(o->f, h, h->laddr, h->lport);
-        fputs(",\"remote\":", o->f);
-        json_addr(o->f, h, h->raddr, h->rport);
-        fprintf(o->f, ",\"conn_id\":%llu,\"scheme\":\"https\",\"method\":",
-                (unsigned long long)c->conn_id);
+        json_conn_identity(o->f, c);
+        fputs(",\"scheme\":\"https\",\"method\":", o->f);
         if (x->method[0])
                 json_write_string(o->f, x->method, strlen(x->method));
         else
@@ -380,16 +398,6 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
         return ferror(o->f) ? -EIO : 0;
 }
 
-static const char *proto_name(enum conn_proto p)
-{
-        switch (p) {
-        case CONN_PROTO_HTTP1: return "http/1";
-        case CONN_PROTO_HTTP2: return "http/2";
-        case CONN_PROTO_OTHER: return "other";
-        default: return "none";
-        }
-}
-
 int output_connection(struct output *o, const struct conn_entry *c, const char *why)
 {
         const struct tlssniff_data_record *h = &c->id;
@@ -402,8 +410,9 @@ int output_connection(struct output *o, const struct conn_entry *c, const char *
                 fprintf(o->f, "%s.%06lld %.*s[%u] %s conn=%llu %s (%s): sent %llu B, received "
                               "%llu B, %.3f ms\n",
                         tbuf, (long long)ns / 1000, TLSSNIFF_COMM_LEN, h->comm, h->pid,
-                        role_name(c->role), (unsigned long long)c->conn_id, why,
-                        proto_name(c->proto), (unsigned long long)c->bytes[TLSSNIFF_DIR_WRITE],
+                        output_role_name(c->role), (unsigned long long)c->conn_id, why,
+                        output_proto_name(c->proto),
+                        (unsigned long long)c->bytes[TLSSNIFF_DIR_WRITE],
                         (unsigned long long)c->bytes[TLSSNIFF_DIR_READ],
                         ms_between(c->first_ns, end));
                 return ferror(o->f) ? -EIO : 0;
@@ -411,15 +420,10 @@ int output_connection(struct output *o, const struct conn_entry *c, const char *
         fprintf(o->f, "{\"type\":\"connection\",\"event\":\"end\",\"reason\":\"%s\","
                       "\"time\":\"%s.%09lldZ\",\"timestamp_ns\":%llu,\"pid\":%u,\"comm\":",
                 why, tbuf, (long long)ns, (unsigned long long)end, h->pid);
-        json_write_string(o->f, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
-        fprintf(o->f, ",\"role\":\"%s\",\"family\":\"%s\",\"local\":", role_name(c->role),
-                family_name(h->family));
-        json_addr(o->f, h, h->laddr, h->lport);
-        fputs(",\"remote\":", o->f);
-        json_addr(o->f, h, h->raddr, h->rport);
-        fprintf(o->f, ",\"conn_id\":%llu,\"protocol\":\"%s\",\"first_timestamp_ns\":%llu,"
+        json_conn_identity(o->f, c);
+        fprintf(o->f, ",\"protocol\":\"%s\",\"first_timestamp_ns\":%llu,"
                       "\"duration_ms\":%.6f,\"bytes_sent\":%llu,\"bytes_received\":%llu}\n",
-                (unsigned long long)c->conn_id, proto_name(c->proto),
+                output_proto_name(c->proto),
                 (unsigned long long)c->first_ns, ms_between(c->first_ns, end),
                 (unsigned long long)c->bytes[TLSSNIFF_DIR_WRITE],
                 (unsigned long long)c->bytes[TLSSNIFF_DIR_READ]);

@@ -34,6 +34,9 @@ void output_done(struct output *o);
 int output_message(struct output *o, const struct message *m, uint8_t role, enum role_source rs);
 int output_stats(struct output *o, const char *const *names, const uint64_t *values, unsigned n);
 void output_flush(struct output *o);
+/* "client", "server", "unknown"; "http/1", "http/2", "other", "none". */
+const char *output_role_name(uint8_t role);
+const char *output_proto_name(enum conn_proto p);
 /*
  * One request/response exchange of connection c (docs/output.md, "exchange"). Sensitive
  * headers (authorization, cookie, set-cookie, proxy-authorization) are written as

@@ -198,11 +198,6 @@ static void req_error(void *ud, const char *why)
         }
 }
 
-static void req_upgrade(void *ud)
-{
-        (void)ud; /* the response side decides: a request alone does not switch protocols */
-}
-
 /* --- responses --- */
 
 static struct exchange *resp_target(struct exchange_conn *c)
@@ -291,8 +286,9 @@ static void resp_upgrade(void *ud)
         c->req.state = HTTP1_UPGRADED;
 }
 
+/* No on_upgrade for requests: the response decides whether the protocol switches. */
 static const struct http1_callbacks req_cbs = { req_head, req_body, req_complete, req_error,
-                                                req_upgrade };
+                                                NULL };
 static const struct http1_callbacks resp_cbs = { resp_head, resp_body, resp_complete,
                                                  resp_error, resp_upgrade };
 

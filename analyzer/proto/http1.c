@@ -385,6 +385,16 @@ static void body_bytes(struct http1_parser *p, const uint8_t *data, size_t n)
                 p->cb->on_body(p->userdata, data, n);
 }
 
+/* Passes on body bytes up to p->remaining; returns how many of n were taken. */
+static size_t take_remaining(struct http1_parser *p, const uint8_t *data, size_t n)
+{
+        size_t used = n < p->remaining ? n : (size_t)p->remaining;
+
+        body_bytes(p, data, used);
+        p->remaining -= used;
+        return used;
+}
+
 void http1_feed(struct http1_parser *p, const uint8_t *data, size_t n)
 {
         while (n > 0) {
@@ -427,9 +437,7 @@ void http1_feed(struct http1_parser *p, const uint8_t *data, size_t n)
                                 body_bytes(p, data, n);
                                 break;
                         }
-                        used = n < p->remaining ? n : (size_t)p->remaining;
-                        body_bytes(p, data, used);
-                        p->remaining -= used;
+                        used = take_remaining(p, data, n);
                         if (p->remaining == 0)
                                 complete(p);
                         break;
@@ -466,9 +474,7 @@ void http1_feed(struct http1_parser *p, const uint8_t *data, size_t n)
                         break;
                 }
                 case HTTP1_CHUNK_DATA:
-                        used = n < p->remaining ? n : (size_t)p->remaining;
-                        body_bytes(p, data, used);
-                        p->remaining -= used;
+                        used = take_remaining(p, data, n);
                         if (p->remaining == 0) {
                                 p->state = HTTP1_CHUNK_DATA_END;
                                 p->line_len = 0;
