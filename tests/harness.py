@@ -677,6 +677,13 @@ class TestContext:
         log(f"loaderd ready in {time.monotonic() - t0:.1f} s: {line.strip()}")
         return self.loaderd
 
+    def wait_attached(self, path, times=1, timeout=20.0):
+        """Waits until loaderd has logged attaching probes to path (times files under it)."""
+        path = str(path)
+        wait_until(lambda: sum("Attached" in ln and path in ln
+                               for ln in self.loaderd_err.lines) >= times, timeout,
+                   f"probes attached to {path}" + (f" ({times} files)" if times > 1 else ""))
+
     def stop_loaderd(self):
         """SIGINT, wait, parse the output; checks a clean exit and a final stats line."""
         time.sleep(SETTLE)

@@ -145,9 +145,7 @@ def main(t):
     t.expect_line(new, "WAITING", 20)
     # A library no process mapped before is probed a few ms after the first process maps it
     # (docs/design.md): let that happen before the new process starts its exchange.
-    harness.wait_until(lambda: sum("Attached" in ln and str(copy) in ln
-                                   for ln in t.loaderd_err.lines) >= 2, 20,
-                       "probes on the replaced library")
+    t.wait_attached(copy, times=2)
     for p in (old, new):
         p.stdin.write(b"go\n")
         p.stdin.flush()

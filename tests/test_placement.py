@@ -99,21 +99,24 @@ def ossl_env(lib_dir):
     return {"LD_LIBRARY_PATH": str(lib_dir)} if lib_dir else None
 
 
+def start_s_server(t, name, openssl, port, cert, key, mode="-quiet", env=None):
+    """`openssl s_server` for one connection on port, once it listens."""
+    server = t.spawn([openssl, "s_server", "-accept", f"{HOST}:{port}", "-cert", cert, "-key",
+                      key, "-naccept", "1", mode], name=name, env=env)
+    server.out = harness.ByteReader(server.stdout, server.name)
+    harness.wait_until(lambda: harness._listening(port) or server.poll() is not None, 20,
+                       f"{name} listening")
+    return server
+
+
 def run_openssl_pair(t, tag, openssl, lib_dir, cert, key, port, payloads):
     """s_client <-> s_server exchanging payloads both ways; returns (client, server)."""
     env = ossl_env(lib_dir)
-    server = t.spawn([openssl, "s_server", "-accept", f"{HOST}:{port}", "-cert", cert, "-key",
-                      key, "-naccept", "1", "-quiet"], name=f"{tag}-s_server", env=env)
-    server.out = harness.ByteReader(server.stdout, server.name)
-    harness.wait_until(lambda: harness._listening(port) or server.poll() is not None, 20,
-                       f"{tag} s_server listening")
+    server = start_s_server(t, f"{tag}-s_server", openssl, port, cert, key, env=env)
     if lib_dir:
         # A library no process mapped before is probed a few ms after the first process maps
         # it (docs/design.md): start the exchange once its probes are attached.
-        lib = str(Path(lib_dir) / "libssl.so.1.1")
-        harness.wait_until(lambda: any("Attached" in ln and lib in ln
-                                       for ln in t.loaderd_err.lines), 20,
-                           f"probes on {lib}")
+        t.wait_attached(Path(lib_dir) / "libssl.so.1.1")
     client = t.spawn([openssl, "s_client", "-connect", f"{HOST}:{port}", "-quiet",
                       "-no_ign_eof", "-nocommands"], name=f"{tag}-s_client", env=env)
     client.out = harness.ByteReader(client.stdout, client.name)
@@ -132,20 +135,14 @@ def run_openssl_pair(t, tag, openssl, lib_dir, cert, key, port, payloads):
 
 
 def run_node(t, port, cert, key, payload, reply):
-    server = t.spawn(["openssl", "s_server", "-accept", f"{HOST}:{port}", "-cert", cert, "-key",
-                      key, "-naccept", "1", "-quiet"], name="node-s_server")
-    server.out = harness.ByteReader(server.stdout, server.name)
-    harness.wait_until(lambda: harness._listening(port) or server.poll() is not None, 20,
-                       "s_server for node listening")
+    server = start_s_server(t, "node-s_server", "openssl", port, cert, key)
     client = t.spawn([NODE, t.tmp / "client.js", port, t.tmp / "node-payload.bin", len(reply)],
                      name="node")
     client.out = harness.ByteReader(client.stdout, "node")
     t.expect_line(client, "WAITING", 30)
     # node links OpenSSL statically: its probes are attached once its exec is seen. Calls
     # before that are not captured (docs/design.md), so start only once they are.
-    node_path = os.path.realpath(NODE)
-    harness.wait_until(lambda: any("Attached" in ln and node_path in ln
-                                   for ln in t.loaderd_err.lines), 20, "probes on node")
+    t.wait_attached(os.path.realpath(NODE))
     client.stdin.write(b"go\n")
     client.stdin.flush()
     if server.out.wait_bytes(len(payload), 30) != payload:
@@ -176,10 +173,7 @@ def run_curl(t, port, cert, key):
 
 def run_curl_bio(t, port, cert, key):
     """curl against `openssl s_server -WWW`, which uses OpenSSL through an SSL BIO."""
-    server = t.spawn(["openssl", "s_server", "-accept", f"{HOST}:{port}", "-cert", cert, "-key",
-                      key, "-naccept", "1", "-WWW"], name="bio-s_server")
-    harness.wait_until(lambda: harness._listening(port) or server.poll() is not None, 20,
-                       "s_server -WWW listening")
+    server = start_s_server(t, "bio-s_server", "openssl", port, cert, key, mode="-WWW")
     client = t.spawn(["curl", "-sS", "-k", "--http1.1", "-o", t.tmp / "bio-out.bin",
                       f"https://{HOST}:{port}/www.bin"], name="bio-curl")
     t.wait_proc(client, 30)
