@@ -1,4 +1,5 @@
 /* The analyzer's frame loop; see analyzer.h. */
+#include <elf.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "binary/gotls.h"
 #include "binary/tlslib.h"
 #include "log.h"
 
@@ -59,6 +61,8 @@ static void on_conn_closed(const struct conn_entry *c, const char *why, void *us
 
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
 {
+        int r;
+
         *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
         control_init(&a->control, opt->control_fd);
         frame_reader_init(&a->in, true);
@@ -71,6 +75,15 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
         listen_ports_init(&a->listen);
+        r = gocache_open(&a->gocache, opt->cache_dir);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to open the Go offset cache in '%s', keeping it in "
+                                     "memory only: %m", opt->cache_dir);
+                (void)gocache_open(&a->gocache, NULL);
+        } else if (a->gocache.load_errors > 0) {
+                log_warning("The Go offset cache in '%s' had a damaged tail, cut after %zu "
+                            "plans.", opt->cache_dir, a->gocache.n);
+        }
         /* Connections are always tracked (tlssniffctl connections); parsed with --exchanges. */
         if (conn_table_init(&a->conns, opt->exchanges, opt->preview, on_exchange,
                             opt->exchanges ? on_conn_closed : NULL, a) < 0)
@@ -86,6 +99,7 @@ void analyzer_done(struct analyzer *a)
         identity_done(&a->identity);
         control_done(&a->control);
         listen_ports_done(&a->listen);
+        gocache_done(&a->gocache);
         if (a->conns.buckets)
                 conn_table_done(&a->conns);
 }
@@ -149,6 +163,48 @@ static int on_l_hello(struct analyzer *a, const uint8_t *body, size_t n)
         return r;
 }
 
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#endif
+
+/* A Go executable's plan, from the offset cache or analysed; -ENOTSUP when it is not Go. */
+static int plan_go(struct analyzer *a, int fd, uint64_t size, const char *path,
+                   struct msg_plan *plan)
+{
+        struct gotls_info *info;
+        uint64_t start = now_monotonic_ns();
+        bool cached;
+        int r;
+
+        info = malloc(sizeof(*info));
+        if (!info)
+                return -ENOMEM;
+        r = gotls_plan_cached(fd, size, &a->gocache, plan, info, &cached);
+        if (r < 0) {
+                free(info);
+                return r;
+        }
+        a->go_files++;
+        if (!cached) {
+                a->go_analyses++;
+                a->go_analysis_ns += now_monotonic_ns() - start;
+        }
+        if (plan->n_probes > 0 && info->machine != HOST_MACHINE) {
+                /* Analysed (and cached) all the same: --analyze shows it; nothing can run it. */
+                plan->n_probes = 0;
+                plan->has_go = false;
+                snprintf(plan->reason, sizeof(plan->reason),
+                         "Go executable for another architecture (ELF machine %u)", info->machine);
+        }
+        log_struct_id(LOG_INFO, MID_PLACEMENT, "Go plan for %s (%s): %s%s", path,
+                      plan->library[0] ? plan->library : "Go", plan->reason,
+                      cached ? " [offset cache]" : "");
+        free(info);
+        return 0;
+}
+
 static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
 {
         struct msg_file m;
@@ -175,7 +231,7 @@ static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
                 snprintf(plan->reason, sizeof(plan->reason), "no file descriptor received");
         else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 snprintf(plan->reason, sizeof(plan->reason), "not a regular file");
-        else
+        else if (plan_go(a, fd, (uint64_t)st.st_size, m.path, plan) == -ENOTSUP)
                 (void)tlslib_plan(fd, a->opt.placement, plan, &details);
         safe_close(fd);
         a->files_analyzed++;
@@ -315,6 +371,12 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_socketless_messages", a->identity.released_bare);
         ADD("analyzer_files_analyzed", a->files_analyzed);
         ADD("analyzer_files_with_tls", a->plans_with_probes);
+        ADD("analyzer_go_files", a->go_files);
+        ADD("analyzer_go_analyses", a->go_analyses);
+        ADD("analyzer_go_analysis_us", a->go_analysis_ns / 1000);
+        ADD("analyzer_go_cache_hits", a->gocache.hits);
+        ADD("analyzer_go_cache_entries", a->gocache.n);
+        ADD("analyzer_go_cache_errors", a->gocache.load_errors + a->gocache.write_errors);
         ADD("analyzer_output_errors", a->output_errors);
         ADD("analyzer_control_requests", a->control.requests);
         ADD("analyzer_control_refused", a->control.refused);

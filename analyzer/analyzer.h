@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "binary/gocache.h"
 #include "binary/place.h"
 #include "control/control.h"
 #include "conn/identity.h"
@@ -30,6 +31,7 @@ struct analyzer_options {
         bool no_data;      /* --no-data: no data records (with --exchanges) */
         bool show_secrets; /* --show-secrets: no header redaction */
         unsigned preview;  /* --body-preview bytes */
+        const char *cache_dir; /* --cache-dir: the Go offset cache's folder, NULL: memory only */
 };
 
 struct analyzer {
@@ -50,6 +52,10 @@ struct analyzer {
         uint64_t records_bad;
         uint64_t files_analyzed;
         uint64_t plans_with_probes;
+        struct gocache gocache;
+        uint64_t go_files;          /* Go executables seen */
+        uint64_t go_analyses;       /* of them, analysed (not served from the cache) */
+        uint64_t go_analysis_ns;    /* time spent analysing them */
         uint64_t output_errors;
         uint64_t close_events; /* sockets of captured connections the kernel saw close */
 };

@@ -1,4 +1,5 @@
 /* tlssniff-analyzer: started by tlssniff-loaderd, never by hand; reads frames on --fd. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -9,11 +10,50 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "binary/gotls.h"
 #include "binary/tlslib.h"
 #include "macro.h"
 #include "sandbox.h"
 #include "config.h"
 #include "log.h"
+
+/* The Go side of --analyze: what was found, then the plan as for any file. */
+static int analyze_go(int fd, struct msg_plan *plan)
+{
+        _cleanup_free_ struct gotls_info *info = malloc(sizeof(*info));
+        int r;
+
+        if (!info)
+                return -ENOMEM;
+        r = gotls_plan(fd, plan, info);
+        if (r < 0)
+                return r;
+        printf("go: version=%s machine=%s abi=%s functions=%s offsets=%s build_id=%s\n",
+               info->version[0] ? info->version : "-",
+               info->machine == EM_X86_64 ? "amd64" : info->machine == EM_AARCH64 ? "arm64" : "?",
+               info->abi_internal ? "ABIInternal" : "ABI0", info->symtab ? "symtab" : "pclntab",
+               info->dwarf ? "dwarf" : "table", info->build_id[0] ? info->build_id : "-");
+        if (plan->has_go)
+                printf("go-offsets: g=%s%d goid=%u conn=%u conn_fd=%u pfd=%u sysfd=%u\n",
+                       plan->go.g_kind == TLSSNIFF_GO_G_REG ? "reg" : "fs",
+                       plan->go.g_kind == TLSSNIFF_GO_G_REG ? plan->go.g_reg : plan->go.g_off,
+                       plan->go.goid, plan->go.conn, plan->go.conn_fd, plan->go.pfd,
+                       plan->go.sysfd);
+        for (int i = 0; i < 2; i++) {
+                const struct gotls_func *f = i == 0 ? &info->read : &info->write;
+
+                if (f->size == 0)
+                        continue;
+                printf("go-function: %s entry=0x%llx size=%llu offset=0x%llx rets=",
+                       i == 0 ? "Read" : "Write", (unsigned long long)f->entry,
+                       (unsigned long long)f->size, (unsigned long long)f->entry_offset);
+                for (uint32_t k = 0; k < f->n_rets; k++)
+                        printf("%s0x%llx", k ? "," : "",
+                               (unsigned long long)(f->rets[k] - f->entry_offset + f->entry));
+                printf("\n");
+        }
+        return 0;
+}
 
 /* --analyze: the plan for one file, as the analyzer would send it, for people and tests. */
 static int analyze_file(const char *path, enum place_mode mode)
@@ -33,7 +73,11 @@ static int analyze_file(const char *path, enum place_mode mode)
                 close(fd);
                 return 1;
         }
-        r = tlslib_plan(fd, mode, plan, &details);
+        r = analyze_go(fd, plan);
+        if (r == -ENOTSUP)
+                r = tlslib_plan(fd, mode, plan, &details);
+        else
+                memset(&details, 0, sizeof(details));
         close(fd);
         if (r < 0) {
                 fprintf(stderr, "Failed to analyse '%s': %s\n", path, strerror(-r));
@@ -68,6 +112,7 @@ static void help(void)
                "                         [--placement auto|fallback] [--log-target T]\n"
                "                         [--log-level N] [--exchanges [--no-data]]\n"
                "                         [--body-preview BYTES] [--show-secrets]\n"
+               "                         [--cache-dir DIR]\n"
                "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
                "\n"
                "The unprivileged half of tlssniff, started by tlssniff-loaderd with the socket\n"
@@ -88,6 +133,7 @@ int main(int argc, char **argv)
                 { "no-data", no_argument, NULL, 'n' },
                 { "show-secrets", no_argument, NULL, 'S' },
                 { "body-preview", required_argument, NULL, 'b' },
+                { "cache-dir", required_argument, NULL, 'c' },
                 { "log-target", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -157,6 +203,9 @@ int main(int argc, char **argv)
                                         optarg);
                                 return 2;
                         }
+                        break;
+                case 'c':
+                        o.cache_dir = optarg;
                         break;
                 case 't':
                         if (log_parse_target(optarg, &target) < 0) {

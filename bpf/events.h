@@ -51,6 +51,8 @@ enum tlssniff_func {
         TLSSNIFF_FUNC_SSL_WRITE = 2,    /* int SSL_write(ssl, buf, num) */
         TLSSNIFF_FUNC_SSL_READ_EX = 3,  /* int SSL_read_ex(ssl, buf, num, *readbytes): 1 = ok */
         TLSSNIFF_FUNC_SSL_WRITE_EX = 4, /* int SSL_write_ex(ssl, buf, num, *written) */
+        TLSSNIFF_FUNC_GO_READ = 5,      /* crypto/tls.(*Conn).Read(b []byte) (n int, err error) */
+        TLSSNIFF_FUNC_GO_WRITE = 6,     /* crypto/tls.(*Conn).Write(b []byte) (n int, err error) */
         _TLSSNIFF_FUNC_MAX,
 };
 
@@ -94,7 +96,34 @@ struct tlssniff_probe_spec {
         __u8 source;
         __u8 pad;
         struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX];
+        __u32 file; /* loaderd's file id: key of go_files for Go probes */
+        __u32 pad2;
 };
+
+/* Where a Go function finds the running goroutine's g. */
+enum tlssniff_go_g {
+        TLSSNIFF_GO_G_REG = 1, /* in a register (ABIInternal: r14 on amd64; x28 on arm64) */
+        TLSSNIFF_GO_G_FS = 2,  /* at the thread pointer + g_off (amd64 ABI0: fs base - 8) */
+};
+
+/*
+ * What the Go programs need to know about one Go executable: value of the go_files map, keyed
+ * by loaderd's file id. Offsets come from the binary's DWARF, or from a per-version table when
+ * it was stripped (analyzer/binary/gotls.c). The socket is found by following the *tls.Conn:
+ * tls.Conn.conn (a net.Conn interface: the data word points at a *net.TCPConn) -> net.conn.fd
+ * (*net.netFD) -> netFD.pfd (poll.FD) -> FD.Sysfd.
+ */
+struct tlssniff_go_info {
+        __u8 g_kind; /* enum tlssniff_go_g */
+        __u8 g_reg;  /* register number (bpf/regs.h) for TLSSNIFF_GO_G_REG */
+        __s16 g_off; /* thread pointer offset for TLSSNIFF_GO_G_FS */
+        __u32 goid;  /* runtime.g.goid */
+        __u32 conn;  /* crypto/tls.Conn.conn */
+        __u32 conn_fd; /* net.TCPConn.conn + net.conn.fd */
+        __u32 pfd;   /* net.netFD.pfd */
+        __u32 sysfd; /* internal/poll.FD.Sysfd */
+};
+#define TLSSNIFF_GO_OFFSET_MAX 4096u /* no struct member we read lies further in */
 
 enum tlssniff_source {
         TLSSNIFF_SOURCE_OPENSSL = 1,
@@ -177,5 +206,7 @@ enum tlssniff_stat {
         STAT_CONN_DROPS,          /* connection table update failed */
         STAT_INTERRUPTED_CALLS,   /* calls whose thread exited before they returned (killed) */
         STAT_CLOSE_EVENT_DROPS,   /* connection-close notifications lost: ring buffer full */
+        STAT_GO_NO_GOID,          /* Go probe hits whose goroutine id could not be read */
+        STAT_GO_NO_FD,            /* Go calls whose socket fd could not be read from the tls.Conn */
         _STAT_MAX,
 };

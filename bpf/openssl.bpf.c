@@ -798,22 +798,86 @@ static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u3
         }
 }
 
+/*
+ * Writes the bytes one call moved ([buf, buf + moved), moved > 0) on the connection of key as
+ * data records, starting a connection without a socket if the TLS object has none yet.
+ */
+static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf, __u64 moved,
+                                      __u8 dir, __u8 source)
+{
+        struct conn_info *ci, fresh = {};
+        struct emit_ctx ec = {};
+        struct scratch *s;
+        __u32 zero = 0;
+        __u64 base;
+
+        ci = bpf_map_lookup_elem(&conns, key);
+        if (!ci) {
+                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+                fresh.fd = -1;
+                bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST);
+                ci = bpf_map_lookup_elem(&conns, key);
+                if (!ci) {
+                        stat_add(STAT_CONN_DROPS, 1);
+                        return;
+                }
+        }
+        s = bpf_map_lookup_elem(&scratch_map, &zero);
+        if (!s)
+                return;
+
+        base = __sync_fetch_and_add(&ci->offset[dir & 1], moved);
+        s->rec.type = TLSSNIFF_REC_DATA;
+        s->rec.pid = key->tgid;
+        s->rec.tid = tid;
+        s->rec.fd = ci->sk ? ci->fd : -1;
+        s->rec.timestamp_ns = bpf_ktime_get_boot_ns();
+        s->rec.conn_id = ci->conn_id;
+        s->rec.handle = key->handle;
+        s->rec.stream_offset = base;
+        s->rec.call_len = moved > 0xffffffffull ? 0xffffffffu : (__u32)moved;
+        s->rec.family = ci->family;
+        s->rec.lport = ci->lport;
+        s->rec.rport = ci->rport;
+        s->rec.direction = dir;
+        s->rec.role = ci->role;
+        s->rec.source = source;
+        s->rec.pad = 0;
+        s->rec.flags = 0;
+        __builtin_memcpy(s->rec.laddr, ci->laddr, 16);
+        __builtin_memcpy(s->rec.raddr, ci->raddr, 16);
+        bpf_get_current_comm(s->rec.comm, sizeof(s->rec.comm));
+        if (!ci->sk) {
+                s->rec.flags |= TLSSNIFF_DATA_NO_SOCKET;
+                stat_add(STAT_NO_SOCKET, 1);
+        }
+
+        ec.s = s;
+        ec.buf = buf;
+        ec.captured = moved;
+        if (moved > call_cap) {
+                ec.captured = call_cap;
+                s->rec.flags |= TLSSNIFF_DATA_TRUNCATED;
+                stat_add(STAT_TRUNC_CALLS, 1);
+                stat_add(STAT_TRUNC_BYTES, moved - call_cap);
+        }
+        stat_add(STAT_CALLS, 1);
+        bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk, &ec, 0);
+}
+
 SEC("uretprobe")
 int tls_return(struct pt_regs *ctx)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
-        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32, zero = 0;
+        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
         struct tlssniff_probe_spec *spec, *entry_spec;
         struct conn_key key = {};
-        struct conn_info *ci, fresh = {};
+        struct conn_info *ci;
         struct active_call *cur;
         struct call_frame frame, *call = &frame;
-        struct emit_ctx ec = {};
-        struct scratch *s;
         __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
-        __u64 moved, base;
+        __u64 moved;
         __u8 dir;
-
         __u64 sp = PT_REGS_SP(ctx);
         __u32 n;
 
@@ -856,58 +920,9 @@ int tls_return(struct pt_regs *ctx)
                 stat_add(STAT_ERROR_RETURNS, 1);
                 goto out;
         }
-        ci = bpf_map_lookup_elem(&conns, &key);
-        if (!ci) {
-                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-                fresh.fd = -1;
-                bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
-                ci = bpf_map_lookup_elem(&conns, &key);
-                if (!ci) {
-                        stat_add(STAT_CONN_DROPS, 1);
-                        goto out;
-                }
-        }
-        s = bpf_map_lookup_elem(&scratch_map, &zero);
-        if (!s)
-                goto out;
-
-        base = __sync_fetch_and_add(&ci->offset[dir & 1], moved);
-        s->rec.type = TLSSNIFF_REC_DATA;
-        s->rec.pid = tgid;
-        s->rec.tid = tid;
-        s->rec.fd = ci->sk ? ci->fd : -1;
-        s->rec.timestamp_ns = bpf_ktime_get_boot_ns();
-        s->rec.conn_id = ci->conn_id;
-        s->rec.handle = call->ssl;
-        s->rec.stream_offset = base;
-        s->rec.call_len = moved > 0xffffffffull ? 0xffffffffu : (__u32)moved;
-        s->rec.family = ci->family;
-        s->rec.lport = ci->lport;
-        s->rec.rport = ci->rport;
-        s->rec.direction = dir;
-        s->rec.role = ci->role;
-        s->rec.source = spec->source;
-        s->rec.pad = 0;
-        s->rec.flags = 0;
-        __builtin_memcpy(s->rec.laddr, ci->laddr, 16);
-        __builtin_memcpy(s->rec.raddr, ci->raddr, 16);
-        bpf_get_current_comm(s->rec.comm, sizeof(s->rec.comm));
-        if (!ci->sk) {
-                s->rec.flags |= TLSSNIFF_DATA_NO_SOCKET;
-                stat_add(STAT_NO_SOCKET, 1);
-        }
-
-        ec.s = s;
-        ec.buf = call->buf;
-        ec.captured = moved;
-        if (moved > call_cap) {
-                ec.captured = call_cap;
-                s->rec.flags |= TLSSNIFF_DATA_TRUNCATED;
-                stat_add(STAT_TRUNC_CALLS, 1);
-                stat_add(STAT_TRUNC_BYTES, moved - call_cap);
-        }
-        stat_add(STAT_CALLS, 1);
-        bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk, &ec, 0);
+        emit_call(&key, tid, call->buf, moved, dir, spec->source);
 out:
         return 0;
 }
+
+#include "go.bpf.h"

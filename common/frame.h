@@ -23,10 +23,10 @@ enum frame_type {
         FRAME_L_ATTACHED = 0x0105, /* [file_id, probes_attached, error or nil] */
         FRAME_L_READY = 0x0106,    /* [probes, files]: initial discovery done */
         FRAME_A_HELLO = 0x0201,    /* [version] */
-        FRAME_A_PLAN = 0x0202,     /* [file_id, library, reason, [[kind, func, offset, locs]...]] */
+        FRAME_A_PLAN = 0x0202,     /* [file_id, library, reason, [[kind, func, offset, locs]...], go] */
 };
 
-#define FRAME_PROTOCOL_VERSION 1u
+#define FRAME_PROTOCOL_VERSION 2u
 
 struct frame_header {
         uint32_t length;

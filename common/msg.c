@@ -282,7 +282,7 @@ int msg_encode_plan(msgpack_sbuffer *sb, const struct msg_plan *m)
         if (m->n_probes > MSG_PLAN_PROBES_MAX)
                 return -E2BIG;
         msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, 4);
+        msgpack_pack_array(&pk, 5);
         msgpack_pack_uint32(&pk, m->file_id);
         pack_str(&pk, m->library);
         pack_str(&pk, m->reason);
@@ -302,7 +302,43 @@ int msg_encode_plan(msgpack_sbuffer *sb, const struct msg_plan *m)
                         msgpack_pack_int16(&pk, p->loc[j].off);
                 }
         }
+        if (!m->has_go) {
+                msgpack_pack_nil(&pk);
+                return 0;
+        }
+        msgpack_pack_array(&pk, 8);
+        msgpack_pack_uint8(&pk, m->go.g_kind);
+        msgpack_pack_uint8(&pk, m->go.g_reg);
+        msgpack_pack_int16(&pk, m->go.g_off);
+        msgpack_pack_uint32(&pk, m->go.goid);
+        msgpack_pack_uint32(&pk, m->go.conn);
+        msgpack_pack_uint32(&pk, m->go.conn_fd);
+        msgpack_pack_uint32(&pk, m->go.pfd);
+        msgpack_pack_uint32(&pk, m->go.sysfd);
         return 0;
+}
+
+/* The Go offsets of a plan: nil, or [g_kind, g_reg, g_off, goid, conn, conn_fd, pfd, sysfd]. */
+static bool get_go(const msgpack_object *o, struct msg_plan *m)
+{
+        const msgpack_object *a;
+        struct tlssniff_go_info *g = &m->go;
+        int64_t off;
+
+        if (o->type == MSGPACK_OBJECT_NIL)
+                return true;
+        if (!get_array(o, 8, &a) || !get_u8(&a[0], TLSSNIFF_GO_G_FS, &g->g_kind) ||
+            g->g_kind < TLSSNIFF_GO_G_REG || !get_u8(&a[1], UINT8_MAX, &g->g_reg) ||
+            !get_i64(&a[2], &off) || off < INT16_MIN || off > INT16_MAX ||
+            !get_u32(&a[3], TLSSNIFF_GO_OFFSET_MAX, &g->goid) ||
+            !get_u32(&a[4], TLSSNIFF_GO_OFFSET_MAX, &g->conn) ||
+            !get_u32(&a[5], TLSSNIFF_GO_OFFSET_MAX, &g->conn_fd) ||
+            !get_u32(&a[6], TLSSNIFF_GO_OFFSET_MAX, &g->pfd) ||
+            !get_u32(&a[7], TLSSNIFF_GO_OFFSET_MAX, &g->sysfd))
+                return false;
+        g->g_off = (int16_t)off;
+        m->has_go = true;
+        return true;
 }
 
 static bool get_loc(const msgpack_object *o, struct tlssniff_loc *ret)
@@ -329,7 +365,7 @@ int msg_decode_plan(const uint8_t *body, size_t n, struct msg_plan *ret)
         if (unpack_whole(body, n, &u) < 0)
                 return -EBADMSG;
         memset(m, 0, sizeof(*m));
-        if (!get_array(&u.data, 4, &a) || !get_u32(&a[0], UINT32_MAX, &m->file_id) ||
+        if (!get_array(&u.data, 5, &a) || !get_u32(&a[0], UINT32_MAX, &m->file_id) ||
             !get_str(&a[1], m->library, sizeof(m->library), false) ||
             !get_str(&a[2], m->reason, sizeof(m->reason), false) ||
             a[3].type != MSGPACK_OBJECT_ARRAY || a[3].via.array.size > MSG_PLAN_PROBES_MAX)
@@ -348,6 +384,8 @@ int msg_decode_plan(const uint8_t *body, size_t n, struct msg_plan *ret)
                         if (!get_loc(&locs[j], &pr->loc[j]))
                                 goto out;
         }
+        if (!get_go(&a[4], m))
+                goto out;
         r = 0;
 out:
         msgpack_unpacked_destroy(&u);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <limits.h>
+#include <stdbool.h>
 #include <msgpack.h>
 #include <stdint.h>
 
@@ -50,6 +51,8 @@ struct msg_plan {
         char reason[MSG_TEXT_MAX];  /* why there are no probes, or how they were placed */
         uint32_t n_probes;
         struct msg_probe probes[MSG_PLAN_PROBES_MAX];
+        bool has_go; /* Go probes: go holds the executable's offsets */
+        struct tlssniff_go_info go;
 };
 
 struct msg_attached {

@@ -193,12 +193,25 @@ static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct m
         tf->links = calloc(plan->n_probes, sizeof(*tf->links));
         if (!tf->links)
                 return -ENOMEM;
+        if (plan->has_go) {
+                /* The executable's own offsets, found by the programs through the spec's file. */
+                r = bpf_map__update_elem(l->skel->maps.go_files, &tf->id, sizeof(tf->id),
+                                         &plan->go, sizeof(plan->go), BPF_ANY);
+                if (r < 0) {
+                        snprintf(err, err_size, "Go offsets update: %s", strerror(-r));
+                        return r;
+                }
+        }
         /* The probe goes on the very file loaderd opened, whatever its path is now. */
         snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", tf->fd);
         for (uint32_t i = 0; i < plan->n_probes; i++) {
                 const struct msg_probe *p = &plan->probes[i];
-                struct tlssniff_probe_spec spec = { .func = p->func, .kind = p->kind,
-                                                    .source = TLSSNIFF_SOURCE_OPENSSL };
+                struct tlssniff_probe_spec spec = {
+                        .func = p->func,
+                        .kind = p->kind,
+                        .source = plan->has_go ? TLSSNIFF_SOURCE_GO : TLSSNIFF_SOURCE_OPENSSL,
+                        .file = tf->id,
+                };
                 LIBBPF_OPTS(bpf_uprobe_opts, uo);
                 struct bpf_program *prog;
                 uint32_t idx;
@@ -216,9 +229,14 @@ static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct m
                         return r;
                 }
                 uo.retprobe = p->kind == TLSSNIFF_PROBE_RETURN;
-                /* A placed return probe is a plain uprobe running the return program. */                uo.bpf_cookie = idx;
-                prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
-                                                       : l->skel->progs.tls_return;
+                uo.bpf_cookie = idx;
+                /* A placed return probe is a plain uprobe running the return program. */
+                if (plan->has_go)
+                        prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.go_entry
+                                                               : l->skel->progs.go_return;
+                else
+                        prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
+                                                               : l->skel->progs.tls_return;
                 tf->links[tf->n_links] =
                         bpf_program__attach_uprobe_opts(prog, -1, fdpath, p->offset, &uo);
                 if (!tf->links[tf->n_links]) {

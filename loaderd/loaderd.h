@@ -29,6 +29,7 @@ struct options {
         const char *analyzer;
         const char *user;
         const char *control_socket; /* "" for none */
+        const char *cache_dir;      /* the analyzer's Go offset cache; "" for none */
         unsigned max_print;
         unsigned long long call_cap;
         unsigned long long ringbuf_size;

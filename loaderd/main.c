@@ -47,6 +47,9 @@ static void help(void)
                "                           missing)\n"
                "      --control-socket PATH  socket for tlssniffctl (/run/tlssniff/control;\n"
                "                           \"\" for none), mode 0660 root:<the user's group>\n"
+               "      --cache-dir DIR      the analyzer's Go offset cache (/var/cache/tlssniff;\n"
+               "                           created, owned by the analyzer's user; \"\" for\n"
+               "                           none: memory only)\n"
                "      --log-target TARGET  auto, stderr or journal (auto: journal under systemd)\n"
                "  -v, --verbose            debug logging\n"
                "  -h, --help               this help\n"
@@ -55,7 +58,7 @@ static void help(void)
 
 enum { ARG_MAX_PRINT = 256, ARG_CALL_CAP, ARG_RINGBUF, ARG_ANALYZER, ARG_USER, ARG_LOG_TARGET,
        ARG_VERSION, ARG_CONTROL, ARG_PLACEMENT, ARG_NO_DATA, ARG_PREVIEW, ARG_SECRETS,
-       ARG_SYSCALL_HOOKS };
+       ARG_SYSCALL_HOOKS, ARG_CACHE_DIR };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -76,6 +79,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "show-secrets", no_argument, NULL, ARG_SECRETS },
                 { "analyzer", required_argument, NULL, ARG_ANALYZER },
                 { "user", required_argument, NULL, ARG_USER },
+                { "cache-dir", required_argument, NULL, ARG_CACHE_DIR },
                 { "control-socket", required_argument, NULL, ARG_CONTROL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
                 { "verbose", no_argument, NULL, 'v' },
@@ -188,6 +192,14 @@ static int parse_args(int argc, char **argv, struct options *o)
                 case ARG_ANALYZER:
                         o->analyzer = optarg;
                         break;
+                case ARG_CACHE_DIR:
+                        if (optarg[0] && optarg[0] != '/') {
+                                fprintf(stderr, "Invalid --cache-dir '%s': an absolute path, "
+                                                "or \"\" for none.\n", optarg);
+                                return -EINVAL;
+                        }
+                        o->cache_dir = optarg;
+                        break;
                 case ARG_USER:
                         o->user = optarg;
                         break;
@@ -241,6 +253,7 @@ int main(int argc, char **argv)
                 .ringbuf_size = 32u << 20,
                 .user = "tlssniff",
                 .control_socket = "/run/tlssniff/control",
+                .cache_dir = "/var/cache/tlssniff",
                 .log_target = LOG_TARGET_AUTO,
                 .log_level = LOG_INFO,
         };

@@ -25,11 +25,34 @@ static bool func_is_ex(uint8_t func)
         return func == TLSSNIFF_FUNC_SSL_READ_EX || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
 }
 
+static bool func_is_go(uint8_t func)
+{
+        return func == TLSSNIFF_FUNC_GO_READ || func == TLSSNIFF_FUNC_GO_WRITE;
+}
+
+/* The Go offsets are read by BPF with bpf_probe_read_user only; still, keep them sane. */
+static bool go_ok(const struct tlssniff_go_info *g)
+{
+        if (g->g_kind == TLSSNIFF_GO_G_REG && (g->g_reg >= TLSSNIFF_REG_MAX || g->g_off != 0))
+                return false;
+        if (g->g_kind == TLSSNIFF_GO_G_FS && (g->g_reg != 0 || g->g_off >= 0 || g->g_off < -4096))
+                return false;
+        if (g->g_kind != TLSSNIFF_GO_G_REG && g->g_kind != TLSSNIFF_GO_G_FS)
+                return false;
+        return g->goid < TLSSNIFF_GO_OFFSET_MAX && g->conn < TLSSNIFF_GO_OFFSET_MAX &&
+               g->conn_fd < TLSSNIFF_GO_OFFSET_MAX && g->pfd < TLSSNIFF_GO_OFFSET_MAX &&
+               g->sysfd < TLSSNIFF_GO_OFFSET_MAX;
+}
+
 int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, char *reason,
                   size_t reason_size)
 {
         if (plan->n_probes > MSG_PLAN_PROBES_MAX) {
                 snprintf(reason, reason_size, "too many probes (%u)", plan->n_probes);
+                return -EINVAL;
+        }
+        if (plan->has_go && !go_ok(&plan->go)) {
+                snprintf(reason, reason_size, "invalid Go offsets");
                 return -EINVAL;
         }
         for (uint32_t i = 0; i < plan->n_probes; i++) {
@@ -42,6 +65,16 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                 }
                 if (p->func == 0 || p->func >= _TLSSNIFF_FUNC_MAX) {
                         snprintf(reason, reason_size, "probe %u: unknown function %u", i, p->func);
+                        return -EINVAL;
+                }
+                if (func_is_go(p->func) != plan->has_go) {
+                        snprintf(reason, reason_size, "probe %u: Go and OpenSSL probes mixed",
+                                 i);
+                        return -EINVAL;
+                }
+                /* A uretprobe rewrites the return address, which Go's stack handling breaks. */
+                if (func_is_go(p->func) && p->kind == TLSSNIFF_PROBE_RETURN) {
+                        snprintf(reason, reason_size, "probe %u: uretprobe on Go code", i);
                         return -EINVAL;
                 }
                 if (!elf_segments_contain(segs, p->offset)) {

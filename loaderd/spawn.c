@@ -117,13 +117,37 @@ static int make_control_socket(const char *path, gid_t gid)
         return TAKE_FD(fd);
 }
 
+/*
+ * The analyzer's cache folder: created if missing, then owned by its user, mode 0700. Opened
+ * without following a symlink, and changed through the fd, so a link planted in its place
+ * cannot make root chown something else.
+ */
+static int prepare_cache_dir(const char *dir, uid_t uid, gid_t gid)
+{
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+                return -errno;
+        if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
+                return -errno;
+        return 0;
+}
+
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
 {
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
         _cleanup_close_ int exe = -1;
         int out_fd = l->output_fd, ctl;
-        char max_print[32], level[16], preview[48];
+        char max_print[32], level[16], preview[48], cache_arg[64 + PATH_MAX] = "";
         const char *argv[24];
         char envbuf[3][512];
         char *envp[4];
@@ -143,6 +167,15 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                                           "Failed to create the control socket '%s', going on "
                                           "without it: %m",
                                           o->control_socket);
+        }
+        if (o->cache_dir && o->cache_dir[0]) {
+                r = prepare_cache_dir(o->cache_dir, uid, gid);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to prepare the cache folder '%s', the "
+                                             "analyzer keeps its Go offset cache in memory: %m",
+                                          o->cache_dir);
+                else
+                        snprintf(cache_arg, sizeof(cache_arg), "--cache-dir=%s", o->cache_dir);
         }
         exe = open_analyzer(o->analyzer);
         if (exe < 0)
@@ -174,6 +207,8 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 if (o->show_secrets)
                         argv[argc++] = "--show-secrets";
         }
+        if (cache_arg[0])
+                argv[argc++] = cache_arg;
         /* The analyzer gets an empty environment: tell it where loaderd logs. */
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;

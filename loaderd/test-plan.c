@@ -143,6 +143,41 @@ int main(void)
         p.n_probes = MSG_PLAN_PROBES_MAX + 1;
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
 
+        /* Go plans: offsets required and sane, no uretprobes, no mixing with OpenSSL probes. */
+        p = good_plan(inside);
+        p.probes[0].func = p.probes[1].func = TLSSNIFF_FUNC_GO_WRITE;
+        p.probes[1].kind = TLSSNIFF_PROBE_RETURN_AT;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0); /* no offsets */
+        p.has_go = true;
+        p.go = (struct tlssniff_go_info){ .g_kind = TLSSNIFF_GO_G_REG, .g_reg = 14, .goid = 152,
+                                          .sysfd = 16 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+        {
+                struct msg_plan q;
+                msgpack_sbuffer sb;
+
+                msgpack_sbuffer_init(&sb);
+                assert(msg_encode_plan(&sb, &p) == 0);
+                assert(msg_decode_plan((const uint8_t *)sb.data, sb.size, &q) == 0);
+                assert(q.has_go && memcmp(&q.go, &p.go, sizeof(q.go)) == 0);
+                msgpack_sbuffer_destroy(&sb);
+        }
+        p.probes[1].kind = TLSSNIFF_PROBE_RETURN;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "uretprobe"));
+        p.probes[1].kind = TLSSNIFF_PROBE_RETURN_AT;
+        p.probes[1].func = TLSSNIFF_FUNC_SSL_WRITE;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.probes[1].func = TLSSNIFF_FUNC_GO_WRITE;
+        p.go.goid = TLSSNIFF_GO_OFFSET_MAX;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.go.goid = 152;
+        p.go.g_kind = TLSSNIFF_GO_G_FS; /* a thread-pointer slot must lie below it */
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.go.g_reg = 0;
+        p.go.g_off = -8;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+
         test_dispatch(inside);
         printf("plan validation: ok\n");
         return 0;

@@ -662,6 +662,9 @@ class TestContext:
             # Not the system-wide default path: tests must not disturb each other or a
             # tlssniff already running on the machine.
             argv += ["--control-socket", str(self.tmp / "control")]
+        if not any(str(a).startswith("--cache-dir") for a in argv):
+            # Each test starts with an empty Go offset cache of its own.
+            argv += ["--cache-dir", str(self.tmp / "cache")]
         log("starting " + " ".join(argv))
         self.loaderd = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, cwd=str(self.tmp))

@@ -1,0 +1,629 @@
+/* Go crypto/tls analysis and probe plan; see gotls.h. */
+#include <capstone/capstone.h>
+#include <errno.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../bpf/regs.h"
+#include "gocache.h"
+#include "gosym.h"
+#include "gotls.h"
+#include "macro.h"
+
+#define FUNC_CODE_MAX (256u << 10) /* (*Conn).Read and .Write are a few hundred bytes */
+
+static const char *const func_names[2] = {
+        "crypto/tls.(*Conn).Read",
+        "crypto/tls.(*Conn).Write",
+};
+
+/* Where the file's bytes come from: the fd loaderd gave us, or memory (tests, fuzzing). */
+struct source {
+        Elf *elf;
+        int fd;
+        const uint8_t *data;
+        size_t size;
+};
+
+static int source_read(const struct source *s, uint64_t off, void *buf, size_t n)
+{
+        if (!s->data) {
+                size_t done = 0;
+
+                while (done < n) {
+                        ssize_t k = pread(s->fd, (uint8_t *)buf + done, n - done,
+                                          (off_t)(off + done));
+
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0)
+                                return k < 0 ? -errno : -EBADMSG;
+                        done += (size_t)k;
+                }
+                return 0;
+        }
+        if (off > s->size || n > s->size - off)
+                return -EBADMSG;
+        memcpy(buf, s->data + off, n);
+        return 0;
+}
+
+/* File offset of a virtual address inside a loaded segment (executable ones when exec). */
+static int vaddr_offset(Elf *elf, uint64_t va, uint64_t n, bool exec, uint64_t *ret)
+{
+        size_t count;
+
+        if (elf_getphdrnum(elf, &count) != 0)
+                return -EBADMSG;
+        for (size_t i = 0; i < count; i++) {
+                GElf_Phdr ph;
+
+                if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+                        continue;
+                if (exec && !(ph.p_flags & PF_X))
+                        continue;
+                if (va >= ph.p_vaddr && va - ph.p_vaddr < ph.p_filesz &&
+                    n <= ph.p_filesz - (va - ph.p_vaddr)) {
+                        *ret = va - ph.p_vaddr + ph.p_offset;
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+static Elf_Scn *section_by_name(Elf *elf, const char *name, GElf_Shdr *ret_sh)
+{
+        Elf_Scn *scn = NULL;
+        size_t shstrndx;
+
+        if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+                return NULL;
+        while ((scn = elf_nextscn(elf, scn))) {
+                const char *n;
+
+                if (!gelf_getshdr(scn, ret_sh))
+                        continue;
+                n = elf_strptr(elf, shstrndx, ret_sh->sh_name);
+                if (n && strcmp(n, name) == 0)
+                        return scn;
+        }
+        return NULL;
+}
+
+/* The bytes of a section (NOBITS and empty sections have none). */
+static int section_data(Elf *elf, const char *name, const uint8_t **ret, size_t *ret_size)
+{
+        GElf_Shdr sh;
+        Elf_Scn *scn = section_by_name(elf, name, &sh);
+        Elf_Data *d;
+
+        if (!scn)
+                return -ENOENT;
+        if (sh.sh_type == SHT_NOBITS)
+                return -ENOENT;
+        d = elf_rawdata(scn, NULL);
+        if (!d || !d->d_buf || d->d_size == 0)
+                return -ENOENT;
+        *ret = d->d_buf;
+        *ret_size = d->d_size;
+        return 0;
+}
+
+static int read_va(void *userdata, uint64_t va, void *buf, size_t n)
+{
+        const struct source *s = userdata;
+        uint64_t off;
+        int r = vaddr_offset(s->elf, va, n, false, &off);
+
+        return r < 0 ? r : source_read(s, off, buf, n);
+}
+
+static void hex(const uint8_t *p, size_t n, char *out, size_t size)
+{
+        size_t o = 0;
+
+        for (size_t i = 0; i < n && o + 3 <= size; i++, o += 2)
+                snprintf(out + o, size - o, "%02x", p[i]);
+        if (size > 0)
+                out[o < size ? o : size - 1] = '\0';
+}
+
+int gotls_build_id(Elf *elf, char *ret, size_t size)
+{
+        static const struct {
+                const char *section, *owner;
+                uint32_t type;
+                bool text;
+        } notes[] = {
+                { ".note.gnu.build-id", "GNU", NT_GNU_BUILD_ID, false },
+                { ".note.go.buildid", "Go", 4, true },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(notes); i++) {
+                const uint8_t *d;
+                size_t n, pos = 0;
+
+                if (section_data(elf, notes[i].section, &d, &n) < 0)
+                        continue;
+                /* One note: namesz, descsz, type, name (4-aligned), desc. */
+                if (n < 12)
+                        continue;
+                uint32_t namesz, descsz, type;
+                memcpy(&namesz, d, 4);
+                memcpy(&descsz, d + 4, 4);
+                memcpy(&type, d + 8, 4);
+                pos = 12 + (((size_t)namesz + 3) & ~(size_t)3);
+                /* Go writes its owner as "Go\0\0" (namesz 4), GNU as "GNU\0". */
+                if (type != notes[i].type || namesz < strlen(notes[i].owner) + 1 || pos > n ||
+                    memcmp(d + 12, notes[i].owner, strlen(notes[i].owner) + 1) != 0 ||
+                    descsz > n - pos || descsz == 0)
+                        continue;
+                if (notes[i].text) {
+                        if (descsz >= size)
+                                continue;
+                        for (size_t k = 0; k < descsz; k++)
+                                if (d[pos + k] < 0x21 || d[pos + k] > 0x7e)
+                                        goto next;
+                        memcpy(ret, d + pos, descsz);
+                        ret[descsz] = '\0';
+                } else {
+                        if (descsz * 2 + 1 > size)
+                                continue;
+                        hex(d + pos, descsz, ret, size);
+                }
+                return 0;
+        next:;
+        }
+        if (size > 0)
+                ret[0] = '\0';
+        return -ENOENT;
+}
+
+/*
+ * Offsets for stripped binaries, by Go version (amd64 and arm64 agree: both 64-bit). Every
+ * row was read from the DWARF of a binary built with that toolchain (tests/test_go.py checks
+ * the rows it can build against DWARF); a version between rows takes the row below it.
+ * Only runtime.g.goid moves: the chain tls.Conn.conn (0) -> TCPConn.conn.fd (0) -> netFD.pfd
+ * (0) -> poll.FD.Sysfd (16, after the 16-byte fdMutex) has been stable since Go 1.12.
+ */
+static const struct {
+        unsigned minor;
+        uint32_t goid;
+} goid_table[] = {
+        { 12, 152 }, /* 1.15, 1.19 read from DWARF */
+        { 23, 160 }, /* 1.23: g gained syscallbp before goid */
+};
+
+int gotls_table_offsets(unsigned major, unsigned minor, uint16_t machine,
+                        struct tlssniff_go_info *ret)
+{
+        size_t row = SIZE_MAX;
+
+        if (major != 1 || (machine != EM_X86_64 && machine != EM_AARCH64))
+                return -ENOENT;
+        for (size_t i = 0; i < ELEMENTSOF(goid_table); i++)
+                if (minor >= goid_table[i].minor)
+                        row = i;
+        if (row == SIZE_MAX)
+                return -ENOENT;
+        ret->goid = goid_table[row].goid;
+        ret->conn = 0;
+        ret->conn_fd = 0;
+        ret->pfd = 0;
+        ret->sysfd = 16;
+        return 0;
+}
+
+/* Finds a function through .symtab (unstripped) or .gopclntab. */
+static int find_function(Elf *elf, const char *name, const uint8_t *pcln, size_t pcln_size,
+                         bool *ret_symtab, uint64_t *ret_entry, uint64_t *ret_size)
+{
+        Elf_Scn *scn = NULL;
+
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                Elf_Data *d;
+
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || sh.sh_entsize == 0)
+                        continue;
+                d = elf_getdata(scn, NULL);
+                if (!d)
+                        continue;
+                for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+                        GElf_Sym sym;
+                        const char *n;
+
+                        if (!gelf_getsym(d, (int)i, &sym))
+                                break;
+                        if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value == 0 ||
+                            sym.st_size == 0)
+                                continue;
+                        n = elf_strptr(elf, sh.sh_link, sym.st_name);
+                        if (!n || strcmp(n, name) != 0)
+                                continue;
+                        *ret_symtab = true;
+                        *ret_entry = sym.st_value;
+                        *ret_size = sym.st_size;
+                        return 0;
+                }
+        }
+        if (!pcln)
+                return -ENOENT;
+        *ret_symtab = false;
+        return gopclntab_find(pcln, pcln_size, name, ret_entry, ret_size);
+}
+
+static bool all_padding(const uint8_t *p, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (p[i] != 0xcc && p[i] != 0x00)
+                        return false;
+        return true;
+}
+
+/*
+ * Every RET of a function, by a linear sweep (Go puts no data in code). On amd64 an
+ * undecodable byte is only accepted in the trailing padding: anywhere else the sweep could be
+ * out of step, and a probe in the middle of an instruction would corrupt the program. On
+ * amd64 ABI0 the first instruction loads g from the thread pointer; its displacement is
+ * returned in *ret_g_off.
+ */
+static int find_rets(const struct source *s, uint16_t machine, struct gotls_func *f,
+                     int16_t *ret_g_off, char *why, size_t why_size)
+{
+        _cleanup_free_ uint8_t *code = NULL;
+        const uint8_t *p;
+        size_t left;
+        uint64_t addr;
+        cs_insn *insn;
+        csh cs;
+        bool first = true;
+        int r = 0;
+
+        if (f->size == 0 || f->size > FUNC_CODE_MAX) {
+                snprintf(why, why_size, "function size %llu out of range",
+                         (unsigned long long)f->size);
+                return -EBADMSG;
+        }
+        code = malloc(f->size);
+        if (!code)
+                return -ENOMEM;
+        r = source_read(s, f->entry_offset, code, f->size);
+        if (r < 0) {
+                snprintf(why, why_size, "function code outside the file");
+                return r;
+        }
+        if (cs_open(machine == EM_X86_64 ? CS_ARCH_X86 : CS_ARCH_ARM64,
+                    machine == EM_X86_64 ? CS_MODE_64 : CS_MODE_ARM, &cs) != CS_ERR_OK)
+                return -ENOMEM;
+        cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+        insn = cs_malloc(cs);
+        if (!insn) {
+                cs_close(&cs);
+                return -ENOMEM;
+        }
+        f->n_rets = 0;
+        p = code;
+        left = f->size;
+        addr = f->entry;
+        while (left > 0) {
+                const uint8_t *at = p;
+
+                if (!cs_disasm_iter(cs, &p, &left, &addr, insn)) {
+                        size_t skip = machine == EM_X86_64 ? left : 4;
+
+                        /* arm64: fixed 4-byte words, resynchronised by construction. */
+                        if (machine == EM_X86_64 && !all_padding(at, left)) {
+                                snprintf(why, why_size, "cannot disassemble at +0x%llx",
+                                         (unsigned long long)(at - code));
+                                r = -EBADMSG;
+                                break;
+                        }
+                        if (skip > left)
+                                skip = left;
+                        p = at + skip;
+                        left -= skip;
+                        addr += skip;
+                        first = false;
+                        continue;
+                }
+                if (first && machine == EM_X86_64 && insn->id == X86_INS_MOV &&
+                    insn->detail->x86.op_count == 2 &&
+                    insn->detail->x86.operands[1].type == X86_OP_MEM &&
+                    insn->detail->x86.operands[1].mem.segment == X86_REG_FS &&
+                    insn->detail->x86.operands[1].mem.base == X86_REG_INVALID &&
+                    insn->detail->x86.operands[1].mem.disp >= INT16_MIN &&
+                    insn->detail->x86.operands[1].mem.disp < 0)
+                        *ret_g_off = (int16_t)insn->detail->x86.operands[1].mem.disp;
+                first = false;
+                if ((machine == EM_X86_64 && insn->id == X86_INS_RET) ||
+                    (machine == EM_AARCH64 && insn->id == ARM64_INS_RET)) {
+                        if (f->n_rets == GOTLS_RETS_MAX) {
+                                snprintf(why, why_size, "more than %u return instructions",
+                                         GOTLS_RETS_MAX);
+                                r = -E2BIG;
+                                break;
+                        }
+                        f->rets[f->n_rets++] = f->entry_offset + (insn->address - f->entry);
+                }
+        }
+        cs_free(insn, 1);
+        cs_close(&cs);
+        if (r == 0 && f->n_rets == 0) {
+                snprintf(why, why_size, "no return instruction");
+                r = -ENOENT;
+        }
+        return r;
+}
+
+static void add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t off,
+                      const struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX])
+{
+        struct msg_probe *p = &plan->probes[plan->n_probes++];
+
+        memset(p, 0, sizeof(*p));
+        p->kind = kind;
+        p->func = func;
+        p->offset = off;
+        memcpy(p->loc, loc, sizeof(p->loc));
+}
+
+/*
+ * Where (*Conn).Read/Write(b []byte) (n int, err error) find c, b's data and length at entry,
+ * and n at a RET. ABIInternal passes them in registers (amd64: rax, rbx, rcx -> rax; arm64:
+ * x0, x1, x2 -> x0). ABI0 passes them on the stack above the return address (amd64) or the
+ * saved-LR slot (arm64): c at sp+8, b at sp+16 and sp+24, b's capacity at sp+32, n at sp+40;
+ * at a RET the frame is gone and sp is back where it was at entry.
+ */
+static void go_locs(const struct gotls_info *info, struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX],
+                    struct tlssniff_loc ret[_TLSSNIFF_ARG_MAX])
+{
+        memset(entry, 0, sizeof(struct tlssniff_loc) * _TLSSNIFF_ARG_MAX);
+        memset(ret, 0, sizeof(struct tlssniff_loc) * _TLSSNIFF_ARG_MAX);
+        if (info->abi_internal && info->machine == EM_X86_64) {
+                entry[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
+                entry[TLSSNIFF_ARG_BUF] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 3, 0 };
+                entry[TLSSNIFF_ARG_NUM] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 2, 0 };
+                ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
+        } else if (info->abi_internal) {
+                entry[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
+                entry[TLSSNIFF_ARG_BUF] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 1, 0 };
+                entry[TLSSNIFF_ARG_NUM] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 2, 0 };
+                ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
+        } else {
+                entry[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 8 };
+                entry[TLSSNIFF_ARG_BUF] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 16 };
+                entry[TLSSNIFF_ARG_NUM] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 24 };
+                ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 40 };
+        }
+}
+
+static const char *machine_name(uint16_t m)
+{
+        return m == EM_X86_64 ? "amd64" : m == EM_AARCH64 ? "arm64" : "?";
+}
+
+int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_plan *plan,
+                   struct gotls_info *ret_info)
+{
+        struct source src = { .elf = elf, .fd = fd, .data = data, .size = size };
+        struct gotls_info info = {};
+        struct gotls_func *funcs[2] = { &info.read, &info.write };
+        const uint8_t *bi, *pcln = NULL;
+        size_t bi_size, pcln_size = 0;
+        struct tlssniff_loc entry_loc[_TLSSNIFF_ARG_MAX], ret_loc[_TLSSNIFF_ARG_MAX];
+        uint64_t dw[_GODWARF_MAX];
+        int16_t g_off = -8;
+        GElf_Ehdr eh;
+        char why[160] = "";
+        int r;
+
+        plan->n_probes = 0;
+        plan->has_go = false;
+        plan->library[0] = plan->reason[0] = '\0';
+        if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh))
+                return -ENOTSUP;
+        /* The cheap check every non-Go file gets: two section names. */
+        if (section_data(elf, ".go.buildinfo", &bi, &bi_size) < 0)
+                bi = NULL;
+        if (section_data(elf, ".gopclntab", &pcln, &pcln_size) < 0)
+                pcln = NULL;
+        if (!bi && !pcln)
+                return -ENOTSUP;
+
+        info.machine = eh.e_machine;
+        if (!bi || gobuildinfo_version(bi, bi_size, read_va, &src, info.version,
+                                       sizeof(info.version)) < 0 ||
+            goversion_parse(info.version, &info.major, &info.minor) < 0) {
+                snprintf(plan->reason, sizeof(plan->reason), "Go executable without a readable "
+                                                             "Go version (.go.buildinfo)");
+                goto out;
+        }
+        snprintf(plan->library, sizeof(plan->library), "Go %s (%s)", info.version,
+                 machine_name(info.machine));
+        if ((eh.e_machine != EM_X86_64 && eh.e_machine != EM_AARCH64) ||
+            eh.e_ident[EI_CLASS] != ELFCLASS64) {
+                snprintf(plan->reason, sizeof(plan->reason), "unsupported machine %u",
+                         eh.e_machine);
+                goto out;
+        }
+        info.abi_internal = info.major > 1 ||
+                            info.minor >= (eh.e_machine == EM_X86_64 ? 17u : 18u);
+        (void)gotls_build_id(elf, info.build_id, sizeof(info.build_id));
+
+        for (int i = 0; i < 2; i++) {
+                struct gotls_func *f = funcs[i];
+
+                r = find_function(elf, func_names[i], pcln, pcln_size, &info.symtab, &f->entry,
+                                  &f->size);
+                if (r == -ENOENT) {
+                        snprintf(plan->reason, sizeof(plan->reason),
+                                 "Go executable without crypto/tls (no %s)", func_names[i]);
+                        goto out;
+                }
+                if (r < 0) {
+                        snprintf(plan->reason, sizeof(plan->reason),
+                                 "cannot read the function table (.gopclntab): %s",
+                                 strerror(-r));
+                        goto out;
+                }
+                if (vaddr_offset(elf, f->entry, f->size, true, &f->entry_offset) < 0) {
+                        snprintf(plan->reason, sizeof(plan->reason),
+                                 "%s lies outside executable code", func_names[i]);
+                        goto out;
+                }
+                r = find_rets(&src, eh.e_machine, f, &g_off, why, sizeof(why));
+                if (r < 0) {
+                        snprintf(plan->reason, sizeof(plan->reason), "%s: %s", func_names[i],
+                                 why);
+                        goto out;
+                }
+        }
+
+        if (info.abi_internal || eh.e_machine == EM_AARCH64) {
+                /* g lives in a register: r14 (amd64 ABIInternal), x28 (arm64, both ABIs). */
+                info.go.g_kind = TLSSNIFF_GO_G_REG;
+                info.go.g_reg = eh.e_machine == EM_X86_64 ? 14 : 28;
+        } else {
+                info.go.g_kind = TLSSNIFF_GO_G_FS;
+                info.go.g_off = g_off;
+        }
+        r = godwarf_offsets(elf, dw);
+        if (r == 0) {
+                info.dwarf = true;
+                info.go.goid = (uint32_t)dw[GODWARF_GOID];
+                info.go.conn = (uint32_t)dw[GODWARF_CONN];
+                info.go.conn_fd = (uint32_t)(dw[GODWARF_TCPCONN_CONN] + dw[GODWARF_CONN_FD]);
+                info.go.pfd = (uint32_t)dw[GODWARF_PFD];
+                info.go.sysfd = (uint32_t)dw[GODWARF_SYSFD];
+        } else if (gotls_table_offsets(info.major, info.minor, eh.e_machine, &info.go) < 0) {
+                snprintf(plan->reason, sizeof(plan->reason),
+                         "no usable DWARF (%s) and no offset table for %s", strerror(-r),
+                         info.version);
+                goto out;
+        }
+        if (info.go.conn_fd >= TLSSNIFF_GO_OFFSET_MAX) {
+                snprintf(plan->reason, sizeof(plan->reason), "struct offsets out of range");
+                goto out;
+        }
+
+        if (2 + info.read.n_rets + info.write.n_rets > MSG_PLAN_PROBES_MAX) {
+                snprintf(plan->reason, sizeof(plan->reason), "too many return instructions");
+                goto out;
+        }
+        go_locs(&info, entry_loc, ret_loc);
+        for (int i = 0; i < 2; i++) {
+                uint8_t func = i == 0 ? TLSSNIFF_FUNC_GO_READ : TLSSNIFF_FUNC_GO_WRITE;
+
+                add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, funcs[i]->entry_offset, entry_loc);
+                for (uint32_t k = 0; k < funcs[i]->n_rets; k++)
+                        add_probe(plan, TLSSNIFF_PROBE_RETURN_AT, func, funcs[i]->rets[k],
+                                  ret_loc);
+        }
+        plan->has_go = true;
+        plan->go = info.go;
+        snprintf(plan->library, sizeof(plan->library), "Go %s (%s, %s)", info.version,
+                 machine_name(info.machine), info.abi_internal ? "ABIInternal" : "ABI0");
+        snprintf(plan->reason, sizeof(plan->reason),
+                 "Read: entry + %u RETs, Write: entry + %u RETs; functions from %s, offsets "
+                 "from %s (goid +%u)",
+                 info.read.n_rets, info.write.n_rets, info.symtab ? ".symtab" : ".gopclntab",
+                 info.dwarf ? "DWARF" : "the version table", info.go.goid);
+out:
+        if (ret_info)
+                *ret_info = info;
+        return 0;
+}
+
+/*
+ * A cached plan is used only if its RET probes still sit on RET instructions of this file: the
+ * key (build id, size) names a build, and a file that merely claims another's build id must
+ * not get probes in the middle of its instructions.
+ */
+static bool cached_plan_fits(const struct source *s, uint16_t machine, const struct msg_plan *p)
+{
+        static const uint8_t arm64_ret[4] = { 0xc0, 0x03, 0x5f, 0xd6 };
+
+        if (!p->has_go || p->n_probes == 0)
+                return false;
+        for (uint32_t i = 0; i < p->n_probes; i++) {
+                uint8_t b[4];
+                size_t n = machine == EM_X86_64 ? 1 : 4;
+
+                if (p->probes[i].kind != TLSSNIFF_PROBE_RETURN_AT)
+                        continue;
+                if (source_read(s, p->probes[i].offset, b, n) < 0)
+                        return false;
+                if (machine == EM_X86_64 ? b[0] != 0xc3 : memcmp(b, arm64_ret, 4) != 0)
+                        return false;
+        }
+        return true;
+}
+
+int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_plan *plan,
+                      struct gotls_info *info, bool *ret_cached)
+{
+        struct source src = { .fd = fd };
+        char key[GOTLS_BUILD_ID_MAX];
+        GElf_Ehdr eh;
+        Elf *elf;
+        int r;
+
+        *ret_cached = false;
+        elf_version(EV_CURRENT);
+        elf = elf_begin(fd, ELF_C_READ, NULL);
+        if (!elf)
+                return -ENOTSUP;
+        src.elf = elf;
+        if (cache && gelf_getehdr(elf, &eh) && gotls_build_id(elf, key, sizeof(key)) == 0 &&
+            gocache_get(cache, key, size, plan) == 0) {
+                if (cached_plan_fits(&src, eh.e_machine, plan)) {
+                        if (info) {
+                                memset(info, 0, sizeof(*info));
+                                info->machine = eh.e_machine;
+                                snprintf(info->build_id, sizeof(info->build_id), "%s", key);
+                        }
+                        *ret_cached = true;
+                        elf_end(elf);
+                        return 0;
+                }
+                cache->hits--;
+                cache->misses++;
+        }
+        r = gotls_plan_elf(elf, fd, NULL, 0, plan, info);
+        if (r == 0 && cache && plan->n_probes > 0 && info && info->build_id[0])
+                (void)gocache_put(cache, info->build_id, size, plan);
+        elf_end(elf);
+        return r;
+}
+
+int gotls_plan(int fd, struct msg_plan *plan, struct gotls_info *info)
+{
+        Elf *elf;
+        int r;
+
+        elf_version(EV_CURRENT);
+        /* Not ELF_C_READ_MMAP: a file truncated while mapped would SIGBUS us. */
+        elf = elf_begin(fd, ELF_C_READ, NULL);
+        if (!elf)
+                return -ENOTSUP;
+        r = gotls_plan_elf(elf, fd, NULL, 0, plan, info);
+        elf_end(elf);
+        return r;
+}
+
+int gotls_plan_mem(const void *data, size_t size, struct msg_plan *plan, struct gotls_info *info)
+{
+        Elf *elf;
+        int r;
+
+        elf_version(EV_CURRENT);
+        elf = elf_memory((char *)data, size);
+        if (!elf)
+                return -ENOTSUP;
+        r = gotls_plan_elf(elf, -1, data, size, plan, info);
+        elf_end(elf);
+        return r;
+}

@@ -1,0 +1,84 @@
+/*
+ * Go executables that use crypto/tls: which Go, which architecture and ABI, where
+ * crypto/tls.(*Conn).Read and .Write start and return, and the struct offsets the BPF side
+ * needs (docs/design.md, "Go"). Input is untrusted: a malformed file gives an error, never a
+ * crash. The plan puts an entry probe on each function and a plain uprobe on each of its RET
+ * instructions: uretprobes rewrite the return address, which Go's stack copying and traceback
+ * cannot tolerate.
+ */
+#pragma once
+
+#include <libelf.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+enum godwarf_offset {
+        GODWARF_GOID,         /* runtime.g.goid */
+        GODWARF_CONN,         /* crypto/tls.Conn.conn */
+        GODWARF_TCPCONN_CONN, /* net.TCPConn.conn (the embedded net.conn) */
+        GODWARF_CONN_FD,      /* net.conn.fd */
+        GODWARF_PFD,          /* net.netFD.pfd */
+        GODWARF_SYSFD,        /* internal/poll.FD.Sysfd */
+        _GODWARF_MAX,
+};
+
+/*
+ * The offsets from the DWARF of elf. -ENODATA: no DWARF (stripped); -ENOENT: some member is
+ * missing; -EBADMSG: the DWARF is broken. ret is written only on success.
+ */
+int godwarf_offsets(Elf *elf, uint64_t ret[_GODWARF_MAX]);
+/* "runtime.g", with *ret_member = "goid". */
+const char *godwarf_describe(enum godwarf_offset o, const char **ret_member);
+
+#define GOTLS_RETS_MAX 48
+#define GOTLS_BUILD_ID_MAX 128
+
+struct gotls_func {
+        uint64_t entry;  /* virtual address */
+        uint64_t size;
+        uint64_t entry_offset; /* file offset */
+        uint32_t n_rets;
+        uint64_t rets[GOTLS_RETS_MAX]; /* file offsets of the RET instructions */
+};
+
+struct gotls_info {
+        char version[64]; /* "go1.19.8" */
+        unsigned major, minor;
+        uint16_t machine;  /* EM_X86_64 or EM_AARCH64, from the ELF header */
+        bool abi_internal; /* register ABI: Go >= 1.17 on amd64, >= 1.18 on arm64 */
+        bool symtab;       /* functions found through .symtab (else .gopclntab) */
+        bool dwarf;        /* offsets from DWARF (else the per-version table) */
+        char build_id[GOTLS_BUILD_ID_MAX]; /* GNU build id in hex, else the Go build id */
+        struct gotls_func read, write;
+        struct tlssniff_go_info go;
+};
+
+/*
+ * Cheap check first: not Go (no .go.buildinfo or .gopclntab section) is -ENOTSUP and costs a
+ * walk over the section headers. For a Go executable without crypto/tls, or one that cannot be
+ * analysed, returns 0 with plan->n_probes == 0 and the reason in plan->reason. info (may be
+ * NULL) describes what was found. The plan's probes are for the ELF's own architecture.
+ */
+int gotls_plan(int fd, struct msg_plan *plan, struct gotls_info *info);
+int gotls_plan_mem(const void *data, size_t size, struct msg_plan *plan, struct gotls_info *info);
+/* Same, on an Elf the caller opened (read_fd: the file, for code; see gotls.c). */
+int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_plan *plan,
+                   struct gotls_info *info);
+
+struct gocache;
+/*
+ * gotls_plan through the offset cache: a file whose build id and size are cached (and whose
+ * cached RET probes still sit on RET instructions) is planned without analysis
+ * (*ret_cached = true, info holds only machine and build_id); otherwise it is analysed and
+ * the plan stored. cache may be NULL.
+ */
+int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_plan *plan,
+                      struct gotls_info *info, bool *ret_cached);
+
+/* The offsets the per-version table gives for a Go version and architecture; -ENOENT if none. */
+int gotls_table_offsets(unsigned major, unsigned minor, uint16_t machine,
+                        struct tlssniff_go_info *ret);
+/* The build id used as the offset cache key ("" when the file has none). */
+int gotls_build_id(Elf *elf, char *ret, size_t size);
