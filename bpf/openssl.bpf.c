@@ -415,8 +415,17 @@ static __always_inline bool learn_socket(struct conn_key *key, int fd)
                 return false; /* not a socket: a pipe, an eventfd, a file */
         skp = (__u64)sk;
         ci = bpf_map_lookup_elem(&conns, key);
-        if (ci && ci->sk == skp)
-                return true;
+        if (ci && ci->sk == skp) {
+                __u64 *tracked = bpf_map_lookup_elem(&tracked_socks, &skp);
+
+                /*
+                 * Still the same connection, unless that socket closed and the kernel gave its
+                 * memory to a new one that the same TLS object (reallocated at the same address:
+                 * Go's allocator does that) now uses.
+                 */
+                if (tracked && *tracked == ci->conn_id)
+                        return true;
+        }
         if (ci && ci->sk == 0) {
                 /* First socket seen for a TLS object whose data was captured before. */
                 ci->sk = skp;

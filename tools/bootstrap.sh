@@ -8,7 +8,7 @@ pkgs=(meson ninja-build pkg-config clang llvm bpftool xz-utils
       libbpf-dev libelf-dev zlib1g-dev libmsgpack-dev libsystemd-dev libcapstone-dev libdwarf-dev)
 if [ "${1:-}" = "--tests" ]; then
         # Real TLS peers and tools for the integration tests and benchmarks.
-        pkgs+=(openssl curl python3 ca-certificates iproute2 procps libclang-rt-14-dev nodejs)
+        pkgs+=(openssl curl python3 ca-certificates iproute2 procps libclang-rt-14-dev nodejs golang-go)
 fi
 
 missing=()
@@ -29,7 +29,12 @@ fi
 if [ "${1:-}" = "--tests" ] && [ "$(id -u)" -eq 0 ]; then
         # OpenSSL 1.1.1 (library and openssl binary) from Debian's bullseye suite, unpacked in a
         # cache folder, never installed: the placement and differential tests trace it.
-        tools/fetch-suite.sh bullseye /var/cache/tlssniff-test/bullseye libssl1.1 openssl >/dev/null
+        # Go 1.15 (ABI0) from bullseye and a current Go from bookworm-backports, next to
+        # bookworm's Go 1.19 (golang-go): the Go tests build their programs with all three.
+        tools/fetch-suite.sh bullseye /var/cache/tlssniff-test/bullseye libssl1.1 openssl \
+                golang-1.15-go golang-1.15-src >/dev/null
+        tools/fetch-suite.sh bookworm-backports /var/cache/tlssniff-test/bookworm-backports \
+                golang-1.23-go golang-1.23-src >/dev/null
 fi
 
 if [ ! -f build/build.ninja ]; then

@@ -3,7 +3,6 @@
  * those read by Go's debug/gosym and debug/buildinfo; the comments name the Go fields.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -157,7 +156,7 @@ static int pcln_func(const struct pcln *p, size_t i, struct pcln_func *ret)
         r = pcln_va(p, end_stored, &end);
         if (r < 0)
                 return r;
-        /* The table is sorted by entry; equal entries would be empty functions. */
+        /* The table is sorted by entry; equal entries (empty functions) are let through. */
         if (end < entry)
                 return -EBADMSG;
 
@@ -279,16 +278,15 @@ int gobuildinfo_version(const uint8_t *sec, size_t n, gosym_read_va_t read_va, v
         /*
          * The 32-byte header: 14 bytes of magic, the pointer size, flags (bit 0 big endian,
          * bit 1 strings inlined after the header), then (before 1.18) the addresses of the
-         * Go strings runtime.buildVersion and runtime.modinfo. Other flag bits are ignored,
-         * as Go does.
+         * Go strings runtime.buildVersion and runtime.modinfo. Other flag bits are ignored.
          */
-        static const uint8_t magic[14] = "\xff Go buildinf:";
+        static const char magic[] = "\xff Go buildinf:";
         char buf[GOSYM_VERSION_MAX];
         unsigned ptrsize;
         uint64_t len;
         int r;
 
-        if (!sec || n < 32 || memcmp(sec, magic, sizeof(magic)) != 0)
+        if (!sec || n < 32 || memcmp(sec, magic, sizeof(magic) - 1) != 0)
                 return -EBADMSG;
         ptrsize = sec[14];
         if (ptrsize != 4 && ptrsize != 8)

@@ -7,7 +7,10 @@
  * is bounded by the buffer's size, and malformed input gives -EBADMSG.
  *
  * Layouts follow the Go sources (debug/gosym/pclntab.go, runtime/symtab.go,
- * debug/buildinfo/buildinfo.go) for Go 1.2 to 1.23, little-endian tables only.
+ * debug/buildinfo/buildinfo.go) for Go 1.2 to 1.23, little-endian tables only. Entries are
+ * the addresses the linker wrote: link-time addresses, also in PIE builds (Go 1.15, 1.19 and
+ * 1.23 store them in the section data besides the R_*_RELATIVE relocations). In PIE builds
+ * the table is the section .data.rel.ro.gopclntab, not .gopclntab.
  */
 #pragma once
 
@@ -20,8 +23,9 @@
  * alignment padding after the function is included). -ENOENT when no function has that name,
  * -ENOTUNIQ when several do (from Go 1.17 an assembly function and its ABI wrapper share a
  * name, from 1.18 so do generic instantiations: "pkg.(*T[...]).M"), -EPROTONOSUPPORT for an
- * unknown magic (Go 1.1 and older, big-endian tables), -EBADMSG for a malformed table. Every
- * entry of the table is checked, not only the one found.
+ * unknown magic (Go 1.1 and older, big-endian tables), -EBADMSG for a malformed table. The
+ * functab and _func fields of every function are checked, not only those of the one found.
+ * Work is linear: nfunc * strlen(name) byte compares at most.
  */
 int gopclntab_find(const uint8_t *tab, size_t n, const char *name, uint64_t *ret_entry,
                    uint64_t *ret_size);
@@ -32,7 +36,7 @@ int gopclntab_find(const uint8_t *tab, size_t n, const char *name, uint64_t *ret
  * malformed input, possibly after cb has seen the functions before the bad one. name points
  * into tab and is NUL-terminated there; names longer than GOSYM_NAME_MAX are malformed.
  */
-#define GOSYM_NAME_MAX 8192
+#define GOSYM_NAME_MAX 4096 /* real tables: 85 bytes in Go 1.19, 174 in 1.23 (crypto/tls) */
 int gopclntab_foreach(const uint8_t *tab, size_t n,
                       int (*cb)(const char *name, uint64_t entry, uint64_t size, void *userdata),
                       void *userdata);

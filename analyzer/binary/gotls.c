@@ -428,7 +428,9 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
         /* The cheap check every non-Go file gets: two section names. */
         if (section_data(elf, ".go.buildinfo", &bi, &bi_size) < 0)
                 bi = NULL;
-        if (section_data(elf, ".gopclntab", &pcln, &pcln_size) < 0)
+        /* Position-independent builds keep the table in a relocated data section. */
+        if (section_data(elf, ".gopclntab", &pcln, &pcln_size) < 0 &&
+            section_data(elf, ".data.rel.ro.gopclntab", &pcln, &pcln_size) < 0)
                 pcln = NULL;
         if (!bi && !pcln)
                 return -ENOTSUP;
@@ -567,6 +569,7 @@ int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_p
 {
         struct source src = { .fd = fd };
         char key[GOTLS_BUILD_ID_MAX];
+        uint32_t file_id = plan->file_id;
         GElf_Ehdr eh;
         Elf *elf;
         int r;
@@ -579,6 +582,7 @@ int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_p
         src.elf = elf;
         if (cache && gelf_getehdr(elf, &eh) && gotls_build_id(elf, key, sizeof(key)) == 0 &&
             gocache_get(cache, key, size, plan) == 0) {
+                plan->file_id = file_id; /* the cached plan was made for another file */
                 if (cached_plan_fits(&src, eh.e_machine, plan)) {
                         if (info) {
                                 memset(info, 0, sizeof(*info));

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conn/table.h"
+#include "log.h"
 
 static size_t bucket_of(uint64_t conn_id)
 {
@@ -238,6 +239,10 @@ void conn_table_message(struct conn_table *t, const struct message *m, uint8_t r
                                                 : dir == TLSSNIFF_DIR_WRITE;
         if (off > c->next[dir]) {
                 t->gaps++;
+                log_debug("Connection %llu %s: %llu bytes missing at stream offset %llu.",
+                          (unsigned long long)m->hdr.conn_id, dir ? "write" : "read",
+                          (unsigned long long)(off - c->next[dir]),
+                          (unsigned long long)c->next[dir]);
                 if (c->x) {
                         t->emitting = c;
                         exchange_conn_gap(c->x, requests);
