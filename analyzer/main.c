@@ -31,7 +31,8 @@ static int analyze_go(int fd, struct msg_plan *plan)
         printf("go: version=%s machine=%s abi=%s functions=%s offsets=%s build_id=%s\n",
                info->version[0] ? info->version : "-",
                info->machine == EM_X86_64 ? "amd64" : info->machine == EM_AARCH64 ? "arm64" : "?",
-               info->abi_internal ? "ABIInternal" : "ABI0", info->symtab ? "symtab" : "pclntab",
+               !info->version[0] ? "-" : info->abi_internal ? "ABIInternal" : "ABI0",
+               info->symtab ? "symtab" : "pclntab",
                info->dwarf ? "dwarf" : "table", info->build_id[0] ? info->build_id : "-");
         if (plan->has_go)
                 printf("go-offsets: g=%s%d goid=%u conn=%u conn_fd=%u pfd=%u sysfd=%u\n",

@@ -3,10 +3,12 @@
 
 Seeds are small valid inputs that let the fuzzer start deep inside each parser: one frame of each
 type (msgpack bodies as common/msg.c encodes them), records frames with valid data records
-(struct tlssniff_data_record, bpf/events.h), and small ELF files with the OpenSSL symbols.
-msgpack is encoded by hand below, so the script needs only python3 and, for the ELF seeds, clang.
+(struct tlssniff_data_record, bpf/events.h), small ELF files with the OpenSSL symbols, and
+hand-laid Go executables (fuzz-gotls). msgpack and the Go files are encoded by hand below, so the
+script needs only python3 and, for the OpenSSL ELF seeds, clang.
 
-Usage: fuzz/make-seeds.py [--no-elf]   (re-run after changing a frame or record layout)
+Usage: fuzz/make-seeds.py [--no-elf] [TARGET...]   (re-run after changing a frame or record
+layout; with TARGETs, e.g. `gotls`, only their corpora are rewritten)
 """
 
 import os
@@ -268,9 +270,318 @@ def elf_seeds():
     return seeds
 
 
+# --- Go executable seeds (fuzz-gotls) -------------------------------------------------------
+#
+# Hand-laid ELF64 files, no toolchain needed: what analyzer/binary/gotls.c reads of a Go
+# executable and nothing more. Every allocated section sits at base + its file offset, and
+# PT_LOAD segments cover them, so that virtual addresses map back to the file.
+
+EM_X86_64, EM_AARCH64 = 62, 183
+ET_EXEC, ET_DYN = 2, 3
+SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOTE = 1, 2, 3, 7
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+PT_LOAD, PF_X, PF_W, PF_R = 1, 1, 2, 4
+STB_GLOBAL, STT_FUNC = 1, 2
+GO_READ, GO_WRITE = "crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Write"
+
+X86_RET, ARM64_RET = b"\xc3", b"\xc0\x03\x5f\xd6"
+X86_MOV, X86_NOP, X86_TEST, X86_XOR = b"\x48\x89\xc8", b"\x90", b"\x48\x85\xc0", b"\x31\xc0"
+X86_STACK_CHECK = b"\x49\x3b\x66\x10"                      # cmp rsp, [r14+0x10]
+X86_G_FROM_FS = b"\x64\x48\x8b\x0c\x25\xf8\xff\xff\xff"    # mov rcx, fs:[-8] (ABI0 prologue)
+A64_NOP, A64_MOV, A64_ADD = b"\x1f\x20\x03\xd5", b"\xe0\x03\x02\xaa", b"\x00\x04\x00\x91"
+
+
+def go_funcs(machine, abi0=False):
+    """Read with three RETs, Write with two, then main.main; each 32-byte aligned, padded as
+    the Go linker pads (int3 on amd64, zero words on arm64). Returns (code, [(name, off, size)])."""
+    if machine == EM_X86_64:
+        pro = X86_G_FROM_FS if abi0 else X86_STACK_CHECK
+        bodies = [
+            (GO_READ, pro + X86_MOV + X86_NOP + X86_RET + X86_TEST + X86_RET + X86_XOR + X86_RET),
+            (GO_WRITE, pro + X86_NOP + X86_MOV + X86_RET + X86_XOR + X86_NOP + X86_RET),
+            ("main.main", X86_XOR + X86_RET),
+        ]
+        pad = b"\xcc"
+    else:
+        bodies = [
+            (GO_READ, A64_NOP + A64_MOV + ARM64_RET + A64_ADD + ARM64_RET + A64_NOP + ARM64_RET),
+            (GO_WRITE, A64_MOV + A64_NOP + ARM64_RET + A64_ADD + ARM64_RET),
+            ("main.main", A64_NOP + ARM64_RET),
+        ]
+        pad = b"\x00"
+    code, funcs = b"", []
+    for name, body in bodies:
+        funcs.append((name, len(code), len(body)))
+        code += body + pad * (-len(body) % 32)
+    return code, funcs
+
+
+def uvarint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([v & 0x7F | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def buildinfo_inline(version, modinfo=b""):
+    """Go 1.18+: the header (magic, ptrsize 8, flags 2 = strings inline), then at 32 the
+    version and the module info as uvarint-prefixed strings."""
+    hdr = b"\xff Go buildinf:" + bytes([8, 2]) + bytes(16)
+    sec = hdr + uvarint(len(version)) + version.encode() + uvarint(len(modinfo)) + modinfo
+    return sec + bytes(-len(sec) % 16)
+
+
+def pclntab(funcs, text_start, end, magic=0xFFFFFFF1, quantum=1):
+    """Go 1.18/1.20 (magic 0xfffffff0/1) or 1.2 (0xfffffffb) .gopclntab of (name, va) pairs,
+    laid out as analyzer/binary/test-gosym.c's build_pcln does: _func records carry zeros after
+    nameoff."""
+    tail = bytes(7 * 4)  # nameoff's successors: args, deferreturn, pcsp, pcfile, pcln, ...
+    nf = len(funcs)
+    if magic == 0xFFFFFFFB:
+        # Go 1.2-1.15: nfunc, functab {entry, funcoff} (ptrsize each), end, filetab offset,
+        # then _func records {entry uintptr, nameoff int32, ...}, then names; all offsets from
+        # the table's start.
+        functab = 16
+        funcs_at = functab + (2 * nf + 1) * 8 + 4
+        names_at = funcs_at + nf * (8 + 4 + len(tail))
+        names, name_off = b"", []
+        for name, _ in funcs:
+            name_off.append(names_at + len(names))
+            names += name.encode() + b"\0"
+        tab = struct.pack("<IBBBBQ", magic, 0, 0, quantum, 8, nf)
+        for i, (_, va) in enumerate(funcs):
+            tab += struct.pack("<QQ", va, funcs_at + i * (8 + 4 + len(tail)))
+        tab += struct.pack("<QI", end, 0)
+        for i, (_, va) in enumerate(funcs):
+            tab += struct.pack("<Qi", va, name_off[i]) + tail
+        return tab + names
+    # Go 1.18+: header words nfunc nfiles textStart funcnameOffset cuOffset filetabOffset
+    # pctabOffset pclnOffset; names, (dummy) cu/file/pc tables, then at pclnOffset the functab
+    # of u32 {entryoff, funcoff} pairs and the end, then the _funcs {entryoff u32, nameoff}.
+    header = 8 + 8 * 8
+    names, name_off = b"", []
+    for name, _ in funcs:
+        name_off.append(len(names))
+        names += name.encode() + b"\0"
+    cu = header + len(names)
+    functab = cu + 3 * 8
+    funcs_at = (2 * nf + 1) * 4  # relative to functab
+    tab = struct.pack("<IBBBB", magic, 0, 0, quantum, 8)
+    tab += struct.pack("<8Q", nf, 1, text_start, header, cu, cu + 8, cu + 16, functab)
+    tab += names + b"\xee" * 24
+    for i, (_, va) in enumerate(funcs):
+        tab += struct.pack("<II", va - text_start, funcs_at + i * (4 + 4 + len(tail)))
+    tab += struct.pack("<I", end - text_start)
+    for i, (_, va) in enumerate(funcs):
+        tab += struct.pack("<Ii", va - text_start, name_off[i]) + tail
+    return tab
+
+
+def note(name, ntype, desc):
+    """An ELF note; name with its NUL(s): b"GNU\\0", or b"Go\\0\\0" as the Go linker writes it."""
+    return (struct.pack("<III", len(name), len(desc), ntype) + name + bytes(-len(name) % 4)
+            + desc + bytes(-len(desc) % 4))
+
+
+def dwarf_offsets(goid):
+    """A DWARF 4 unit with the six structures godwarf.c looks for, as the Go linker emits
+    them: top-level DW_TAG_structure_type DIEs with DW_TAG_member children whose
+    DW_AT_data_member_location is a DW_FORM_udata constant."""
+    abbrev = bytes([
+        1, 0x11, 1, 0x03, 0x08, 0, 0,               # compile_unit, children: name string
+        2, 0x13, 1, 0x03, 0x08, 0x0B, 0x0F, 0, 0,   # structure_type: name, byte_size udata
+        3, 0x0D, 0, 0x03, 0x08, 0x38, 0x0F, 0, 0,   # member: name, data_member_location udata
+        0])
+    structs = [("runtime.g", [("stack", 0), ("goid", goid)]),
+               ("crypto/tls.Conn", [("conn", 0), ("isClient", 16)]),
+               ("net.TCPConn", [("conn", 0)]),
+               ("net.conn", [("fd", 0)]),
+               ("net.netFD", [("pfd", 0), ("family", 72)]),
+               ("internal/poll.FD", [("fdmu", 0), ("Sysfd", 16)])]
+    dies = bytes([1]) + b"crypto/tls\0"
+    for name, members in structs:
+        dies += bytes([2]) + name.encode() + b"\0" + uvarint(512)
+        for m, off in members:
+            dies += bytes([3]) + m.encode() + b"\0" + uvarint(off)
+        dies += b"\0"
+    dies += b"\0"
+    unit = struct.pack("<HIB", 4, 0, 8) + dies  # version, abbrev offset, address size
+    return struct.pack("<I", len(unit)) + unit, abbrev
+
+
+def elf64(machine, etype, base, sections):
+    """sections: dicts name, type, flags, data, align, [link (name), info, entsize, segment].
+    Allocated sections get address base + file offset; segment ("rx", "r" or "rw") gathers
+    them into PT_LOAD segments, the "rx" one from the file's start (headers included), as the
+    Go linker lays out its text segment. Returns the file's bytes."""
+    segs = [s for s in ("rx", "r", "rw") if any(x.get("segment") == s for x in sections)]
+    shstr = b"\0"
+    names = {}
+    for s in sections + [{"name": ".shstrtab"}]:
+        names[s["name"]] = len(shstr)
+        shstr += s["name"].encode() + b"\0"
+    off = 64 + 56 * len(segs)
+    layout = []
+    for s in sections:
+        off += -off % s.get("align", 1)
+        layout.append(off)
+        off += len(s["data"])
+    shstr_off = off
+    off += len(shstr)
+    off += -off % 8
+    shoff = off
+    index = {s["name"]: i + 1 for i, s in enumerate(sections)}
+
+    phdrs = b""
+    for seg in segs:
+        members = [(layout[i], s) for i, s in enumerate(sections) if s.get("segment") == seg]
+        start = 0 if seg == "rx" else members[0][0]
+        end = max(o + len(s["data"]) for o, s in members)
+        flags = {"rx": PF_R | PF_X, "r": PF_R, "rw": PF_R | PF_W}[seg]
+        phdrs += struct.pack("<IIQQQQQQ", PT_LOAD, flags, start, base + start, base + start,
+                             end - start, end - start, 0x1000)
+
+    entry = 0
+    shdrs = bytes(64)
+    for i, s in enumerate(sections):
+        alloc = s.get("flags", 0) & SHF_ALLOC
+        addr = base + layout[i] if alloc else 0
+        if s["name"] == ".text":
+            entry = addr
+        shdrs += struct.pack("<IIQQQQIIQQ", names[s["name"]], s["type"], s.get("flags", 0),
+                             addr, layout[i], len(s["data"]), index.get(s.get("link"), 0),
+                             s.get("info", 0), s.get("align", 1), s.get("entsize", 0))
+    shdrs += struct.pack("<IIQQQQIIQQ", names[".shstrtab"], SHT_STRTAB, 0, 0, shstr_off,
+                         len(shstr), 0, 0, 1, 0)
+
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # ELFCLASS64, little endian, SysV
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", etype, machine, 1, entry, 64, shoff, 0, 64,
+                               56, len(segs), 64, len(sections) + 2, len(sections) + 1)
+    out = bytearray(ehdr + phdrs)
+    for i, s in enumerate(sections):
+        out += bytes(layout[i] - len(out)) + s["data"]
+    out += bytes(shstr_off - len(out)) + shstr
+    out += bytes(shoff - len(out)) + shdrs
+    return bytes(out)
+
+
+def go_exe(machine, version, symtab=True, pcln=None, buildinfo="inline", etype=ET_EXEC,
+           base=0x400000, abi0=False, notes=(), dwarf_goid=None):
+    """A Go executable: .text with Read, Write and main.main; .go.buildinfo with version
+    (inline, or "pointer": the pre-1.18 header pointing at a string header in .noptrdata);
+    .gopclntab of layout pcln (a magic) and/or .symtab; optional notes and DWARF."""
+    code, funcs = go_funcs(machine, abi0)
+    sections = []
+    for name, ntype, desc in notes:
+        sections.append({"name": name, "type": SHT_NOTE, "flags": SHF_ALLOC, "align": 4,
+                         "data": note(ntype[0], ntype[1], desc),
+                         "segment": "rx"})
+    sections.append({"name": ".text", "type": SHT_PROGBITS, "flags": SHF_ALLOC | SHF_EXECINSTR,
+                     "align": 32, "data": code, "segment": "rx"})
+    rodata = {"name": ".rodata", "type": SHT_PROGBITS, "flags": SHF_ALLOC, "align": 32,
+              "data": version.encode() + b"\0" * 8 + b"path\tcommand-line-arguments\n",
+              "segment": "r"}
+    sections.append(rodata)
+    if pcln is not None:
+        sections.append({"name": ".gopclntab", "type": SHT_PROGBITS, "flags": SHF_ALLOC,
+                         "align": 32, "data": b"", "segment": "r"})
+    sections.append({"name": ".go.buildinfo", "type": SHT_PROGBITS,
+                     "flags": SHF_ALLOC | SHF_WRITE, "align": 16, "data": b"", "segment": "rw"})
+    if buildinfo == "pointer":
+        sections.append({"name": ".noptrdata", "type": SHT_PROGBITS,
+                         "flags": SHF_ALLOC | SHF_WRITE, "align": 32, "data": bytes(32),
+                         "segment": "rw"})
+    if dwarf_goid is not None:
+        info, abbrev = dwarf_offsets(dwarf_goid)
+        sections.append({"name": ".debug_abbrev", "type": SHT_PROGBITS, "data": abbrev})
+        sections.append({"name": ".debug_info", "type": SHT_PROGBITS, "data": info})
+    if symtab:
+        sections.append({"name": ".symtab", "type": SHT_SYMTAB, "align": 8, "entsize": 24,
+                         "link": ".strtab", "info": 1, "data": b""})
+        sections.append({"name": ".strtab", "type": SHT_STRTAB, "data": b""})
+
+    # Addresses depend only on sizes: lay out once with placeholders of the final sizes.
+    by_name = {s["name"]: s for s in sections}
+    index = {s["name"]: i + 1 for i, s in enumerate(sections)}
+    if symtab:
+        by_name[".symtab"]["data"] = bytes(24 * (len(funcs) + 1))
+        by_name[".strtab"]["data"] = b"\0" + b"".join(n.encode() + b"\0" for n, _, _ in funcs)
+    if pcln is not None:
+        by_name[".gopclntab"]["data"] = pclntab([(n, 0) for n, _, _ in funcs], 0, 0, pcln)
+    by_name[".go.buildinfo"]["data"] = buildinfo_inline(version, b"") if buildinfo == "inline" \
+        else bytes(32)
+    probe = elf64(machine, etype, base, sections)
+    shoff = struct.unpack_from("<Q", probe, 40)[0]
+    sec_va = {n: struct.unpack_from("<Q", probe, shoff + 64 * i + 16)[0]
+              for n, i in index.items()}
+    text_va = sec_va[".text"]
+    fva = [(n, text_va + o, sz) for n, o, sz in funcs]
+    end = text_va + len(code)
+
+    if symtab:
+        syms, stroff = bytes(24), 1
+        for n, va, sz in fva:
+            syms += struct.pack("<IBBHQQ", stroff, STB_GLOBAL << 4 | STT_FUNC, 0,
+                                index[".text"], va, sz)
+            stroff += len(n) + 1
+        by_name[".symtab"]["data"] = syms
+    if pcln is not None:
+        by_name[".gopclntab"]["data"] = pclntab([(n, va) for n, va, _ in fva], text_va, end,
+                                                pcln, 4 if machine == EM_AARCH64 else 1)
+    if buildinfo == "pointer":
+        # runtime.buildVersion and runtime.modinfo: Go string headers {data, len} in
+        # .noptrdata, their bytes in .rodata; the header points at the two string headers.
+        ro = sec_va[".rodata"]
+        mod_off = len(version) + 8
+        by_name[".noptrdata"]["data"] = struct.pack("<QQQQ", ro, len(version), ro + mod_off,
+                                                    len(rodata["data"]) - mod_off)
+        nd = sec_va[".noptrdata"]
+        by_name[".go.buildinfo"]["data"] = (b"\xff Go buildinf:" + bytes([8, 0])
+                                            + struct.pack("<QQ", nd, nd + 16))
+    out = elf64(machine, etype, base, sections)
+    assert len(out) == len(probe)
+    return out
+
+
+def go_seeds():
+    go_id = b"Ab1_cD2-eF3/gH4_iJ5-kL6/mN7_oP8-qR9/sT0_uV1-wX2"
+    seeds = {
+        # (1) amd64, Go 1.19, functions from .symtab, version inline.
+        "amd64-go1.19-symtab": go_exe(EM_X86_64, "go1.19.8",
+                                      notes=[(".note.go.buildid", (b"Go\0\0", 4), go_id)]),
+        # (2) the same stripped: functions from a Go 1.20 .gopclntab.
+        "amd64-go1.20-pclntab": go_exe(EM_X86_64, "go1.20.14", symtab=False, pcln=0xFFFFFFF1),
+        # (3) arm64, Go 1.19 (ABIInternal), both tables (Go 1.18 layout), a GNU build id.
+        "arm64-go1.19-pclntab": go_exe(EM_AARCH64, "go1.19.8", symtab=False, pcln=0xFFFFFFF0,
+                                       notes=[(".note.gnu.build-id", (b"GNU\0", 3),
+                                               bytes(range(20)))]),
+        "arm64-go1.19-symtab": go_exe(EM_AARCH64, "go1.19.8", pcln=0xFFFFFFF1),
+        # (4) Go 1.15: buildinfo pointers to string headers; ABI0 (g from fs:-8). As a PIE
+        # (addresses = offsets, which the fuzz target's direct read_va also uses) and as an
+        # executable at 0x400000; a Go 1.2 layout table beside the .symtab.
+        "amd64-go1.15-pointer-pie": go_exe(EM_X86_64, "go1.15.15", buildinfo="pointer",
+                                           etype=ET_DYN, base=0, abi0=True, pcln=0xFFFFFFFB),
+        "amd64-go1.15-pointer": go_exe(EM_X86_64, "go1.15.15", buildinfo="pointer",
+                                       abi0=True, symtab=False, pcln=0xFFFFFFFB),
+        # arm64 Go 1.17: still ABI0 there; struct offsets from DWARF, not the table.
+        "arm64-go1.17-dwarf": go_exe(EM_AARCH64, "go1.17.13", dwarf_goid=152),
+        "amd64-go1.21-dwarf": go_exe(EM_X86_64, "go1.21.6", symtab=False, pcln=0xFFFFFFF1,
+                                     dwarf_goid=152),
+    }
+    # A bare Go 1.20 table and build info, for the direct parsers (found by their magic).
+    text = 0x401000
+    seeds["pclntab-only"] = pclntab([("runtime.text", text), (GO_READ, text + 0x20),
+                                     (GO_WRITE, text + 0x400)], text, text + 0x800)
+    seeds["buildinfo-only"] = buildinfo_inline("go1.23.5 X:boringcrypto", b"mod\tx\n")
+    return seeds
+
+
 # --- corpora -------------------------------------------------------------------------------
 
 def write_corpus(target, seeds):
+    if ONLY and target not in ONLY:
+        return
     d = os.path.join(CORPUS, target)
     if os.path.isdir(d):
         shutil.rmtree(d)
@@ -282,8 +593,13 @@ def write_corpus(target, seeds):
     print("%s: %d seeds, %d bytes" % (target, len(seeds), sum(len(v) for v in seeds.values())))
 
 
+# Targets named on the command line: only their corpora are rewritten.
+ONLY = [a for a in sys.argv[1:] if not a.startswith("-")]
+
+
 def main():
-    with_elf = "--no-elf" not in sys.argv[1:]
+    with_elf = "--no-elf" not in sys.argv[1:] and (not ONLY or "analyzer" in ONLY
+                                                   or "tlslib" in ONLY)
     frames = {
         "l-hello": hello(),
         "l-hello-bad-version": hello(version=2, offset_ns=-5, call_cap=0),
@@ -327,6 +643,7 @@ def main():
 
     if with_elf:
         write_corpus("tlslib", elf_seeds())
+    write_corpus("gotls", go_seeds())
 
     # fuzz-loaderd: frames as [type index, flags, u16 little-endian length, body] (see
     # fuzz-loaderd.c: index 0 is A_HELLO, 1 A_PLAN, then loaderd's own types, then unknown).

@@ -52,7 +52,7 @@ typedef int (*gosym_read_va_t)(void *userdata, uint64_t va, void *buf, size_t n)
  * at most GOSYM_VERSION_MAX printable ASCII characters (-EBADMSG otherwise); an empty one
  * gives -ENOENT.
  */
-#define GOSYM_VERSION_MAX 64
+#define GOSYM_VERSION_MAX 255
 int gobuildinfo_version(const uint8_t *sec, size_t n, gosym_read_va_t read_va, void *userdata,
                         char *ret, size_t size);
 

@@ -4,6 +4,7 @@
 #include <gelf.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../bpf/regs.h"
@@ -358,6 +359,32 @@ static int find_rets(const struct source *s, uint16_t machine, struct gotls_func
         return r;
 }
 
+/* Section headers, or the contents of a section, past the end of the file. */
+static bool file_truncated(const struct source *s, const GElf_Ehdr *eh)
+{
+        uint64_t size = s->size, end;
+        Elf_Scn *scn = NULL;
+        struct stat st;
+
+        if (!s->data) {
+                if (fstat(s->fd, &st) < 0)
+                        return false;
+                size = (uint64_t)st.st_size;
+        }
+        end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
+        if (eh->e_shoff > 0 && (end < eh->e_shoff || end > size))
+                return true;
+        while ((scn = elf_nextscn(s->elf, scn))) {
+                GElf_Shdr sh;
+
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
+                        continue;
+                if (sh.sh_offset + sh.sh_size < sh.sh_offset || sh.sh_offset + sh.sh_size > size)
+                        return true;
+        }
+        return false;
+}
+
 static void add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t off,
                       const struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX])
 {
@@ -425,6 +452,12 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
         plan->library[0] = plan->reason[0] = '\0';
         if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh))
                 return -ENOTSUP;
+        if (file_truncated(&src, &eh)) {
+                /* Section headers past the end: say so, rather than "not Go". */
+                snprintf(plan->reason, sizeof(plan->reason),
+                         "truncated ELF file: sections or section headers lie past its end");
+                goto out;
+        }
         /* The cheap check every non-Go file gets: two section names. */
         if (section_data(elf, ".go.buildinfo", &bi, &bi_size) < 0)
                 bi = NULL;
@@ -443,7 +476,7 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                                                              "Go version (.go.buildinfo)");
                 goto out;
         }
-        snprintf(plan->library, sizeof(plan->library), "Go %s (%s)", info.version,
+        snprintf(plan->library, sizeof(plan->library), "Go %.80s (%s)", info.version,
                  machine_name(info.machine));
         if ((eh.e_machine != EM_X86_64 && eh.e_machine != EM_AARCH64) ||
             eh.e_ident[EI_CLASS] != ELFCLASS64) {
@@ -468,7 +501,9 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                 if (r < 0) {
                         snprintf(plan->reason, sizeof(plan->reason),
                                  "cannot read the function table (.gopclntab): %s",
-                                 strerror(-r));
+                                 r == -EPROTONOSUPPORT ? "unknown format"
+                                 : r == -ENOTUNIQ      ? "the name appears more than once"
+                                                       : "malformed");
                         goto out;
                 }
                 if (vaddr_offset(elf, f->entry, f->size, true, &f->entry_offset) < 0) {
@@ -502,7 +537,7 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                 info.go.sysfd = (uint32_t)dw[GODWARF_SYSFD];
         } else if (gotls_table_offsets(info.major, info.minor, eh.e_machine, &info.go) < 0) {
                 snprintf(plan->reason, sizeof(plan->reason),
-                         "no usable DWARF (%s) and no offset table for %s", strerror(-r),
+                         "no usable DWARF (%s) and no offset table for %.80s", strerror(-r),
                          info.version);
                 goto out;
         }
@@ -526,7 +561,7 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
         }
         plan->has_go = true;
         plan->go = info.go;
-        snprintf(plan->library, sizeof(plan->library), "Go %s (%s, %s)", info.version,
+        snprintf(plan->library, sizeof(plan->library), "Go %.80s (%s, %s)", info.version,
                  machine_name(info.machine), info.abi_internal ? "ABIInternal" : "ABI0");
         snprintf(plan->reason, sizeof(plan->reason),
                  "Read: entry + %u RETs, Write: entry + %u RETs; functions from %s, offsets "

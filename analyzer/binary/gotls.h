@@ -44,7 +44,7 @@ struct gotls_func {
 };
 
 struct gotls_info {
-        char version[64]; /* "go1.19.8" */
+        char version[256]; /* "go1.19.8", or "go1.23.5 X:boringcrypto" with experiments */
         unsigned major, minor;
         uint16_t machine;  /* EM_X86_64 or EM_AARCH64, from the ELF header */
         bool abi_internal; /* register ABI: Go >= 1.17 on amd64, >= 1.18 on arm64 */

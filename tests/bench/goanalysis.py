@@ -32,6 +32,7 @@ Go toolchain).
 """
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -193,7 +194,9 @@ def main(argv):
 
     workdir = tempfile.mkdtemp(prefix="tlssniff-goanalysis-")
     try:
-        built = build_binaries(workdir, not opts.no_cmd_go)
+        # gobuild logs each build on stdout; keep stdout for the table and the JSON line.
+        with contextlib.redirect_stdout(sys.stderr):
+            built = build_binaries(workdir, not opts.no_cmd_go)
         found = find_go_binaries()
         progress(f"{len(found)} Go executables found on the machine")
         rows = [(label, path, "built", elf_sections(path) or set()) for label, path in built]

@@ -102,8 +102,8 @@ static int bench_file(const char *path, struct msg_plan *plan, struct gotls_info
         /* The first call analyses the file and stores the plan. */
         r = gotls_plan_cached(fd, (uint64_t)st.st_size, &c, plan, info, &hit);
         if (r < 0 || hit || c.stored != 1) {
-                fprintf(stderr, "%s: filling the cache failed (r=%d, hit=%d, stored=%llu)\n",
-                        path, r, hit, (unsigned long long)c.stored);
+                fprintf(stderr, "%s: filling the cache failed (r=%d, hit=%d, stored=%llu)\n", path,
+                        r, hit, (unsigned long long)c.stored);
                 r = r < 0 ? r : -EIO;
                 goto out;
         }
