@@ -101,9 +101,8 @@ int go_entry(struct pt_regs *ctx)
         if (!spec)
                 return 0;
         gi = bpf_map_lookup_elem(&go_files, &spec->file);
-        if (!gi || bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0)
-                return 0;
-        if (go_goid(&regs, gi, &key.goid) < 0) {
+        if (!gi || bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0 ||
+            go_goid(&regs, gi, &key.goid) < 0) {
                 stat_add(STAT_GO_NO_GOID, 1);
                 return 0;
         }
@@ -145,9 +144,8 @@ int go_return(struct pt_regs *ctx)
         if (!spec)
                 return 0;
         gi = bpf_map_lookup_elem(&go_files, &spec->file);
-        if (!gi || bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0)
-                return 0;
-        if (go_goid(&regs, gi, &key.goid) < 0) {
+        if (!gi || bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0 ||
+            go_goid(&regs, gi, &key.goid) < 0) {
                 if (is_target(tgid))
                         stat_add(STAT_GO_NO_GOID, 1);
                 return 0;
