@@ -45,9 +45,11 @@ static int analyze_go(int fd, struct msg_plan *plan)
 
                 if (f->size == 0)
                         continue;
-                printf("go-function: %s entry=0x%llx size=%llu offset=0x%llx rets=",
+                printf("go-function: %s entry=0x%llx size=%llu offset=0x%llx "
+                       "entry_probe=0x%llx rets=",
                        i == 0 ? "Read" : "Write", (unsigned long long)f->entry,
-                       (unsigned long long)f->size, (unsigned long long)f->entry_offset);
+                       (unsigned long long)f->size, (unsigned long long)f->entry_offset,
+                       (unsigned long long)(f->entry_probe - f->entry_offset + f->entry));
                 for (uint32_t k = 0; k < f->n_rets; k++)
                         printf("%s0x%llx", k ? "," : "",
                                (unsigned long long)(f->rets[k] - f->entry_offset + f->entry));

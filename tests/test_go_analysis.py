@@ -90,6 +90,7 @@ class Analysis:
                 self.functions[name] = {
                     "entry": int(f["entry"], 16), "size": int(f["size"]),
                     "offset": int(f["offset"], 16),
+                    "entry_probe": int(f["entry_probe"], 16),
                     "rets": [int(a, 16) for a in f["rets"].split(",") if a]}
             elif line.startswith("summary: "):
                 self.summary = line[9:]
@@ -166,7 +167,8 @@ def file_offset(segs, va):
 
 
 def objdump_functions(toolchain, path):
-    """{"Read"|"Write": (entry, [RET addresses])} from that toolchain's go tool objdump."""
+    """{"Read"|"Write": (entry, [RET addresses], [(address, text) of the first four
+    instructions])} from that toolchain's go tool objdump."""
     out = gobuild.go_tool(toolchain, "objdump", "-s", OBJDUMP_RE, str(path))
     funcs, cur = {}, None
     for line in out.splitlines():
@@ -174,7 +176,7 @@ def objdump_functions(toolchain, path):
             m = re.match(r"TEXT crypto/tls\.\(\*Conn\)\.(Read|Write)\(SB\)", line)
             cur = m.group(1) if m else None
             if cur:
-                funcs[cur] = [None, []]
+                funcs[cur] = [None, [], []]
             continue
         if cur is None:
             continue
@@ -185,13 +187,30 @@ def objdump_functions(toolchain, path):
         addr = int(f[1], 16)
         if funcs[cur][0] is None:
             funcs[cur][0] = addr
+        if len(funcs[cur][2]) < 4:
+            funcs[cur][2].append((addr, f[3]))
         if f[3].split()[0] == "RET":
             funcs[cur][1].append(addr)
     for name in FUNCS:
         if name not in funcs or funcs[name][0] is None or not funcs[name][1]:
             raise TestFailure(f"go tool objdump ({toolchain}) of {path} shows no {name} or no "
                               f"RET in it:\n{out[:3000]}")
-    return {k: (v[0], v[1]) for k, v in funcs.items()}
+    return {k: (v[0], v[1], v[2]) for k, v in funcs.items()}
+
+
+def expected_entry_probe(arch, entry, first):
+    """Where the entry probe belongs: on amd64, the prologue's stack-check branch (a JBE the
+    kernel emulates) when only the compare, a load of g from FS (ABI0) and a LEAQ of the
+    check's address come before it; otherwise the function's first instruction."""
+    if arch != "amd64":
+        return entry
+    for addr, text in first:
+        op = text.split()[0]
+        if op.startswith("J") and op != "JMP":
+            return addr
+        if not (op.startswith("CMP") or op == "LEAQ" or (op == "MOVQ" and "FS:" in text)):
+            return entry
+    return entry
 
 
 def dwarf_offsets(path):
@@ -266,7 +285,7 @@ def check_plan(a, toolchain, arch, stripped, ref, segs, data):
 
     expected_probes = []
     for name in FUNCS:
-        entry, rets = ref[name]
+        entry, rets, first = ref[name]
         f = a.functions.get(name)
         if f is None:
             raise TestFailure(f"{label}: no go-function line for {name}\n" + a.describe())
@@ -281,7 +300,14 @@ def check_plan(a, toolchain, arch, stripped, ref, segs, data):
             raise TestFailure(f"{label}: {name} file offset 0x{f['offset']:x}, the program "
                               f"headers say 0x{file_offset(segs, entry):x}")
         fid = FUNC_IDS[name]
-        expected_probes.append(f"probe: func={fid} kind=entry offset=0x{f['offset']:x} "
+        want_probe = expected_entry_probe(arch, entry, first)
+        if f["entry_probe"] != want_probe:
+            raise TestFailure(f"{label}: {name} entry probe at 0x{f['entry_probe']:x}, the "
+                              f"prologue {first} puts it at 0x{want_probe:x}")
+        if arch == "amd64" and want_probe == entry:
+            raise TestFailure(f"{label}: {name}: no stack-check branch in the prologue {first}")
+        expected_probes.append(f"probe: func={fid} kind=entry "
+                               f"offset=0x{file_offset(segs, want_probe):x} "
                                + ENTRY_ARGS[(arch, abi)])
         for ret in rets:
             off = file_offset(segs, ret)

@@ -265,15 +265,55 @@ static bool all_padding(const uint8_t *p, size_t n)
 }
 
 /*
+ * An instruction of an amd64 Go prologue that leaves everything the entry probe reads as it
+ * was at entry: the stack check's compare, the load of g from the thread pointer (ABI0) and
+ * the address computation of a large frame's check. The arguments (ABIInternal: rax, rbx,
+ * rcx; ABI0: on the stack), rsp and r14 (g) must not be written.
+ */
+static bool prologue_keeps_args(const cs_insn *insn, bool abi_internal)
+{
+        const cs_x86 *x = &insn->detail->x86;
+        x86_reg dst;
+
+        if (insn->id == X86_INS_CMP)
+                return true;
+        if ((insn->id != X86_INS_MOV && insn->id != X86_INS_LEA) || x->op_count != 2 ||
+            x->operands[0].type != X86_OP_REG || x->operands[1].type != X86_OP_MEM)
+                return false;
+        if (insn->id == X86_INS_MOV && x->operands[1].mem.segment != X86_REG_FS)
+                return false;
+        dst = x->operands[0].reg;
+        if (dst == X86_REG_RSP || dst == X86_REG_R14 || dst == X86_REG_ESP)
+                return false;
+        if (abi_internal && (dst == X86_REG_RAX || dst == X86_REG_RBX || dst == X86_REG_RCX ||
+                             dst == X86_REG_EAX || dst == X86_REG_EBX || dst == X86_REG_ECX))
+                return false;
+        return true;
+}
+
+static bool is_jcc(unsigned id)
+{
+        return id == X86_INS_JAE || id == X86_INS_JA || id == X86_INS_JBE || id == X86_INS_JB ||
+               id == X86_INS_JE || id == X86_INS_JGE || id == X86_INS_JG || id == X86_INS_JLE ||
+               id == X86_INS_JL || id == X86_INS_JNE || id == X86_INS_JNO ||
+               id == X86_INS_JNP || id == X86_INS_JNS || id == X86_INS_JO || id == X86_INS_JP ||
+               id == X86_INS_JS;
+}
+
+/*
  * Every RET of a function, by a linear sweep (Go puts no data in code). On amd64 an
  * undecodable byte is only accepted in the trailing padding: anywhere else the sweep could be
  * out of step, and a probe in the middle of an instruction would corrupt the program. On
  * amd64 ABI0 the first instruction loads g from the thread pointer; its displacement is
  * returned in *ret_g_off.
  */
-static int find_rets(const struct source *s, uint16_t machine, struct gotls_func *f,
-                     int16_t *ret_g_off, char *why, size_t why_size)
+static int find_rets(const struct source *s, uint16_t machine, bool abi_internal,
+                     struct gotls_func *f, int16_t *ret_g_off, char *why, size_t why_size)
 {
+        uint64_t branch_va = 0;   /* the prologue's stack-check branch, if proven */
+        bool prologue_ok = machine == EM_X86_64;
+        bool jumped_into = false; /* some jump lands inside the prologue */
+        unsigned n_insn = 0;
         _cleanup_free_ uint8_t *code = NULL;
         const uint8_t *p;
         size_t left;
@@ -339,6 +379,23 @@ static int find_rets(const struct source *s, uint16_t machine, struct gotls_func
                     insn->detail->x86.operands[1].mem.disp < 0)
                         *ret_g_off = (int16_t)insn->detail->x86.operands[1].mem.disp;
                 first = false;
+                if (machine == EM_X86_64) {
+                        const cs_x86 *x = &insn->detail->x86;
+
+                        /* The first conditional jump, reached through harmless instructions. */
+                        if (prologue_ok && !branch_va && n_insn < 4) {
+                                if (is_jcc(insn->id))
+                                        branch_va = insn->address;
+                                else if (!prologue_keeps_args(insn, abi_internal))
+                                        prologue_ok = false;
+                        }
+                        if ((is_jcc(insn->id) || insn->id == X86_INS_JMP) && x->op_count == 1 &&
+                            x->operands[0].type == X86_OP_IMM &&
+                            (uint64_t)x->operands[0].imm > f->entry &&
+                            (!branch_va || (uint64_t)x->operands[0].imm <= branch_va))
+                                jumped_into = true;
+                }
+                n_insn++;
                 if ((machine == EM_X86_64 && insn->id == X86_INS_RET) ||
                     (machine == EM_AARCH64 && insn->id == ARM64_INS_RET)) {
                         if (f->n_rets == GOTLS_RETS_MAX) {
@@ -352,6 +409,15 @@ static int find_rets(const struct source *s, uint16_t machine, struct gotls_func
         }
         cs_free(insn, 1);
         cs_close(&cs);
+        /*
+         * Entry probe on the stack-check branch when nothing before it changes what the probe
+         * reads and nothing jumps into the prologue (morestack returns to the entry, and the
+         * branch fires again like the entry would): the kernel emulates a jcc, it single-steps
+         * the compare.
+         */
+        f->entry_probe = f->entry_offset;
+        if (prologue_ok && branch_va && !jumped_into)
+                f->entry_probe = f->entry_offset + (branch_va - f->entry);
         if (r == 0 && f->n_rets == 0) {
                 snprintf(why, why_size, "no return instruction");
                 r = -ENOENT;
@@ -511,7 +577,7 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                                  "%s lies outside executable code", func_names[i]);
                         goto out;
                 }
-                r = find_rets(&src, eh.e_machine, f, &g_off, why, sizeof(why));
+                r = find_rets(&src, eh.e_machine, info.abi_internal, f, &g_off, why, sizeof(why));
                 if (r < 0) {
                         snprintf(plan->reason, sizeof(plan->reason), "%s: %s", func_names[i],
                                  why);
@@ -554,7 +620,7 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
         for (int i = 0; i < 2; i++) {
                 uint8_t func = i == 0 ? TLSSNIFF_FUNC_GO_READ : TLSSNIFF_FUNC_GO_WRITE;
 
-                add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, funcs[i]->entry_offset, entry_loc);
+                add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, funcs[i]->entry_probe, entry_loc);
                 for (uint32_t k = 0; k < funcs[i]->n_rets; k++)
                         add_probe(plan, TLSSNIFF_PROBE_RETURN_AT, func, funcs[i]->rets[k],
                                   ret_loc);
@@ -564,9 +630,14 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
         snprintf(plan->library, sizeof(plan->library), "Go %.80s (%s, %s)", info.version,
                  machine_name(info.machine), info.abi_internal ? "ABIInternal" : "ABI0");
         snprintf(plan->reason, sizeof(plan->reason),
-                 "Read: entry + %u RETs, Write: entry + %u RETs; functions from %s, offsets "
-                 "from %s (goid +%u)",
-                 info.read.n_rets, info.write.n_rets, info.symtab ? ".symtab" : ".gopclntab",
+                 "Read: entry + %u RETs, Write: entry + %u RETs; entry probes %s; functions "
+                 "from %s, offsets from %s (goid +%u)",
+                 info.read.n_rets, info.write.n_rets,
+                 info.read.entry_probe != info.read.entry_offset &&
+                                 info.write.entry_probe != info.write.entry_offset
+                         ? "on the stack-check branch (emulated)"
+                         : "at function entry",
+                 info.symtab ? ".symtab" : ".gopclntab",
                  info.dwarf ? "DWARF" : "the version table", info.go.goid);
 out:
         if (ret_info)

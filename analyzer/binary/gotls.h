@@ -39,6 +39,8 @@ struct gotls_func {
         uint64_t entry;  /* virtual address */
         uint64_t size;
         uint64_t entry_offset; /* file offset */
+        uint64_t entry_probe;  /* file offset of the entry probe: entry_offset or the prologue's
+                                  stack-check branch (emulated by the kernel, see gotls.c) */
         uint32_t n_rets;
         uint64_t rets[GOTLS_RETS_MAX]; /* file offsets of the RET instructions */
 };

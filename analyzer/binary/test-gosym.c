@@ -604,7 +604,7 @@ static void put_endian(uint8_t *p, uint64_t v, unsigned size, bool big_endian)
 static void test_buildinfo_inline(void)
 {
         static const char mod[] = "0w\xaf\x0c\x92t\b\x02A\xe1\xc1\a\xe6\xd6\x18\xe6path\tcmd\n";
-        uint8_t sec[256];
+        uint8_t sec[GOSYM_VERSION_MAX + 128];
         char v[GOSYM_VERSION_MAX + 1];
         size_t n;
         int r;
