@@ -175,17 +175,20 @@ static int plan_go(struct analyzer *a, int fd, uint64_t size, const char *path,
 {
         struct gotls_info *info;
         uint64_t start = now_monotonic_ns();
-        bool cached;
+        bool fallback = a->opt.placement == PLACE_MODE_FALLBACK, cached;
         int r;
 
         info = malloc(sizeof(*info));
         if (!info)
                 return -ENOMEM;
-        r = gotls_plan_cached(fd, size, &a->gocache, plan, info, &cached);
+        /* Fallback placement is for comparison: analysed each time, never cached. */
+        r = gotls_plan_cached(fd, size, fallback ? NULL : &a->gocache, plan, info, &cached);
         if (r < 0) {
                 free(info);
                 return r;
         }
+        if (fallback)
+                gotls_plan_fallback(plan, info);
         a->go_files++;
         if (!cached) {
                 a->go_analyses++;

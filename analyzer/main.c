@@ -18,7 +18,7 @@
 #include "log.h"
 
 /* The Go side of --analyze: what was found, then the plan as for any file. */
-static int analyze_go(int fd, struct msg_plan *plan)
+static int analyze_go(int fd, enum place_mode mode, struct msg_plan *plan)
 {
         _cleanup_free_ struct gotls_info *info = malloc(sizeof(*info));
         int r;
@@ -28,6 +28,8 @@ static int analyze_go(int fd, struct msg_plan *plan)
         r = gotls_plan(fd, plan, info);
         if (r < 0)
                 return r;
+        if (mode == PLACE_MODE_FALLBACK)
+                gotls_plan_fallback(plan, info);
         printf("go: version=%s machine=%s abi=%s functions=%s offsets=%s build_id=%s\n",
                info->version[0] ? info->version : "-",
                info->machine == EM_X86_64 ? "amd64" : info->machine == EM_AARCH64 ? "arm64" : "?",
@@ -76,7 +78,7 @@ static int analyze_file(const char *path, enum place_mode mode)
                 close(fd);
                 return 1;
         }
-        r = analyze_go(fd, plan);
+        r = analyze_go(fd, mode, plan);
         if (r == -ENOTSUP)
                 r = tlslib_plan(fd, mode, plan, &details);
         else

@@ -37,10 +37,7 @@
 #define VERSION_SLICES_MAX 4
 #define VERSION_SLICE_LEN 96
 
-static const char *const go_funcs[2] = {
-        "crypto/tls.(*Conn).Read",
-        "crypto/tls.(*Conn).Write",
-};
+static const char *const go_funcs[2] = {"crypto/tls.(*Conn).Read", "crypto/tls.(*Conn).Write"};
 
 /* --- the whole analysis ------------------------------------------------------------------- */
 
@@ -101,8 +98,8 @@ static void check_round_trip(const struct msg_plan *plan)
 static void check_plan(const uint8_t *file, size_t size, const struct msg_plan *plan,
                        const struct gotls_info *info)
 {
-        static const uint8_t arm64_ret[4] = { 0xc0, 0x03, 0x5f, 0xd6 };
-        const struct gotls_func *funcs[2] = { &info->read, &info->write };
+        static const uint8_t arm64_ret[4] = {0xc0, 0x03, 0x5f, 0xd6};
+        const struct gotls_func *funcs[2] = {&info->read, &info->write};
         uint32_t k = 0;
 
         CHECK(plan->file_id == 42); /* never touched */
@@ -125,13 +122,17 @@ static void check_plan(const uint8_t *file, size_t size, const struct msg_plan *
               plan->go.sysfd < TLSSNIFF_GO_OFFSET_MAX);
         CHECK(plan->n_probes == 2 + info->read.n_rets + info->write.n_rets);
 
-        /* Per function: its entry, then one probe per RET, in the order info lists them. */
+        /* Per function: its entry probe, then one per RET, in the order info lists them. */
         for (int i = 0; i < 2; i++) {
                 uint8_t func = i == 0 ? TLSSNIFF_FUNC_GO_READ : TLSSNIFF_FUNC_GO_WRITE;
                 const struct msg_probe *e = &plan->probes[k++];
 
                 CHECK(e->kind == TLSSNIFF_PROBE_ENTRY && e->func == func);
-                CHECK(e->offset == funcs[i]->entry_offset && e->offset < size);
+                /* At the entry, or on the prologue's stack-check branch (gotls.c). */
+                CHECK(e->offset == funcs[i]->entry_probe && e->offset < size);
+                CHECK(e->offset >= funcs[i]->entry_offset &&
+                      e->offset - funcs[i]->entry_offset < funcs[i]->size);
+
                 for (uint32_t r = 0; r < funcs[i]->n_rets; r++) {
                         const struct msg_probe *p = &plan->probes[k++];
 
@@ -228,7 +229,7 @@ static size_t find_pclntab(const uint8_t *p, size_t n)
 
 static void fuzz_pclntab(const uint8_t *tab, size_t n)
 {
-        struct walk w = { .tab = tab, .n = n };
+        struct walk w = {.tab = tab, .n = n};
         unsigned calls = 0;
         int all;
 
@@ -311,7 +312,7 @@ static bool buildinfo_header_ok(const uint8_t *sec, size_t n)
 static void fuzz_buildinfo(const uint8_t *file, size_t size)
 {
         const uint8_t *sec = memmem(file, size, buildinfo_magic, sizeof(buildinfo_magic) - 1);
-        struct file_view v = { .data = file, .size = size };
+        struct file_view v = {.data = file, .size = size};
         char version[GOSYM_VERSION_MAX + 8], small[8], bare[GOSYM_VERSION_MAX + 8];
         size_t n, len;
         int r, r_small, r_bare;

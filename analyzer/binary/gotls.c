@@ -398,6 +398,16 @@ static int find_rets(const struct source *s, uint16_t machine, bool abi_internal
                 n_insn++;
                 if ((machine == EM_X86_64 && insn->id == X86_INS_RET) ||
                     (machine == EM_AARCH64 && insn->id == ARM64_INS_RET)) {
+                        static const uint8_t arm64_ret[4] = { 0xc0, 0x03, 0x5f, 0xd6 };
+
+                        /* Go returns with a plain ret (x30 on arm64); anything else is not Go. */
+                        if (machine == EM_X86_64 ? insn->size != 1 || insn->bytes[0] != 0xc3
+                                                 : memcmp(insn->bytes, arm64_ret, 4) != 0) {
+                                snprintf(why, why_size, "unusual return instruction at +0x%llx",
+                                         (unsigned long long)(insn->address - f->entry));
+                                r = -EBADMSG;
+                                break;
+                        }
                         if (f->n_rets == GOTLS_RETS_MAX) {
                                 snprintf(why, why_size, "more than %u return instructions",
                                          GOTLS_RETS_MAX);
@@ -707,6 +717,29 @@ int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_p
                 (void)gocache_put(cache, info->build_id, size, plan);
         elf_end(elf);
         return r;
+}
+
+void gotls_plan_fallback(struct msg_plan *plan, const struct gotls_info *info)
+{
+        const char *at = strstr(plan->reason, "entry probes on the stack-check branch");
+
+        for (uint32_t i = 0; i < plan->n_probes; i++) {
+                struct msg_probe *p = &plan->probes[i];
+
+                if (p->kind != TLSSNIFF_PROBE_ENTRY)
+                        continue;
+                p->offset = p->func == TLSSNIFF_FUNC_GO_READ ? info->read.entry_offset
+                                                             : info->write.entry_offset;
+        }
+        if (at) {
+                char rest[MSG_TEXT_MAX];
+
+                snprintf(rest, sizeof(rest), "%s",
+                         at + strlen("entry probes on the stack-check branch (emulated)"));
+                snprintf(plan->reason + (at - plan->reason),
+                         sizeof(plan->reason) - (size_t)(at - plan->reason),
+                         "entry probes at function entry (fallback)%s", rest);
+        }
 }
 
 int gotls_plan(int fd, struct msg_plan *plan, struct gotls_info *info)

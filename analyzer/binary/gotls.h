@@ -79,6 +79,12 @@ struct gocache;
 int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_plan *plan,
                       struct gotls_info *info, bool *ret_cached);
 
+/*
+ * --placement fallback: entry probes back on the functions' first instructions (info from the
+ * analysis that made plan; not from the cache).
+ */
+void gotls_plan_fallback(struct msg_plan *plan, const struct gotls_info *info);
+
 /* The offsets the per-version table gives for a Go version and architecture; -ENOENT if none. */
 int gotls_table_offsets(unsigned major, unsigned minor, uint16_t machine,
                         struct tlssniff_go_info *ret);
