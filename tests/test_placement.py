@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-# Proves: optimized probe placement captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0, OpenSSL 1.1.1 (bullseye), node's static OpenSSL and curl; error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
+# Proves: optimized probe placement captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0, OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch vs on the function entry); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
 
 import os
 import shutil
 import threading
 from pathlib import Path
 
+import gobuild
 import harness
 from harness import TestFailure
 
@@ -235,6 +236,23 @@ def side_view(cap, pid, port, expected, label):
     return view
 
 
+def run_go(t, mode, tc, exe, port):
+    """A Go tlspeer client and server (deterministic payloads); (client, server, dump dir)."""
+    import json
+    dump = t.tmp / f"go-{tc}-{mode}"
+    dump.mkdir()
+    srv = t.spawn([exe, "server", "-listen", f"{HOST}:{port}", "-dump", dump, "-exit-after", "1"],
+                  name=f"go-server-{tc}-{mode}")
+    srv.out = harness.ByteReader(srv.stdout, srv.name + " stdout")
+    t.expect_line(srv, '{"event":"listening"')
+    t.wait_attached(exe)
+    cli = t.spawn([exe, "client", "-connect", f"{HOST}:{port}", "-sizes", "1,100,16384,307200",
+                   "-seed", "3", "-dump", dump], name=f"go-client-{tc}-{mode}")
+    t.wait_proc(cli, 60)
+    t.wait_proc(srv, 30)
+    return cli, srv, dump
+
+
 def run_mode(t, mode, cert, key, port, data):
     extra = ["--placement", "fallback"] if mode == "fallback" else []
     t.start_loaderd(*extra)
@@ -257,6 +275,12 @@ def run_mode(t, mode, cert, key, port, data):
                                 data["err_reply"]),
                      ({"write": data["err_message"], "read": data["err_reply"]},
                       {"write": data["err_reply"], "read": data["err_message"]}))
+    for tc, exe in data["go"].items():
+        cli, srv, dump = run_go(t, mode, tc, exe, data["go_port"])
+        sent = (dump / "client-0-sent.bin").read_bytes()
+        received = (dump / "client-0-received.bin").read_bytes()
+        runs[f"go-{tc}"] = ((cli, srv), ({"write": sent, "read": received},
+                                          {"write": received, "read": sent}))
     bio = run_curl_bio(t, port, cert, key)
     log = "\n".join(t.loaderd_err.lines)
     cap = t.stop_loaderd()
@@ -313,6 +337,8 @@ def main(t):
     t.write_file("errserver.py", ERR_SERVER_PY.encode())
     t.write_file("httpserver.py", HTTP_SERVER_PY.encode())
     t.write_file("err-reply.bin", data["err_reply"])
+    data["go"] = {tc: gobuild.build(tc, t.tmp / f"tlspeer-{tc}") for tc in ("go1.15", "go1.19")}
+    data["go_port"] = harness.free_port(HOST)
 
     auto, auto_log = run_mode(t, "auto", cert, key, port, data)
     fallback, fb_log = run_mode(t, "fallback", cert, key, port, data)
@@ -329,6 +355,13 @@ def main(t):
         raise TestFailure("the per-function placement decision was not logged")
     if "callee" in fb_log or "call-site" in fb_log:
         raise TestFailure("--placement fallback still placed optimized probes")
+    for tc in data["go"]:
+        a = [ln for ln in auto_log.splitlines() if "Attached" in ln and f"tlspeer-{tc}" in ln]
+        f = [ln for ln in fb_log.splitlines() if "Attached" in ln and f"tlspeer-{tc}" in ln]
+        if not a or "entry probes on the stack-check branch" not in a[0]:
+            raise TestFailure(f"auto: {tc}'s entry probes not on the stack-check branch: {a}")
+        if not f or "entry probes at function entry (fallback)" not in f[0]:
+            raise TestFailure(f"fallback: {tc}'s entry probes not on the function entry: {f}")
 
     for tag in auto:
         for side, a, f in (("client", auto[tag][0], fallback[tag][0]),
