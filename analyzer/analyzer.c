@@ -51,6 +51,14 @@ static void on_exchange(const struct conn_entry *c, const struct exchange *x, vo
                 a->output_errors++;
 }
 
+static void on_conn_opened(const struct conn_entry *c, uint64_t seen_ns, void *userdata)
+{
+        struct analyzer *a = userdata;
+
+        if (output_connection_open(&a->out, c, seen_ns) < 0)
+                a->output_errors++;
+}
+
 static void on_conn_closed(const struct conn_entry *c, const char *why, void *userdata)
 {
         struct analyzer *a = userdata;
@@ -88,6 +96,9 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         if (conn_table_init(&a->conns, opt->exchanges, opt->preview, on_exchange,
                             opt->exchanges ? on_conn_closed : NULL, a) < 0)
                 return -ENOMEM;
+        /* Connection records (open and end) go with the exchanges they frame. */
+        if (opt->exchanges)
+                a->conns.open_cb = on_conn_opened;
         return 0;
 }
 
@@ -265,6 +276,19 @@ static int on_record(const uint8_t *rec, size_t len, void *userdata)
 
         if (len >= sizeof(type))
                 memcpy(&type, rec, sizeof(type));
+        if (type == TLSSNIFF_REC_OPEN) {
+                struct tlssniff_open_record o;
+
+                if (len != sizeof(o)) {
+                        a->records_bad++;
+                        return 0;
+                }
+                memcpy(&o, rec, sizeof(o));
+                a->open_events++;
+                if (a->conns.buckets)
+                        conn_table_opened(&a->conns, &o, now_monotonic_ns());
+                return 0;
+        }
         if (type == TLSSNIFF_REC_CLOSE) {
                 struct tlssniff_close_record c;
 
@@ -374,6 +398,7 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_socketless_messages", a->identity.released_bare);
         ADD("analyzer_files_analyzed", a->files_analyzed);
         ADD("analyzer_files_with_tls", a->plans_with_probes);
+        ADD("analyzer_open_events", a->open_events);
         ADD("analyzer_go_files", a->go_files);
         ADD("analyzer_go_analyses", a->go_analyses);
         ADD("analyzer_go_analysis_us", a->go_analysis_ns / 1000);

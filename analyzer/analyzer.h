@@ -58,6 +58,7 @@ struct analyzer {
         uint64_t go_analysis_ns;    /* time spent analysing them */
         uint64_t output_errors;
         uint64_t close_events; /* sockets of captured connections the kernel saw close */
+        uint64_t open_events;  /* connections the kernel tied to their socket */
 };
 
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt);

@@ -26,6 +26,7 @@ enum tlssniff_record_type {
         TLSSNIFF_REC_EXEC = 2,        /* struct tlssniff_file_record: a process exec'd a file */
         TLSSNIFF_REC_FILE_MAPPED = 3, /* struct tlssniff_file_record: executable mmap of a file */
         TLSSNIFF_REC_CLOSE = 4,       /* struct tlssniff_close_record: a captured socket closed */
+        TLSSNIFF_REC_OPEN = 5,        /* struct tlssniff_open_record: a connection got its socket */
 };
 
 enum tlssniff_direction {
@@ -181,6 +182,29 @@ struct tlssniff_close_record {
         __u64 timestamp_ns; /* CLOCK_BOOTTIME */
 };
 
+/*
+ * A captured connection was tied to its socket (forwarded to the analyzer): the socket's
+ * addresses and role, when it was connected or accepted (0: before tlssniff started), and when
+ * the TLS object was first seen on it.
+ */
+struct tlssniff_open_record {
+        __u32 type; /* TLSSNIFF_REC_OPEN */
+        __u32 pid;
+        __u64 conn_id;
+        __u64 open_ns; /* CLOCK_BOOTTIME of connect()/accept() (TCP SYN_SENT/SYN_RECV), or 0 */
+        __u64 seen_ns; /* CLOCK_BOOTTIME when the connection was tied to the socket */
+        __s32 fd;
+        __u16 family;
+        __u16 lport;
+        __u16 rport;
+        __u8 role;
+        __u8 pad;
+        __u8 laddr[16];
+        __u8 raddr[16];
+        char comm[TLSSNIFF_COMM_LEN];
+        __u32 pad2;
+};
+
 /* Key of the known_files map: files loaderd has handled (probed or found without TLS). */
 struct tlssniff_file_key {
         __u64 dev;
@@ -206,6 +230,7 @@ enum tlssniff_stat {
         STAT_CONN_DROPS,          /* connection table update failed */
         STAT_INTERRUPTED_CALLS,   /* calls whose thread exited before they returned (killed) */
         STAT_CLOSE_EVENT_DROPS,   /* connection-close notifications lost: ring buffer full */
+        STAT_OPEN_EVENT_DROPS,    /* connection-open notifications lost: ring buffer full */
         STAT_GO_NO_GOID,          /* Go probe hits whose goroutine id could not be read */
         STAT_GO_NO_FD,            /* Go calls whose socket fd could not be read from the tls.Conn */
         _STAT_MAX,

@@ -137,12 +137,18 @@ struct {
         __type(value, struct conn_info);
 } conns SEC(".maps");
 
-/* struct sock * -> enum tlssniff_role, from the TCP state machine. Deleted on close. */
+struct sock_info {
+        __u64 open_ns; /* CLOCK_BOOTTIME of SYN_SENT / SYN_RECV */
+        __u8 role;     /* enum tlssniff_role */
+        __u8 pad[7];
+};
+
+/* struct sock * -> role and open time, from the TCP state machine. Deleted on close. */
 struct {
         __uint(type, BPF_MAP_TYPE_LRU_HASH);
         __uint(max_entries, 65536);
         __type(key, __u64);
-        __type(value, __u8);
+        __type(value, struct sock_info);
 } sock_roles SEC(".maps");
 
 /* Files loaderd has handled; exec and mmap of these are not reported again. */
@@ -402,18 +408,48 @@ static __always_inline struct sock *sock_from_fd(int fd)
         return BPF_CORE_READ(sock, sk);
 }
 
+/* Tells the analyzer a connection now has its socket (open time, addresses, role). */
+static __always_inline void emit_open(__u32 tgid, const struct conn_info *ci,
+                                      const struct sock_info *si)
+{
+        struct tlssniff_open_record *r;
+
+        r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+        if (!r) {
+                stat_add(STAT_OPEN_EVENT_DROPS, 1);
+                return;
+        }
+        r->type = TLSSNIFF_REC_OPEN;
+        r->pid = tgid;
+        r->conn_id = ci->conn_id;
+        r->open_ns = si ? si->open_ns : 0;
+        r->seen_ns = bpf_ktime_get_boot_ns();
+        r->fd = ci->fd;
+        r->family = ci->family;
+        r->lport = ci->lport;
+        r->rport = ci->rport;
+        r->role = ci->role;
+        r->pad = 0;
+        r->pad2 = 0;
+        __builtin_memcpy(r->laddr, ci->laddr, 16);
+        __builtin_memcpy(r->raddr, ci->raddr, 16);
+        bpf_get_current_comm(r->comm, sizeof(r->comm));
+        bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP); /* loaderd drains every few ms */
+}
+
 /* Ties the TLS object of key to the socket behind fd, starting a new connection if needed. */
 static __always_inline bool learn_socket(struct conn_key *key, int fd)
 {
         struct conn_info *ci, fresh = {};
+        struct sock_info *si;
         struct sock *sk;
         __u64 skp;
-        __u8 *role;
 
         sk = sock_from_fd(fd);
         if (!sk)
                 return false; /* not a socket: a pipe, an eventfd, a file */
         skp = (__u64)sk;
+        si = bpf_map_lookup_elem(&sock_roles, &skp);
         ci = bpf_map_lookup_elem(&conns, key);
         if (ci && ci->sk == skp) {
                 __u64 *tracked = bpf_map_lookup_elem(&tracked_socks, &skp);
@@ -431,21 +467,21 @@ static __always_inline bool learn_socket(struct conn_key *key, int fd)
                 ci->sk = skp;
                 ci->fd = fd;
                 bpf_map_update_elem(&tracked_socks, &skp, &ci->conn_id, BPF_ANY);
-                role = bpf_map_lookup_elem(&sock_roles, &skp);
-                ci->role = role ? *role : TLSSNIFF_ROLE_UNKNOWN;
+                ci->role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
                 fill_addrs(ci, sk);
+                emit_open(key->tgid, ci, si);
                 return true;
         }
         /* New connection (or the TLS object was reused for another socket). */
         fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
         fresh.sk = skp;
         fresh.fd = fd;
-        role = bpf_map_lookup_elem(&sock_roles, &skp);
-        fresh.role = role ? *role : TLSSNIFF_ROLE_UNKNOWN;
+        fresh.role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
         fill_addrs(&fresh, sk);
         if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
                 stat_add(STAT_CONN_DROPS, 1);
         bpf_map_update_elem(&tracked_socks, &skp, &fresh.conn_id, BPF_ANY);
+        emit_open(key->tgid, &fresh, si);
         return true;
 }
 
@@ -681,12 +717,12 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
         __u64 key = (__u64)sk;
-        __u8 role;
+        struct sock_info si = { .open_ns = bpf_ktime_get_boot_ns() };
 
         if (newstate == TCP_SYN_SENT)
-                role = TLSSNIFF_ROLE_CLIENT;
+                si.role = TLSSNIFF_ROLE_CLIENT;
         else if (newstate == TCP_SYN_RECV)
-                role = TLSSNIFF_ROLE_SERVER;
+                si.role = TLSSNIFF_ROLE_SERVER;
         else {
                 if (newstate == TCP_CLOSE) {
                         __u64 *conn_id = bpf_map_lookup_elem(&tracked_socks, &key);
@@ -707,7 +743,7 @@ int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const in
                 }
                 return 0;
         }
-        bpf_map_update_elem(&sock_roles, &key, &role, BPF_ANY);
+        bpf_map_update_elem(&sock_roles, &key, &si, BPF_ANY);
         return 0;
 }
 

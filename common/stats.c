@@ -21,6 +21,7 @@ static const char *const kernel_names[_STAT_MAX] = {
         [STAT_CONN_DROPS] = "drop_conn_updates",
         [STAT_INTERRUPTED_CALLS] = "calls_interrupted",
         [STAT_CLOSE_EVENT_DROPS] = "drop_close_events",
+        [STAT_OPEN_EVENT_DROPS] = "drop_open_events",
         [STAT_GO_NO_GOID] = "go_no_goid",
         [STAT_GO_NO_FD] = "go_calls_without_fd",
 };

@@ -479,7 +479,8 @@ static int on_sample(void *ctx, void *data, size_t size)
                 return 0;
         memcpy(&type, data, sizeof(type));
         if (type == TLSSNIFF_REC_DATA ||
-            (type == TLSSNIFF_REC_CLOSE && size == sizeof(struct tlssniff_close_record))) {
+            (type == TLSSNIFF_REC_CLOSE && size == sizeof(struct tlssniff_close_record)) ||
+            (type == TLSSNIFF_REC_OPEN && size == sizeof(struct tlssniff_open_record))) {
                 msg_records_add(&l->records, data, size);
                 l->n_records++;
                 if (l->records.size >= LOADERD_RECORDS_BATCH)

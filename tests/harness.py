@@ -71,6 +71,8 @@ EXCHANGE_KEYS = ("time", "timestamp_ns", "pid", "comm", "role", "local", "remote
 CONNECTION_KEYS = ("event", "reason", "time", "timestamp_ns", "pid", "comm", "role", "local",
                    "remote", "conn_id", "protocol", "first_timestamp_ns", "duration_ms",
                    "bytes_sent", "bytes_received")
+CONNECTION_OPEN_KEYS = ("event", "time", "timestamp_ns", "pid", "comm", "role", "family", "local",
+                        "remote", "conn_id", "fd", "open_timestamp_ns", "seen_timestamp_ns")
 
 
 class TestFailure(Exception):
@@ -409,7 +411,8 @@ class Capture:
                 self.stats = obj
                 continue
             if obj.get("type") == "connection":
-                bad = [k for k in CONNECTION_KEYS if k not in obj]
+                keys = CONNECTION_OPEN_KEYS if obj.get("event") == "open" else CONNECTION_KEYS
+                bad = [k for k in keys if k not in obj]
                 if bad:
                     self.errors.append(f"line {n}: connection without {bad}")
                 else:

@@ -132,7 +132,7 @@ def main(t):
         recs = live_records()
         return (any(r.get("type") == "exchange" and r["pid"] == closer.pid for r in recs) and
                 any(r.get("type") == "connection" and r["pid"] == closer.pid and
-                    r["reason"] == "closed" for r in recs))
+                    r.get("reason") == "closed" for r in recs))
     harness.wait_until(closed_seen, 10, "the close-delimited exchange and its connection end, "
                        "while tlssniff runs")
     server.stdin.close()
@@ -142,7 +142,18 @@ def main(t):
     if [(x["path"], x["status"], x["response_body_bytes"], x["error"]) for x in cx] != \
             [("/close/777", 200, 777, None)]:
         raise TestFailure(f"close-delimited exchange: {cx}")
-    ends = [r for r in cap.other if r.get("type") == "connection" and r["pid"] == closer.pid]
+    ends = [r for r in cap.other if r.get("type") == "connection" and r["pid"] == closer.pid
+            and r["event"] == "end"]
+    opens = [r for r in cap.other if r.get("type") == "connection" and r["pid"] == closer.pid
+             and r["event"] == "open"]
+    # The open record: made after tlssniff started, so its connect() time is known, and it
+    # comes before the exchange; the same connection as the end record.
+    if len(opens) != 1 or not ends or opens[0]["conn_id"] != ends[0]["conn_id"] or \
+            opens[0]["open_timestamp_ns"] is None or opens[0]["role"] != "client" or \
+            not opens[0]["open_timestamp_ns"] <= opens[0]["seen_timestamp_ns"] or \
+            not opens[0]["open_timestamp_ns"] <= cx[0]["timestamp_ns"] or \
+            opens[0]["remote"]["port"] != port:
+        raise TestFailure(f"connection open record {opens}, end {ends}, exchange {cx}")
     sent = sum(s.data.__len__() for s in cap.streams_of(closer.pid, "write"))
     received = sum(len(s.data) for s in cap.streams_of(closer.pid, "read"))
     if len(ends) != 1 or ends[0]["bytes_sent"] != sent or ends[0]["bytes_received"] != received \

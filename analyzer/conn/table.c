@@ -172,6 +172,33 @@ static struct conn_entry *lookup(struct conn_table *t, uint64_t conn_id)
         return c;
 }
 
+void conn_table_opened(struct conn_table *t, const struct tlssniff_open_record *o,
+                       uint64_t now_ns)
+{
+        struct conn_entry *c = lookup(t, o->conn_id);
+
+        if (!c)
+                return;
+        c->last_active_ns = now_ns;
+        c->open_ns = o->open_ns;
+        if (!c->first_ns)
+                c->first_ns = o->open_ns ? o->open_ns : o->seen_ns;
+        /* The identity its messages will carry; a message updates it like any other. */
+        c->id.pid = o->pid;
+        c->id.fd = o->fd;
+        c->id.conn_id = o->conn_id;
+        c->id.family = o->family;
+        c->id.lport = o->lport;
+        c->id.rport = o->rport;
+        c->id.role = o->role;
+        memcpy(c->id.laddr, o->laddr, sizeof(c->id.laddr));
+        memcpy(c->id.raddr, o->raddr, sizeof(c->id.raddr));
+        memcpy(c->id.comm, o->comm, sizeof(c->id.comm));
+        c->role = o->role;
+        if (t->open_cb)
+                t->open_cb(c, o->seen_ns, t->userdata);
+}
+
 /* Does this look like the first line of an HTTP/1 request? (method token, then a space) */
 static bool looks_like_request(const uint8_t *d, size_t n)
 {

@@ -39,6 +39,7 @@ struct conn_entry {
         uint64_t last_active_ns; /* monotonic */
         uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME of its first and last message */
         uint64_t close_ns;          /* CLOCK_BOOTTIME of the kernel's close, 0 if none */
+        uint64_t open_ns;           /* CLOCK_BOOTTIME of connect()/accept(), 0 if unknown */
         struct exchange_conn *x;
         struct conn_entry *lru_prev, *lru_next; /* most recent first */
         struct conn_entry *hash_next;
@@ -46,6 +47,8 @@ struct conn_entry {
 
 typedef void (*conn_exchange_cb)(const struct conn_entry *c, const struct exchange *x,
                                  void *userdata);
+/* A connection got its socket (the kernel's open record); c->open_ns is 0 if it is older. */
+typedef void (*conn_open_cb)(const struct conn_entry *c, uint64_t seen_ns, void *userdata);
 /* why: "closed" (the socket closed), "idle", "evicted", "shutdown" */
 typedef void (*conn_close_cb)(const struct conn_entry *c, const char *why, void *userdata);
 
@@ -57,6 +60,7 @@ struct conn_table {
         bool parse; /* run the protocol parsers (--exchanges); else only track */
         conn_exchange_cb cb;
         conn_close_cb close_cb;
+        conn_open_cb open_cb;
         void *userdata;
         struct {
                 uint64_t conn_id, at_ns;
@@ -73,6 +77,12 @@ void conn_table_done(struct conn_table *t);
 /* One message of a connection, with the role the analyzer settled on. */
 void conn_table_message(struct conn_table *t, const struct message *m, uint8_t role,
                         uint64_t now_ns);
+/*
+ * The kernel tied conn_id to its socket (struct tlssniff_open_record): the entry is made, with
+ * that identity, and t->open_cb called.
+ */
+void conn_table_opened(struct conn_table *t, const struct tlssniff_open_record *o,
+                       uint64_t now_ns);
 /* The kernel saw the socket of conn_id close at close_ns (CLOCK_BOOTTIME). */
 void conn_table_closed(struct conn_table *t, uint64_t conn_id, uint64_t close_ns,
                        uint64_t now_ns);

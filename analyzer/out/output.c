@@ -430,6 +430,39 @@ int output_connection(struct output *o, const struct conn_entry *c, const char *
         return ferror(o->f) ? -EIO : 0;
 }
 
+int output_connection_open(struct output *o, const struct conn_entry *c, uint64_t seen_ns)
+{
+        const struct tlssniff_data_record *h = &c->id;
+        uint64_t at = c->open_ns ? c->open_ns : seen_ns;
+        char tbuf[32];
+        long ns;
+
+        wall_time(o, at, o->json, tbuf, sizeof(tbuf), &ns);
+        if (!o->json) {
+                char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+
+                format_addr(h->family, h->laddr, la, sizeof(la));
+                format_addr(h->family, h->raddr, ra, sizeof(ra));
+                fprintf(o->f, "%s.%06lld %.*s[%u] %s %s:%u -> %s:%u conn=%llu open%s\n", tbuf,
+                        (long long)ns / 1000, TLSSNIFF_COMM_LEN, h->comm, h->pid,
+                        output_role_name(c->role), la, h->lport, ra, h->rport,
+                        (unsigned long long)c->conn_id,
+                        c->open_ns ? "" : " (socket older than tlssniff)");
+                return ferror(o->f) ? -EIO : 0;
+        }
+        fprintf(o->f, "{\"type\":\"connection\",\"event\":\"open\",\"time\":\"%s.%09lldZ\","
+                      "\"timestamp_ns\":%llu,\"pid\":%u,\"comm\":",
+                tbuf, (long long)ns, (unsigned long long)at, h->pid);
+        json_conn_identity(o->f, c);
+        fprintf(o->f, ",\"fd\":%d,\"open_timestamp_ns\":", h->fd);
+        if (c->open_ns)
+                fprintf(o->f, "%llu", (unsigned long long)c->open_ns);
+        else
+                fputs("null", o->f);
+        fprintf(o->f, ",\"seen_timestamp_ns\":%llu}\n", (unsigned long long)seen_ns);
+        return ferror(o->f) ? -EIO : 0;
+}
+
 void output_flush(struct output *o)
 {
         fflush(o->f);

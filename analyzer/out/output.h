@@ -46,6 +46,8 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
                     bool show_secrets);
 /* The end of a tracked connection (docs/output.md, "connection"); why: closed, idle, ... */
 int output_connection(struct output *o, const struct conn_entry *c, const char *why);
+/* The connection-open record: c just got its socket; seen_ns: when (CLOCK_BOOTTIME). */
+int output_connection_open(struct output *o, const struct conn_entry *c, uint64_t seen_ns);
 
 /* Helpers, exposed for tests. */
 size_t base64_encode(const uint8_t *in, size_t n, char *out);

@@ -42,6 +42,15 @@ struct exchange {
         bool req_done, resp_started;
         bool upgraded; /* 101 / CONNECT: HTTP/1 ends here */
         const char *error; /* NULL, or why this exchange is incomplete */
+        /* HTTP/2 (proto/http2.h). HTTP/1.x exchanges leave these zero (exchange.c callocs). */
+        uint8_t http_version; /* 2: HTTP/2; 0 or 1: HTTP/1.x (version_minor) */
+        uint32_t stream_id;
+        char scheme[16]; /* :scheme */
+        bool grpc;       /* the request's content-type is application/grpc* */
+        char grpc_service[256], grpc_method[128]; /* from :path "/pkg.Service/Method" */
+        int grpc_status;       /* grpc-status of the response; -1: none (HTTP/2 only) */
+        char grpc_message[256]; /* grpc-message, percent-decoded */
+        uint32_t grpc_msgs[2];  /* length-prefixed messages seen: [0] request, [1] response */
 };
 
 struct exchange_conn;
