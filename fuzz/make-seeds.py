@@ -577,6 +577,201 @@ def go_seeds():
     return seeds
 
 
+# --- fuzz-http2: HTTP/2 conversations (frames by hand, HPACK by the minimal encoder below) ---
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_DATA, H2_HEADERS, H2_PRIORITY, H2_RST, H2_SETTINGS, H2_PUSH, H2_PING, H2_GOAWAY, \
+    H2_WINDOW, H2_CONT = range(10)
+H2_ES, H2_EH, H2_PADDED, H2_PRIO = 0x01, 0x04, 0x08, 0x20
+
+# RFC 7541 appendix A, the entries the seeds use.
+HPACK_STATIC = {(":method", "GET"): 2, (":method", "POST"): 3, (":path", "/"): 4,
+                (":scheme", "http"): 6, (":scheme", "https"): 7, (":status", "200"): 8,
+                (":status", "204"): 9, (":status", "404"): 13}
+
+
+def hp_int(value, prefix_bits, first):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out = [first | limit]
+    value -= limit
+    while value >= 128:
+        out.append((value & 127) | 128)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def hp_str(s):
+    b = s.encode() if isinstance(s, str) else s
+    return hp_int(len(b), 7, 0) + b
+
+
+def hpack(headers, index=False):
+    """Static-table hits indexed, the rest literal (added to the dynamic table with index)."""
+    out = b""
+    for name, value in headers:
+        if (name, value) in HPACK_STATIC:
+            out += hp_int(HPACK_STATIC[(name, value)], 7, 0x80)
+        else:
+            out += (b"\x40" if index else b"\x00") + hp_str(name) + hp_str(value)
+    return out
+
+
+def h2frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) \
+        + payload
+
+
+def h2rec(client, data, gap=False):
+    """A record of fuzz-http2's input: [tag][len] then the bytes of one direction."""
+    assert len(data) < 1 << 14
+    return bytes([(0x80 if client else 0) | (0x40 if gap else 0) | len(data) >> 8,
+                  len(data) & 255]) + data
+
+
+def grpc_msg(body):
+    return b"\x00" + struct.pack(">I", len(body)) + body
+
+
+def h2_request(method, path, authority="example.test", scheme="https", extra=()):
+    return [(":method", method), (":scheme", scheme), (":authority", authority),
+            (":path", path)] + list(extra)
+
+
+def http2_seeds():
+    opening_c = H2_PREFACE + h2frame(H2_SETTINGS, 0, 0, struct.pack(">HI", 3, 100))
+    opening_s = h2frame(H2_SETTINGS, 0, 0, struct.pack(">HI", 5, 16384))
+    flags = bytes([4])  # preview 8 bytes
+    seeds = {}
+
+    def conv(name, records, f=flags):
+        seeds[name] = f + h2rec(True, opening_c) + h2rec(False, opening_s) + b"".join(records)
+
+    conv("get-200", [
+        h2rec(True, h2frame(H2_HEADERS, H2_ES | H2_EH, 1,
+                            hpack(h2_request("GET", "/index.html", extra=[("accept", "*/*")])))),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 1, hpack([(":status", "200"),
+                                                          ("content-type", "text/plain")]))),
+        h2rec(False, h2frame(H2_DATA, 0, 1, b"hello ")),
+        h2rec(False, h2frame(H2_DATA, H2_ES, 1, b"world")),
+    ])
+    conv("concurrent", [
+        h2rec(True, h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack(h2_request("GET", "/a"), True))
+              + h2frame(H2_HEADERS, H2_EH, 3, hpack(h2_request("POST", "/b"), True))
+              + h2frame(H2_HEADERS, H2_ES | H2_EH, 5, hpack(h2_request("GET", "/c"), True))),
+        h2rec(True, h2frame(H2_DATA, H2_ES, 3, b"abc")),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 5, hpack([(":status", "404")]))
+              + h2frame(H2_HEADERS, H2_EH, 3, hpack([(":status", "200"), ("server", "s")], True))
+              + h2frame(H2_DATA, H2_ES, 5, b"five")
+              + h2frame(H2_HEADERS, H2_EH, 1, hpack([(":status", "200")]) + b"\xbe")
+              + h2frame(H2_DATA, H2_ES, 1, b"one") + h2frame(H2_DATA, H2_ES, 3, b"xyz")),
+    ])
+    conv("post-trailers", [
+        h2rec(True, h2frame(H2_HEADERS, H2_EH, 1, hpack(h2_request(
+            "POST", "/v1/items", extra=[("content-type", "application/json")])))
+              + h2frame(H2_DATA, 0, 1, b'{"k":') + h2frame(H2_DATA, H2_ES, 1, b'"v"}')),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 1, hpack([(":status", "200")]))
+              + h2frame(H2_DATA, 0, 1, b"created")
+              + h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack([("x-checksum", "abc")]))),
+    ])
+    block = hpack(h2_request("GET", "/split", extra=[("x-long", "a fairly long value")]))
+    conv("continuation-padding", [
+        h2rec(True, h2frame(H2_HEADERS, H2_ES, 1, block[:5]) + h2frame(H2_CONT, 0, 1)
+              + h2frame(H2_CONT, H2_EH, 1, block[5:])),
+        h2rec(True, h2frame(H2_HEADERS, H2_EH | H2_PADDED | H2_PRIO, 3,
+                            b"\x04" + b"\x80\x00\x00\x01\x10"
+                            + hpack(h2_request("PUT", "/pad")) + b"\0" * 4)
+              + h2frame(H2_DATA, H2_PADDED, 3, b"\x03body\0\0\0")
+              + h2frame(H2_DATA, H2_PADDED | H2_ES, 3, b"\x00!")),
+        h2rec(False, h2frame(H2_HEADERS, H2_ES, 3, hpack([(":status", "200")]))
+              + h2frame(H2_CONT, H2_EH, 3, hpack([("x-one", "1")]))
+              + h2frame(H2_HEADERS, H2_EH, 1, hpack([(":status", "200")]))
+              + h2frame(H2_DATA, H2_PADDED | H2_ES, 1, b"\x0apadded!" + b"\0" * 10)),
+    ])
+    conv("reset-goaway", [
+        h2rec(True, b"".join(h2frame(H2_HEADERS, H2_ES | H2_EH, sid,
+                                     hpack(h2_request("GET", "/" + str(sid)))) for sid in (1, 3, 5))),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 3, hpack([(":status", "200")]))
+              + h2frame(H2_RST, 0, 1, struct.pack(">I", 8)) + h2frame(H2_DATA, H2_ES, 3, b"ok")
+              + h2frame(H2_GOAWAY, 0, 0, struct.pack(">II", 3, 0) + b"bye")),
+        h2rec(True, h2frame(H2_HEADERS, H2_ES | H2_EH, 7, hpack(h2_request("GET", "/7"))
+                            ) + h2frame(H2_RST, 0, 7, struct.pack(">I", 0))),
+    ])
+    grpc_req = [("content-type", "application/grpc"), ("te", "trailers")]
+    grpc_resp = [(":status", "200"), ("content-type", "application/grpc")]
+    unary = grpc_msg(b"\x0a\x05world")
+    conv("grpc-unary", [
+        h2rec(True, h2frame(H2_HEADERS, H2_EH, 1, hpack(h2_request(
+            "POST", "/helloworld.Greeter/SayHello", "localhost:50051", "http", grpc_req), True))
+              + h2frame(H2_DATA, 0, 1, unary[:3])),
+        h2rec(True, h2frame(H2_DATA, H2_ES, 1, unary[3:])),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 1, hpack(grpc_resp, True))
+              + h2frame(H2_DATA, 0, 1, grpc_msg(b"\x0a\x03hi!") + grpc_msg(b""))
+              + h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack([("grpc-status", "0")]))),
+    ])
+    conv("grpc-error", [
+        h2rec(True, h2frame(H2_HEADERS, H2_EH, 1, hpack(h2_request(
+            "POST", "/helloworld.Greeter/Lookup", "localhost:50051", "http", grpc_req)))
+              + h2frame(H2_DATA, H2_ES, 1, grpc_msg(b"key"))),
+        h2rec(False, h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack(
+            grpc_resp + [("grpc-status", "5"), ("grpc-message", "not%20found")]))),
+    ])
+    two_three = grpc_msg(b"two") + grpc_msg(b"three")
+    conv("grpc-streaming", [
+        h2rec(True, h2frame(H2_HEADERS, H2_EH, 1, hpack(h2_request(
+            "POST", "/chat.Chat/Talk", "localhost:50051", "http", grpc_req)))
+              + h2frame(H2_DATA, 0, 1, grpc_msg(b"one"))),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 1, hpack(grpc_resp))
+              + h2frame(H2_DATA, 0, 1, grpc_msg(b"uno"))),
+        h2rec(True, h2frame(H2_DATA, 0, 1, two_three[:10])
+              + h2frame(H2_DATA, H2_ES, 1, two_three[10:])),
+        h2rec(False, h2frame(H2_DATA, 0, 1, grpc_msg(b"dos") + grpc_msg(b"tres"))
+              + h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack([("grpc-status", "0")]))),
+    ])
+    conv("continue-100", [
+        h2rec(True, h2frame(H2_HEADERS, H2_EH, 1, hpack(h2_request(
+            "PUT", "/file", extra=[("expect", "100-continue")])))),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 1, hpack([(":status", "100")]))),
+        h2rec(True, h2frame(H2_DATA, H2_ES, 1, b"data")),
+        h2rec(False, h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack([(":status", "204")]))),
+    ])
+    conv("push-promise", [
+        h2rec(True, h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack(h2_request("GET", "/page")))),
+        h2rec(False, h2frame(H2_PUSH, H2_EH, 1, struct.pack(">I", 2) + hpack(
+            h2_request("GET", "/style.css", extra=[("x-pushed", "yes")]), True))
+              + h2frame(H2_HEADERS, H2_EH, 2, hpack([(":status", "200")]) + b"\xbe")
+              + h2frame(H2_DATA, H2_ES, 2, b"body{}")
+              + h2frame(H2_HEADERS, H2_EH, 1, hpack([(":status", "200")]) + b"\xbe")
+              + h2frame(H2_DATA, H2_ES, 1, b"<html>")),
+    ])
+    conv("control-frames", [
+        h2rec(True, h2frame(H2_SETTINGS, 1, 0) + h2frame(H2_WINDOW, 0, 0, struct.pack(">I", 65536))
+              + h2frame(H2_PING, 0, 0, b"pingping") + h2frame(H2_PRIORITY, 0, 1, b"\0\0\0\0\x0f")
+              + h2frame(0xfa, 0xff, 1, b"unknown")
+              + h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack(h2_request("GET", "/")))),
+        h2rec(False, h2frame(H2_SETTINGS, 1, 0) + h2frame(H2_PING, 1, 0, b"pingping")
+              + h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack([(":status", "204")]))),
+    ])
+    conv("gap", [
+        h2rec(True, h2frame(H2_HEADERS, H2_ES | H2_EH, 1, hpack(h2_request("GET", "/one")))),
+        h2rec(False, h2frame(H2_HEADERS, H2_EH, 1, hpack([(":status", "200")]))
+              + h2frame(H2_DATA, 0, 1, b"part")),
+        h2rec(False, h2frame(H2_DATA, H2_ES, 1, b"rest"), gap=True),
+    ])
+    conv("bad-hpack", [
+        h2rec(True, h2frame(H2_HEADERS, H2_ES | H2_EH, 1, b"\xff\xff\xff\xff")),
+    ], bytes([0x24]))
+    # Frames only: the opening comes from the flags byte (bit 4), closed before freeing.
+    seeds["auto-opening"] = bytes([0x10 | 0x20 | 2]) + h2rec(True, h2frame(
+        H2_HEADERS, H2_EH, 1, hpack(h2_request("POST", "/x")))) + h2rec(True, h2frame(
+            H2_DATA, 0, 1, b"body"))
+    seeds["http1-not-h2"] = flags + h2rec(True, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") \
+        + h2rec(False, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    return seeds
+
+
 # --- corpora -------------------------------------------------------------------------------
 
 def write_corpus(target, seeds):
@@ -644,6 +839,7 @@ def main():
     if with_elf:
         write_corpus("tlslib", elf_seeds())
     write_corpus("gotls", go_seeds())
+    write_corpus("http2", http2_seeds())
 
     # fuzz-loaderd: frames as [type index, flags, u16 little-endian length, body] (see
     # fuzz-loaderd.c: index 0 is A_HELLO, 1 A_PLAN, then loaderd's own types, then unknown).

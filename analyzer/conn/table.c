@@ -68,6 +68,16 @@ static void conn_close(struct conn_table *t, struct conn_entry *c, const char *w
                 t->emitting = NULL;
                 t->http_errors += err;
         }
+        if (c->h2) {
+                uint64_t ex, err;
+
+                t->emitting = c;
+                h2_conn_counters(c->h2, &ex, &err);
+                c->h2 = h2_conn_free(c->h2);
+                t->emitting = NULL;
+                t->http_errors += err;
+        }
+        free(c->early);
         if (t->close_cb)
                 t->close_cb(c, why, t->userdata);
         free(c);
@@ -218,9 +228,17 @@ static void detect(struct conn_table *t, struct conn_entry *c, bool requests, co
                 return; /* the client speaks first in HTTP; wait for its bytes */
         size_t k = n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1;
 
-        if (n >= 3 && memcmp(d, h2_preface, k) == 0)
-                c->proto = CONN_PROTO_HTTP2; /* exchanges of HTTP/2 are not parsed yet */
-        else if (looks_like_request(d, n)) {
+        if (n >= 3 && memcmp(d, h2_preface, k) == 0) {
+                c->proto = CONN_PROTO_HTTP2;
+                if (t->parse) {
+                        c->h2 = h2_conn_new(t->preview, exchange_done, t);
+                        if (c->h2 && c->early_len > 0) {
+                                t->emitting = c;
+                                h2_conn_data(c->h2, false, c->early, c->early_len, c->early_ts);
+                                t->emitting = NULL;
+                        }
+                }
+        } else if (looks_like_request(d, n)) {
                 c->proto = CONN_PROTO_HTTP1;
                 if (t->parse) {
                         c->x = exchange_conn_new(t->preview, exchange_done, t);
@@ -270,19 +288,46 @@ void conn_table_message(struct conn_table *t, const struct message *m, uint8_t r
                           (unsigned long long)m->hdr.conn_id, dir ? "write" : "read",
                           (unsigned long long)(off - c->next[dir]),
                           (unsigned long long)c->next[dir]);
-                if (c->x) {
+                if (c->x || c->h2) {
                         t->emitting = c;
-                        exchange_conn_gap(c->x, requests);
+                        if (c->x)
+                                exchange_conn_gap(c->x, requests);
+                        if (c->h2)
+                                h2_conn_gap(c->h2, requests);
                         t->emitting = NULL;
                 }
         }
         /* Bytes past the per-call cap are counted in the next call's offset: a gap then. */
         c->next[dir] = off + n;
-        if (c->proto == CONN_PROTO_NONE && n > 0)
+        if (c->proto == CONN_PROTO_NONE && n > 0 && !requests && t->parse) {
+                /* The server spoke first: keep a little of it until the client's bytes say
+                 * which protocol this is (an HTTP/2 server's SETTINGS come at once). */
+                size_t keep = n < CONN_EARLY_MAX - c->early_len ? n : CONN_EARLY_MAX - c->early_len;
+
+                if (!c->early)
+                        c->early = malloc(CONN_EARLY_MAX);
+                if (c->early && keep > 0) {
+                        if (c->early_len == 0)
+                                c->early_ts = m->hdr.timestamp_ns;
+                        memcpy(c->early + c->early_len, d, keep);
+                        c->early_len += (uint32_t)keep;
+                }
+                return;
+        }
+        if (c->proto == CONN_PROTO_NONE && n > 0) {
                 detect(t, c, requests, d, n);
+                free(c->early);
+                c->early = NULL;
+                c->early_len = 0;
+        }
         if (c->x && n > 0) {
                 t->emitting = c;
                 exchange_conn_data(c->x, requests, d, n, m->hdr.timestamp_ns);
+                t->emitting = NULL;
+        }
+        if (c->h2 && n > 0) {
+                t->emitting = c;
+                h2_conn_data(c->h2, requests, d, n, m->hdr.timestamp_ns);
                 t->emitting = NULL;
         }
 }

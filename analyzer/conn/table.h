@@ -18,6 +18,7 @@
 
 #include "events.h"
 #include "proto/exchange.h"
+#include "proto/http2.h"
 #include "record.h"
 
 #define CONN_TABLE_MAX 16384
@@ -26,6 +27,7 @@
  * may still come, see conn/identity.h) before closing the entry. */
 #define CONN_CLOSE_DELAY_NS (300ull * 1000 * 1000)
 #define CONN_CLOSE_QUEUE 4096
+#define CONN_EARLY_MAX 4096 /* server bytes kept before detection */
 
 enum conn_proto { CONN_PROTO_NONE = 0, CONN_PROTO_HTTP1, CONN_PROTO_HTTP2, CONN_PROTO_OTHER };
 
@@ -40,7 +42,12 @@ struct conn_entry {
         uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME of its first and last message */
         uint64_t close_ns;          /* CLOCK_BOOTTIME of the kernel's close, 0 if none */
         uint64_t open_ns;           /* CLOCK_BOOTTIME of connect()/accept(), 0 if unknown */
-        struct exchange_conn *x;
+        struct exchange_conn *x; /* HTTP/1 exchanges (--exchanges) */
+        struct h2_conn *h2;      /* HTTP/2 exchanges (--exchanges) */
+        uint8_t *early;          /* server bytes seen before the client's first (HTTP/2 servers
+                                    send SETTINGS at once), kept until the protocol is known */
+        uint32_t early_len;
+        uint64_t early_ts;
         struct conn_entry *lru_prev, *lru_next; /* most recent first */
         struct conn_entry *hash_next;
 };

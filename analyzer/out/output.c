@@ -341,13 +341,16 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
 
                 format_addr(h->family, h->laddr, la, sizeof(la));
                 format_addr(h->family, h->raddr, ra, sizeof(ra));
-                fprintf(o->f, "%s.%06lld %.*s[%u] %s %s:%u -> %s:%u conn=%llu HTTP: %s %s%s",
+                fprintf(o->f, "%s.%06lld %.*s[%u] %s %s:%u -> %s:%u conn=%llu %s: %s %s%s",
                         tbuf, (long long)ns / 1000, TLSSNIFF_COMM_LEN, h->comm, h->pid,
                         output_role_name(c->role), la, h->lport, ra, h->rport,
-                        (unsigned long long)c->conn_id, x->method[0] ? x->method : "?",
-                        x->authority, x->target);
+                        (unsigned long long)c->conn_id,
+                        x->grpc ? "gRPC" : x->http_version == 2 ? "HTTP/2" : "HTTP",
+                        x->method[0] ? x->method : "?", x->authority, x->target);
                 if (x->status)
                         fprintf(o->f, " -> %d %s", x->status, x->reason);
+                if (x->grpc && x->grpc_status >= 0)
+                        fprintf(o->f, " grpc-status %d", x->grpc_status);
                 fprintf(o->f, " (%.3f ms, %llu B / %llu B)", ms_between(x->start_ns, x->resp_end_ns),
                         (unsigned long long)x->req_body, (unsigned long long)x->resp_body);
                 if (x->error)
@@ -355,11 +358,25 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
                 fputc('\n', o->f);
                 return ferror(o->f) ? -EIO : 0;
         }
-        fprintf(o->f, "{\"type\":\"exchange\",\"protocol\":\"http/1.%d\",\"time\":\"%s.%09lldZ\","
-                      "\"timestamp_ns\":%llu,\"pid\":%u,\"comm\":",
-                x->version_minor, tbuf, (long long)ns, (unsigned long long)x->start_ns, h->pid);
+        if (x->http_version == 2)
+                fputs("{\"type\":\"exchange\",\"protocol\":\"http/2\"", o->f);
+        else
+                fprintf(o->f, "{\"type\":\"exchange\",\"protocol\":\"http/1.%d\"",
+                        x->version_minor);
+        fprintf(o->f, ",\"time\":\"%s.%09lldZ\",\"timestamp_ns\":%llu,\"pid\":%u,\"comm\":", tbuf,
+                (long long)ns, (unsigned long long)x->start_ns, h->pid);
         json_conn_identity(o->f, c);
-        fputs(",\"scheme\":\"https\",\"method\":", o->f);
+        fputs(",\"stream_id\":", o->f);
+        if (x->http_version == 2)
+                fprintf(o->f, "%u", x->stream_id);
+        else
+                fputs("null", o->f);
+        fputs(",\"scheme\":", o->f);
+        if (x->scheme[0])
+                json_write_string(o->f, x->scheme, strlen(x->scheme));
+        else
+                fputs("\"https\"", o->f);
+        fputs(",\"method\":", o->f);
         if (x->method[0])
                 json_write_string(o->f, x->method, strlen(x->method));
         else
@@ -389,6 +406,24 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
                         ms_between(x->req_end_ns, x->resp_start_ns));
         else
                 fputs("null,\"ttfb_ms\":null", o->f);
+        fputs(",\"grpc\":", o->f);
+        if (x->grpc) {
+                fputs("{\"service\":", o->f);
+                json_write_string(o->f, x->grpc_service, strlen(x->grpc_service));
+                fputs(",\"method\":", o->f);
+                json_write_string(o->f, x->grpc_method, strlen(x->grpc_method));
+                fputs(",\"status\":", o->f);
+                if (x->grpc_status >= 0)
+                        fprintf(o->f, "%d", x->grpc_status);
+                else
+                        fputs("null", o->f);
+                fputs(",\"message\":", o->f);
+                json_write_string(o->f, x->grpc_message, strlen(x->grpc_message));
+                fprintf(o->f, ",\"request_messages\":%u,\"response_messages\":%u}",
+                        x->grpc_msgs[0], x->grpc_msgs[1]);
+        } else {
+                fputs("null", o->f);
+        }
         fprintf(o->f, ",\"upgraded\":%s,\"error\":", x->upgraded ? "true" : "false");
         if (x->error)
                 json_write_string(o->f, x->error, strlen(x->error));

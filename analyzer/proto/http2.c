@@ -312,9 +312,9 @@ static void info_field(struct h2_info *in, const uint8_t *name, size_t nl, const
                 else if (is_name(name, nl, ":scheme"))
                         copy_bytes(in->scheme, sizeof(in->scheme), value, vl);
                 else if (is_name(name, nl, ":status"))
-                        in->status = vl == 3 ? parse_uint(value, vl, 3) : 0;
-                if (in->status < 0 && is_name(name, nl, ":status"))
-                        in->status = 0;
+                        in->status = vl == 3 && parse_uint(value, vl, 3) >= 0
+                                             ? parse_uint(value, vl, 3)
+                                             : 0;
         } else if (is_name(name, nl, "host")) {
                 copy_bytes(in->host, sizeof(in->host), value, vl);
         } else if (is_name(name, nl, "content-type")) {
@@ -866,7 +866,7 @@ static void dir_feed(struct h2_conn *c, struct h2_dir *d, const uint8_t *p, size
                 case RD_PREFACE:
                         k = H2_PREFACE_LEN - d->preface_got < n ? H2_PREFACE_LEN - d->preface_got
                                                                 : n;
-                        if (memcmp(p, H2_PREFACE + d->preface_got, k) != 0) {
+                        if (memcmp(p, &H2_PREFACE[d->preface_got], k) != 0) {
                                 fatal(c, "no HTTP/2 client preface");
                                 return;
                         }
