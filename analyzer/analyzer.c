@@ -416,6 +416,8 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_exchanges", a->conns.exchanges);
         ADD("analyzer_http_errors", a->conns.http_errors);
         ADD("analyzer_stream_gaps", a->conns.gaps);
+        ADD("analyzer_stream_held", a->conns.held);
+        ADD("analyzer_stream_hold_timeouts", a->conns.hold_timeouts);
 #undef ADD
         return n;
 }
@@ -446,7 +448,10 @@ int analyzer_run(struct analyzer *a)
                         struct pollfd p[2] = { { .fd = a->sock, .events = POLLIN },
                                                { .fd = a->control.listen_fd, .events = POLLIN } };
                         int timeout = identity_pending(&a->identity) ||
-                                              a->conns.closing_n > 0 ? 50 : -1;
+                                                      a->conns.closing_n > 0 ||
+                                                      a->conns.holding > 0
+                                              ? 50
+                                              : -1;
 
                         output_flush(&a->out);
                         if (poll(p, a->control.listen_fd >= 0 ? 2 : 1, timeout) < 0 &&

@@ -64,10 +64,9 @@ static void mix_headers(struct trace *t, const struct exchange_headers *h)
 static void on_exchange(const struct exchange *x, void *ud)
 {
         struct trace *t = ud;
-        uint64_t nums[9] = { x->req_body,    x->resp_body,   x->start_ns,
-                             x->req_end_ns,  x->resp_start_ns, x->resp_end_ns,
-                             x->stream_id,   (uint64_t)(int64_t)x->status,
-                             (uint64_t)(int64_t)x->grpc_status };
+        uint64_t nums[9] = { x->req_body, x->resp_body, x->start_ns, x->req_end_ns,
+                             x->resp_start_ns, x->resp_end_ns, x->stream_id,
+                             (uint64_t)(int64_t)x->status, (uint64_t)(int64_t)x->grpc_status };
 
         t->seen++;
         CHECK(x->http_version == 2);

@@ -6,6 +6,8 @@
 #include "conn/table.h"
 #include "log.h"
 
+static void hold_drain(struct conn_table *t, struct conn_entry *c, unsigned dir, bool flush);
+
 static size_t bucket_of(uint64_t conn_id)
 {
         return (size_t)((conn_id * 0x9e3779b97f4a7c15ull) >> 40) % CONN_TABLE_MAX;
@@ -57,6 +59,10 @@ static void conn_close(struct conn_table *t, struct conn_entry *c, const char *w
                 pp = &(*pp)->hash_next;
         if (*pp)
                 *pp = c->hash_next;
+        if (c->n_held) {
+                hold_drain(t, c, 0, true);
+                hold_drain(t, c, 1, true);
+        }
         lru_unlink(t, c);
         t->n--;
         if (c->x) {
@@ -140,6 +146,14 @@ void conn_table_expire(struct conn_table *t, uint64_t now_ns)
                 t->closing_n--;
                 if (c)
                         close_now(t, id, c->close_ns);
+        }
+        if (t->holding > 0) {
+                for (struct conn_entry *c = t->lru_head; c; c = c->lru_next)
+                        if (c->n_held && now_ns - c->hold_since_ns > CONN_HOLD_NS) {
+                                t->hold_timeouts++;
+                                hold_drain(t, c, 0, true);
+                                hold_drain(t, c, 1, true);
+                        }
         }
         while (t->lru_tail && now_ns - t->lru_tail->last_active_ns > CONN_IDLE_NS) {
                 t->expired++;
@@ -250,26 +264,14 @@ static void detect(struct conn_table *t, struct conn_entry *c, bool requests, co
         }
 }
 
-void conn_table_message(struct conn_table *t, const struct message *m, uint8_t role,
-                        uint64_t now_ns)
+/* Bytes of one direction, starting at offset off, handed on in stream order. */
+static void feed(struct conn_table *t, struct conn_entry *c, unsigned dir, uint64_t off,
+                 const uint8_t *d, size_t n, uint64_t ts)
 {
-        struct conn_entry *c = lookup(t, m->hdr.conn_id);
-        unsigned dir = m->hdr.direction & 1;
-        const uint8_t *d = m->data;
-        uint64_t off = m->offset;
-        size_t n = m->length;
-        bool requests;
+        bool requests = c->role == TLSSNIFF_ROLE_SERVER ? dir == TLSSNIFF_DIR_READ
+                                                        : dir == TLSSNIFF_DIR_WRITE;
 
-        if (!c)
-                return;
-        c->id = m->hdr;
-        c->role = role;
-        if (!c->first_ns)
-                c->first_ns = m->hdr.timestamp_ns;
-        c->last_ns = m->hdr.timestamp_ns;
-        c->last_active_ns = now_ns;
-        c->bytes[dir] += n;
-        /* In order: cut what was seen, note what was skipped. */
+        /* Cut what was seen already. */
         if (off + n <= c->next[dir] && n > 0) {
                 t->repeats++;
                 return;
@@ -280,12 +282,10 @@ void conn_table_message(struct conn_table *t, const struct message *m, uint8_t r
                 n -= (size_t)(c->next[dir] - off);
                 off = c->next[dir];
         }
-        requests = role == TLSSNIFF_ROLE_SERVER ? dir == TLSSNIFF_DIR_READ
-                                                : dir == TLSSNIFF_DIR_WRITE;
         if (off > c->next[dir]) {
                 t->gaps++;
                 log_debug("Connection %llu %s: %llu bytes missing at stream offset %llu.",
-                          (unsigned long long)m->hdr.conn_id, dir ? "write" : "read",
+                          (unsigned long long)c->conn_id, dir ? "write" : "read",
                           (unsigned long long)(off - c->next[dir]),
                           (unsigned long long)c->next[dir]);
                 if (c->x || c->h2) {
@@ -297,7 +297,6 @@ void conn_table_message(struct conn_table *t, const struct message *m, uint8_t r
                         t->emitting = NULL;
                 }
         }
-        /* Bytes past the per-call cap are counted in the next call's offset: a gap then. */
         c->next[dir] = off + n;
         if (c->proto == CONN_PROTO_NONE && n > 0 && !requests && t->parse) {
                 /* The server spoke first: keep a little of it until the client's bytes say
@@ -308,7 +307,7 @@ void conn_table_message(struct conn_table *t, const struct message *m, uint8_t r
                         c->early = malloc(CONN_EARLY_MAX);
                 if (c->early && keep > 0) {
                         if (c->early_len == 0)
-                                c->early_ts = m->hdr.timestamp_ns;
+                                c->early_ts = ts;
                         memcpy(c->early + c->early_len, d, keep);
                         c->early_len += (uint32_t)keep;
                 }
@@ -322,12 +321,101 @@ void conn_table_message(struct conn_table *t, const struct message *m, uint8_t r
         }
         if (c->x && n > 0) {
                 t->emitting = c;
-                exchange_conn_data(c->x, requests, d, n, m->hdr.timestamp_ns);
+                exchange_conn_data(c->x, requests, d, n, ts);
                 t->emitting = NULL;
         }
         if (c->h2 && n > 0) {
                 t->emitting = c;
-                h2_conn_data(c->h2, requests, d, n, m->hdr.timestamp_ns);
+                h2_conn_data(c->h2, requests, d, n, ts);
                 t->emitting = NULL;
         }
+}
+
+static void hold_drop(struct conn_table *t, struct conn_entry *c, unsigned i)
+{
+        struct conn_held *h = &c->held[i];
+
+        c->held_bytes -= h->len;
+        free(h->data);
+        c->held[i] = c->held[--c->n_held];
+        if (c->n_held == 0)
+                t->holding--;
+}
+
+/* Hands on the held messages of dir that are now in order (all of them when flush). */
+static void hold_drain(struct conn_table *t, struct conn_entry *c, unsigned dir, bool flush)
+{
+        for (;;) {
+                unsigned best = UINT32_MAX;
+
+                for (unsigned i = 0; i < c->n_held; i++)
+                        if (c->held[i].dir == dir &&
+                            (best == UINT32_MAX || c->held[i].off < c->held[best].off))
+                                best = i;
+                if (best == UINT32_MAX || (!flush && c->held[best].off > c->next[dir]))
+                        return;
+                feed(t, c, dir, c->held[best].off, c->held[best].data, c->held[best].len,
+                     c->held[best].ts);
+                hold_drop(t, c, best);
+        }
+}
+
+/* Keeps a copy of a message that came before the bytes in front of it; false if full. */
+static bool hold(struct conn_table *t, struct conn_entry *c, unsigned dir, uint64_t off,
+                 const uint8_t *d, size_t n, uint64_t ts, uint64_t now_ns)
+{
+        struct conn_held *h;
+
+        if (c->n_held == CONN_HOLD_MAX || n > CONN_HOLD_BYTES - c->held_bytes)
+                return false;
+        h = &c->held[c->n_held];
+        h->data = malloc(n ? n : 1);
+        if (!h->data)
+                return false;
+        memcpy(h->data, d, n);
+        h->off = off;
+        h->len = (uint32_t)n;
+        h->ts = ts;
+        h->dir = (uint8_t)dir;
+        if (c->n_held++ == 0) {
+                t->holding++;
+                c->hold_since_ns = now_ns;
+        }
+        c->held_bytes += n;
+        t->held++;
+        return true;
+}
+
+void conn_table_message(struct conn_table *t, const struct message *m, uint8_t role,
+                        uint64_t now_ns)
+{
+        struct conn_entry *c = lookup(t, m->hdr.conn_id);
+        unsigned dir = m->hdr.direction & 1;
+
+        if (!c)
+                return;
+        c->id = m->hdr;
+        c->role = role;
+        if (!c->first_ns)
+                c->first_ns = m->hdr.timestamp_ns;
+        c->last_ns = m->hdr.timestamp_ns;
+        c->last_active_ns = now_ns;
+        c->bytes[dir] += m->length;
+        /*
+         * Calls on one connection can return on two CPUs at once (two goroutines writing one
+         * tls.Conn), so a message may arrive before the one in front of it: hold it (bounded)
+         * until the bytes before it come, or give up on them after CONN_HOLD_NS.
+         */
+        if (m->offset > c->next[dir] &&
+            hold(t, c, dir, m->offset, m->data, m->length, m->hdr.timestamp_ns, now_ns))
+                return;
+        if (m->offset > c->next[dir])
+                hold_drain(t, c, dir, true); /* no room: what was held goes first, gaps and all */
+        feed(t, c, dir, m->offset, m->data, m->length, m->hdr.timestamp_ns);
+        /* Bytes past the per-call cap are known to be missing: not worth waiting for. */
+        if (m->truncated)
+                feed(t, c, dir, m->offset + m->length + m->truncated, NULL, 0,
+                     m->hdr.timestamp_ns);
+        if (c->n_held)
+                hold_drain(t, c, dir, false);
 }

@@ -28,6 +28,18 @@
 #define CONN_CLOSE_DELAY_NS (300ull * 1000 * 1000)
 #define CONN_CLOSE_QUEUE 4096
 #define CONN_EARLY_MAX 4096 /* server bytes kept before detection */
+/* Messages that arrived before the bytes in front of them, held per connection: at most this
+ * many and this many bytes, for at most CONN_HOLD_NS; then the missing bytes are a gap. */
+#define CONN_HOLD_MAX 8
+#define CONN_HOLD_BYTES (1u << 20)
+#define CONN_HOLD_NS (500ull * 1000 * 1000)
+
+struct conn_held {
+        uint64_t off, ts;
+        uint32_t len;
+        uint8_t dir;
+        uint8_t *data;
+};
 
 enum conn_proto { CONN_PROTO_NONE = 0, CONN_PROTO_HTTP1, CONN_PROTO_HTTP2, CONN_PROTO_OTHER };
 
@@ -48,6 +60,10 @@ struct conn_entry {
                                     send SETTINGS at once), kept until the protocol is known */
         uint32_t early_len;
         uint64_t early_ts;
+        struct conn_held held[CONN_HOLD_MAX];
+        unsigned n_held;
+        size_t held_bytes;
+        uint64_t hold_since_ns; /* monotonic: when the oldest held message came */
         struct conn_entry *lru_prev, *lru_next; /* most recent first */
         struct conn_entry *hash_next;
 };
@@ -75,6 +91,9 @@ struct conn_table {
         unsigned closing_head, closing_n;
         struct conn_entry *emitting; /* the entry whose exchange is being emitted */
         uint64_t evicted, expired, closed, gaps, repeats, exchanges, http_errors;
+        uint64_t held;          /* messages that arrived early and were held */
+        uint64_t hold_timeouts; /* held messages given up on (the gap stayed) */
+        size_t holding;         /* entries holding messages */
 };
 
 int conn_table_init(struct conn_table *t, bool parse, size_t preview, conn_exchange_cb cb,

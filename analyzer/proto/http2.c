@@ -59,6 +59,13 @@ struct h2_info {
         char grpc_message[256];
 };
 
+/* What is decoded of a block, allocated while the block lasts: ~10 KB that an idle
+ * connection does not need to hold. */
+struct h2_decoded {
+        struct h2_info info;
+        struct h2_hlist h;
+};
+
 /* A header block: HEADERS or PUSH_PROMISE, then CONTINUATION frames up to END_HEADERS. */
 struct h2_block {
         bool active;
@@ -66,10 +73,9 @@ struct h2_block {
         bool end_stream;
         bool too_large;
         uint32_t sid;
-        uint64_t ts;  /* of the first byte of its first frame */
-        size_t bytes; /* compressed */
-        struct h2_info info;
-        struct h2_hlist h;
+        uint64_t ts;            /* of the first byte of its first frame */
+        size_t bytes;           /* compressed */
+        struct h2_decoded *dec; /* NULL when memory was short: decoded, not kept */
 };
 
 struct h2_dir {
@@ -198,6 +204,14 @@ static int parse_uint(const uint8_t *s, size_t n, size_t max_digits)
         return v;
 }
 
+/* :status is three digits; anything else reads as 0, "no response" to the exchange. */
+static int status_value(const uint8_t *s, size_t n)
+{
+        int v = n == 3 ? parse_uint(s, n, 3) : -1;
+
+        return v < 0 ? 0 : v;
+}
+
 static void keep_preview(uint8_t *preview, size_t *len, size_t max, const uint8_t *d, size_t n)
 {
         size_t k;
@@ -312,9 +326,7 @@ static void info_field(struct h2_info *in, const uint8_t *name, size_t nl, const
                 else if (is_name(name, nl, ":scheme"))
                         copy_bytes(in->scheme, sizeof(in->scheme), value, vl);
                 else if (is_name(name, nl, ":status"))
-                        in->status = vl == 3 && parse_uint(value, vl, 3) >= 0
-                                             ? parse_uint(value, vl, 3)
-                                             : 0;
+                        in->status = status_value(value, vl);
         } else if (is_name(name, nl, "host")) {
                 copy_bytes(in->host, sizeof(in->host), value, vl);
         } else if (is_name(name, nl, "content-type")) {
@@ -491,7 +503,7 @@ static void grpc_path(struct exchange *x, const char *path)
 static void apply_request(struct h2_conn *c, struct h2_stream *s, const struct h2_block *b)
 {
         struct exchange *x = &s->x;
-        const struct h2_info *in = &b->info;
+        const struct h2_info *in = &b->dec->info;
 
         if (s->st[REQ] == ST_IDLE) {
                 s->st[REQ] = ST_OPEN;
@@ -503,14 +515,14 @@ static void apply_request(struct h2_conn *c, struct h2_stream *s, const struct h
                                    sizeof(in->authority));
                 else
                         copy_bytes(x->authority, sizeof(x->authority), in->host, sizeof(in->host));
-                headers_append(&x->req_headers, &b->h);
+                headers_append(&x->req_headers, &b->dec->h);
                 x->start_ns = b->ts;
                 x->req_end_ns = c->ts;
                 x->grpc = in->grpc;
                 if (x->grpc)
                         grpc_path(x, x->target);
         } else if (s->st[REQ] == ST_OPEN) {
-                headers_append(&x->req_headers, &b->h); /* trailers */
+                headers_append(&x->req_headers, &b->dec->h); /* trailers */
                 x->req_end_ns = c->ts;
         }
 }
@@ -519,21 +531,21 @@ static void apply_request(struct h2_conn *c, struct h2_stream *s, const struct h
 static bool apply_response(struct h2_conn *c, struct h2_stream *s, const struct h2_block *b)
 {
         struct exchange *x = &s->x;
-        const struct h2_info *in = &b->info;
+        const struct h2_info *in = &b->dec->info;
 
         if (s->st[RESP] == ST_IDLE) {
                 if (in->status >= 100 && in->status < 200)
                         return false;
                 s->st[RESP] = ST_OPEN;
                 x->status = in->status > 0 ? in->status : 0;
-                headers_append(&x->resp_headers, &b->h);
+                headers_append(&x->resp_headers, &b->dec->h);
                 x->resp_start_ns = b->ts;
                 x->resp_end_ns = c->ts;
                 x->resp_started = true;
                 if (s->st[REQ] == ST_IDLE && in->grpc)
                         x->grpc = true; /* the request was not seen: the response tells */
         } else if (s->st[RESP] == ST_OPEN) {
-                headers_append(&x->resp_headers, &b->h); /* trailers */
+                headers_append(&x->resp_headers, &b->dec->h); /* trailers */
                 x->resp_end_ns = c->ts;
         } else {
                 return true;
@@ -570,11 +582,8 @@ static void block_apply(struct h2_conn *c, struct h2_dir *d)
         } else if (d->request && b->sid > c->max_client_sid) {
                 c->max_client_sid = b->sid; /* the response was fed first */
         }
-        if (b->too_large) {
-                c->errors++;
-                if (!s->x.error)
-                        s->x.error = "header block too large";
-        }
+        if (b->too_large && !s->x.error)
+                s->x.error = "header block too large";
         if (d->request)
                 apply_request(c, s, b);
         else if (!apply_response(c, s, b))
@@ -589,7 +598,8 @@ static void block_apply(struct h2_conn *c, struct h2_dir *d)
 
 /* --- frames --- */
 
-static void block_start(struct h2_dir *d, uint8_t type, uint32_t sid, bool end_stream)
+static void block_start(struct h2_conn *c, struct h2_dir *d, uint8_t type, uint32_t sid,
+                        bool end_stream)
 {
         struct h2_block *b = &d->block;
 
@@ -600,24 +610,38 @@ static void block_start(struct h2_dir *d, uint8_t type, uint32_t sid, bool end_s
         b->too_large = false;
         b->ts = d->frame_ts;
         b->bytes = 0;
-        memset(&b->info, 0, sizeof(b->info));
-        b->info.status = -1;
-        b->info.grpc_status = -1;
-        b->h.n = 0;
-        b->h.len = 0;
-        b->h.truncated = false;
+        free(b->dec);
+        b->dec = malloc(sizeof(*b->dec));
+        if (!b->dec) {
+                c->errors++;
+                return;
+        }
+        memset(&b->dec->info, 0, sizeof(b->dec->info));
+        b->dec->info.status = -1;
+        b->dec->info.grpc_status = -1;
+        b->dec->h.n = 0;
+        b->dec->h.len = 0;
+        b->dec->h.truncated = false;
+}
+
+static void block_done(struct h2_block *b)
+{
+        b->active = false;
+        free(b->dec);
+        b->dec = NULL;
 }
 
 /* Header block bytes, straight into the inflater: nothing of the block is buffered here. */
-static void block_feed(struct h2_conn *c, struct h2_dir *d, const uint8_t *p, size_t n,
-                       bool final)
+static void block_feed(struct h2_conn *c, struct h2_dir *d, const uint8_t *p, size_t n, bool final)
 {
         static const uint8_t none[1];
         struct h2_block *b = &d->block;
 
         b->bytes += n;
-        if (b->bytes > H2_HEADER_BLOCK_MAX)
-                b->too_large = true;
+        if (b->bytes > H2_HEADER_BLOCK_MAX && !b->too_large) {
+                b->too_large = true; /* still decoded: the dynamic table needs it */
+                c->errors++;
+        }
         if (n == 0)
                 p = none;
         for (;;) {
@@ -631,9 +655,9 @@ static void block_feed(struct h2_conn *c, struct h2_dir *d, const uint8_t *p, si
                 }
                 p += r;
                 n -= (size_t)r;
-                if (flags & NGHTTP2_HD_INFLATE_EMIT) {
-                        info_field(&b->info, nv.name, nv.namelen, nv.value, nv.valuelen);
-                        hlist_add(&b->h, nv.name, nv.namelen, nv.value, nv.valuelen);
+                if ((flags & NGHTTP2_HD_INFLATE_EMIT) && b->dec) {
+                        info_field(&b->dec->info, nv.name, nv.namelen, nv.value, nv.valuelen);
+                        hlist_add(&b->dec->h, nv.name, nv.namelen, nv.value, nv.valuelen);
                 }
                 if (flags & NGHTTP2_HD_INFLATE_FINAL) {
                         nghttp2_hd_inflate_end_headers(d->hd);
@@ -712,15 +736,18 @@ static void frame_begin(struct h2_conn *c, struct h2_dir *d)
                 break;
         case F_HEADERS:
         case F_PUSH_PROMISE:
-                d->pre_need = (d->flags & FL_PADDED ? 1 : 0) +
-                              (d->type == F_PUSH_PROMISE ? 4 : d->flags & FL_PRIORITY ? 5 : 0);
+                d->pre_need = d->flags & FL_PADDED ? 1 : 0;
+                if (d->type == F_PUSH_PROMISE)
+                        d->pre_need += 4; /* promised stream id */
+                else if (d->flags & FL_PRIORITY)
+                        d->pre_need += 5; /* stream dependency, weight */
                 if (d->pre_need > d->len) {
                         fatal(c, "header block frame shorter than its prefix");
                         return;
                 }
                 if (sid_zero)
                         c->errors++; /* decoded all the same: the dynamic table needs it */
-                block_start(d, d->type, d->sid,
+                block_start(c, d, d->type, d->sid,
                             d->type == F_HEADERS && (d->flags & FL_END_STREAM));
                 break;
         case F_CONTINUATION:
@@ -837,7 +864,9 @@ static void frame_end(struct h2_conn *c, struct h2_dir *d)
                         if (c->dead)
                                 return;
                         d->block.active = false;
-                        block_apply(c, d);
+                        if (d->block.dec)
+                                block_apply(c, d);
+                        block_done(&d->block);
                 }
                 break;
         case F_RST_STREAM:
@@ -960,8 +989,7 @@ struct h2_conn *h2_conn_new(size_t preview, exchange_cb cb, void *userdata)
         return c;
 }
 
-void h2_conn_data(struct h2_conn *c, bool requests, const uint8_t *data, size_t n,
-                  uint64_t ts_ns)
+void h2_conn_data(struct h2_conn *c, bool requests, const uint8_t *data, size_t n, uint64_t ts_ns)
 {
         if (c->dead)
                 return;
@@ -994,9 +1022,11 @@ struct h2_conn *h2_conn_free(struct h2_conn *c)
         if (!c)
                 return NULL;
         h2_conn_close(c);
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 2; i++) {
                 if (c->dir[i].hd)
                         nghttp2_hd_inflate_del(c->dir[i].hd);
+                block_done(&c->dir[i].block);
+        }
         free(c);
         return NULL;
 }

@@ -31,11 +31,13 @@
  * direction is gone, so no later header block can be trusted to decode right.
  *
  * Bounds: H2_STREAMS_MAX streams tracked per connection, each with one struct exchange and
- * two previews; per direction one block of decoded headers (EXCHANGE_HEADER_BYTES) and an HPACK
- * dynamic table of at most H2_HPACK_TABLE_MAX bytes (SETTINGS_HEADER_TABLE_SIZE is not followed:
- * an encoder told to use more than that fails to decode). Frames of any length the format allows
- * (16 MiB) are accepted (SETTINGS_MAX_FRAME_SIZE is not enforced); only small fixed prefixes of
- * a frame are buffered.
+ * two previews (a stream over the bound is not tracked, nor is its response); per direction an
+ * HPACK dynamic table of at most H2_HPACK_TABLE_MAX bytes (SETTINGS_HEADER_TABLE_SIZE is not
+ * followed: an encoder told to use more than that fails to decode) and, while a header block is
+ * being decoded, its fields (EXCHANGE_HEADER_BYTES, the rest marked truncated). Frames of any
+ * length the format allows (16 MiB) are accepted (SETTINGS_MAX_FRAME_SIZE is not enforced);
+ * only small fixed prefixes of a frame are buffered: header block fragments go to the inflater
+ * as they arrive, which is why a block over H2_HEADER_BLOCK_MAX can still be decoded.
  */
 #pragma once
 
@@ -45,9 +47,9 @@
 
 #include "proto/exchange.h"
 
-#define H2_STREAMS_MAX 128         /* open streams tracked per connection */
-#define H2_HEADER_BLOCK_MAX 65536  /* compressed bytes of one header block (with CONTINUATION) */
-#define H2_HPACK_TABLE_MAX 65536   /* largest HPACK dynamic table a peer's encoder may use */
+#define H2_STREAMS_MAX 128        /* open streams tracked per connection */
+#define H2_HEADER_BLOCK_MAX 65536 /* compressed bytes of one header block (with CONTINUATION) */
+#define H2_HPACK_TABLE_MAX 65536  /* largest HPACK dynamic table a peer's encoder may use */
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
 
@@ -62,8 +64,7 @@ struct h2_conn *h2_conn_new(size_t preview, exchange_cb cb, void *userdata);
 /* Emits the open streams as incomplete ("connection closed") and frees. NULL-safe; NULL. */
 struct h2_conn *h2_conn_free(struct h2_conn *c);
 /* Bytes of the client direction (requests = true) or of the server's, in order. */
-void h2_conn_data(struct h2_conn *c, bool requests, const uint8_t *data, size_t n,
-                  uint64_t ts_ns);
+void h2_conn_data(struct h2_conn *c, bool requests, const uint8_t *data, size_t n, uint64_t ts_ns);
 /* Bytes were lost in that direction: the connection is abandoned (see above). */
 void h2_conn_gap(struct h2_conn *c, bool requests);
 /* Both directions ended: open streams are emitted as incomplete; later bytes are ignored. */

@@ -700,7 +700,7 @@ static void test_no_preface(void)
         event_end(cv);
         headers(cv, C, 1, END_STREAM,
                 NV(":method", "GET", ":scheme", "https", ":authority", "x", ":path", "/")); /* 2 */
-        frame(cv, S, PING, 0, 0, "12345678", 8);                                              /* 3 */
+        frame(cv, S, PING, 0, 0, "12345678", 8); /* 3 */
         headers(cv, S, 1, END_STREAM, NV(":status", "200"));
         check(cv, "1 GET https x / -> 0 req=0 resp=0 pv=[|] err=no SETTINGS opening the server"
                   " side t=2/2/0/0\n"
@@ -828,7 +828,8 @@ static void test_big_block(void)
                                      b + off, k);
         }
         resp = headers(cv, S, 1, END_STREAM, NV(":status", "431"));
-        req3 = headers(cv, C, 3, END_STREAM, NV(":method", "GET", ":path", "/small", "x-h0", value));
+        req3 = headers(cv, C, 3, END_STREAM,
+                       NV(":method", "GET", ":path", "/small", "x-h0", value));
         resp3 = headers(cv, S, 3, END_STREAM, NV(":status", "200"));
         cv->no_split = true;
         cv->dump = true;
