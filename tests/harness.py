@@ -779,7 +779,9 @@ def run(main):
         traceback.print_exc(file=sys.stdout)
         print(t.diagnostics())
     finally:
-        t.cleanup(keep=not ok and os.environ.get("TLSSNIFF_KEEP") == "1")
+        # TLSSNIFF_KEEP=1 keeps a failed test's files, =always every test's.
+        keep = os.environ.get("TLSSNIFF_KEEP")
+        t.cleanup(keep=keep == "always" or (not ok and keep == "1"))
     if ok:
         print("PASS")
         sys.exit(0)

@@ -82,7 +82,7 @@ def main(t):
     cert, key = t.make_cert()
     docs = t.tmp / "htdocs"
     docs.mkdir()
-    sizes = {"a.bin": 1000, "b.bin": 70000, "c.bin": 5}
+    sizes = {"a.bin": 1000, "b.bin": 20000, "c.bin": 5}
     for name, n in sizes.items():
         (docs / name).write_bytes(bytes((i * 7 + len(name)) % 256 for i in range(n)))
     go = gobuild.build("go1.19", t.tmp / "tlspeer-go1.19")
