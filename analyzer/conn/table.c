@@ -84,6 +84,7 @@ static void conn_close(struct conn_table *t, struct conn_entry *c, const char *w
                 t->http_errors += err;
         }
         free(c->early);
+        free(c->held);
         if (t->close_cb)
                 t->close_cb(c, why, t->userdata);
         free(c);
@@ -338,8 +339,11 @@ static void hold_drop(struct conn_table *t, struct conn_entry *c, unsigned i)
         c->held_bytes -= h->len;
         free(h->data);
         c->held[i] = c->held[--c->n_held];
-        if (c->n_held == 0)
+        if (c->n_held == 0) {
                 t->holding--;
+                free(c->held); /* rare: no need to keep the slots around */
+                c->held = NULL;
+        }
 }
 
 /* Hands on the held messages of dir that are now in order (all of them when flush). */
@@ -368,6 +372,11 @@ static bool hold(struct conn_table *t, struct conn_entry *c, unsigned dir, uint6
 
         if (c->n_held == CONN_HOLD_MAX || n > CONN_HOLD_BYTES - c->held_bytes)
                 return false;
+        if (!c->held) {
+                c->held = calloc(CONN_HOLD_MAX, sizeof(*c->held));
+                if (!c->held)
+                        return false;
+        }
         h = &c->held[c->n_held];
         h->data = malloc(n ? n : 1);
         if (!h->data)

@@ -60,7 +60,7 @@ struct conn_entry {
                                     send SETTINGS at once), kept until the protocol is known */
         uint32_t early_len;
         uint64_t early_ts;
-        struct conn_held held[CONN_HOLD_MAX];
+        struct conn_held *held; /* CONN_HOLD_MAX slots, allocated while holding */
         unsigned n_held;
         size_t held_bytes;
         uint64_t hold_since_ns; /* monotonic: when the oldest held message came */
