@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../../bpf/regs.h"
+#include "elfutil.h"
 #include "gocache.h"
 #include "gosym.h"
 #include "gotls.h"
@@ -49,29 +50,6 @@ static int source_read(const struct source *s, uint64_t off, void *buf, size_t n
                 return -EBADMSG;
         memcpy(buf, s->data + off, n);
         return 0;
-}
-
-/* File offset of a virtual address inside a loaded segment (executable ones when exec). */
-static int vaddr_offset(Elf *elf, uint64_t va, uint64_t n, bool exec, uint64_t *ret)
-{
-        size_t count;
-
-        if (elf_getphdrnum(elf, &count) != 0)
-                return -EBADMSG;
-        for (size_t i = 0; i < count; i++) {
-                GElf_Phdr ph;
-
-                if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
-                        continue;
-                if (exec && !(ph.p_flags & PF_X))
-                        continue;
-                if (va >= ph.p_vaddr && va - ph.p_vaddr < ph.p_filesz &&
-                    n <= ph.p_filesz - (va - ph.p_vaddr)) {
-                        *ret = va - ph.p_vaddr + ph.p_offset;
-                        return 0;
-                }
-        }
-        return -ENOENT;
 }
 
 static Elf_Scn *section_by_name(Elf *elf, const char *name, GElf_Shdr *ret_sh)
@@ -116,7 +94,7 @@ static int read_va(void *userdata, uint64_t va, void *buf, size_t n)
 {
         const struct source *s = userdata;
         uint64_t off;
-        int r = vaddr_offset(s->elf, va, n, false, &off);
+        int r = elf_file_offset(s->elf, va, n, false, &off);
 
         return r < 0 ? r : source_read(s, off, buf, n);
 }
@@ -582,7 +560,7 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                                                        : "malformed");
                         goto out;
                 }
-                if (vaddr_offset(elf, f->entry, f->size, true, &f->entry_offset) < 0) {
+                if (elf_file_offset(elf, f->entry, f->size, true, &f->entry_offset) < 0) {
                         snprintf(plan->reason, sizeof(plan->reason),
                                  "%s lies outside executable code", func_names[i]);
                         goto out;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "elfutil.h"
 #include "macro.h"
 #include "place.h"
 #include "tlslib.h"
@@ -19,26 +20,6 @@ static const struct {
         { "SSL_read_ex", TLSSNIFF_FUNC_SSL_READ_EX },
         { "SSL_write_ex", TLSSNIFF_FUNC_SSL_WRITE_EX },
 };
-
-/* File offset of a virtual address through the executable PT_LOAD segment holding it. */
-static int vaddr_to_offset(Elf *elf, uint64_t vaddr, uint64_t *ret)
-{
-        size_t n;
-
-        if (elf_getphdrnum(elf, &n) != 0)
-                return -ENOEXEC;
-        for (size_t i = 0; i < n; i++) {
-                GElf_Phdr ph;
-
-                if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
-                        continue;
-                if (vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_filesz) {
-                        *ret = vaddr - ph.p_vaddr + ph.p_offset;
-                        return 0;
-                }
-        }
-        return -ENOENT;
-}
 
 static void soname(Elf *elf, char *out, size_t size)
 {
@@ -128,7 +109,7 @@ static ssize_t read_vaddr(void *userdata, uint64_t vaddr, void *buf, size_t size
         const struct callee_reader *cr = userdata;
         uint64_t off;
 
-        if (vaddr_to_offset(cr->elf, vaddr, &off) < 0)
+        if (elf_file_offset(cr->elf, vaddr, 0, true, &off) < 0)
                 return -ENOENT;
         return cr->rd->read(cr->rd, buf, size, off);
 }
@@ -155,7 +136,7 @@ static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machi
         size_t len = 0, used = strlen(summary);
         ssize_t n;
 
-        if (vaddr_to_offset(elf, vaddr, &off) < 0)
+        if (elf_file_offset(elf, vaddr, 0, true, &off) < 0)
                 return false;
         if (size > sizeof(code))
                 size = sizeof(code);
@@ -164,8 +145,8 @@ static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machi
                 len = (size_t)n;
         if (place_function(code, len, vaddr, machine, func, mode, read_vaddr, &cr, &pr) < 0)
                 return false;
-        if (vaddr_to_offset(elf, pr.entry_addr, &entry_off) < 0 ||
-            vaddr_to_offset(elf, pr.return_addr, &ret_off) < 0)
+        if (elf_file_offset(elf, pr.entry_addr, 0, true, &entry_off) < 0 ||
+            elf_file_offset(elf, pr.return_addr, 0, true, &ret_off) < 0)
                 return false;
         if (pr.strategy == PLACE_CALLEE) {
                 /* The internal function has the _ex form; SSL_read and SSL_read_ex share it. */
