@@ -111,6 +111,7 @@ void analyzer_done(struct analyzer *a)
         control_done(&a->control);
         listen_ports_done(&a->listen);
         gocache_done(&a->gocache);
+        free(a->file_info);
         if (a->conns.buckets)
                 conn_table_done(&a->conns);
 }
@@ -219,6 +220,41 @@ static int plan_go(struct analyzer *a, int fd, uint64_t size, const char *path,
         return 0;
 }
 
+/* Files with TLS code in them, probed or not, for tlssniffctl processes. */
+static void remember_file(struct analyzer *a, const struct msg_file *m, const struct msg_plan *p)
+{
+        struct file_info *f;
+
+        if (!a->file_info) {
+                a->file_info = calloc(ANALYZER_FILE_INFO_MAX, sizeof(*a->file_info));
+                if (!a->file_info)
+                        return;
+        }
+        f = &a->file_info[a->file_info_n++ % ANALYZER_FILE_INFO_MAX];
+        *f = (struct file_info){
+                .file_id = m->file_id,
+                .pid = m->pid,
+                .kind = m->kind,
+                .state = p->n_probes > 0 ? FILE_INFO_PLANNED : FILE_INFO_NOT_PROBED,
+                .probes = (uint16_t)p->n_probes,
+        };
+        /* Cut to fit: a long path keeps its start. */
+        snprintf(f->path, sizeof(f->path), "%.*s", (int)sizeof(f->path) - 1, m->path);
+        snprintf(f->library, sizeof(f->library), "%.*s", (int)sizeof(f->library) - 1, p->library);
+        snprintf(f->reason, sizeof(f->reason), "%.*s", (int)sizeof(f->reason) - 1, p->reason);
+}
+
+static struct file_info *file_info_find(struct analyzer *a, uint32_t file_id)
+{
+        size_t n = a->file_info_n < ANALYZER_FILE_INFO_MAX ? a->file_info_n
+                                                           : ANALYZER_FILE_INFO_MAX;
+
+        for (size_t i = 0; a->file_info && i < n; i++)
+                if (a->file_info[i].file_id == file_id)
+                        return &a->file_info[i];
+        return NULL;
+}
+
 static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
 {
         struct msg_file m;
@@ -249,6 +285,8 @@ static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
                 (void)tlslib_plan(fd, a->opt.placement, plan, &details);
         safe_close(fd);
         a->files_analyzed++;
+        if (plan->n_probes > 0 || plan->library[0])
+                remember_file(a, &m, plan);
         if (plan->n_probes > 0) {
                 a->plans_with_probes++;
                 /* The placement decision, per function: stable for a given file. */
@@ -328,12 +366,22 @@ static int on_l_stats(struct analyzer *a, const uint8_t *body, size_t n)
 static int on_l_attached(struct analyzer *a, const uint8_t *body, size_t n)
 {
         struct msg_attached m;
+        struct file_info *f;
         int r = msg_decode_attached(body, n, &m);
 
         if (r < 0)
                 return r;
+
         if (m.error[0])
                 log_debug("File %u: attaching failed: %s", m.file_id, m.error);
+        f = file_info_find(a, m.file_id);
+        if (f) {
+                f->state = m.error[0] ? FILE_INFO_FAILED : FILE_INFO_ATTACHED;
+                f->probes = (uint16_t)m.probes;
+                if (m.error[0])
+                        snprintf(f->reason, sizeof(f->reason), "%.*s", (int)sizeof(f->reason) - 1,
+                                 m.error);
+        }
         return 0;
 }
 

@@ -34,6 +34,26 @@ struct analyzer_options {
         const char *cache_dir; /* --cache-dir: the Go offset cache's folder, NULL: memory only */
 };
 
+/* What became of a file with TLS in it (tlssniffctl processes). */
+enum file_info_state {
+        FILE_INFO_PLANNED = 1, /* plan sent, loaderd has not answered yet */
+        FILE_INFO_ATTACHED,    /* probes attached */
+        FILE_INFO_FAILED,      /* loaderd could not attach them (reason: its error) */
+        FILE_INFO_NOT_PROBED,  /* TLS code found, but no plan could be made (reason: why) */
+};
+
+#define ANALYZER_FILE_INFO_MAX 1024 /* the most recent ones are kept */
+
+struct file_info {
+        uint32_t file_id, pid;
+        uint8_t kind; /* enum msg_file_kind */
+        uint8_t state;
+        uint16_t probes;
+        char path[256];
+        char library[128]; /* "libssl.so.3", "Go go1.19.8 (amd64, ABIInternal)" */
+        char reason[256];  /* placement summary, or why not probed */
+};
+
 struct analyzer {
         struct analyzer_options opt;
         int sock;
@@ -51,6 +71,8 @@ struct analyzer {
         uint64_t frames_bad;
         uint64_t records_bad;
         uint64_t files_analyzed;
+        struct file_info *file_info; /* ring of ANALYZER_FILE_INFO_MAX, allocated on use */
+        size_t file_info_n;          /* entries written in all (the ring keeps the last ones) */
         uint64_t plans_with_probes;
         struct gocache gocache;
         uint64_t go_files;          /* Go executables seen */

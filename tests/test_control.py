@@ -60,6 +60,20 @@ def main(t):
               "kernel_drop_read_fail_bytes", "loaderd_backlog_bytes", "analyzer_records_bad"):
         if k not in stats:
             raise TestFailure(f"stats lack {k}")
+    # processes: the libssl the python peers use, with its placement, attached; the table
+    # form for people names it too. A group member may read it.
+    r = ctl(sock, "--json", "processes")
+    if r.returncode != 0:
+        raise TestFailure(f"tlssniffctl processes failed ({r.returncode}): {r.stderr}")
+    procs = json.loads(r.stdout)["processes"]
+    ssl = [p for p in procs["list"] if p["library"].startswith("libssl.so")]
+    if not ssl or ssl[0]["state"] != "attached" or ssl[0]["probes"] < 4 or \
+            "SSL_read" not in ssl[0]["reason"] or procs["files_analyzed"] < 1:
+        raise TestFailure(f"tlssniffctl processes: {procs}")
+    r = ctl(sock, "processes", user="nobody", groups="tlssniff")
+    if r.returncode != 0 or "libssl.so" not in r.stdout or "attached" not in r.stdout:
+        raise TestFailure(f"tlssniffctl processes as a group member: {r.returncode} "
+                          f"{r.stdout} {r.stderr}")
     # connections: a client whose connection stays open (a 3 s pause between two exchanges)
     # is listed from both sides, with its addresses, role and bytes so far.
     first, second = os.urandom(3000), os.urandom(100)

@@ -4,6 +4,7 @@
 import hashlib
 import json
 import shutil
+import subprocess
 
 import gobuild
 import harness
@@ -165,6 +166,21 @@ def main(t):
         if len(got) != 1 or {(got[0]["sent_sha256"], got[0]["received_sha256"])} != reference:
             raise TestFailure(f"traced run {i} ({label(b)}) differs from the untraced run: {got}")
         traced.append((b, got[0]))
+
+    # tlssniffctl processes: each Go executable, its version and ABI, probed.
+    ctl = harness.LOADERD.parent.parent / "analyzer" / "tlssniffctl"
+    r = subprocess.run([str(ctl), "--socket", str(t.tmp / "control"), "--json", "processes"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    if r.returncode != 0:
+        raise TestFailure(f"tlssniffctl processes: {r.stderr.decode()}")
+    listed = {p["path"]: p for p in json.loads(r.stdout)["processes"]["list"]}
+    for b in BUILDS:
+        p = listed.get(str(bins[b]))
+        abi = "ABI0" if b[0] == "go1.15" else "ABIInternal"
+        if not p or p["state"] != "attached" or p["probes"] != 17 or \
+                not p["library"].startswith(f"Go {b[0]}.") or abi not in p["library"]:
+            raise TestFailure(f"tlssniffctl processes for {label(b)}: {p}")
+    harness.log("tlssniffctl processes names each Go executable's version and ABI, attached")
 
     t.stop_loaderd()
     cap = t.capture

@@ -103,6 +103,66 @@ static void connections_answer(struct analyzer *a, char *out, size_t out_size, s
         put(out, out_size, len, "],\"shown\":%u}}\n", shown);
 }
 
+/*
+ * A string from a file or the kernel, for JSON: printable ASCII but quote, backslash and
+ * braces (tlssniffctl's table printer splits objects at braces).
+ */
+static void put_clean(char *out, size_t out_size, size_t *len, const char *s)
+{
+        char buf[512];
+        size_t i;
+
+        for (i = 0; s[i] && i < sizeof(buf) - 1; i++)
+                buf[i] = s[i] >= 0x20 && s[i] < 0x7f && !strchr("\"\\{}", s[i]) ? s[i] : '?';
+        buf[i] = '\0';
+        put(out, out_size, len, "\"%s\"", buf);
+}
+
+static const char *const file_states[] = {
+        [FILE_INFO_PLANNED] = "planned",
+        [FILE_INFO_ATTACHED] = "attached",
+        [FILE_INFO_FAILED] = "failed",
+        [FILE_INFO_NOT_PROBED] = "not probed",
+};
+
+/*
+ * Files with TLS code in them, newest first, as many as fit: what was found (OpenSSL library,
+ * Go version and ABI), the process it was found in, and whether it is probed, and if not why.
+ */
+static void processes_answer(struct analyzer *a, char *out, size_t out_size, size_t *len)
+{
+        const size_t room = 1400; /* more than one entry takes */
+        size_t n = a->file_info_n < ANALYZER_FILE_INFO_MAX ? a->file_info_n
+                                                           : ANALYZER_FILE_INFO_MAX;
+        unsigned shown = 0;
+
+        put(out, out_size, len,
+            "{\"ok\":true,\"processes\":{\"files_analyzed\":%llu,\"files_with_tls\":%zu,"
+            "\"list\":[",
+            (unsigned long long)a->files_analyzed, a->file_info_n);
+        for (size_t k = 0; k < n && a->file_info; k++) {
+                const struct file_info *f =
+                        &a->file_info[(a->file_info_n - 1 - k) % ANALYZER_FILE_INFO_MAX];
+
+                if (*len + room + 64 > out_size)
+                        break;
+                put(out, out_size, len, "%s{\"pid\":%u,\"kind\":\"%s\",\"path\":", shown ? "," : "",
+                    f->pid, f->kind == MSG_FILE_EXECUTABLE ? "executable" : "library");
+                put_clean(out, out_size, len, f->path);
+                put(out, out_size, len, ",\"library\":");
+                put_clean(out, out_size, len, f->library);
+                put(out, out_size, len, ",\"state\":\"%s\",\"probes\":%u,\"reason\":",
+                    f->state < ELEMENTSOF(file_states) && file_states[f->state]
+                            ? file_states[f->state]
+                            : "?",
+                    f->probes);
+                put_clean(out, out_size, len, f->reason);
+                put(out, out_size, len, "}");
+                shown++;
+        }
+        put(out, out_size, len, "],\"shown\":%u}}\n", shown);
+}
+
 static bool is_name_char(char ch)
 {
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
@@ -160,6 +220,8 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
                     (unsigned long long)a->asmb.messages);
         } else if (strcmp(cmd, "connections") == 0) {
                 connections_answer(a, out, out_size, &len);
+        } else if (strcmp(cmd, "processes") == 0) {
+                processes_answer(a, out, out_size, &len);
         } else if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0 ||
                    strcmp(cmd, "reload") == 0) {
                 c->refused++;

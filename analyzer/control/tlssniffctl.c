@@ -25,6 +25,9 @@ static void help(void)
                "               truncation, loaderd backlog, analyzer errors\n"
                "  connections  tracked connections, most recently active first (as many as\n"
                "               fit in one answer): process, role, addresses, protocol, bytes\n"
+               "  processes    files with TLS code, newest first: the OpenSSL library or Go\n"
+               "               version and ABI found, the process it was found in, whether it\n"
+               "               is probed (attached, failed, not probed) and why\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH   control socket (default /run/tlssniff/control)\n"
@@ -119,6 +122,33 @@ static int print_connections(const char *answer)
         return 0;
 }
 
+/* {"ok":true,"processes":{...,"list":[{...},...],"shown":M}} as lines for people. */
+static int print_processes(const char *answer)
+{
+        static const char *const keys[] = { "pid", "kind", "state", "probes", "library", "path",
+                                            "reason" };
+        const char *p = strstr(answer, "\"list\":["), *end;
+        char v[7][512], analyzed[32] = "", with_tls[32] = "", shown[32] = "";
+
+        if (!p)
+                return -EBADMSG;
+        field(answer, answer + strlen(answer), "files_analyzed", analyzed, sizeof(analyzed));
+        field(answer, answer + strlen(answer), "files_with_tls", with_tls, sizeof(with_tls));
+        field(answer, answer + strlen(answer), "shown", shown, sizeof(shown));
+        printf("%-7s %-10s %-10s %6s  %-40s %s\n", "PID", "KIND", "STATE", "PROBES", "TLS",
+               "FILE");
+        for (p += 8; (p = strchr(p, '{')) && (end = strchr(p, '}')); p = end) {
+                for (size_t i = 0; i < 7; i++)
+                        field(p, end, keys[i], v[i], sizeof(v[i]));
+                printf("%-7s %-10s %-10s %6s  %-40s %s\n        %s\n", v[0], v[1], v[2], v[3],
+                       v[4], v[5], v[6]);
+        }
+        printf("%s of %s files with TLS shown (%s files analysed; the process is the one each "
+               "file was found in)\n",
+               shown, with_tls, analyzed);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -156,7 +186,7 @@ int main(int argc, char **argv)
         }
         cmd = argv[optind];
         if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 &&
-            strcmp(cmd, "connections") != 0) {
+            strcmp(cmd, "connections") != 0 && strcmp(cmd, "processes") != 0) {
                 fprintf(stderr, "tlssniffctl: unknown command '%s'. Try 'tlssniffctl --help'.\n",
                         cmd);
                 return 2;
@@ -200,7 +230,8 @@ int main(int argc, char **argv)
                 return 0;
         }
         if ((strcmp(cmd, "connections") == 0 ? print_connections(answer)
-                                              : print_table(answer, cmd)) < 0) {
+             : strcmp(cmd, "processes") == 0 ? print_processes(answer)
+                                             : print_table(answer, cmd)) < 0) {
                 fprintf(stderr, "tlssniffctl: cannot read the answer: %s", answer);
                 return 1;
         }
