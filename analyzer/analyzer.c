@@ -12,6 +12,7 @@
 
 #include "analyzer.h"
 #include "binary/gotls.h"
+#include "out/journal.h"
 #include "binary/tlslib.h"
 #include "log.h"
 
@@ -49,6 +50,8 @@ static void on_exchange(const struct conn_entry *c, const struct exchange *x, vo
 
         if (output_exchange(&a->out, c, x, a->opt.show_secrets) < 0)
                 a->output_errors++;
+        if (a->opt.journal_exchanges && journal_exchange(c, x) < 0)
+                a->journal_errors++;
 }
 
 static void on_conn_opened(const struct conn_entry *c, uint64_t seen_ns, void *userdata)
@@ -447,6 +450,7 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_files_analyzed", a->files_analyzed);
         ADD("analyzer_files_with_tls", a->plans_with_probes);
         ADD("analyzer_open_events", a->open_events);
+        ADD("analyzer_journal_errors", a->journal_errors);
         ADD("analyzer_go_files", a->go_files);
         ADD("analyzer_go_analyses", a->go_analyses);
         ADD("analyzer_go_analysis_us", a->go_analysis_ns / 1000);

@@ -30,6 +30,7 @@ struct analyzer_options {
         bool exchanges;    /* --exchanges: HTTP request/response records */
         bool no_data;      /* --no-data: no data records (with --exchanges) */
         bool show_secrets; /* --show-secrets: no header redaction */
+        bool journal_exchanges; /* --journal-exchanges: exchanges also to the journal */
         unsigned preview;  /* --body-preview bytes */
         const char *cache_dir; /* --cache-dir: the Go offset cache's folder, NULL: memory only */
 };
@@ -79,6 +80,7 @@ struct analyzer {
         uint64_t go_analyses;       /* of them, analysed (not served from the cache) */
         uint64_t go_analysis_ns;    /* time spent analysing them */
         uint64_t output_errors;
+        uint64_t journal_errors; /* exchanges the journal did not take */
         uint64_t close_events; /* sockets of captured connections the kernel saw close */
         uint64_t open_events;  /* connections the kernel tied to their socket */
 };

@@ -117,7 +117,7 @@ static void help(void)
                "                         [--placement auto|fallback] [--log-target T]\n"
                "                         [--log-level N] [--exchanges [--no-data]]\n"
                "                         [--body-preview BYTES] [--show-secrets]\n"
-               "                         [--cache-dir DIR]\n"
+               "                         [--cache-dir DIR] [--journal-exchanges]\n"
                "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
                "\n"
                "The unprivileged half of tlssniff, started by tlssniff-loaderd with the socket\n"
@@ -139,6 +139,7 @@ int main(int argc, char **argv)
                 { "show-secrets", no_argument, NULL, 'S' },
                 { "body-preview", required_argument, NULL, 'b' },
                 { "cache-dir", required_argument, NULL, 'c' },
+                { "journal-exchanges", no_argument, NULL, 'J' },
                 { "log-target", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -211,6 +212,9 @@ int main(int argc, char **argv)
                         break;
                 case 'c':
                         o.cache_dir = optarg;
+                        break;
+                case 'J':
+                        o.journal_exchanges = true;
                         break;
                 case 't':
                         if (log_parse_target(optarg, &target) < 0) {

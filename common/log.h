@@ -61,3 +61,4 @@ bool ratelimit_below(struct ratelimit *rl);
 #define MID_ANALYZER_EXITED "6d0c3e1a2b7f4c59a1e8f0d2c4b6a806"
 #define MID_FRAME_REFUSED "6d0c3e1a2b7f4c59a1e8f0d2c4b6a807"
 #define MID_PLACEMENT "6d0c3e1a2b7f4c59a1e8f0d2c4b6a808"
+#define MID_EXCHANGE "6d0c3e1a2b7f4c59a1e8f0d2c4b6a809"

@@ -23,6 +23,7 @@ struct options {
         bool json;
         bool placement_fallback; /* --placement=fallback: entry + uretprobe everywhere */
         bool exchanges, no_data, show_secrets;
+        bool journal_exchanges; /* --journal-exchanges (implies --exchanges) */
         bool raw_syscall_hooks; /* --syscall-hooks=raw */
         unsigned body_preview;
         const char *output;

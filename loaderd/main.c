@@ -26,6 +26,9 @@ static void help(void)
                "                           at most 64K)\n"
                "      --show-secrets       do not redact Authorization, Cookie, Set-Cookie and\n"
                "                           Proxy-Authorization headers\n"
+               "      --journal-exchanges  also write each exchange to the journal as a\n"
+               "                           structured entry (TLSSNIFF_* fields; implies\n"
+               "                           --exchanges; headers and bodies are left out)\n"
                "Targets (in the kernel; OR within a kind, AND across kinds; repeatable):\n"
                "  -p, --pid PID            only this process\n"
                "  -c, --comm NAME          only processes with this comm\n"
@@ -58,7 +61,7 @@ static void help(void)
 
 enum { ARG_MAX_PRINT = 256, ARG_CALL_CAP, ARG_RINGBUF, ARG_ANALYZER, ARG_USER, ARG_LOG_TARGET,
        ARG_VERSION, ARG_CONTROL, ARG_PLACEMENT, ARG_NO_DATA, ARG_PREVIEW, ARG_SECRETS,
-       ARG_SYSCALL_HOOKS, ARG_CACHE_DIR };
+       ARG_SYSCALL_HOOKS, ARG_CACHE_DIR, ARG_JOURNAL_EXCHANGES };
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -80,6 +83,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "analyzer", required_argument, NULL, ARG_ANALYZER },
                 { "user", required_argument, NULL, ARG_USER },
                 { "cache-dir", required_argument, NULL, ARG_CACHE_DIR },
+                { "journal-exchanges", no_argument, NULL, ARG_JOURNAL_EXCHANGES },
                 { "control-socket", required_argument, NULL, ARG_CONTROL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
                 { "verbose", no_argument, NULL, 'v' },
@@ -191,6 +195,10 @@ static int parse_args(int argc, char **argv, struct options *o)
                         break;
                 case ARG_ANALYZER:
                         o->analyzer = optarg;
+                        break;
+                case ARG_JOURNAL_EXCHANGES:
+                        o->journal_exchanges = true;
+                        o->exchanges = true;
                         break;
                 case ARG_CACHE_DIR:
                         if (optarg[0] && optarg[0] != '/') {

@@ -206,6 +206,8 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                         argv[argc++] = "--no-data";
                 if (o->show_secrets)
                         argv[argc++] = "--show-secrets";
+                if (o->journal_exchanges)
+                        argv[argc++] = "--journal-exchanges";
         }
         if (cache_arg[0])
                 argv[argc++] = cache_arg;

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 # Proves: with --log-target journal, loaderd's events reach a real systemd-journald as
 # structured entries: MESSAGE_IDs for started, probe attached and ready (docs/catalog.md),
-# with PRIORITY, CODE_FILE and SYSLOG_IDENTIFIER fields, readable with journalctl -o json.
+# with PRIORITY, CODE_FILE and SYSLOG_IDENTIFIER fields, readable with journalctl -o json; with
+# --journal-exchanges an HTTP exchange becomes an entry journalctl can filter by its TLSSNIFF_*
+# fields (method, path, status, process, addresses, latency).
 
 import json
 import os
@@ -18,6 +20,44 @@ SOCKET = "/run/systemd/journal/socket"
 IDS = {"6d0c3e1a2b7f4c59a1e8f0d2c4b6a801": "started",
        "6d0c3e1a2b7f4c59a1e8f0d2c4b6a803": "probe attached",
        "6d0c3e1a2b7f4c59a1e8f0d2c4b6a802": "ready"}
+
+
+EXCHANGE_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a809"
+
+
+def check_exchanges(t):
+    """--journal-exchanges: each exchange is a structured entry journalctl can filter on."""
+    cert, key = t.make_cert()
+    t.write_file("body.bin", b"journal body " * 10)
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 1))
+    t.start_loaderd("--journal-exchanges")
+    server, port = t.start_server("http", cert, key)
+    curl = t.spawn(["curl", "-sS", "-k", "--http1.1", "-o", "/dev/null",
+                    f"https://127.0.0.1:{port}/journal/path?q=1"], name="curl")
+    t.wait_proc(curl, 30)
+    entries = []
+
+    def found():
+        nonlocal entries
+        out = subprocess.run(["journalctl", "--no-pager", "-o", "json", "--since", since,
+                              f"MESSAGE_ID={EXCHANGE_ID}", f"TLSSNIFF_PID={curl.pid}"],
+                             capture_output=True, text=True).stdout
+        entries = [json.loads(line) for line in out.splitlines()]
+        return entries
+    harness.wait_until(found, 20, "the exchange's journal entry")
+    t.stop_server(server)
+    t.stop_loaderd()
+    e = entries[0]
+    want = {"TLSSNIFF_METHOD": "GET", "TLSSNIFF_PATH": "/journal/path?q=1",
+            "TLSSNIFF_STATUS": "200", "TLSSNIFF_COMM": "curl", "TLSSNIFF_ROLE": "client",
+            "TLSSNIFF_PROTOCOL": "http/1.1", "TLSSNIFF_RESPONSE_BODY_BYTES": "130",
+            "TLSSNIFF_REMOTE": f"127.0.0.1:{port}", "SYSLOG_IDENTIFIER": "tlssniff-analyzer"}
+    bad = {k: e.get(k) for k, v in want.items() if e.get(k) != v}
+    if len(entries) != 1 or bad or not float(e.get("TLSSNIFF_LATENCY_MS", "0")) > 0:
+        raise TestFailure(f"exchange journal entry differs in {bad}: {entries}")
+    if t.capture.stats.get("analyzer_journal_errors", -1) != 0:
+        raise TestFailure(f"analyzer_journal_errors = {t.capture.stats.get('analyzer_journal_errors')}")
+    harness.log("journal: exchange entry " + e["MESSAGE"])
 
 
 def main(t):
@@ -60,6 +100,7 @@ def main(t):
         if not seen["6d0c3e1a2b7f4c59a1e8f0d2c4b6a802"]["MESSAGE"].startswith("Ready: "):
             raise TestFailure("the ready entry does not say Ready:")
         harness.log("journal: " + "; ".join(f"{IDS[m]}: {e['MESSAGE']}" for m, e in seen.items()))
+        check_exchanges(t)
     finally:
         if started:
             started.send_signal(signal.SIGTERM)
