@@ -22,6 +22,7 @@ struct go_call {
         __u64 conn; /* *tls.Conn */
         __u64 buf;
         __u64 num;
+        __u64 ts; /* CLOCK_BOOTTIME at entry */
         __u32 spec;
         __u32 pad;
 };
@@ -88,7 +89,7 @@ int go_entry(struct pt_regs *ctx)
         struct tlssniff_probe_spec *spec;
         struct tlssniff_go_info *gi;
         struct go_key key = { .tgid = tgid };
-        struct go_call call = { .spec = spec_idx };
+        struct go_call call = { .spec = spec_idx, .ts = bpf_ktime_get_boot_ns() };
         struct conn_key ck = { .tgid = tgid };
         struct pt_regs regs;
         int fd;
@@ -173,6 +174,8 @@ int go_return(struct pt_regs *ctx)
                 n = (long)call.num; /* never read past the caller's buffer */
         dir = spec->func == TLSSNIFF_FUNC_GO_WRITE ? TLSSNIFF_DIR_WRITE : TLSSNIFF_DIR_READ;
         ck.handle = call.conn;
-        emit_call(&ck, tid, call.buf, (__u64)n, dir, TLSSNIFF_SOURCE_GO);
+        /* Writes are stamped when they began, reads when they returned (docs/output.md). */
+        emit_call(&ck, tid, call.buf, (__u64)n, dir, TLSSNIFF_SOURCE_GO,
+                  dir == TLSSNIFF_DIR_WRITE ? call.ts : bpf_ktime_get_boot_ns());
         return 0;
 }

@@ -89,6 +89,7 @@ struct call_frame {
         __u64 num;
         __u64 outlen;
         __u64 sp;  /* stack pointer at the entry probe */
+        __u64 ts;  /* CLOCK_BOOTTIME at entry: a write's bytes are the process's from then */
         __u32 spec;
         __u8 resolved; /* a socket was seen inside this call */
         __u8 wrapper;  /* an outer frame reports these bytes */
@@ -345,6 +346,7 @@ int tls_entry(struct pt_regs *ctx)
         f->outlen = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_OUTLEN]);
         f->spec = spec_idx;
         f->sp = sp;
+        f->ts = bpf_ktime_get_boot_ns();
         f->resolved = 0;
         f->wrapper = 0;
         f->writes = func_writes(spec->func);
@@ -845,10 +847,10 @@ static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u3
 
 /*
  * Writes the bytes one call moved ([buf, buf + moved), moved > 0) on the connection of key as
- * data records, starting a connection without a socket if the TLS object has none yet.
+ * data records stamped ts, starting a connection without a socket if the TLS object has none.
  */
 static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf, __u64 moved,
-                                      __u8 dir, __u8 source)
+                                      __u8 dir, __u8 source, __u64 ts)
 {
         struct conn_info *ci, fresh = {};
         struct emit_ctx ec = {};
@@ -876,7 +878,7 @@ static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf
         s->rec.pid = key->tgid;
         s->rec.tid = tid;
         s->rec.fd = ci->sk ? ci->fd : -1;
-        s->rec.timestamp_ns = bpf_ktime_get_boot_ns();
+        s->rec.timestamp_ns = ts;
         s->rec.conn_id = ci->conn_id;
         s->rec.handle = key->handle;
         s->rec.stream_offset = base;
@@ -965,7 +967,9 @@ int tls_return(struct pt_regs *ctx)
                 stat_add(STAT_ERROR_RETURNS, 1);
                 goto out;
         }
-        emit_call(&key, tid, call->buf, moved, dir, spec->source);
+        /* Writes are stamped when they began, reads when they returned (docs/output.md). */
+        emit_call(&key, tid, call->buf, moved, dir, spec->source,
+                  dir == TLSSNIFF_DIR_WRITE ? call->ts : bpf_ktime_get_boot_ns());
 out:
         return 0;
 }

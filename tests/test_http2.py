@@ -67,7 +67,7 @@ def check_common(xs, what):
         if x["error"] is not None:
             raise TestFailure(f"{what}: exchange with error {x['error']!r}: {x}")
         if x["latency_ms"] is None or not x["latency_ms"] > 0:
-            raise TestFailure(f"{what}: latency {x['latency_ms']}")
+            raise TestFailure(f"{what}: latency {x['latency_ms']}: {x}")
 
 
 def summary(xs):
