@@ -80,6 +80,29 @@ static __always_inline int go_conn_fd(__u64 conn, const struct tlssniff_go_info 
         return fd >= 0 && fd < 0x7fffffff ? (int)fd : -1;
 }
 
+/*
+ * What both Go programs start with: the probe's spec, the executable's offsets, a copy of the
+ * registers and the goroutine id. GO_OK, GO_NO_SPEC (nothing to count) or GO_NO_GOID (the
+ * goroutine id could not be read: kernel_go_no_goid).
+ */
+enum { GO_OK = 0, GO_NO_SPEC = 1, GO_NO_GOID = 2 };
+
+static __always_inline int go_probe_begin(struct pt_regs *ctx, struct tlssniff_probe_spec **spec,
+                                          struct tlssniff_go_info **gi, struct pt_regs *regs,
+                                          __u64 *goid)
+{
+        __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+
+        *spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        if (!*spec)
+                return GO_NO_SPEC;
+        *gi = bpf_map_lookup_elem(&go_files, &(*spec)->file);
+        if (!*gi || bpf_probe_read_kernel(regs, sizeof(*regs), ctx) < 0 ||
+            go_goid(regs, *gi, goid) < 0)
+                return GO_NO_GOID;
+        return GO_OK;
+}
+
 SEC("uprobe")
 int go_entry(struct pt_regs *ctx)
 {
@@ -92,19 +115,16 @@ int go_entry(struct pt_regs *ctx)
         struct go_call call = { .spec = spec_idx, .ts = bpf_ktime_get_boot_ns() };
         struct conn_key ck = { .tgid = tgid };
         struct pt_regs regs;
-        int fd;
+        int fd, r;
 
         if (!is_target(tgid)) {
                 stat_add(STAT_FILTERED, 1);
                 return 0;
         }
-        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
-        if (!spec)
-                return 0;
-        gi = bpf_map_lookup_elem(&go_files, &spec->file);
-        if (!gi || bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0 ||
-            go_goid(&regs, gi, &key.goid) < 0) {
-                stat_add(STAT_GO_NO_GOID, 1);
+        r = go_probe_begin(ctx, &spec, &gi, &regs, &key.goid);
+        if (r != GO_OK) {
+                if (r == GO_NO_GOID)
+                        stat_add(STAT_GO_NO_GOID, 1);
                 return 0;
         }
         call.conn = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
@@ -131,7 +151,6 @@ int go_return(struct pt_regs *ctx)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
-        __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
         struct tlssniff_probe_spec *spec, *entry_spec;
         struct tlssniff_go_info *gi;
         struct go_key key = { .tgid = tgid };
@@ -139,15 +158,12 @@ int go_return(struct pt_regs *ctx)
         struct go_call *cp, call;
         struct pt_regs regs;
         long n;
+        int r;
         __u8 dir;
 
-        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
-        if (!spec)
-                return 0;
-        gi = bpf_map_lookup_elem(&go_files, &spec->file);
-        if (!gi || bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0 ||
-            go_goid(&regs, gi, &key.goid) < 0) {
-                if (is_target(tgid))
+        r = go_probe_begin(ctx, &spec, &gi, &regs, &key.goid);
+        if (r != GO_OK) {
+                if (r == GO_NO_GOID && is_target(tgid))
                         stat_add(STAT_GO_NO_GOID, 1);
                 return 0;
         }
@@ -174,8 +190,6 @@ int go_return(struct pt_regs *ctx)
                 n = (long)call.num; /* never read past the caller's buffer */
         dir = spec->func == TLSSNIFF_FUNC_GO_WRITE ? TLSSNIFF_DIR_WRITE : TLSSNIFF_DIR_READ;
         ck.handle = call.conn;
-        /* Writes are stamped when they began, reads when they returned (docs/output.md). */
-        emit_call(&ck, tid, call.buf, (__u64)n, dir, TLSSNIFF_SOURCE_GO,
-                  dir == TLSSNIFF_DIR_WRITE ? call.ts : bpf_ktime_get_boot_ns());
+        emit_call(&ck, tid, call.buf, (__u64)n, dir, TLSSNIFF_SOURCE_GO, call.ts);
         return 0;
 }

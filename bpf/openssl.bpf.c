@@ -847,10 +847,12 @@ static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u3
 
 /*
  * Writes the bytes one call moved ([buf, buf + moved), moved > 0) on the connection of key as
- * data records stamped ts, starting a connection without a socket if the TLS object has none.
+ * data records, starting a connection without a socket if the TLS object has none. A write is
+ * stamped when it began (entry_ts), a read now, when it returned (docs/output.md): a write may
+ * return after the read of its answer did on another thread.
  */
 static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf, __u64 moved,
-                                      __u8 dir, __u8 source, __u64 ts)
+                                      __u8 dir, __u8 source, __u64 entry_ts)
 {
         struct conn_info *ci, fresh = {};
         struct emit_ctx ec = {};
@@ -878,7 +880,7 @@ static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf
         s->rec.pid = key->tgid;
         s->rec.tid = tid;
         s->rec.fd = ci->sk ? ci->fd : -1;
-        s->rec.timestamp_ns = ts;
+        s->rec.timestamp_ns = dir == TLSSNIFF_DIR_WRITE ? entry_ts : bpf_ktime_get_boot_ns();
         s->rec.conn_id = ci->conn_id;
         s->rec.handle = key->handle;
         s->rec.stream_offset = base;
@@ -967,9 +969,7 @@ int tls_return(struct pt_regs *ctx)
                 stat_add(STAT_ERROR_RETURNS, 1);
                 goto out;
         }
-        /* Writes are stamped when they began, reads when they returned (docs/output.md). */
-        emit_call(&key, tid, call->buf, moved, dir, spec->source,
-                  dir == TLSSNIFF_DIR_WRITE ? call->ts : bpf_ktime_get_boot_ns());
+        emit_call(&key, tid, call->buf, moved, dir, spec->source, call->ts);
 out:
         return 0;
 }

@@ -275,6 +275,18 @@ int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret)
         return 0;
 }
 
+void msg_plan_add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t offset,
+                        const struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX])
+{
+        struct msg_probe *p = &plan->probes[plan->n_probes++];
+
+        memset(p, 0, sizeof(*p));
+        p->kind = kind;
+        p->func = func;
+        p->offset = offset;
+        memcpy(p->loc, loc, sizeof(p->loc));
+}
+
 int msg_encode_plan(msgpack_sbuffer *sb, const struct msg_plan *m)
 {
         msgpack_packer pk;

@@ -82,6 +82,9 @@ int msg_encode_a_hello(msgpack_sbuffer *sb, uint32_t version);
 int msg_decode_a_hello(const uint8_t *body, size_t n, uint32_t *ret_version);
 int msg_encode_file(msgpack_sbuffer *sb, const struct msg_file *m);
 int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret);
+/* Appends a probe (the caller checks there is room). */
+void msg_plan_add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t offset,
+                        const struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX]);
 int msg_encode_plan(msgpack_sbuffer *sb, const struct msg_plan *m);
 int msg_decode_plan(const uint8_t *body, size_t n, struct msg_plan *ret);
 int msg_encode_attached(msgpack_sbuffer *sb, const struct msg_attached *m);

@@ -159,18 +159,20 @@ int gocache_open(struct gocache *c, const char *dir)
         return 0;
 }
 
-int gocache_get(struct gocache *c, const char *key, uint64_t size, struct msg_plan *ret)
+int gocache_get(struct gocache *c, const char *key, uint64_t size,
+                bool (*fits)(const struct msg_plan *plan, void *userdata), void *userdata,
+                struct msg_plan *ret)
 {
+        _cleanup_free_ struct msg_plan *plan = NULL;
         struct gocache_entry *e;
 
-        if (!key[0] || !(e = find(c, key, size))) {
+        if (!key[0] || !(e = find(c, key, size)) || !(plan = malloc(sizeof(*plan))) ||
+            msg_decode_plan(e->plan, e->plan_len, plan) < 0 || (fits && !fits(plan, userdata))) {
                 c->misses++;
                 return -ENOENT;
         }
-        if (msg_decode_plan(e->plan, e->plan_len, ret) < 0) {
-                c->misses++;
-                return -ENOENT;
-        }
+        plan->file_id = ret->file_id;
+        *ret = *plan;
         c->hits++;
         return 0;
 }

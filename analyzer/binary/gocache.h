@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "msg.h"
@@ -35,8 +36,14 @@ struct gocache {
 
 /* Opens (creating) the cache file in dir and loads it; dir NULL: memory only. */
 int gocache_open(struct gocache *c, const char *dir);
-/* The cached plan for (key, size); -ENOENT when there is none. ret is written only on a hit. */
-int gocache_get(struct gocache *c, const char *key, uint64_t size, struct msg_plan *ret);
+/*
+ * The cached plan for (key, size), if fits (may be NULL) accepts it for the file at hand;
+ * -ENOENT otherwise (a miss). On a hit, ret is written but for ret->file_id, which stays the
+ * caller's: a cached plan belongs to no file.
+ */
+int gocache_get(struct gocache *c, const char *key, uint64_t size,
+                bool (*fits)(const struct msg_plan *plan, void *userdata), void *userdata,
+                struct msg_plan *ret);
 /* Remembers a plan (and appends it to the file). Does nothing for an empty key. */
 int gocache_put(struct gocache *c, const char *key, uint64_t size, const struct msg_plan *plan);
 void gocache_done(struct gocache *c);

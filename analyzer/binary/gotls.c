@@ -21,35 +21,20 @@ static const char *const func_names[2] = {
         "crypto/tls.(*Conn).Write",
 };
 
-/* Where the file's bytes come from: the fd loaderd gave us, or memory (tests, fuzzing). */
+/* The file being analysed: its ELF handle and where its bytes come from. */
 struct source {
         Elf *elf;
-        int fd;
-        const uint8_t *data;
-        size_t size;
+        struct elf_source bytes;
 };
 
+/* Exactly n bytes at file offset off, or -EBADMSG when the file is shorter. */
 static int source_read(const struct source *s, uint64_t off, void *buf, size_t n)
 {
-        if (!s->data) {
-                size_t done = 0;
+        ssize_t k = elf_source_read(&s->bytes, buf, n, off);
 
-                while (done < n) {
-                        ssize_t k = pread(s->fd, (uint8_t *)buf + done, n - done,
-                                          (off_t)(off + done));
-
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k <= 0)
-                                return k < 0 ? -errno : -EBADMSG;
-                        done += (size_t)k;
-                }
-                return 0;
-        }
-        if (off > s->size || n > s->size - off)
-                return -EBADMSG;
-        memcpy(buf, s->data + off, n);
-        return 0;
+        if (k < 0)
+                return (int)k;
+        return (size_t)k == n ? 0 : -EBADMSG;
 }
 
 static Elf_Scn *section_by_name(Elf *elf, const char *name, GElf_Shdr *ret_sh)
@@ -195,38 +180,33 @@ int gotls_table_offsets(unsigned major, unsigned minor, uint16_t machine,
         return 0;
 }
 
+struct func_lookup {
+        const char *name;
+        uint64_t entry, size;
+};
+
+static int match_func(const char *name, const GElf_Sym *sym, void *userdata)
+{
+        struct func_lookup *l = userdata;
+
+        if (sym->st_size == 0 || strcmp(name, l->name) != 0)
+                return 0;
+        l->entry = sym->st_value;
+        l->size = sym->st_size;
+        return 1;
+}
+
 /* Finds a function through .symtab (unstripped) or .gopclntab. */
 static int find_function(Elf *elf, const char *name, const uint8_t *pcln, size_t pcln_size,
                          bool *ret_symtab, uint64_t *ret_entry, uint64_t *ret_size)
 {
-        Elf_Scn *scn = NULL;
+        struct func_lookup l = { .name = name };
 
-        while ((scn = elf_nextscn(elf, scn))) {
-                GElf_Shdr sh;
-                Elf_Data *d;
-
-                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || sh.sh_entsize == 0)
-                        continue;
-                d = elf_getdata(scn, NULL);
-                if (!d)
-                        continue;
-                for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-                        GElf_Sym sym;
-                        const char *n;
-
-                        if (!gelf_getsym(d, (int)i, &sym))
-                                break;
-                        if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_value == 0 ||
-                            sym.st_size == 0)
-                                continue;
-                        n = elf_strptr(elf, sh.sh_link, sym.st_name);
-                        if (!n || strcmp(n, name) != 0)
-                                continue;
-                        *ret_symtab = true;
-                        *ret_entry = sym.st_value;
-                        *ret_size = sym.st_size;
-                        return 0;
-                }
+        if (elf_func_symbols(elf, SHT_SYMTAB, match_func, &l) > 0) {
+                *ret_symtab = true;
+                *ret_entry = l.entry;
+                *ret_size = l.size;
+                return 0;
         }
         if (!pcln)
                 return -ENOENT;
@@ -416,12 +396,12 @@ static int find_rets(const struct source *s, uint16_t machine, bool abi_internal
 /* Section headers, or the contents of a section, past the end of the file. */
 static bool file_truncated(const struct source *s, const GElf_Ehdr *eh)
 {
-        uint64_t size = s->size, end;
+        uint64_t size = s->bytes.size, end;
         Elf_Scn *scn = NULL;
         struct stat st;
 
-        if (!s->data) {
-                if (fstat(s->fd, &st) < 0)
+        if (!s->bytes.data) {
+                if (fstat(s->bytes.fd, &st) < 0)
                         return false;
                 size = (uint64_t)st.st_size;
         }
@@ -437,18 +417,6 @@ static bool file_truncated(const struct source *s, const GElf_Ehdr *eh)
                         return true;
         }
         return false;
-}
-
-static void add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t off,
-                      const struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX])
-{
-        struct msg_probe *p = &plan->probes[plan->n_probes++];
-
-        memset(p, 0, sizeof(*p));
-        p->kind = kind;
-        p->func = func;
-        p->offset = off;
-        memcpy(p->loc, loc, sizeof(p->loc));
 }
 
 /*
@@ -489,7 +457,7 @@ static const char *machine_name(uint16_t m)
 int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_plan *plan,
                    struct gotls_info *ret_info)
 {
-        struct source src = { .elf = elf, .fd = fd, .data = data, .size = size };
+        struct source src = { .elf = elf, .bytes = { .fd = fd, .data = data, .size = size } };
         struct gotls_info info = {};
         struct gotls_func *funcs[2] = { &info.read, &info.write };
         const uint8_t *bi, *pcln = NULL;
@@ -608,9 +576,9 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
         for (int i = 0; i < 2; i++) {
                 uint8_t func = i == 0 ? TLSSNIFF_FUNC_GO_READ : TLSSNIFF_FUNC_GO_WRITE;
 
-                add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, funcs[i]->entry_probe, entry_loc);
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, funcs[i]->entry_probe, entry_loc);
                 for (uint32_t k = 0; k < funcs[i]->n_rets; k++)
-                        add_probe(plan, TLSSNIFF_PROBE_RETURN_AT, func, funcs[i]->rets[k],
+                        msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN_AT, func, funcs[i]->rets[k],
                                   ret_loc);
         }
         plan->has_go = true;
@@ -638,9 +606,17 @@ out:
  * key (build id, size) names a build, and a file that merely claims another's build id must
  * not get probes in the middle of its instructions.
  */
-static bool cached_plan_fits(const struct source *s, uint16_t machine, const struct msg_plan *p)
+struct fits_ctx {
+        const struct source *s;
+        uint16_t machine;
+};
+
+static bool cached_plan_fits(const struct msg_plan *p, void *userdata)
 {
         static const uint8_t arm64_ret[4] = { 0xc0, 0x03, 0x5f, 0xd6 };
+        const struct fits_ctx *fc = userdata;
+        const struct source *s = fc->s;
+        uint16_t machine = fc->machine;
 
         if (!p->has_go || p->n_probes == 0)
                 return false;
@@ -661,9 +637,8 @@ static bool cached_plan_fits(const struct source *s, uint16_t machine, const str
 int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_plan *plan,
                       struct gotls_info *info, bool *ret_cached)
 {
-        struct source src = { .fd = fd };
+        struct source src = { .bytes = { .fd = fd } };
         char key[GOTLS_BUILD_ID_MAX];
-        uint32_t file_id = plan->file_id;
         GElf_Ehdr eh;
         Elf *elf;
         int r;
@@ -675,20 +650,16 @@ int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_p
                 return -ENOTSUP;
         src.elf = elf;
         if (cache && gelf_getehdr(elf, &eh) && gotls_build_id(elf, key, sizeof(key)) == 0 &&
-            gocache_get(cache, key, size, plan) == 0) {
-                plan->file_id = file_id; /* the cached plan was made for another file */
-                if (cached_plan_fits(&src, eh.e_machine, plan)) {
-                        if (info) {
-                                memset(info, 0, sizeof(*info));
-                                info->machine = eh.e_machine;
-                                snprintf(info->build_id, sizeof(info->build_id), "%s", key);
-                        }
-                        *ret_cached = true;
-                        elf_end(elf);
-                        return 0;
+            gocache_get(cache, key, size, cached_plan_fits,
+                        &(struct fits_ctx){ .s = &src, .machine = eh.e_machine }, plan) == 0) {
+                if (info) {
+                        memset(info, 0, sizeof(*info));
+                        info->machine = eh.e_machine;
+                        snprintf(info->build_id, sizeof(info->build_id), "%s", key);
                 }
-                cache->hits--;
-                cache->misses++;
+                *ret_cached = true;
+                elf_end(elf);
+                return 0;
         }
         r = gotls_plan_elf(elf, fd, NULL, 0, plan, info);
         if (r == 0 && cache && plan->n_probes > 0 && info && info->build_id[0])

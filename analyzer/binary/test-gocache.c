@@ -30,6 +30,12 @@ static struct msg_plan plan_for(uint32_t seed)
         return p;
 }
 
+static bool refuse(const struct msg_plan *plan, void *userdata)
+{
+        (void)plan, (void)userdata;
+        return false;
+}
+
 static off_t file_size(const char *dir)
 {
         char path[512];
@@ -67,7 +73,7 @@ int main(void)
 
         /* Store two plans, reopen: both come back, under their own keys and sizes only. */
         assert(gocache_open(&c, dir) == 0);
-        assert(gocache_get(&c, "build-a", 100, &got) == -ENOENT);
+        assert(gocache_get(&c, "build-a", 100, NULL, NULL, &got) == -ENOENT);
         want = plan_for(1);
         assert(gocache_put(&c, "build-a", 100, &want) == 0);
         one = file_size(dir);
@@ -80,12 +86,20 @@ int main(void)
 
         assert(gocache_open(&c, dir) == 0);
         assert(c.n == 2 && c.load_errors == 0);
-        assert(gocache_get(&c, "build-a", 100, &got) == 0);
+        /* A hit gives the stored plan, with the caller's file id (a plan belongs to no file). */
+        memset(&got, 0, sizeof(got));
+        got.file_id = 99;
+        assert(gocache_get(&c, "build-a", 100, NULL, NULL, &got) == 0);
         want = plan_for(1);
+        assert(got.file_id == 99);
+        want.file_id = 99;
         assert(memcmp(&got, &want, sizeof(got)) == 0);
-        assert(gocache_get(&c, "build-a", 101, &got) == -ENOENT); /* size is part of the key */
-        assert(gocache_get(&c, "build-b", 200, &got) == 0 && strcmp(got.reason, "plan 2") == 0);
+        assert(gocache_get(&c, "build-a", 101, NULL, NULL, &got) == -ENOENT); /* size is part of the key */
+        assert(gocache_get(&c, "build-b", 200, NULL, NULL, &got) == 0 && strcmp(got.reason, "plan 2") == 0);
         assert(c.hits == 2 && c.misses == 1);
+        /* A plan the caller's check refuses (it does not fit the file at hand) is a miss. */
+        assert(gocache_get(&c, "build-b", 200, refuse, NULL, &got) == -ENOENT);
+        assert(c.hits == 2 && c.misses == 2);
         gocache_done(&c);
 
         /* A flipped byte in the second record: the first survives, the file is cut after it. */
@@ -99,7 +113,7 @@ int main(void)
         gocache_done(&c);
         assert(gocache_open(&c, dir) == 0);
         assert(c.n == 2 && c.load_errors == 0);
-        assert(gocache_get(&c, "build-c", 300, &got) == 0 && strcmp(got.reason, "plan 3") == 0);
+        assert(gocache_get(&c, "build-c", 300, NULL, NULL, &got) == 0 && strcmp(got.reason, "plan 3") == 0);
         gocache_done(&c);
 
         /* A torn tail (a crash in the middle of a write) is cut too. */
@@ -120,7 +134,7 @@ int main(void)
         assert(gocache_open(&c, NULL) == 0 && c.fd < 0);
         want = plan_for(4);
         assert(gocache_put(&c, "build-d", 1, &want) == 0);
-        assert(gocache_get(&c, "build-d", 1, &got) == 0);
+        assert(gocache_get(&c, "build-d", 1, NULL, NULL, &got) == 0);
         gocache_done(&c);
 
         assert(unlink(path) == 0 && rmdir(dir) == 0);

@@ -50,57 +50,9 @@ static void soname(Elf *elf, char *out, size_t size)
         }
 }
 
-/* Reads the code of a function: at most size bytes at file offset off. */
-struct code_reader {
-        ssize_t (*read)(const struct code_reader *r, void *buf, size_t size, uint64_t off);
-        int fd;
-        const uint8_t *data;
-        size_t data_size;
-};
-
-static ssize_t read_fd(const struct code_reader *r, void *buf, size_t size, uint64_t off)
-{
-        size_t done = 0;
-
-        while (done < size) {
-                ssize_t n = pread(r->fd, (uint8_t *)buf + done, size - done, (off_t)(off + done));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                done += (size_t)n;
-        }
-        return (ssize_t)done;
-}
-
-static ssize_t read_mem(const struct code_reader *r, void *buf, size_t size, uint64_t off)
-{
-        if (off >= r->data_size)
-                return 0;
-        if (size > r->data_size - off)
-                size = r->data_size - off;
-        memcpy(buf, r->data + off, size);
-        return (ssize_t)size;
-}
-
-static void add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t off,
-                      const struct tlssniff_loc *loc)
-{
-        struct msg_probe *p = &plan->probes[plan->n_probes++];
-
-        memset(p, 0, sizeof(*p));
-        p->kind = kind;
-        p->func = func;
-        p->offset = off;
-        memcpy(p->loc, loc, sizeof(p->loc));
-}
-
 struct callee_reader {
         Elf *elf;
-        const struct code_reader *rd;
+        const struct elf_source *src;
 };
 
 /* place_read_fn: code at a virtual address, through the executable segment that holds it. */
@@ -111,7 +63,7 @@ static ssize_t read_vaddr(void *userdata, uint64_t vaddr, void *buf, size_t size
 
         if (elf_file_offset(cr->elf, vaddr, 0, true, &off) < 0)
                 return -ENOENT;
-        return cr->rd->read(cr->rd, buf, size, off);
+        return elf_source_read(cr->src, buf, size, off);
 }
 
 static bool has_probe_at(const struct msg_plan *plan, uint64_t off, uint8_t kind)
@@ -123,13 +75,13 @@ static bool has_probe_at(const struct msg_plan *plan, uint64_t off, uint8_t kind
 }
 
 /* Places the probes of one function and appends them; false when they cannot be placed. */
-static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machine,
+static bool plan_function(Elf *elf, const struct elf_source *src, uint16_t machine,
                           enum place_mode mode, size_t w, uint64_t vaddr, uint64_t size,
                           struct msg_plan *plan, struct tlslib_details *details, char *summary,
                           size_t summary_size)
 {
         uint8_t code[16384];
-        struct callee_reader cr = { .elf = elf, .rd = rd };
+        struct callee_reader cr = { .elf = elf, .src = src };
         struct place_result pr;
         uint8_t func = wanted[w].func;
         uint64_t off, entry_off, ret_off;
@@ -140,7 +92,7 @@ static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machi
                 return false;
         if (size > sizeof(code))
                 size = sizeof(code);
-        n = size > 0 ? rd->read(rd, code, size, off) : 0;
+        n = size > 0 ? elf_source_read(src, code, size, off) : 0;
         if (n > 0)
                 len = (size_t)n;
         if (place_function(code, len, vaddr, machine, func, mode, read_vaddr, &cr, &pr) < 0)
@@ -155,8 +107,8 @@ static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machi
                                : TLSSNIFF_FUNC_SSL_WRITE_EX;
         }
         if (!has_probe_at(plan, entry_off, TLSSNIFF_PROBE_ENTRY)) {
-                add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, entry_off, pr.entry_loc);
-                add_probe(plan,
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, entry_off, pr.entry_loc);
+                msg_plan_add_probe(plan,
                           pr.return_uretprobe ? TLSSNIFF_PROBE_RETURN : TLSSNIFF_PROBE_RETURN_AT,
                           func, ret_off, pr.return_loc);
         }
@@ -169,14 +121,34 @@ static bool plan_function(Elf *elf, const struct code_reader *rd, uint16_t machi
         return true;
 }
 
-static int plan_elf(Elf *elf, const struct code_reader *rd, enum place_mode mode,
+/* The OpenSSL functions found so far, by index in wanted[]. */
+struct wanted_found {
+        uint64_t addr[ELEMENTSOF(wanted)], size[ELEMENTSOF(wanted)];
+        int n;
+};
+
+static int note_wanted(const char *name, const GElf_Sym *sym, void *userdata)
+{
+        struct wanted_found *f = userdata;
+
+        if (strncmp(name, "SSL_", 4) != 0)
+                return 0;
+        for (size_t w = 0; w < ELEMENTSOF(wanted); w++) {
+                if (f->addr[w] || strcmp(name, wanted[w].name) != 0)
+                        continue;
+                f->addr[w] = sym->st_value;
+                f->size[w] = sym->st_size;
+                f->n++;
+        }
+        return 0;
+}
+
+static int plan_elf(Elf *elf, const struct elf_source *src, enum place_mode mode,
                     struct msg_plan *plan, struct tlslib_details *details)
 {
-        uint64_t found[ELEMENTSOF(wanted)] = {}, sizes[ELEMENTSOF(wanted)] = {};
+        struct wanted_found found = {};
         char summary[MSG_TEXT_MAX] = "";
-        Elf_Scn *scn = NULL;
         GElf_Ehdr eh;
-        int n_found = 0;
 
         plan->n_probes = 0;
         plan->library[0] = plan->reason[0] = '\0';
@@ -193,46 +165,10 @@ static int plan_elf(Elf *elf, const struct code_reader *rd, enum place_mode mode
         }
 
         /* .dynsym first (what a shared libssl exports), .symtab for unstripped executables. */
-        for (int pass = 0; pass < 2; pass++) {
-                Elf32_Word type = pass == 0 ? SHT_DYNSYM : SHT_SYMTAB;
-
-                scn = NULL;
-                while ((scn = elf_nextscn(elf, scn))) {
-                        GElf_Shdr sh;
-                        Elf_Data *d;
-                        size_t count;
-
-                        if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || sh.sh_entsize == 0)
-                                continue;
-                        d = elf_getdata(scn, NULL);
-                        if (!d)
-                                continue;
-                        count = sh.sh_size / sh.sh_entsize;
-                        for (size_t i = 0; i < count; i++) {
-                                GElf_Sym sym;
-                                const char *name;
-
-                                if (!gelf_getsym(d, (int)i, &sym))
-                                        break;
-                                if (GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
-                                    sym.st_shndx == SHN_UNDEF || sym.st_value == 0)
-                                        continue;
-                                name = elf_strptr(elf, sh.sh_link, sym.st_name);
-                                if (!name || strncmp(name, "SSL_", 4) != 0)
-                                        continue;
-                                for (size_t w = 0; w < ELEMENTSOF(wanted); w++) {
-                                        if (found[w] || strcmp(name, wanted[w].name) != 0)
-                                                continue;
-                                        found[w] = sym.st_value;
-                                        sizes[w] = sym.st_size;
-                                        n_found++;
-                                }
-                        }
-                }
-                if (found[0] && found[1])
-                        break;
-        }
-        if (!found[0] || !found[1]) {
+        for (int pass = 0; pass < 2 && !(found.addr[0] && found.addr[1]); pass++)
+                (void)elf_func_symbols(elf, pass == 0 ? SHT_DYNSYM : SHT_SYMTAB, note_wanted,
+                                       &found);
+        if (!found.addr[0] || !found.addr[1]) {
                 snprintf(plan->reason, sizeof(plan->reason), "no SSL_read/SSL_write symbols");
                 return 0;
         }
@@ -241,21 +177,22 @@ static int plan_elf(Elf *elf, const struct code_reader *rd, enum place_mode mode
         if (!plan->library[0])
                 snprintf(plan->library, sizeof(plan->library), "OpenSSL (static)");
         for (size_t w = 0; w < ELEMENTSOF(wanted); w++)
-                if (found[w])
-                        (void)plan_function(elf, rd, eh.e_machine, mode, w, found[w], sizes[w],
-                                            plan, details, summary, sizeof(summary));
+                if (found.addr[w])
+                        (void)plan_function(elf, src, eh.e_machine, mode, w, found.addr[w],
+                                            found.size[w], plan, details, summary,
+                                            sizeof(summary));
         if (plan->n_probes == 0) {
                 snprintf(plan->reason, sizeof(plan->reason), "symbols outside executable code");
                 return 0;
         }
-        snprintf(plan->reason, sizeof(plan->reason), "%d functions: %s", n_found, summary);
+        snprintf(plan->reason, sizeof(plan->reason), "%d functions: %s", found.n, summary);
         return 0;
 }
 
 int tlslib_plan(int fd, enum place_mode mode, struct msg_plan *plan,
                 struct tlslib_details *details)
 {
-        struct code_reader rd = { .read = read_fd, .fd = fd };
+        struct elf_source src = { .fd = fd };
         Elf *elf;
         int r;
 
@@ -268,7 +205,7 @@ int tlslib_plan(int fd, enum place_mode mode, struct msg_plan *plan,
                          elf_errmsg(-1));
                 return 0;
         }
-        r = plan_elf(elf, &rd, mode, plan, details);
+        r = plan_elf(elf, &src, mode, plan, details);
         elf_end(elf);
         return r;
 }
@@ -276,7 +213,7 @@ int tlslib_plan(int fd, enum place_mode mode, struct msg_plan *plan,
 int tlslib_plan_mem(const void *data, size_t size, enum place_mode mode, struct msg_plan *plan,
                     struct tlslib_details *details)
 {
-        struct code_reader rd = { .read = read_mem, .data = data, .data_size = size };
+        struct elf_source src = { .fd = -1, .data = data, .size = size };
         Elf *elf;
         int r;
 
@@ -287,7 +224,7 @@ int tlslib_plan_mem(const void *data, size_t size, enum place_mode mode, struct 
                 snprintf(plan->reason, sizeof(plan->reason), "not an ELF file");
                 return 0;
         }
-        r = plan_elf(elf, &rd, mode, plan, details);
+        r = plan_elf(elf, &src, mode, plan, details);
         elf_end(elf);
         return r;
 }
