@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 
 pkgs=(meson ninja-build pkg-config clang llvm bpftool xz-utils
       libbpf-dev libelf-dev zlib1g-dev libmsgpack-dev libsystemd-dev libcapstone-dev libdwarf-dev
-      libnghttp2-dev)
+      libnghttp2-dev libinih-dev)
 if [ "${1:-}" = "--tests" ]; then
         # Real TLS peers and tools for the integration tests and benchmarks.
         pkgs+=(openssl curl python3 ca-certificates iproute2 procps libclang-rt-14-dev nodejs golang-go
-              nghttp2-client nghttp2-server python3-grpcio)
+              nghttp2-client nghttp2-server python3-grpcio
+              debootstrap systemd-container)
 fi
 
 missing=()
