@@ -42,6 +42,8 @@ static void on_message(const struct message *m, void *userdata)
         conn_table_message(&a->conns, m, role, now_monotonic_ns());
         if (!a->opt.no_data && output_message(&a->out, m, role, rs) < 0)
                 a->output_errors++;
+        if (tail_wants(&a->tail, TAIL_KIND_DATA))
+                tail_message(&a->tail, m, role, rs, conn_table_find(&a->conns, m->hdr.conn_id));
 }
 
 static void on_exchange(const struct conn_entry *c, const struct exchange *x, void *userdata)
@@ -52,22 +54,29 @@ static void on_exchange(const struct conn_entry *c, const struct exchange *x, vo
                 a->output_errors++;
         if (a->opt.journal_exchanges && journal_exchange(c, x) < 0)
                 a->journal_errors++;
+        if (tail_wants(&a->tail, TAIL_KIND_EXCHANGES))
+                tail_exchange(&a->tail, c, x, a->opt.show_secrets);
 }
 
 static void on_conn_opened(const struct conn_entry *c, uint64_t seen_ns, void *userdata)
 {
         struct analyzer *a = userdata;
 
-        if (output_connection_open(&a->out, c, seen_ns) < 0)
+        /* Connection records (open and end) go with the exchanges they frame. */
+        if (a->opt.exchanges && output_connection_open(&a->out, c, seen_ns) < 0)
                 a->output_errors++;
+        if (tail_wants(&a->tail, TAIL_KIND_CONNECTIONS))
+                tail_connection(&a->tail, c, "open", seen_ns);
 }
 
 static void on_conn_closed(const struct conn_entry *c, const char *why, void *userdata)
 {
         struct analyzer *a = userdata;
 
-        if (output_connection(&a->out, c, why) < 0)
+        if (a->opt.exchanges && output_connection(&a->out, c, why) < 0)
                 a->output_errors++;
+        if (tail_wants(&a->tail, TAIL_KIND_CONNECTIONS))
+                tail_connection(&a->tail, c, why, 0);
 }
 
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
@@ -81,6 +90,7 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         if (opt->fd >= 0)
                 (void)setvbuf(stdout, NULL, _IOFBF, 1u << 20);
         output_init(&a->out, stdout, opt->json, opt->max_print);
+        a->out.redact = &a->opt.redact;
         if (opt->fd >= 0)
                 a->out.flush_at = 1u << 19; /* half the stdio buffer: whole lines per write */
         assembler_init(&a->asmb, on_assembled, a);
@@ -97,11 +107,11 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         }
         /* Connections are always tracked (tlssniffctl connections); parsed with --exchanges. */
         if (conn_table_init(&a->conns, opt->exchanges, opt->preview, on_exchange,
-                            opt->exchanges ? on_conn_closed : NULL, a) < 0)
+                            on_conn_closed, a) < 0)
                 return -ENOMEM;
-        /* Connection records (open and end) go with the exchanges they frame. */
-        if (opt->exchanges)
-                a->conns.open_cb = on_conn_opened;
+        a->conns.open_cb = on_conn_opened;
+        tail_init(&a->tail, 0, opt->max_print);
+        tail_set_redaction(&a->tail, &a->opt.redact);
         return 0;
 }
 
@@ -117,6 +127,7 @@ void analyzer_done(struct analyzer *a)
         free(a->file_info);
         if (a->conns.buckets)
                 conn_table_done(&a->conns);
+        tail_done(&a->tail);
 }
 
 static int send_frame(struct analyzer *a, uint16_t type, const msgpack_sbuffer *sb)
@@ -170,6 +181,7 @@ static int on_l_hello(struct analyzer *a, const uint8_t *body, size_t n)
         if (m.version != FRAME_PROTOCOL_VERSION)
                 return -EPROTO;
         a->out.realtime_offset_ns = m.realtime_offset_ns;
+        tail_set_realtime_offset(&a->tail, m.realtime_offset_ns);
         a->hello = true;
         msgpack_sbuffer_init(&sb);
         msg_encode_a_hello(&sb, FRAME_PROTOCOL_VERSION);
@@ -356,14 +368,113 @@ static int on_l_records(struct analyzer *a, const uint8_t *body, size_t n)
 {
         int r = msg_records_foreach(body, n, on_record, a);
 
-        if (r >= 0)
+        if (r >= 0) {
                 output_flush(&a->out);
+                tail_flush(&a->tail);
+        }
         return r;
 }
 
+/* Every second: loaderd's counters in, the analyzer's counts out (its STATUS=). */
 static int on_l_stats(struct analyzer *a, const uint8_t *body, size_t n)
 {
-        return msg_decode_stats(body, n, &a->kernel_stats);
+        struct msg_ready st = { .files = (uint32_t)a->conns.n };
+        msgpack_sbuffer sb;
+        int r;
+
+        r = msg_decode_stats(body, n, &a->kernel_stats);
+        if (r < 0)
+                return r;
+        st.probes = conn_table_count_pids(&a->conns);
+        msgpack_sbuffer_init(&sb);
+        msg_encode_ready(&sb, &st);
+        r = send_frame(a, FRAME_A_STATUS, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+int analyzer_send_control(struct analyzer *a, const struct msg_control *m)
+{
+        msgpack_sbuffer sb;
+        int r;
+
+        if (a->sock < 0)
+                return -ENOTCONN;
+        msgpack_sbuffer_init(&sb);
+        msg_encode_control(&sb, m);
+        r = send_frame(a, FRAME_A_CONTROL, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+static int on_l_control_result(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        struct msg_control_result m;
+        int r = msg_decode_control_result(body, n, &m);
+
+        if (r < 0)
+                return r;
+        control_result(&a->control, m.id, m.ok, m.message);
+        return 0;
+}
+
+/*
+ * A reload changed the output settings: the new ones, as command-line arguments, and the new
+ * output's fd when it changed. Exchanges on or off and the placement need a restart (loaderd
+ * does not send them changed).
+ */
+static int on_l_config(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        _cleanup_free_ struct msg_config *m = malloc(sizeof(*m));
+        char *argv[MSG_CONFIG_ARGS_MAX + 2], err[256];
+        struct analyzer_options o;
+        struct analyzer_cli cli;
+        int fd = -1, r;
+
+        if (!m)
+                return -ENOMEM;
+        r = msg_decode_config(body, n, m);
+        if (r >= 0 && m->has_fd) {
+                fd = frame_reader_take_fd(&a->in);
+                if (fd < 0)
+                        r = -EBADMSG;
+        }
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        argv[0] = (char *)"tlssniff-analyzer";
+        for (uint32_t i = 0; i < m->n_args; i++)
+                argv[i + 1] = m->args[i];
+        argv[m->n_args + 1] = NULL;
+        if (analyzer_parse_options((int)m->n_args + 1, argv, &o, &cli, err, sizeof(err)) < 0) {
+                log_warning("Ignoring the new output settings from loaderd: %s", err);
+                safe_close(fd);
+                return -EBADMSG;
+        }
+        output_flush(&a->out);
+        if (fd >= 0) {
+                /* The output is standard output: the new file takes its place. */
+                if (dup2(fd, STDOUT_FILENO) < 0)
+                        log_warning_errno(errno, "Failed to switch to the new output: %m");
+                safe_close(fd);
+        }
+        a->opt.json = o.json;
+        a->opt.max_print = o.max_print;
+        a->opt.no_data = o.no_data;
+        a->opt.show_secrets = o.show_secrets;
+        a->opt.journal_exchanges = o.journal_exchanges;
+        a->opt.preview = o.preview;
+        a->opt.redact = o.redact;
+        a->opt.log_level = o.log_level;
+        a->out.json = o.json;
+        a->out.max_print = o.max_print;
+        tail_set_max_print(&a->tail, o.max_print);
+        a->conns.preview = o.preview;
+        log_set_max_level(o.log_level);
+        a->reconfigurations++;
+        log_debug("New output settings applied (%u arguments).", m->n_args);
+        return 0;
 }
 
 static int on_l_attached(struct analyzer *a, const uint8_t *body, size_t n)
@@ -403,6 +514,8 @@ static const struct {
         { FRAME_L_HELLO, on_l_hello, false },     { FRAME_L_FILE, on_l_file, true },
         { FRAME_L_RECORDS, on_l_records, true },  { FRAME_L_STATS, on_l_stats, true },
         { FRAME_L_ATTACHED, on_l_attached, true }, { FRAME_L_READY, on_l_ready, true },
+        { FRAME_L_CONFIG, on_l_config, true },
+        { FRAME_L_CONTROL_RESULT, on_l_control_result, true },
 };
 
 int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, const uint8_t *body)
@@ -470,6 +583,11 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_stream_gaps", a->conns.gaps);
         ADD("analyzer_stream_held", a->conns.held);
         ADD("analyzer_stream_hold_timeouts", a->conns.hold_timeouts);
+        ADD("analyzer_tail_subscribers", a->tail.n);
+        ADD("analyzer_tail_drops", a->tail.dropped_records);
+        ADD("analyzer_tail_format_errors", a->tail.format_errors);
+        ADD("analyzer_control_timeouts", a->control.timeouts);
+        ADD("analyzer_reconfigurations", a->reconfigurations);
 #undef ADD
         return n;
 }
@@ -497,18 +615,24 @@ int analyzer_run(struct analyzer *a)
                         conn_table_expire(&a->conns, now_monotonic_ns());
                 r = frame_reader_fill(&a->in, a->sock);
                 if (r == -EAGAIN) {
-                        struct pollfd p[2] = { { .fd = a->sock, .events = POLLIN },
-                                               { .fd = a->control.listen_fd, .events = POLLIN } };
+                        struct pollfd p[2 + TAIL_SUBSCRIBERS_MAX] = {
+                                { .fd = a->sock, .events = POLLIN },
+                                { .fd = a->control.listen_fd, .events = POLLIN } };
                         int timeout = identity_pending(&a->identity) ||
                                                       a->conns.closing_n > 0 ||
                                                       a->conns.holding > 0
                                               ? 50
-                                              : -1;
+                                      : a->control.n_pending > 0 ? 1000
+                                                                 : -1;
+                        int n_tail;
 
                         output_flush(&a->out);
-                        if (poll(p, a->control.listen_fd >= 0 ? 2 : 1, timeout) < 0 &&
-                            errno != EINTR)
+                        tail_flush(&a->tail);
+                        n_tail = tail_pollfds(&a->tail, p + 2, TAIL_SUBSCRIBERS_MAX);
+                        if (poll(p, 2 + (nfds_t)n_tail, timeout) < 0 && errno != EINTR)
                                 return log_error_errno(errno, "poll failed: %m");
+                        tail_handle(&a->tail, p + 2, n_tail);
+                        control_expire(&a->control, now_monotonic_ns());
                         if (a->control.listen_fd >= 0 && (p[1].revents & POLLIN))
                                 control_serve(&a->control, a);
                         continue;

@@ -11,10 +11,12 @@
 #include "binary/gocache.h"
 #include "binary/place.h"
 #include "control/control.h"
+#include "control/tail.h"
 #include "conn/identity.h"
 #include "conn/listen.h"
 #include "conn/table.h"
 #include "frame.h"
+#include "log.h"
 #include "msg.h"
 #include "out/output.h"
 #include "record.h"
@@ -33,7 +35,23 @@ struct analyzer_options {
         bool journal_exchanges; /* --journal-exchanges: exchanges also to the journal */
         unsigned preview;  /* --body-preview bytes */
         const char *cache_dir; /* --cache-dir: the Go offset cache's folder, NULL: memory only */
+        struct output_redaction redact; /* --redact-header NAME ... */
+        int log_level;                 /* --log-level */
 };
+
+/* What the command line asks besides the options of a running analyzer. */
+struct analyzer_cli {
+        const char *analyze; /* --analyze FILE */
+        bool help;
+        enum log_target target;
+};
+
+/*
+ * The analyzer's command line (also the arguments of a reload's L_CONFIG frame, with a
+ * dummy argv[0]); 0, or -EINVAL with the reason in err.
+ */
+int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
+                           struct analyzer_cli *cli, char *err, size_t err_size);
 
 /* What became of a file with TLS in it (tlssniffctl processes). */
 enum file_info_state {
@@ -64,6 +82,7 @@ struct analyzer {
         struct assembler asmb;
         struct identity identity;
         struct control control;
+        struct tail tail; /* tlssniffctl tail/follow subscribers */
         struct listen_ports listen;
         struct conn_table conns;
         struct msg_stats kernel_stats; /* last counters from loaderd */
@@ -83,6 +102,7 @@ struct analyzer {
         uint64_t journal_errors; /* exchanges the journal did not take */
         uint64_t close_events; /* sockets of captured connections the kernel saw close */
         uint64_t open_events;  /* connections the kernel tied to their socket */
+        uint64_t reconfigurations; /* L_CONFIG frames applied */
 };
 
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt);
@@ -90,5 +110,7 @@ void analyzer_done(struct analyzer *a);
 int analyzer_run(struct analyzer *a);
 /* Every counter, kernel's and loaderd's (as last reported) and the analyzer's. */
 unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, uint64_t *values);
+/* tlssniffctl attach/detach/reload, to loaderd (control.c). */
+int analyzer_send_control(struct analyzer *a, const struct msg_control *m);
 /* One frame, as if read from the socket (tests, fuzzing). */
 int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, const uint8_t *body);

@@ -117,6 +117,7 @@ static void help(void)
                "                         [--placement auto|fallback] [--log-target T]\n"
                "                         [--log-level N] [--exchanges [--no-data]]\n"
                "                         [--body-preview BYTES] [--show-secrets]\n"
+               "                         [--redact-header NAME]...\n"
                "                         [--cache-dir DIR] [--journal-exchanges]\n"
                "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
                "\n"
@@ -127,115 +128,25 @@ static void help(void)
 
 int main(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-                { "fd", required_argument, NULL, 'f' },
-                { "control-fd", required_argument, NULL, 'C' },
-                { "json", no_argument, NULL, 'j' },
-                { "max-print", required_argument, NULL, 'm' },
-                { "placement", required_argument, NULL, 'p' },
-                { "analyze", required_argument, NULL, 'a' },
-                { "exchanges", no_argument, NULL, 'x' },
-                { "no-data", no_argument, NULL, 'n' },
-                { "show-secrets", no_argument, NULL, 'S' },
-                { "body-preview", required_argument, NULL, 'b' },
-                { "cache-dir", required_argument, NULL, 'c' },
-                { "journal-exchanges", no_argument, NULL, 'J' },
-                { "log-target", required_argument, NULL, 't' },
-                { "log-level", required_argument, NULL, 'l' },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
-        struct analyzer_options o = { .fd = -1, .control_fd = -1, .max_print = 512,
-                                      .preview = 256 };
-        enum log_target target = LOG_TARGET_AUTO;
-        unsigned long long v;
-        int level = LOG_INFO;
-        const char *analyze = NULL;
+        struct analyzer_options o;
+        struct analyzer_cli cli;
+        char err[256];
         struct analyzer a;
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) >= 0) {
-                switch (c) {
-                case 'f':
-                        if (parse_u64(optarg, 0, 1024, &v) < 0) {
-                                fprintf(stderr, "Invalid --fd '%s'.\n", optarg);
-                                return 2;
-                        }
-                        o.fd = (int)v;
-                        break;
-                case 'C':
-                        if (parse_u64(optarg, 0, 1024, &v) < 0) {
-                                fprintf(stderr, "Invalid --control-fd '%s'.\n", optarg);
-                                return 2;
-                        }
-                        o.control_fd = (int)v;
-                        break;
-                case 'j':
-                        o.json = true;
-                        break;
-                case 'm':
-                        if (parse_u64(optarg, 0, 1u << 20, &v) < 0) {
-                                fprintf(stderr, "Invalid --max-print '%s'.\n", optarg);
-                                return 2;
-                        }
-                        o.max_print = (unsigned)v;
-                        break;
-                case 'a':
-                        analyze = optarg;
-                        break;
-                case 'x':
-                        o.exchanges = true;
-                        break;
-                case 'n':
-                        o.no_data = true;
-                        break;
-                case 'S':
-                        o.show_secrets = true;
-                        break;
-                case 'b':
-                        if (parse_u64(optarg, 0, EXCHANGE_PREVIEW_MAX, &v) < 0) {
-                                fprintf(stderr, "Invalid --body-preview '%s'.\n", optarg);
-                                return 2;
-                        }
-                        o.preview = (unsigned)v;
-                        break;
-                case 'p':
-                        if (strcmp(optarg, "auto") == 0)
-                                o.placement = PLACE_MODE_AUTO;
-                        else if (strcmp(optarg, "fallback") == 0)
-                                o.placement = PLACE_MODE_FALLBACK;
-                        else {
-                                fprintf(stderr, "Invalid --placement '%s' (auto or fallback).\n",
-                                        optarg);
-                                return 2;
-                        }
-                        break;
-                case 'c':
-                        o.cache_dir = optarg;
-                        break;
-                case 'J':
-                        o.journal_exchanges = true;
-                        break;
-                case 't':
-                        if (log_parse_target(optarg, &target) < 0) {
-                                fprintf(stderr, "Invalid --log-target '%s'.\n", optarg);
-                                return 2;
-                        }
-                        break;
-                case 'l':
-                        if (parse_u64(optarg, 0, 7, &v) < 0) {
-                                fprintf(stderr, "Invalid --log-level '%s'.\n", optarg);
-                                return 2;
-                        }
-                        level = (int)v;
-                        break;
-                case 'h':
-                        help();
-                        return 0;
-                default:
-                        return 2;
-                }
+        r = analyzer_parse_options(argc, argv, &o, &cli, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "tlssniff-analyzer: %s\n", err);
+                return 2;
         }
+        if (cli.help) {
+                help();
+                return 0;
+        }
+        const char *analyze = cli.analyze;
+        enum log_target target = cli.target;
+        int level = o.log_level;
+
         if (analyze)
                 return analyze_file(analyze, o.placement);
         if (o.fd < 0) {

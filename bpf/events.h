@@ -203,6 +203,25 @@ struct tlssniff_open_record {
         __u8 raddr[16];
         char comm[TLSSNIFF_COMM_LEN];
         __u32 pad2;
+        __u64 cgroup_id; /* the process's cgroup v2 id (tlssniffctl tail --unit) */
+};
+
+/*
+ * The target filters and the per-call cap, in the one-element filter_state map so that a
+ * reload or tlssniffctl attach/detach changes them while running. A process is a target when
+ * it is not tlssniff itself, not excluded (detach), and either forced (attach) or matched by
+ * the configured filters: OR within a kind, AND across kinds.
+ */
+struct tlssniff_filter_state {
+        __u32 call_cap;
+        __u8 pids_on;         /* filter_pids holds the allowed processes */
+        __u8 comms_on;        /* filter_comms holds the allowed names */
+        __u8 cgroups_n;       /* filter_cgroups[0..n) are the allowed cgroups */
+        __u8 force_pids_on;   /* force_pids: attached with tlssniffctl */
+        __u8 exclude_pids_on; /* exclude_pids: detached with tlssniffctl */
+        __u8 force_cgroups_n; /* force_cgroups[0..n) */
+        __u8 exclude_cgroups_n; /* exclude_cgroups[0..n) */
+        __u8 report_execs;    /* every exec is reported (loaderd follows systemd units) */
 };
 
 /* Key of the known_files map: files loaderd has handled (probed or found without TLS). */

@@ -32,10 +32,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define PROT_EXEC 4
 
 /* Tunables, set by loaderd between open and load. */
-const volatile __u32 call_cap = TLSSNIFF_CALL_CAP_DEFAULT;
-const volatile bool filter_pids_on = false;
-const volatile bool filter_comms_on = false;
-const volatile __u32 filter_cgroups_n = 0;
 const volatile __u32 self_tgid = 0;
 /*
  * Data records wake loaderd only once this much is waiting; loaderd also drains every
@@ -215,6 +211,41 @@ struct {
         __type(value, __u32);
 } filter_cgroups SEC(".maps");
 
+struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, struct tlssniff_filter_state);
+} filter_state SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 1024);
+        __type(key, __u32);
+        __type(value, __u8);
+} force_pids SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 1024);
+        __type(key, __u32);
+        __type(value, __u8);
+} exclude_pids SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+        __uint(max_entries, TLSSNIFF_FILTER_CGROUPS_MAX);
+        __type(key, __u32);
+        __type(value, __u32);
+} force_cgroups SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+        __uint(max_entries, TLSSNIFF_FILTER_CGROUPS_MAX);
+        __type(key, __u32);
+        __type(value, __u32);
+} exclude_cgroups SEC(".maps");
+
 /* Scratch for one record: the 512-byte stack cannot hold a chunk. */
 struct scratch {
         struct tlssniff_data_record rec;
@@ -236,32 +267,48 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
                 *v += n; /* per-CPU slot: no other writer */
 }
 
-/* Kept in sync with loaderd's filter options: OR within a kind, AND across kinds. */
+static __always_inline const struct tlssniff_filter_state *filter_state_get(void)
+{
+        __u32 zero = 0;
+
+        return bpf_map_lookup_elem(&filter_state, &zero);
+}
+
+/* Whether the current task is under one of cgroups[0..n). */
+static __always_inline bool under_cgroup(void *cgroups, __u32 n)
+{
+        for (__u32 i = 0; i < TLSSNIFF_FILTER_CGROUPS_MAX && i < n; i++)
+                if (bpf_current_task_under_cgroup(cgroups, i) == 1)
+                        return true;
+        return false;
+}
+
+/* See struct tlssniff_filter_state. */
 static __always_inline bool is_target(__u32 tgid)
 {
-        if (tgid == self_tgid)
+        const struct tlssniff_filter_state *f = filter_state_get();
+
+        if (tgid == self_tgid || !f)
                 return false;
-        if (filter_pids_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
+        if (f->exclude_pids_on && bpf_map_lookup_elem(&exclude_pids, &tgid))
                 return false;
-        if (filter_comms_on) {
+        if (f->exclude_cgroups_n && under_cgroup(&exclude_cgroups, f->exclude_cgroups_n))
+                return false;
+        if (f->force_pids_on && bpf_map_lookup_elem(&force_pids, &tgid))
+                return true;
+        if (f->force_cgroups_n && under_cgroup(&force_cgroups, f->force_cgroups_n))
+                return true;
+        if (f->pids_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
+                return false;
+        if (f->comms_on) {
                 char comm[TLSSNIFF_COMM_LEN] = {};
 
                 bpf_get_current_comm(comm, sizeof(comm));
                 if (!bpf_map_lookup_elem(&filter_comms, comm))
                         return false;
         }
-        if (filter_cgroups_n > 0) {
-                bool hit = false;
-
-                for (__u32 i = 0; i < TLSSNIFF_FILTER_CGROUPS_MAX && i < filter_cgroups_n; i++) {
-                        if (bpf_current_task_under_cgroup(&filter_cgroups, i) == 1) {
-                                hit = true;
-                                break;
-                        }
-                }
-                if (!hit)
-                        return false;
-        }
+        if (f->cgroups_n && !under_cgroup(&filter_cgroups, f->cgroups_n))
+                return false;
         return true;
 }
 
@@ -433,6 +480,7 @@ static __always_inline void emit_open(__u32 tgid, const struct conn_info *ci,
         r->role = ci->role;
         r->pad = 0;
         r->pad2 = 0;
+        r->cgroup_id = bpf_get_current_cgroup_id();
         __builtin_memcpy(r->laddr, ci->laddr, 16);
         __builtin_memcpy(r->raddr, ci->raddr, 16);
         bpf_get_current_comm(r->comm, sizeof(r->comm));
@@ -707,9 +755,11 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 {
         struct tlssniff_file_key key = {};
 
+        const struct tlssniff_filter_state *f = filter_state_get();
+
         if (file_key_of(BPF_CORE_READ(bprm, file), &key) < 0)
                 return 0;
-        if (bpf_map_lookup_elem(&known_files, &key))
+        if (bpf_map_lookup_elem(&known_files, &key) && !(f && f->report_execs))
                 return 0;
         emit_file(TLSSNIFF_REC_EXEC, bpf_get_current_pid_tgid() >> 32, &key, 0);
         return 0;
@@ -854,11 +904,12 @@ static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u3
 static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf, __u64 moved,
                                       __u8 dir, __u8 source, __u64 entry_ts)
 {
+        const struct tlssniff_filter_state *f;
         struct conn_info *ci, fresh = {};
         struct emit_ctx ec = {};
         struct scratch *s;
         __u32 zero = 0;
-        __u64 base;
+        __u64 base, cap;
 
         ci = bpf_map_lookup_elem(&conns, key);
         if (!ci) {
@@ -904,11 +955,13 @@ static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf
         ec.s = s;
         ec.buf = buf;
         ec.captured = moved;
-        if (moved > call_cap) {
-                ec.captured = call_cap;
+        f = filter_state_get();
+        cap = f && f->call_cap ? f->call_cap : TLSSNIFF_CALL_CAP_DEFAULT;
+        if (moved > cap) {
+                ec.captured = cap;
                 s->rec.flags |= TLSSNIFF_DATA_TRUNCATED;
                 stat_add(STAT_TRUNC_CALLS, 1);
-                stat_add(STAT_TRUNC_BYTES, moved - call_cap);
+                stat_add(STAT_TRUNC_BYTES, moved - cap);
         }
         stat_add(STAT_CALLS, 1);
         bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk, &ec, 0);

@@ -48,8 +48,12 @@ const char *frame_type_name(uint16_t type)
         case FRAME_L_STATS: return "L_STATS";
         case FRAME_L_ATTACHED: return "L_ATTACHED";
         case FRAME_L_READY: return "L_READY";
+        case FRAME_L_CONFIG: return "L_CONFIG";
+        case FRAME_L_CONTROL_RESULT: return "L_CONTROL_RESULT";
         case FRAME_A_HELLO: return "A_HELLO";
         case FRAME_A_PLAN: return "A_PLAN";
+        case FRAME_A_CONTROL: return "A_CONTROL";
+        case FRAME_A_STATUS: return "A_STATUS";
         default: return "unknown";
         }
 }

@@ -22,11 +22,15 @@ enum frame_type {
         FRAME_L_STATS = 0x0104,    /* [[name, value], ...] */
         FRAME_L_ATTACHED = 0x0105, /* [file_id, probes_attached, error or nil] */
         FRAME_L_READY = 0x0106,    /* [probes, files]: initial discovery done */
+        FRAME_L_CONFIG = 0x0107,   /* [[analyzer option, ...], has_fd] (+ 1 fd: new output) */
+        FRAME_L_CONTROL_RESULT = 0x0108, /* [id, ok, message]: answer to an A_CONTROL */
         FRAME_A_HELLO = 0x0201,    /* [version] */
         FRAME_A_PLAN = 0x0202,     /* [file_id, library, reason, [[kind, func, offset, locs]...], go] */
+        FRAME_A_CONTROL = 0x0203,  /* [id, verb, argument]: tlssniffctl attach/detach/reload */
+        FRAME_A_STATUS = 0x0204,   /* [processes, connections] (as struct msg_ready): STATUS= */
 };
 
-#define FRAME_PROTOCOL_VERSION 2u
+#define FRAME_PROTOCOL_VERSION 3u
 
 struct frame_header {
         uint32_t length;

@@ -63,6 +63,11 @@ bool log_to_journal(void)
         return log_state.journal;
 }
 
+void log_set_max_level(int level)
+{
+        log_state.max_level = level;
+}
+
 int log_get_max_level(void)
 {
         return log_state.max_level;

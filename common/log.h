@@ -15,6 +15,7 @@
 enum log_target { LOG_TARGET_AUTO, LOG_TARGET_STDERR, LOG_TARGET_JOURNAL };
 
 void log_setup(const char *ident, enum log_target target, int max_level);
+void log_set_max_level(int level);
 int log_parse_target(const char *s, enum log_target *ret);
 int log_get_max_level(void);
 bool log_to_journal(void);
@@ -62,3 +63,6 @@ bool ratelimit_below(struct ratelimit *rl);
 #define MID_FRAME_REFUSED "6d0c3e1a2b7f4c59a1e8f0d2c4b6a807"
 #define MID_PLACEMENT "6d0c3e1a2b7f4c59a1e8f0d2c4b6a808"
 #define MID_EXCHANGE "6d0c3e1a2b7f4c59a1e8f0d2c4b6a809"
+#define MID_RELOADED "6d0c3e1a2b7f4c59a1e8f0d2c4b6a80a"
+#define MID_RELOAD_FAILED "6d0c3e1a2b7f4c59a1e8f0d2c4b6a80b"
+#define MID_TARGETS_CHANGED "6d0c3e1a2b7f4c59a1e8f0d2c4b6a80c"

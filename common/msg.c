@@ -559,3 +559,109 @@ out:
         msgpack_unpacked_destroy(&u);
         return r;
 }
+
+int msg_encode_control(msgpack_sbuffer *sb, const struct msg_control *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m->id);
+        msgpack_pack_uint8(&pk, m->verb);
+        pack_str(&pk, m->arg);
+        return 0;
+}
+
+int msg_decode_control(const uint8_t *body, size_t n, struct msg_control *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_control m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 3, &a) && get_u32(&a[0], UINT32_MAX, &m.id) &&
+             get_u8(&a[1], MSG_CONTROL_RELOAD, &m.verb) && m.verb >= MSG_CONTROL_ATTACH &&
+             get_str(&a[2], m.arg, sizeof(m.arg), false);
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int msg_encode_control_result(msgpack_sbuffer *sb, const struct msg_control_result *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m->id);
+        if (m->ok)
+                msgpack_pack_true(&pk);
+        else
+                msgpack_pack_false(&pk);
+        pack_str(&pk, m->message);
+        return 0;
+}
+
+int msg_decode_control_result(const uint8_t *body, size_t n, struct msg_control_result *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_control_result m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 3, &a) && get_u32(&a[0], UINT32_MAX, &m.id) &&
+             a[1].type == MSGPACK_OBJECT_BOOLEAN &&
+             get_str(&a[2], m.message, sizeof(m.message), false);
+        if (ok)
+                m.ok = a[1].via.boolean;
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int msg_encode_config(msgpack_sbuffer *sb, const struct msg_config *m)
+{
+        msgpack_packer pk;
+
+        if (m->n_args > MSG_CONFIG_ARGS_MAX)
+                return -E2BIG;
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_array(&pk, m->n_args);
+        for (uint32_t i = 0; i < m->n_args; i++)
+                pack_str(&pk, m->args[i]);
+        if (m->has_fd)
+                msgpack_pack_true(&pk);
+        else
+                msgpack_pack_false(&pk);
+        return 0;
+}
+
+int msg_decode_config(const uint8_t *body, size_t n, struct msg_config *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 2, &a) && a[0].type == MSGPACK_OBJECT_ARRAY &&
+             a[0].via.array.size <= MSG_CONFIG_ARGS_MAX && a[1].type == MSGPACK_OBJECT_BOOLEAN;
+        if (ok) {
+                ret->n_args = a[0].via.array.size;
+                for (uint32_t i = 0; ok && i < ret->n_args; i++)
+                        ok = get_str(&a[0].via.array.ptr[i], ret->args[i], sizeof(ret->args[i]),
+                                     false);
+                ret->has_fd = a[1].via.boolean;
+        }
+        msgpack_unpacked_destroy(&u);
+        return ok ? 0 : -EBADMSG;
+}

@@ -76,6 +76,37 @@ struct msg_stats {
         struct msg_stat s[MSG_STATS_MAX];
 };
 
+/* tlssniffctl's changes, carried out by loaderd (only root may ask; the analyzer checks). */
+enum msg_control_verb { MSG_CONTROL_ATTACH = 1, MSG_CONTROL_DETACH = 2, MSG_CONTROL_RELOAD = 3 };
+
+struct msg_control {
+        uint32_t id;
+        uint8_t verb;
+        char arg[MSG_TEXT_MAX]; /* a pid or a unit name; "" for reload */
+};
+
+struct msg_control_result {
+        uint32_t id;
+        bool ok;
+        char message[MSG_PATH_MAX];
+};
+
+#define MSG_CONFIG_ARGS_MAX 64
+
+/* The analyzer's options after a reload, as on its command line. */
+struct msg_config {
+        uint32_t n_args;
+        char args[MSG_CONFIG_ARGS_MAX][MSG_TEXT_MAX];
+        bool has_fd; /* the output changed: its new fd comes with the frame */
+};
+
+int msg_encode_control(msgpack_sbuffer *sb, const struct msg_control *m);
+int msg_decode_control(const uint8_t *body, size_t n, struct msg_control *ret);
+int msg_encode_control_result(msgpack_sbuffer *sb, const struct msg_control_result *m);
+int msg_decode_control_result(const uint8_t *body, size_t n, struct msg_control_result *ret);
+int msg_encode_config(msgpack_sbuffer *sb, const struct msg_config *m);
+int msg_decode_config(const uint8_t *body, size_t n, struct msg_config *ret);
+
 int msg_encode_l_hello(msgpack_sbuffer *sb, const struct msg_l_hello *m);
 int msg_decode_l_hello(const uint8_t *body, size_t n, struct msg_l_hello *ret);
 int msg_encode_a_hello(msgpack_sbuffer *sb, uint32_t version);

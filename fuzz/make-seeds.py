@@ -772,6 +772,30 @@ def http2_seeds():
     return seeds
 
 
+# --- tail requests -------------------------------------------------------------------------
+
+def tail_seeds():
+    """fuzz-tail: [flags: bit 0 exchanges on] request line, then authority and target lines."""
+    def t(flags, args, authority=b"example.com:443", target=b"/api/users"):
+        return bytes([flags]) + args + b"\n" + authority + b"\n" + target
+    return {
+        "empty": t(1, b""),
+        "all-keys": t(1, b"kind=exchanges pid=1,2 comm=curl cgroup=5 host=example.com "
+                         b"path=/api status=404,5xx conn=7 format=json count=3"),
+        "data-follow": t(0, b"kind=data conn=7 format=json count=10"),
+        "lists-repeated": t(0, b"kind=data kind=connections pid=42 pid=43 comm=curl comm=nginx"),
+        "kind-all-off": t(0, b"kind=all format=text"),
+        "host-ipv6": t(1, b"host=::1 status=2xx", b"[::1]:8443", b"/"),
+        "host-port": t(1, b"host=example.com:443 path=/", b"EXAMPLE.com:443", b"/x"),
+        "exchanges-off": t(0, b"host=example.com"),
+        "unknown-key": t(1, b"pid=1 frob=2"),
+        "bad-number": t(1, b"pid=99999999999999999999999"),
+        "control-char": t(1, b"comm=a\tb"),
+        "too-many": t(1, b"pid=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"),
+        "too-long": t(1, b"path=/" + b"a" * 260),
+    }
+
+
 # --- corpora -------------------------------------------------------------------------------
 
 def write_corpus(target, seeds):
@@ -840,6 +864,7 @@ def main():
         write_corpus("tlslib", elf_seeds())
     write_corpus("gotls", go_seeds())
     write_corpus("http2", http2_seeds())
+    write_corpus("tail", tail_seeds())
 
     # fuzz-loaderd: frames as [type index, flags, u16 little-endian length, body] (see
     # fuzz-loaderd.c: index 0 is A_HELLO, 1 A_PLAN, then loaderd's own types, then unknown).

@@ -358,6 +358,188 @@ done:
         return 0;
 }
 
+static int send_control_result(struct loaderd *l, uint32_t id, bool ok, const char *message)
+{
+        struct msg_control_result m = { .id = id, .ok = ok };
+        msgpack_sbuffer sb;
+        int r;
+
+        snprintf(m.message, sizeof(m.message), "%s", message);
+        msgpack_sbuffer_init(&sb);
+        msg_encode_control_result(&sb, &m);
+        r = send_frame(l, FRAME_L_CONTROL_RESULT, &sb, -1);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+/*
+ * tlssniffctl attach/detach/reload, which the analyzer accepted from root only. loaderd
+ * checks the request again as it checks everything from the analyzer: the argument must be
+ * a pid of a live process or a unit with a cgroup, and the answer says what was done.
+ */
+static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
+{
+        char msg[MSG_PATH_MAX] = "";
+        struct msg_control m;
+        int r;
+
+        if (msg_decode_control(body, n, &m) < 0)
+                return refuse(l, FRAME_A_CONTROL, -EBADMSG, "body does not decode");
+        if (!l->skel)
+                r = -ENODEV, snprintf(msg, sizeof(msg), "no BPF object loaded");
+        else if (m.verb == MSG_CONTROL_RELOAD)
+                r = m.arg[0] ? (snprintf(msg, sizeof(msg), "reload takes no argument"), -EINVAL)
+                             : loaderd_reload(l, msg, sizeof(msg));
+        else {
+                bool attach = m.verb == MSG_CONTROL_ATTACH;
+
+                r = targets_override(l, attach, m.arg, msg, sizeof(msg));
+                if (r >= 0)
+                        log_struct_id(LOG_NOTICE, MID_TARGETS_CHANGED, "tlssniffctl: %s.", msg);
+                else
+                        log_info("tlssniffctl %s %s refused: %s", attach ? "attach" : "detach",
+                                 m.arg, msg);
+        }
+        return send_control_result(l, m.id, r >= 0, msg);
+}
+
+/* The analyzer's counts for the service manager's STATUS=. */
+static int on_a_status(struct loaderd *l, const uint8_t *body, size_t n)
+{
+        struct msg_ready m;
+
+        if (msg_decode_ready(body, n, &m) < 0)
+                return refuse(l, FRAME_A_STATUS, -EBADMSG, "body does not decode");
+        l->status_processes = m.probes;
+        l->status_connections = m.files;
+        return 0;
+}
+
+/* Whether two option sets give the analyzer the same output arguments. */
+static bool same_output(const struct options *a, const struct options *b)
+{
+        static char x[16 + OPTIONS_REDACT_MAX][MSG_TEXT_MAX], y[16 + OPTIONS_REDACT_MAX][MSG_TEXT_MAX];
+        unsigned nx = analyzer_output_args(a, x, ELEMENTSOF(x));
+        unsigned ny = analyzer_output_args(b, y, ELEMENTSOF(y));
+
+        if (nx != ny)
+                return false;
+        for (unsigned i = 0; i < nx; i++)
+                if (strcmp(x[i], y[i]) != 0)
+                        return false;
+        return true;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Settings only a restart applies: named in *kept, and the running values carried over. */
+static void keep_restart_settings(const struct options *old, struct options *n, char *kept,
+                                  size_t size)
+{
+        size_t len = 0;
+
+#define KEEP(changed_, name_, assign_)                                                             \
+        do {                                                                                       \
+                if (changed_) {                                                                    \
+                        len += (size_t)snprintf(kept + len, len < size ? size - len : 0, "%s%s",   \
+                                                len ? ", " : "", name_);                           \
+                        assign_;                                                                   \
+                }                                                                                  \
+        } while (0)
+        kept[0] = '\0';
+        KEEP(old->ringbuf_size != n->ringbuf_size, "ringbuf-size",
+             n->ringbuf_size = old->ringbuf_size);
+        KEEP(old->raw_syscall_hooks != n->raw_syscall_hooks, "syscall-hooks",
+             n->raw_syscall_hooks = old->raw_syscall_hooks);
+        KEEP(old->exchanges != n->exchanges, "exchanges", n->exchanges = old->exchanges);
+        KEEP(old->placement_fallback != n->placement_fallback, "placement",
+             n->placement_fallback = old->placement_fallback);
+        KEEP(!same_str(old->analyzer, n->analyzer), "analyzer",
+             n->analyzer = options_keep(n, old->analyzer));
+        KEEP(!same_str(old->user, n->user), "user", n->user = options_keep(n, old->user));
+        KEEP(!same_str(old->control_socket, n->control_socket), "control-socket",
+             n->control_socket = options_keep(n, old->control_socket));
+        KEEP(!same_str(old->cache_dir, n->cache_dir), "cache-dir",
+             n->cache_dir = options_keep(n, old->cache_dir));
+        KEEP(old->log_target != n->log_target, "log-target", n->log_target = old->log_target);
+#undef KEEP
+}
+
+int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
+{
+        struct options n;
+        char err[OPTIONS_ERROR_MAX] = "", kept[256];
+        _cleanup_close_ int out_fd = -1;
+        bool out_changed = false, send_config;
+        int r;
+
+        if (!l->argv) {
+                snprintf(msg, msg_size, "no command line to read again");
+                return -EINVAL;
+        }
+        r = options_load(&n, l->argc, l->argv, err, sizeof(err));
+        if (r == OPTIONS_RUN) {
+                keep_restart_settings(&l->opt, &n, kept, sizeof(kept));
+                out_changed = !same_str(l->opt.output, n.output);
+                if (out_changed) {
+                        /* Standard output again is loaderd's own. */
+                        out_fd = n.output ? open(n.output, O_WRONLY | O_CREAT | O_APPEND |
+                                                                   O_CLOEXEC | O_NOCTTY, 0640)
+                                          : fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+                        if (out_fd < 0) {
+                                snprintf(err, sizeof(err), "output '%s': %s",
+                                         n.output ? n.output : "stdout", strerror(errno));
+                                r = -EINVAL;
+                        }
+                }
+        }
+        if (r == OPTIONS_RUN)
+                r = targets_apply(l, &n, err, sizeof(err)) < 0 ? -EINVAL : OPTIONS_RUN;
+        if (r != OPTIONS_RUN) {
+                l->reload_failures++;
+                snprintf(msg, msg_size, "reload failed, the running configuration is kept: %s",
+                         err[0] ? err : "out of memory");
+                log_struct_id(LOG_ERR, MID_RELOAD_FAILED,
+                              "Reload failed, the running configuration is kept: %s",
+                              err[0] ? err : "out of memory");
+                options_free(&n);
+                return -EINVAL;
+        }
+        send_config = out_changed || !same_output(&l->opt, &n);
+        if (out_changed) {
+                safe_close(l->output_fd);
+                l->output_fd = TAKE_FD(out_fd);
+        }
+        log_set_max_level(n.log_level);
+        options_free(&l->opt);
+        l->opt = n;
+        (void)targets_finish_reload(l);
+        if (send_config && l->sock >= 0) {
+                struct msg_config *c = calloc(1, sizeof(*c));
+                msgpack_sbuffer sb;
+
+                if (c) {
+                        c->n_args = analyzer_output_args(&l->opt, c->args, MSG_CONFIG_ARGS_MAX);
+                        c->has_fd = out_changed && l->output_fd >= 0;
+                        msgpack_sbuffer_init(&sb);
+                        if (msg_encode_config(&sb, c) == 0)
+                                (void)send_frame(l, FRAME_L_CONFIG, &sb,
+                                                 c->has_fd ? l->output_fd : -1);
+                        msgpack_sbuffer_destroy(&sb);
+                        free(c);
+                }
+        }
+        l->reloads++;
+        snprintf(msg, msg_size, "reloaded %s%s%s%s", l->opt.config ? l->opt.config : "(no file)",
+                 kept[0] ? "; these settings take effect at the next restart: " : "", kept,
+                 send_config ? "; output settings applied" : "");
+        log_struct_id(LOG_NOTICE, MID_RELOADED, "Reloaded the configuration: %s.", msg + 9);
+        return 0;
+}
+
 /* What loaderd accepts from the analyzer, and when. */
 static const struct {
         uint16_t type;
@@ -366,6 +548,8 @@ static const struct {
 } handlers[] = {
         { FRAME_A_HELLO, on_a_hello, ST_HELLO },
         { FRAME_A_PLAN, on_a_plan, ST_RUNNING },
+        { FRAME_A_CONTROL, on_a_control, ST_RUNNING },
+        { FRAME_A_STATUS, on_a_status, ST_RUNNING },
 };
 
 static int dispatch(struct loaderd *l, const struct frame_header *h, const uint8_t *body)
@@ -408,6 +592,8 @@ static int flush_records(struct loaderd *l)
 static void on_file_record(struct loaderd *l, const struct tlssniff_file_record *fr)
 {
         l->file_events++;
+        if (fr->type == TLSSNIFF_REC_EXEC)
+                targets_on_exec(l, (pid_t)fr->pid);
         /*
          * Offering a file marks it known, so the kernel does not report it again. A file that
          * could not be opened (its process exited right after mapping it) stays unmarked: the
@@ -561,6 +747,11 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_backlog_bytes", frame_writer_pending(&l->out));
         ADD("loaderd_analyzer_restarts", l->analyzer_restarts);
         ADD("loaderd_lost_frame_bytes", l->lost_frame_bytes);
+        ADD("loaderd_reloads", l->reloads);
+        ADD("loaderd_reload_failures", l->reload_failures);
+        ADD("loaderd_unit_moves", l->targets.unit_moves);
+        ADD("loaderd_attached_pids", l->targets.n_force_pids);
+        ADD("loaderd_detached_pids", l->targets.n_exclude_pids);
 #undef ADD
         msgpack_sbuffer_init(&sb);
         msg_encode_stats(&sb, &m);
@@ -584,6 +775,7 @@ static void send_stats(struct loaderd *l)
 static int setup_bpf(struct loaderd *l)
 {
         const struct options *o = &l->opt;
+        char err[OPTIONS_ERROR_MAX];
         struct openssl_bpf *skel;
         int r;
 
@@ -592,11 +784,7 @@ static int setup_bpf(struct loaderd *l)
         if (!skel)
                 return log_error_errno(errno, "Failed to open the BPF object: %m");
         l->skel = skel;
-        skel->rodata->call_cap = (uint32_t)o->call_cap;
         skel->rodata->self_tgid = (uint32_t)getpid();
-        skel->rodata->filter_pids_on = o->n_pids > 0;
-        skel->rodata->filter_comms_on = o->n_comms > 0;
-        skel->rodata->filter_cgroups_n = o->n_cgroups;
         r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
         if (r < 0)
                 return log_error_errno(r, "Failed to size the ring buffer: %m");
@@ -605,38 +793,9 @@ static int setup_bpf(struct loaderd *l)
                 return log_error_errno(r, "Failed to load the BPF programs (needs root, BPF and "
                                           "uprobe support): %m");
 
-        for (unsigned i = 0; i < o->n_pids; i++) {
-                uint8_t one = 1;
-
-                r = bpf_map__update_elem(skel->maps.filter_pids, &o->pids[i], sizeof(uint32_t),
-                                         &one, 1, BPF_ANY);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to set the pid filter: %m");
-        }
-        for (unsigned i = 0; i < o->n_comms; i++) {
-                char comm[TLSSNIFF_COMM_LEN] = {};
-                uint8_t one = 1;
-
-                strncpy(comm, o->comms[i], sizeof(comm) - 1);
-                r = bpf_map__update_elem(skel->maps.filter_comms, comm, sizeof(comm), &one, 1,
-                                         BPF_ANY);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to set the comm filter: %m");
-        }
-        for (unsigned i = 0; i < o->n_cgroups; i++) {
-                _cleanup_close_ int cg = open(o->cgroups[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                uint32_t idx = i, fd;
-
-                if (cg < 0)
-                        return log_error_errno(errno, "Failed to open cgroup '%s': %m",
-                                               o->cgroups[i]);
-                fd = (uint32_t)cg;
-                r = bpf_map__update_elem(skel->maps.filter_cgroups, &idx, sizeof(idx), &fd,
-                                         sizeof(fd), BPF_ANY);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to set cgroup filter '%s': %m",
-                                               o->cgroups[i]);
-        }
+        r = targets_setup(l, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the targets: %s", err);
 
         r = attach_tracepoints(l);
         if (r < 0)
@@ -871,7 +1030,11 @@ static int loop(struct loaderd *l)
                                                 r = restart_analyzer(l, "it exited", status);
                                                 if (r < 0)
                                                         return r;
-                                        } else if (si.ssi_signo != SIGHUP) {
+                                        } else if (si.ssi_signo == SIGHUP) {
+                                                char msg[OPTIONS_ERROR_MAX + 128];
+
+                                                (void)loaderd_reload(l, msg, sizeof(msg));
+                                        } else {
                                                 log_info("Received signal %u, stopping.",
                                                          si.ssi_signo);
                                                 return 0;
@@ -883,13 +1046,16 @@ static int loop(struct loaderd *l)
                                 uint64_t ticks;
 
                                 (void)read(l->timer_fd, &ticks, sizeof(ticks));
+                                targets_tick(l);
                                 send_stats(l);
                                 /* The loop is alive: feed the watchdog (WatchdogSec=). */
                                 (void)sd_notifyf(false,
-                                                 "WATCHDOG=1\nSTATUS=%s: %u probes, %u files, "
+                                                 "WATCHDOG=1\nSTATUS=%s: %u processes, %u "
+                                                 "connections; %u probes, %u files, "
                                                  "%llu records forwarded, %u analyzer "
                                                  "restarts.",
                                                  l->ready ? "Capturing" : "Starting",
+                                                 l->status_processes, l->status_connections,
                                                  l->probes_attached, l->n_files,
                                                  (unsigned long long)l->records_forwarded,
                                                  l->analyzer_restarts);
@@ -912,9 +1078,9 @@ static int loop(struct loaderd *l)
         }
 }
 
-int loaderd_run(struct options *opt)
+int loaderd_run(struct options *opt, int argc, char **argv)
 {
-        struct loaderd l = { .opt = *opt, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
+        struct loaderd l = { .opt = *opt, .argc = argc, .argv = argv, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
                              .timer_fd = -1, .output_fd = -1,
                              .control_fd = -1 };
         struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
@@ -996,5 +1162,6 @@ out:
         if (l.control_fd >= 0 && l.opt.control_socket[0])
                 (void)unlink(l.opt.control_socket);
         safe_close(l.control_fd);
+        options_free(&l.opt);
         return r;
 }

@@ -15,31 +15,31 @@
 #include "msg.h"
 #include "elfseg.h"
 
-#define LOADERD_FILTER_MAX 64
+#include "options.h"
+
 #define LOADERD_RECORDS_BATCH (512u << 10) /* flush a records frame at this size */
 #define LOADERD_BACKLOG_HIGH (16u << 20)   /* stop draining the ring buffer above this */
+#define LOADERD_OVERRIDES_MAX 1024         /* pids attached or detached with tlssniffctl */
 
-struct options {
-        bool json;
-        bool placement_fallback; /* --placement=fallback: entry + uretprobe everywhere */
-        bool exchanges, no_data, show_secrets;
-        bool journal_exchanges; /* --journal-exchanges (implies --exchanges) */
-        bool raw_syscall_hooks; /* --syscall-hooks=raw */
-        unsigned body_preview;
-        const char *output;
-        const char *analyzer;
-        const char *user;
-        const char *control_socket; /* "" for none */
-        const char *cache_dir;      /* the analyzer's Go offset cache; "" for none */
-        unsigned max_print;
-        unsigned long long call_cap;
-        unsigned long long ringbuf_size;
-        enum log_target log_target;
-        int log_level;
-        unsigned n_pids, n_comms, n_cgroups;
-        uint32_t pids[LOADERD_FILTER_MAX];
-        const char *comms[LOADERD_FILTER_MAX];
-        const char *cgroups[LOADERD_FILTER_MAX];
+/* A systemd unit as a target: the cgroup it was last found at (0: not running). */
+struct unit_target {
+        char name[256];
+        uint64_t cgroup_id; /* inode of its cgroup directory */
+};
+
+/*
+ * What the kernel filters on: the configured targets (units resolved to their cgroups) and
+ * tlssniffctl's overrides, which win over them and stay across reloads.
+ */
+struct targets {
+        struct unit_target units[OPTIONS_UNITS_MAX];
+        unsigned n_units;
+        unsigned n_force_pids, n_exclude_pids;
+        struct unit_target force_units[TLSSNIFF_FILTER_CGROUPS_MAX];
+        struct unit_target exclude_units[TLSSNIFF_FILTER_CGROUPS_MAX];
+        unsigned n_force_units, n_exclude_units;
+        uint64_t unit_moves; /* units found at a new cgroup (started or restarted) */
+        char cgroup_root[256]; /* where cgroup v2 is mounted, found on first use */
 };
 
 enum file_state {
@@ -64,6 +64,11 @@ struct traced_file {
 
 struct loaderd {
         struct options opt;
+        int argc;    /* the command line, read again on reload */
+        char **argv;
+        struct targets targets;
+        uint64_t reloads, reload_failures;
+        unsigned status_processes, status_connections; /* the analyzer's, for STATUS= */
         struct openssl_bpf *skel;
         struct ring_buffer *rb;
         int epoll_fd;
@@ -105,7 +110,24 @@ struct loaderd {
         uint64_t last_loss_reported;
 };
 
-int loaderd_run(struct options *opt);
+int loaderd_run(struct options *opt, int argc, char **argv);
+/* Reads the configuration and the command line again and applies them; on error nothing
+ * changes. 0, or -EINVAL with the reason in msg; msg says what happened either way. */
+int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size);
+
+/* targets.c */
+/* At start: the filters of l->opt into the kernel. */
+int targets_setup(struct loaderd *l, char *err, size_t err_size);
+/* On reload: checks o's filters and writes them (the units' cgroups and the state follow
+ * with targets_finish_reload once l->opt is o). */
+int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t err_size);
+int targets_finish_reload(struct loaderd *l);
+/* A process exec'd: is it a unit target that started or moved? */
+void targets_on_exec(struct loaderd *l, pid_t pid);
+/* Once a second: units whose cgroup appeared, went or changed. */
+void targets_tick(struct loaderd *l);
+/* tlssniffctl attach/detach: arg is a pid or a unit name; msg says what was done or why not. */
+int targets_override(struct loaderd *l, bool attach, const char *arg, char *msg, size_t msg_size);
 /* One frame from the analyzer through the dispatch table (also used by tests and fuzzing). */
 int loaderd_dispatch_frame(struct loaderd *l, const struct frame_header *h, const uint8_t *body);
 
@@ -114,6 +136,8 @@ int discover_all(struct loaderd *l);
 int discover_pid(struct loaderd *l, pid_t pid, bool maps);
 int discover_library_dirs(struct loaderd *l);
 /* loaderd.c: offers a file opened by the caller (takes ownership of fd). */
+/* spawn.c: the analyzer's output options (--json, --exchanges, ...) as arguments. */
+unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX], unsigned max);
 int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, uint8_t kind,
                        bool initial);
 bool loaderd_knows_file(struct loaderd *l, uint64_t dev, uint64_t ino);

@@ -141,14 +141,45 @@ static int prepare_cache_dir(const char *dir, uid_t uid, gid_t gid)
         return 0;
 }
 
+unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX], unsigned max)
+{
+        unsigned n = 0;
+
+#define ARG(...)                                                                                   \
+        do {                                                                                       \
+                if (n < max)                                                                       \
+                        snprintf(args[n++], MSG_TEXT_MAX, __VA_ARGS__);                            \
+        } while (0)
+        ARG("--max-print=%u", o->max_print);
+        ARG("--log-level=%d", o->log_level);
+        if (o->json)
+                ARG("--json");
+        if (o->exchanges) {
+                ARG("--exchanges");
+                ARG("--body-preview=%u", o->body_preview);
+                if (o->no_data)
+                        ARG("--no-data");
+                if (o->show_secrets)
+                        ARG("--show-secrets");
+                if (o->journal_exchanges)
+                        ARG("--journal-exchanges");
+                for (unsigned i = 0; i < o->n_redact; i++)
+                        ARG("--redact-header=%s", o->redact[i]);
+        }
+#undef ARG
+        return n;
+}
+
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
 {
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
         _cleanup_close_ int exe = -1;
         int out_fd = l->output_fd, ctl;
-        char max_print[32], level[16], preview[48], cache_arg[64 + PATH_MAX] = "";
-        const char *argv[24];
+        char cache_arg[64 + PATH_MAX] = "";
+        char out_args[16 + OPTIONS_REDACT_MAX][MSG_TEXT_MAX];
+        const char *argv[32 + OPTIONS_REDACT_MAX];
+        unsigned n_out;
         char envbuf[3][512];
         char *envp[4];
         size_t n_env = 0;
@@ -184,31 +215,15 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return log_error_errno(errno, "Failed to create the analyzer socket: %m");
 
-        snprintf(max_print, sizeof(max_print), "%u", o->max_print);
-        snprintf(level, sizeof(level), "%d", o->log_level);
         argv[argc++] = "tlssniff-analyzer";
         argv[argc++] = "--fd=3";
         if (l->control_fd >= 0)
                 argv[argc++] = "--control-fd=4";
-        argv[argc++] = "--max-print";
-        argv[argc++] = max_print;
-        argv[argc++] = "--log-level";
-        argv[argc++] = level;
-        if (o->json)
-                argv[argc++] = "--json";
         if (o->placement_fallback)
                 argv[argc++] = "--placement=fallback";
-        if (o->exchanges) {
-                argv[argc++] = "--exchanges";
-                snprintf(preview, sizeof(preview), "--body-preview=%u", o->body_preview);
-                argv[argc++] = preview;
-                if (o->no_data)
-                        argv[argc++] = "--no-data";
-                if (o->show_secrets)
-                        argv[argc++] = "--show-secrets";
-                if (o->journal_exchanges)
-                        argv[argc++] = "--journal-exchanges";
-        }
+        n_out = analyzer_output_args(o, out_args, ELEMENTSOF(out_args));
+        for (unsigned i = 0; i < n_out; i++)
+                argv[argc++] = out_args[i];
         if (cache_arg[0])
                 argv[argc++] = cache_arg;
         /* The analyzer gets an empty environment: tell it where loaderd logs. */

@@ -665,6 +665,9 @@ class TestContext:
             # Not the system-wide default path: tests must not disturb each other or a
             # tlssniff already running on the machine.
             argv += ["--control-socket", str(self.tmp / "control")]
+        if not any(str(a).startswith("--config") for a in argv):
+            # Not the machine's /etc/tlssniff/tlssniff.conf: only the test's own settings.
+            argv += ["--config", ""]
         if not any(str(a).startswith("--cache-dir") for a in argv):
             # Each test starts with an empty Go offset cache of its own.
             argv += ["--cache-dir", str(self.tmp / "cache")]

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # Proves: the control socket is 0660 root:tlssniff; `tlssniffctl stats` shows the counters of a
 # capture made after tlssniff started (calls, bytes, and every loss counter); a user outside the
-# tlssniff group is refused, a group member may read but not change anything, root may.
+# tlssniff group is refused, a group member may read but not attach, root attaches a process.
 
 import json
 import os
@@ -114,16 +114,19 @@ def main(t):
     r = ctl(sock, "--json", "status", user="nobody", groups="tlssniff")
     if r.returncode != 0 or not json.loads(r.stdout)["ok"]:
         raise TestFailure(f"a group member could not read: {r.returncode} {r.stderr}")
-    ans = raw(sock, "attach\n", "nobody", "tlssniff")
+    ans = raw(sock, f"attach {os.getpid()}\n", "nobody", "tlssniff")
     if "only root may change" not in ans:
         raise TestFailure(f"a group member's attach was not refused: {ans!r}")
-    # Root is not refused (attach itself is not implemented yet, and says so).
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    s.sendall(b"attach\n")
-    ans = s.recv(65536).decode()
-    if "not supported yet" not in ans:
-        raise TestFailure(f"root's attach: {ans!r}")
+    r = ctl(sock, "attach", str(os.getpid()), user="nobody", groups="tlssniff")
+    if r.returncode != 1 or "only root" not in r.stderr:
+        raise TestFailure(f"tlssniffctl attach as a group member: {r.returncode} {r.stderr!r}")
+    # Root may: loaderd carries it out and says what it did.
+    r = ctl(sock, "attach", str(os.getpid()))
+    if r.returncode != 0 or f"attached process {os.getpid()}" not in r.stdout:
+        raise TestFailure(f"root's attach: {r.returncode} {r.stdout!r} {r.stderr!r}")
+    r = ctl(sock, "detach", "no-such-unit-here.service")
+    if r.returncode != 1 or "has no cgroup" not in r.stderr:
+        raise TestFailure(f"detach of a unit that does not run: {r.returncode} {r.stderr!r}")
     cap = t.stop_loaderd()
     if os.path.exists(sock):
         raise TestFailure("the control socket was not removed at exit")

@@ -5,6 +5,7 @@
 
 #include "conn/table.h"
 #include "log.h"
+#include "macro.h"
 
 static void hold_drain(struct conn_table *t, struct conn_entry *c, unsigned dir, bool flush);
 
@@ -197,6 +198,31 @@ static struct conn_entry *lookup(struct conn_table *t, uint64_t conn_id)
         return c;
 }
 
+const struct conn_entry *conn_table_find(struct conn_table *t, uint64_t conn_id)
+{
+        return t->buckets ? lookup(t, conn_id) : NULL;
+}
+
+/* Distinct processes among the tracked connections; bounded work. */
+unsigned conn_table_count_pids(const struct conn_table *t)
+{
+        uint32_t seen[256];
+        unsigned n = 0;
+
+        for (const struct conn_entry *c = t->lru_head; c; c = c->lru_next) {
+                bool known = false;
+
+                for (unsigned i = 0; i < n && !known; i++)
+                        known = seen[i] == c->id.pid;
+                if (known)
+                        continue;
+                if (n == ELEMENTSOF(seen))
+                        break; /* a lower bound beyond 256 processes */
+                seen[n++] = c->id.pid;
+        }
+        return n;
+}
+
 void conn_table_opened(struct conn_table *t, const struct tlssniff_open_record *o,
                        uint64_t now_ns)
 {
@@ -206,6 +232,7 @@ void conn_table_opened(struct conn_table *t, const struct tlssniff_open_record *
                 return;
         c->last_active_ns = now_ns;
         c->open_ns = o->open_ns;
+        c->cgroup_id = o->cgroup_id;
         if (!c->first_ns)
                 c->first_ns = o->open_ns ? o->open_ns : o->seen_ns;
         /* The identity its messages will carry; a message updates it like any other. */

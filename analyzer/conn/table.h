@@ -54,6 +54,7 @@ struct conn_entry {
         uint64_t first_ns, last_ns; /* CLOCK_BOOTTIME of its first and last message */
         uint64_t close_ns;          /* CLOCK_BOOTTIME of the kernel's close, 0 if none */
         uint64_t open_ns;           /* CLOCK_BOOTTIME of connect()/accept(), 0 if unknown */
+        uint64_t cgroup_id;         /* the process's cgroup v2 id (inode), 0 if unknown */
         struct exchange_conn *x; /* HTTP/1 exchanges (--exchanges) */
         struct h2_conn *h2;      /* HTTP/2 exchanges (--exchanges) */
         uint8_t *early;          /* server bytes seen before the client's first (HTTP/2 servers
@@ -98,6 +99,10 @@ struct conn_table {
 
 int conn_table_init(struct conn_table *t, bool parse, size_t preview, conn_exchange_cb cb,
                     conn_close_cb close_cb, void *userdata);
+/* The entry of conn_id, or NULL. */
+const struct conn_entry *conn_table_find(struct conn_table *t, uint64_t conn_id);
+/* How many processes the tracked connections belong to (at most 256 are told apart). */
+unsigned conn_table_count_pids(const struct conn_table *t);
 /* Closes every connection (pending exchanges are emitted as incomplete). */
 void conn_table_done(struct conn_table *t);
 /* One message of a connection, with the role the analyzer settled on. */

@@ -27,6 +27,9 @@ void control_init(struct control *c, int listen_fd)
 
 void control_done(struct control *c)
 {
+        for (unsigned i = 0; i < c->n_pending; i++)
+                close(c->pending[i].fd);
+        c->n_pending = 0;
         c->listen_fd = safe_close(c->listen_fd);
 }
 
@@ -168,19 +171,69 @@ static bool is_name_char(char ch)
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
 }
 
+/* The JSON string form of s (printable ASCII; quote and backslash escaped). */
+static void json_text(char *out, size_t size, const char *s)
+{
+        size_t k = 0;
+
+        for (; *s && k + 3 < size; s++) {
+                unsigned char ch = (unsigned char)*s;
+
+                if (ch == '"' || ch == '\\')
+                        out[k++] = '\\';
+                out[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        }
+        out[k] = '\0';
+}
+
+/* attach/detach/reload go to loaderd, which answers with L_CONTROL_RESULT. */
+static int send_change(struct analyzer *a, struct control *c, uint8_t verb, const char *arg,
+                       char *out, size_t out_size)
+{
+        struct msg_control m = { .verb = verb };
+        int r;
+
+        if (c->n_pending >= CONTROL_PENDING_MAX) {
+                c->refused++;
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"busy: %d changes are "
+                                        "waiting for loaderd\"}\n", CONTROL_PENDING_MAX);
+                return -EBUSY;
+        }
+        m.id = ++c->next_id;
+        snprintf(m.arg, sizeof(m.arg), "%s", arg);
+        r = analyzer_send_control(a, &m);
+        if (r < 0) {
+                c->refused++;
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"loaderd cannot be reached\"}\n");
+                return r;
+        }
+        c->last_id = m.id;
+        out[0] = '\0';
+        return CONTROL_PENDING;
+}
+
 int control_answer(struct analyzer *a, struct control *c, enum control_access access,
                    const char *request, size_t n, char *out, size_t out_size)
 {
-        char cmd[32];
-        size_t len = 0, k = 0;
+        char cmd[32], arg[CONTROL_REQUEST_MAX];
+        size_t len = 0, k = 0, m = 0;
 
         c->requests++;
-        /* One word of [a-z] and a newline; nothing else is a request. */
+        /* A word of [a-z], then optionally one space and printable ASCII, then a newline. */
         while (k < n && k < sizeof(cmd) - 1 && request[k] >= 'a' && request[k] <= 'z') {
                 cmd[k] = request[k];
                 k++;
         }
         cmd[k] = '\0';
+        if (k > 0 && k < n && request[k] == ' ') {
+                for (size_t i = k + 1; i < n && request[i] != '\n' && m < sizeof(arg) - 1; i++) {
+                        if (request[i] < 0x20 || request[i] > 0x7e)
+                                break;
+                        arg[m++] = request[i];
+                }
+                k += 1 + m;
+        }
+        arg[m] = '\0';
         if (k == 0 || k != n - 1 || request[k] != '\n') {
                 c->refused++;
                 snprintf(out, out_size, "{\"ok\":false,\"error\":\"malformed request\"}\n");
@@ -191,13 +244,46 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
                 snprintf(out, out_size, "{\"ok\":false,\"error\":\"permission denied\"}\n");
                 return -EACCES;
         }
+        if (strcmp(cmd, "tail") == 0) {
+                out[0] = '\0';
+                return CONTROL_TAIL;
+        }
+        if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0 ||
+            strcmp(cmd, "reload") == 0) {
+                bool reload = cmd[0] == 'r';
+
+                if (access != CONTROL_ADMIN) {
+                        c->refused++;
+                        snprintf(out, out_size, "{\"ok\":false,\"error\":\"permission denied: "
+                                                "only root may change anything\"}\n");
+                        return -EACCES;
+                }
+                if (reload != (m == 0)) {
+                        c->refused++;
+                        snprintf(out, out_size, "{\"ok\":false,\"error\":\"%s\"}\n",
+                                 reload ? "reload takes no argument"
+                                        : "a process id or a unit name is needed");
+                        return -EINVAL;
+                }
+                return send_change(a, c,
+                                   reload         ? MSG_CONTROL_RELOAD
+                                   : cmd[0] == 'a' ? MSG_CONTROL_ATTACH
+                                                   : MSG_CONTROL_DETACH,
+                                   arg, out, out_size);
+        }
+        if (m > 0) {
+                c->refused++;
+                snprintf(out, out_size, "{\"ok\":false,\"error\":\"%s takes no argument\"}\n",
+                         strlen(cmd) < 16 ? cmd : "this request");
+                return -EINVAL;
+        }
         if (strcmp(cmd, "stats") == 0) {
                 const char *names[ANALYZER_STATS_MAX];
                 uint64_t values[ANALYZER_STATS_MAX];
-                unsigned m = analyzer_collect_stats(a, names, values);
+                unsigned cnt = analyzer_collect_stats(a, names, values);
 
                 put(out, out_size, &len, "{\"ok\":true,\"stats\":{");
-                for (unsigned i = 0; i < m; i++) {
+                for (unsigned i = 0; i < cnt; i++) {
                         const char *p = names[i];
                         bool clean = *p != '\0';
 
@@ -212,24 +298,17 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
         } else if (strcmp(cmd, "status") == 0) {
                 put(out, out_size, &len,
                     "{\"ok\":true,\"status\":{\"version\":\"%s\",\"uptime_s\":%llu,"
-                    "\"files_analyzed\":%llu,\"files_with_tls\":%llu,\"messages\":%llu}}\n",
+                    "\"files_analyzed\":%llu,\"files_with_tls\":%llu,\"messages\":%llu,"
+                    "\"connections\":%zu}}\n",
                     TLSSNIFF_VERSION,
                     (unsigned long long)((now_monotonic_ns() - c->started_ns) / 1000000000ull),
                     (unsigned long long)a->files_analyzed,
                     (unsigned long long)a->plans_with_probes,
-                    (unsigned long long)a->asmb.messages);
+                    (unsigned long long)a->asmb.messages, a->conns.n);
         } else if (strcmp(cmd, "connections") == 0) {
                 connections_answer(a, out, out_size, &len);
         } else if (strcmp(cmd, "processes") == 0) {
                 processes_answer(a, out, out_size, &len);
-        } else if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0 ||
-                   strcmp(cmd, "reload") == 0) {
-                c->refused++;
-                snprintf(out, out_size, "{\"ok\":false,\"error\":\"%s\"}\n",
-                         access == CONTROL_ADMIN ? "not supported yet"
-                                                 : "permission denied: only root may change "
-                                                   "anything");
-                return access == CONTROL_ADMIN ? -EINVAL : -EACCES;
         } else {
                 c->refused++;
                 snprintf(out, out_size, "{\"ok\":false,\"error\":\"unknown request\"}\n");
@@ -242,7 +321,44 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
         return 0;
 }
 
-static void serve_one(struct control *c, struct analyzer *a, int fd)
+void control_result(struct control *c, uint32_t id, bool ok, const char *message)
+{
+        char out[MSG_PATH_MAX + 64], text[MSG_PATH_MAX];
+
+        for (unsigned i = 0; i < c->n_pending; i++) {
+                if (c->pending[i].id != id)
+                        continue;
+                json_text(text, sizeof(text), message);
+                if (ok)
+                        snprintf(out, sizeof(out), "{\"ok\":true,\"result\":\"%s\"}\n", text);
+                else
+                        snprintf(out, sizeof(out), "{\"ok\":false,\"error\":\"%s\"}\n", text);
+                (void)send(c->pending[i].fd, out, strlen(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+                close(c->pending[i].fd);
+                c->pending[i] = c->pending[--c->n_pending];
+                return;
+        }
+}
+
+void control_expire(struct control *c, uint64_t now_ns)
+{
+        static const char timeout[] = "{\"ok\":false,\"error\":\"loaderd did not answer\"}\n";
+
+        for (unsigned i = 0; i < c->n_pending;) {
+                if (now_ns < c->pending[i].deadline_ns) {
+                        i++;
+                        continue;
+                }
+                c->timeouts++;
+                (void)send(c->pending[i].fd, timeout, sizeof(timeout) - 1,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+                close(c->pending[i].fd);
+                c->pending[i] = c->pending[--c->n_pending];
+        }
+}
+
+/* Answers one client; true when its fd was kept (a change waiting for loaderd, a tail). */
+static bool serve_one(struct control *c, struct analyzer *a, int fd)
 {
         struct ucred cred;
         socklen_t sl = sizeof(cred);
@@ -252,7 +368,7 @@ static void serve_one(struct control *c, struct analyzer *a, int fd)
         enum control_access access = CONTROL_NONE;
         struct pollfd p = { .fd = fd, .events = POLLIN };
         size_t n = 0;
-        int n_groups = 0;
+        int n_groups = 0, r;
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) == 0) {
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &gl) == 0)
@@ -269,8 +385,28 @@ static void serve_one(struct control *c, struct analyzer *a, int fd)
                 if (memchr(req, '\n', n))
                         break;
         }
-        (void)control_answer(a, c, access, req, n, out, sizeof(out));
+        r = control_answer(a, c, access, req, n, out, sizeof(out));
+        if (r == CONTROL_PENDING) {
+                c->pending[c->n_pending++] = (struct control_pending){
+                        .fd = fd, .id = c->last_id,
+                        .deadline_ns = now_monotonic_ns() + CONTROL_PENDING_NS };
+                return true;
+        }
+        if (r == CONTROL_TAIL) {
+                char err[256], text[256];
+
+                /* "tail ARGS\n": the arguments without the newline. */
+                req[n - 1] = '\0';
+                (void)fcntl(fd, F_SETFL, O_NONBLOCK);
+                if (tail_add(&a->tail, fd, n > 5 ? req + 5 : "", a->opt.exchanges, err,
+                             sizeof(err)) == 0)
+                        return true;
+                c->refused++;
+                json_text(text, sizeof(text), err);
+                snprintf(out, sizeof(out), "{\"ok\":false,\"error\":\"%s\"}\n", text);
+        }
         (void)send(fd, out, strlen(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+        return false;
 }
 
 void control_serve(struct control *c, struct analyzer *a)
@@ -280,7 +416,7 @@ void control_serve(struct control *c, struct analyzer *a)
 
                 if (fd < 0)
                         return;
-                serve_one(c, a, fd);
-                close(fd);
+                if (!serve_one(c, a, fd))
+                        close(fd);
         }
 }

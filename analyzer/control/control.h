@@ -12,11 +12,30 @@
 #include <sys/types.h>
 
 #define CONTROL_REQUEST_MAX 256
+#define CONTROL_PENDING_MAX 8
+#define CONTROL_PENDING_NS (15ull * 1000 * 1000 * 1000) /* loaderd answers within this */
 
 struct analyzer;
 
+/* A change (attach, detach, reload) sent to loaderd, its client waiting for the answer. */
+struct control_pending {
+        int fd;
+        uint32_t id;
+        uint64_t deadline_ns;
+};
+
+/* control_answer's results besides 0 (answered) and -errno (refused, answered). */
+enum {
+        CONTROL_PENDING = 1, /* sent to loaderd as c->last_id; the answer comes later */
+        CONTROL_TAIL = 2,    /* a subscription: the fd goes to tail_add() with the arguments */
+};
+
 struct control {
         int listen_fd;
+        struct control_pending pending[CONTROL_PENDING_MAX];
+        unsigned n_pending;
+        uint32_t next_id, last_id;
+        uint64_t timeouts; /* changes loaderd did not answer in time */
         uint64_t requests;
         uint64_t refused;
         uint64_t started_ns; /* CLOCK_MONOTONIC */
@@ -28,12 +47,17 @@ void control_init(struct control *c, int listen_fd);
 void control_done(struct control *c);
 /* Accepts and answers the pending connections. */
 void control_serve(struct control *c, struct analyzer *a);
+/* loaderd's answer to change id: written to its client, which is then closed. */
+void control_result(struct control *c, uint32_t id, bool ok, const char *message);
+/* Clients whose change loaderd did not answer in time get an error. */
+void control_expire(struct control *c, uint64_t now_ns);
 /* The access a peer has: uid 0 admin; group gid (primary or supplementary) read. */
 enum control_access control_access_of(uid_t uid, gid_t gid, const gid_t *groups, int n_groups,
                                       gid_t group);
 /*
- * Answers one request line into out (a JSON line). Exposed for tests and fuzzing; returns 0
- * when the request was served, -EACCES or -EINVAL when refused.
+ * Answers one request line ("VERB[ ARGUMENTS]\n") into out (a JSON line). Exposed for tests
+ * and fuzzing; returns 0 when the request was served, -EACCES or -EINVAL when refused,
+ * CONTROL_PENDING when it went to loaderd, CONTROL_TAIL for a subscription.
  */
 int control_answer(struct analyzer *a, struct control *c, enum control_access access,
                    const char *request, size_t n, char *out, size_t out_size);

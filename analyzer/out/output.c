@@ -280,7 +280,7 @@ int output_message(struct output *o, const struct message *m, uint8_t role, enum
         return ferror(o->f) ? -EIO : 0;
 }
 
-static bool is_secret(const char *name)
+static bool is_secret(const struct output_redaction *extra, const char *name)
 {
         static const char *const secret[] = { "authorization", "proxy-authorization", "cookie",
                                               "set-cookie" };
@@ -288,11 +288,17 @@ static bool is_secret(const char *name)
         for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
                 if (strcasecmp(name, secret[i]) == 0)
                         return true;
+        for (unsigned i = 0; extra && i < extra->n && i < OUTPUT_REDACT_MAX; i++)
+                if (strcasecmp(name, extra->names[i]) == 0)
+                        return true;
         return false;
 }
 
-static void json_headers(FILE *f, const struct exchange_headers *h, bool show_secrets)
+static void json_headers(const struct output *o, const struct exchange_headers *h,
+                         bool show_secrets)
 {
+        FILE *f = o->f;
+
         fputc('[', f);
         for (unsigned i = 0; i < h->n; i++) {
                 const char *name = h->text + h->name[i], *value = h->text + h->value[i];
@@ -300,7 +306,7 @@ static void json_headers(FILE *f, const struct exchange_headers *h, bool show_se
                 fputs(i ? ",[" : "[", f);
                 json_write_string(f, name, strlen(name));
                 fputc(',', f);
-                if (!show_secrets && is_secret(name))
+                if (!show_secrets && is_secret(o->redact, name))
                         fputs("\"[redacted]\"", f);
                 else
                         json_write_string(f, value, strlen(value));
@@ -391,9 +397,9 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
         else
                 fputs("null", o->f);
         fputs(",\"request_headers\":", o->f);
-        json_headers(o->f, &x->req_headers, show_secrets);
+        json_headers(o, &x->req_headers, show_secrets);
         fputs(",\"response_headers\":", o->f);
-        json_headers(o->f, &x->resp_headers, show_secrets);
+        json_headers(o, &x->resp_headers, show_secrets);
         fprintf(o->f, ",\"request_body_bytes\":%llu,\"response_body_bytes\":%llu,"
                       "\"request_body_preview\":",
                 (unsigned long long)x->req_body, (unsigned long long)x->resp_body);

@@ -11,7 +11,17 @@
 
 enum role_source { ROLE_SOURCE_NONE, ROLE_SOURCE_KERNEL, ROLE_SOURCE_LISTEN };
 
+#define OUTPUT_REDACT_MAX 32
+#define OUTPUT_HEADER_NAME_MAX 64
+
+/* Headers redacted besides authorization, proxy-authorization, cookie, set-cookie. */
+struct output_redaction {
+        unsigned n;
+        char names[OUTPUT_REDACT_MAX][OUTPUT_HEADER_NAME_MAX + 1];
+};
+
 struct output {
+        const struct output_redaction *redact; /* NULL: the usual four only */
         FILE *f;
         bool json;
         unsigned max_print;

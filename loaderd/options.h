@@ -1,0 +1,70 @@
+/*
+ * loaderd's settings: defaults, then the configuration file (/etc/tlssniff/tlssniff.conf,
+ * docs/tlssniff.conf.5), then the command line. Both sources go through one table of settings
+ * (a command-line option --name is the key "name" of one section of the file), so a value
+ * means the same and is checked the same wherever it comes from.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define LOADERD_FILTER_MAX 64
+#define OPTIONS_UNITS_MAX 8
+#define OPTIONS_REDACT_MAX 32
+#define OPTIONS_LINE_MAX 4096
+#define OPTIONS_ERROR_MAX 512
+
+struct options {
+        bool json;
+        bool placement_fallback; /* --placement=fallback: entry + uretprobe everywhere */
+        bool exchanges, no_data, show_secrets;
+        bool journal_exchanges; /* --journal-exchanges (implies --exchanges) */
+        bool raw_syscall_hooks; /* --syscall-hooks=raw */
+        bool check_config;      /* --check-config: read the settings, say whether they are good */
+        unsigned body_preview;
+        const char *output;
+        const char *analyzer;
+        const char *user;
+        const char *control_socket; /* "" for none */
+        const char *cache_dir;      /* the analyzer's Go offset cache; "" for none */
+        const char *config;         /* the file read; NULL: none */
+        unsigned max_print;
+        unsigned long long call_cap;
+        unsigned long long ringbuf_size;
+        enum log_target log_target;
+        int log_level;
+        unsigned n_pids, n_comms, n_cgroups, n_units, n_redact;
+        uint32_t pids[LOADERD_FILTER_MAX];
+        const char *comms[LOADERD_FILTER_MAX];
+        const char *cgroups[LOADERD_FILTER_MAX];
+        const char *units[OPTIONS_UNITS_MAX];
+        const char *redact[OPTIONS_REDACT_MAX]; /* headers redacted besides the usual ones */
+
+        /* Every string above is a copy owned here (options_free). */
+        char **owned;
+        unsigned n_owned, cap_owned;
+};
+
+enum options_result { OPTIONS_RUN = 1, OPTIONS_EXIT = 0 };
+
+/*
+ * Settings from the defaults, the configuration file (--config FILE, else the default file
+ * when it exists) and argv, in that order: a later source overrides an earlier one, and
+ * targets given on the command line replace the file's targets. Returns OPTIONS_RUN,
+ * OPTIONS_EXIT (--help, --version, --check-config done) or -EINVAL with the reason in err
+ * ("FILE:LINE: ..." for the file). The caller frees o with options_free() in every case.
+ */
+int options_load(struct options *o, int argc, char **argv, char *err, size_t err_size);
+/* The file's settings alone, on top of o (tests, fuzzing): 0 or -EINVAL with err. */
+int options_parse_config(struct options *o, const char *name, const char *text, size_t n,
+                         char *err, size_t err_size);
+void options_defaults(struct options *o);
+/* A systemd unit name with a known suffix (.service, .scope, .slice, .socket). */
+bool options_valid_unit(const char *s);
+void options_free(struct options *o);
+/* A copy of s owned by o (NULL stays NULL; NULL when out of memory). */
+const char *options_keep(struct options *o, const char *s);
+void options_help(void);

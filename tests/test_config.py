@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+# Proves: the configuration file (tlssniff.conf(5)) sets targets and output; a bad file is
+# refused with its line number (exit 2, never Ready) and --check-config says so; command-line
+# targets replace the file's; a reload (SIGHUP or `reload` on the control socket) with a bad
+# file keeps the running configuration and says so, with a good one changes targets and the
+# redaction live; a systemd unit given as target is found once its cgroup appears; `attach`
+# and `detach` from root trace an otherwise filtered process and stop tracing another.
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import harness
+from harness import TestFailure
+
+HOST = "127.0.0.1"
+
+BAD = [
+    ("[targets]\ncomm = curl\n[output]\njson = maybe\n", 4, "json: 'maybe' is not yes or no"),
+    ("[targets]\n\n# comment\nbogus = 1\n", 4, "unknown key 'bogus'"),
+    ("[nonsense]\n", 1, "unknown section [nonsense]"),
+    ("[output]\ncomm = curl\n", 2, "'comm' belongs in [targets], not [output]"),
+    ("comm = curl\n", 1, "before any [section]"),
+    ("[capture]\nringbuf-size = 3M\n", 2, "not a power of two"),
+    ("[targets]\nunit = nginx\n", 2, "not a unit name"),
+    ("[capture]\ncall-cap\n", 2, "expected key = value"),
+    ("[targets]\ncomm = " + "x" * 20 + "\n", 2, "not 1..15 characters"),
+    ("[redaction]\nredact-header = bad header\n", 2, "not a header name"),
+]
+
+
+def control(sock, line):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(sock)
+    s.sendall(line.encode())
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    return json.loads(out.decode())
+
+
+def bad_files(t):
+    for i, (text, line, what) in enumerate(BAD):
+        path = t.write_file(f"bad{i}.conf", text.encode())
+        r = subprocess.run([str(harness.LOADERD), "--config", path, "--check-config"],
+                           capture_output=True, text=True, timeout=30)
+        want = f"{path}:{line}: "
+        if r.returncode != 2 or want not in r.stderr or what not in r.stderr:
+            raise TestFailure(f"--check-config on {text!r}: exit {r.returncode}, stderr "
+                              f"{r.stderr!r}; wanted {want!r} and {what!r}")
+        # Starting with it fails the same way, before loading anything.
+        r = subprocess.run([str(harness.LOADERD), "--config", path, "--log-target", "stderr",
+                            "--control-socket", ""], capture_output=True, text=True, timeout=30)
+        if r.returncode != 2 or want not in r.stderr or "Ready" in r.stderr:
+            raise TestFailure(f"starting with {text!r}: exit {r.returncode}, {r.stderr!r}")
+    good = t.write_file("good.conf", b"[targets]\ncomm = curl\nunit = a.service\n[output]\n"
+                        b"json = yes\nexchanges = yes\n[redaction]\nredact-header = X-Api-Key\n")
+    r = subprocess.run([str(harness.LOADERD), "--config", good, "--check-config"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0 or "is good" not in r.stdout:
+        raise TestFailure(f"--check-config on a good file: {r.returncode} {r.stdout!r}")
+    r = subprocess.run([str(harness.LOADERD), "--config", str(t.tmp / "missing.conf")],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 2 or "No such file" not in r.stderr:
+        raise TestFailure(f"a missing --config file: {r.returncode} {r.stderr!r}")
+    harness.log(f"{len(BAD)} bad files refused with their line numbers")
+
+
+def python_client(t, name, port, cert, size=900):
+    return harness.spawn_client(t, name, port, [(os.urandom(size), size + 100)], cert)
+
+
+def reload_and_overrides(t, cert, key):
+    conf = t.tmp / "tlssniff.conf"
+    conf.write_text("[targets]\ncomm = nomatch\n")
+    sock = str(t.tmp / "control")
+    # The file's target (nomatch) is replaced by the command line's: python3 clients are traced.
+    t.start_loaderd("--config", str(conf), "--exchanges", "--comm", "python3")
+    server, port = t.start_server("framed", cert, key, HOST)
+    a = python_client(t, "a", port, cert)
+    harness.client_results(t, a)
+
+    # A bad file on SIGHUP: refused with its line, the running targets stay.
+    conf.write_text("[targets]\ncomm = curl\n\n[output]\nmax-print = lots\n")
+    t.loaderd.send_signal(signal.SIGHUP)
+    t.loaderd_err.wait_for(f"Reload failed, the running configuration is kept: {conf}:5: "
+                           "max-print", 20, t.loaderd)
+    b = python_client(t, "b", port, cert)
+    harness.client_results(t, b)
+    # The same through the control socket: the answer carries the reason.
+    ans = control(sock, "reload\n")
+    if ans.get("ok") or f"{conf}:5:" not in ans.get("error", ""):
+        raise TestFailure(f"reload of a bad file through the control socket: {ans}")
+
+    # A good file: the command line's --comm python3 still replaces the file's targets, so
+    # curl stays untraced.
+    conf.write_text("[targets]\ncomm = curl\n[redaction]\nredact-header = X-Api-Key\n")
+    ans = control(sock, "reload\n")
+    if not ans.get("ok") or "reloaded" not in ans.get("result", ""):
+        raise TestFailure(f"reload of a good file: {ans}")
+    t.stop_server(server)
+    t.write_file("body.bin", os.urandom(300))
+    http, hport = t.start_server("http", cert, key, HOST)
+    curl = t.spawn(["curl", "-k", "--http1.1", "-sS", "--max-time", "30", "-o", os.devnull,
+                    "-H", "X-Api-Key: topsecret-123", "-H", "X-Other: visible-456",
+                    f"https://{HOST}:{hport}/redact"], name="curl")
+    t.wait_proc(curl, 40)
+
+    # attach/detach: a waiting python client is detached (not traced), then one attached
+    # while the targets (python3) would take it anyway is traced; curl is not a target.
+    server2, port2 = t.start_server("framed", cert, key, HOST)
+    d = harness.spawn_client(t, "detached", port2, [(os.urandom(700), 800)], cert,
+                             flags=["--wait-go"])
+    t.expect_line(d, "WAITING")
+    ans = control(sock, f"detach {d.pid}\n")
+    if not ans.get("ok") or f"detached process {d.pid}" not in ans.get("result", ""):
+        raise TestFailure(f"detach: {ans}")
+    d.stdin.write(b"go\n")
+    d.stdin.flush()
+    harness.client_results(t, d)
+    curl2 = t.spawn(["curl", "-k", "--http1.1", "-sS", "--max-time", "30", "-o", os.devnull,
+                     f"https://{HOST}:{hport}/not-a-target"], name="curl2")
+    t.wait_proc(curl2, 40)
+    ans = control(sock, "attach 999999999\n")
+    if ans.get("ok") or "no process" not in ans.get("error", ""):
+        raise TestFailure(f"attach of a missing process: {ans}")
+    ans = control(sock, "attach no-such-unit-xyz.service\n")
+    if ans.get("ok") or "has no cgroup" not in ans.get("error", ""):
+        raise TestFailure(f"attach of a unit that is not running: {ans}")
+    t.stop_server(server2)
+    t.stop_server(http)
+    cap = t.stop_loaderd()
+
+    cap.find_stream(a.pid, "write", harness.framed_request(a.items[0][0], a.items[0][1]),
+                    "client a (before the reloads)")
+    cap.find_stream(b.pid, "write", harness.framed_request(b.items[0][0], b.items[0][1]),
+                    "client b (after the bad reload: targets kept)")
+    if any(r["pid"] == d.pid for r in cap.records):
+        raise TestFailure("the detached client was captured")
+    if any(r["pid"] == curl2.pid for r in cap.records):
+        raise TestFailure("curl was captured although the command line's targets are python3")
+    # The python3 server is a target: its side of curl's request shows the new redaction.
+    ex = [x for x in cap.other if x.get("type") == "exchange" and x.get("path") == "/redact"]
+    if [x["pid"] for x in ex] != [http.pid]:
+        raise TestFailure(f"exchanges of /redact: {ex} (server {http.pid}, curl {curl.pid})")
+    hdrs = {k.lower(): v for k, v in ex[0]["request_headers"]}
+    if hdrs.get("x-api-key") != "[redacted]" or hdrs.get("x-other") != "visible-456":
+        raise TestFailure(f"redaction after the reload: {hdrs}")
+    st = cap.stats
+    if st.get("loaderd_reloads") != 1 or st.get("loaderd_reload_failures") != 2:
+        raise TestFailure(f"reload counters: {st.get('loaderd_reloads')} "
+                          f"{st.get('loaderd_reload_failures')}")
+    harness.log("reloads: bad files kept the configuration, a good one applied; detach works")
+
+
+def redaction_and_attach(t, cert, key):
+    """A file without command-line targets: the reload changes what is traced, the new
+    redaction applies to the next exchange, and attach traces a process the targets miss."""
+    conf = t.tmp / "second.conf"
+    conf.write_text("[targets]\ncomm = python3\n")
+    sock = str(t.tmp / "control")
+    t.start_loaderd("--config", str(conf), "--exchanges")
+    t.write_file("body.bin", os.urandom(200))
+    http, hport = t.start_server("http", cert, key, HOST)
+    before = t.spawn(["curl", "-k", "--http1.1", "-sS", "--max-time", "30", "-o", os.devnull,
+                      f"https://{HOST}:{hport}/before"], name="curl-before")
+    t.wait_proc(before, 40)
+    conf.write_text("[targets]\ncomm = curl\n[redaction]\nredact-header = X-Api-Key\n")
+    ans = control(sock, "reload\n")
+    if not ans.get("ok"):
+        raise TestFailure(f"reload: {ans}")
+    after = t.spawn(["curl", "-k", "--http1.1", "-sS", "--max-time", "30", "-o", os.devnull,
+                     "-H", "X-Api-Key: topsecret-123", "-H", "X-Other: visible-456",
+                     f"https://{HOST}:{hport}/after"], name="curl-after")
+    t.wait_proc(after, 40)
+    # python3 is no target any more; attach one of them by pid.
+    server, port = t.start_server("framed", cert, key, HOST)
+    w = harness.spawn_client(t, "attached", port, [(os.urandom(600), 650)], cert,
+                             flags=["--wait-go"])
+    t.expect_line(w, "WAITING")
+    ans = control(sock, f"attach {w.pid}\n")
+    if not ans.get("ok") or f"attached process {w.pid}" not in ans.get("result", ""):
+        raise TestFailure(f"attach: {ans}")
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    res = harness.client_results(t, w)
+    other = python_client(t, "not-attached", port, cert)
+    harness.client_results(t, other)
+    t.stop_server(server)
+    t.stop_server(http)
+    cap = t.stop_loaderd()
+    if any(r["pid"] == before.pid for r in cap.records):
+        raise TestFailure("curl was captured before the reload made it a target")
+    ex = [x for x in cap.other if x.get("type") == "exchange" and x.get("path") == "/after"]
+    if len(ex) != 1:
+        raise TestFailure(f"exchanges of /after: {ex}")
+    hdrs = {k.lower(): v for k, v in ex[0]["request_headers"]}
+    if hdrs.get("x-api-key") != "[redacted]" or hdrs.get("x-other") != "visible-456":
+        raise TestFailure(f"redaction after the reload: {hdrs}")
+    harness.check_framed_connection(cap, "attached client", w.pid, None, res[0], w.items[0][0],
+                                    w.items[0][1], "ipv4")
+    if any(r["pid"] == other.pid for r in cap.records):
+        raise TestFailure("a python3 client was captured although python3 is no target now")
+    harness.log("reload changed targets and redaction; attach traced a pid")
+
+
+def unit_target(t, cert, key):
+    """--unit for a unit that does not run yet: traced once its cgroup appears."""
+    unit = f"tlssniff-test-{os.getpid()}.service"
+    mnt = tempfile.mkdtemp(prefix="tlssniff-cg2-")
+    subprocess.run(["mount", "-t", "cgroup2", "none", mnt], check=True)
+    group = os.path.join(mnt, unit)
+    try:
+        t.start_loaderd("--unit", unit)
+        t.loaderd_err.wait_for(f"Unit {unit} has no cgroup", 10, t.loaderd)
+        os.mkdir(group)
+        server, port = t.start_server("framed", cert, key, HOST)
+        items = [(os.urandom(2000), 2100)]
+        inside = harness.spawn_client(t, "inside", port, items, cert, flags=["--wait-go"])
+        outside = harness.spawn_client(t, "outside", port, [(os.urandom(500), 600)], cert,
+                                       flags=["--wait-go"])
+        t.expect_line(inside, "WAITING")
+        t.expect_line(outside, "WAITING")
+        with open(os.path.join(group, "cgroup.procs"), "w") as f:
+            f.write(str(inside.pid))
+        t.loaderd_err.wait_for(f"Unit {unit} is at cgroup", 10, t.loaderd)
+        for p in (inside, outside):
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+        res = harness.client_results(t, inside)
+        harness.client_results(t, outside)
+        t.stop_server(server)
+        cap = t.stop_loaderd()
+        harness.check_framed_connection(cap, "client in the unit", inside.pid, None, res[0],
+                                        items[0][0], items[0][1], "ipv4")
+        others = sorted({(r["pid"], r["comm"]) for r in cap.records if r["pid"] != inside.pid})
+        if others:
+            raise TestFailure(f"--unit {unit} but other processes were captured: {others}")
+        if cap.stats.get("loaderd_unit_moves", 0) < 1:
+            raise TestFailure(f"loaderd_unit_moves: {cap.stats.get('loaderd_unit_moves')}")
+        harness.log("--unit: traced once the unit's cgroup appeared, nothing else")
+    finally:
+        try:
+            os.rmdir(group)
+        except OSError:
+            pass
+        subprocess.run(["umount", mnt], check=False)
+        os.rmdir(mnt)
+
+
+def main(t):
+    cert, key = t.make_cert()
+    bad_files(t)
+    reload_and_overrides(t, cert, key)
+    redaction_and_attach(t, cert, key)
+    unit_target(t, cert, key)
+
+
+if __name__ == "__main__":
+    harness.run(main)
