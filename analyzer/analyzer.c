@@ -270,6 +270,11 @@ static struct file_info *file_info_find(struct analyzer *a, uint32_t file_id)
         return NULL;
 }
 
+const struct file_info *analyzer_file_info(struct analyzer *a, uint32_t file_id)
+{
+        return file_info_find(a, file_id);
+}
+
 static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
 {
         struct msg_file m;
@@ -407,6 +412,20 @@ int analyzer_send_control(struct analyzer *a, const struct msg_control *m)
         return r;
 }
 
+static int on_l_processes(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        _cleanup_free_ struct msg_processes *m = malloc(sizeof(*m));
+        int r;
+
+        if (!m)
+                return -ENOMEM;
+        r = msg_decode_processes(body, n, m);
+        if (r < 0)
+                return r;
+        control_processes(&a->control, a, m);
+        return 0;
+}
+
 static int on_l_control_result(struct analyzer *a, const uint8_t *body, size_t n)
 {
         struct msg_control_result m;
@@ -516,6 +535,7 @@ static const struct {
         { FRAME_L_ATTACHED, on_l_attached, true }, { FRAME_L_READY, on_l_ready, true },
         { FRAME_L_CONFIG, on_l_config, true },
         { FRAME_L_CONTROL_RESULT, on_l_control_result, true },
+        { FRAME_L_PROCESSES, on_l_processes, true },
 };
 
 int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, const uint8_t *body)

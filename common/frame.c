@@ -50,6 +50,7 @@ const char *frame_type_name(uint16_t type)
         case FRAME_L_READY: return "L_READY";
         case FRAME_L_CONFIG: return "L_CONFIG";
         case FRAME_L_CONTROL_RESULT: return "L_CONTROL_RESULT";
+        case FRAME_L_PROCESSES: return "L_PROCESSES";
         case FRAME_A_HELLO: return "A_HELLO";
         case FRAME_A_PLAN: return "A_PLAN";
         case FRAME_A_CONTROL: return "A_CONTROL";

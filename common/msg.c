@@ -582,7 +582,7 @@ int msg_decode_control(const uint8_t *body, size_t n, struct msg_control *ret)
         if (unpack_whole(body, n, &u) < 0)
                 return -EBADMSG;
         ok = get_array(&u.data, 3, &a) && get_u32(&a[0], UINT32_MAX, &m.id) &&
-             get_u8(&a[1], MSG_CONTROL_RELOAD, &m.verb) && m.verb >= MSG_CONTROL_ATTACH &&
+             get_u8(&a[1], MSG_CONTROL_PROCESSES, &m.verb) && m.verb >= MSG_CONTROL_ATTACH &&
              get_str(&a[2], m.arg, sizeof(m.arg), false);
         msgpack_unpacked_destroy(&u);
         if (!ok)
@@ -661,6 +661,76 @@ int msg_decode_config(const uint8_t *body, size_t n, struct msg_config *ret)
                         ok = get_str(&a[0].via.array.ptr[i], ret->args[i], sizeof(ret->args[i]),
                                      false);
                 ret->has_fd = a[1].via.boolean;
+        }
+        msgpack_unpacked_destroy(&u);
+        return ok ? 0 : -EBADMSG;
+}
+
+int msg_encode_processes(msgpack_sbuffer *sb, const struct msg_processes *m)
+{
+        msgpack_packer pk;
+
+        if (m->n > MSG_PROCESSES_MAX)
+                return -E2BIG;
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m->id);
+        msgpack_pack_uint32(&pk, m->total);
+        msgpack_pack_array(&pk, m->n);
+        for (uint32_t i = 0; i < m->n; i++) {
+                const struct msg_process *p = &m->p[i];
+                char comm[TLSSNIFF_COMM_LEN + 1];
+
+                memcpy(comm, p->comm, TLSSNIFF_COMM_LEN);
+                comm[TLSSNIFF_COMM_LEN] = '\0';
+                msgpack_pack_array(&pk, 6);
+                msgpack_pack_uint32(&pk, p->pid);
+                msgpack_pack_uint8(&pk, p->status);
+                pack_str(&pk, comm);
+                pack_str(&pk, p->exe);
+                pack_str(&pk, p->reason);
+                msgpack_pack_array(&pk, p->n_files);
+                for (uint32_t k = 0; k < p->n_files && k < MSG_PROCESS_FILES_MAX; k++)
+                        msgpack_pack_uint32(&pk, p->files[k]);
+        }
+        return 0;
+}
+
+int msg_decode_processes(const uint8_t *body, size_t n, struct msg_processes *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 3, &a) && get_u32(&a[0], UINT32_MAX, &ret->id) &&
+             get_u32(&a[1], UINT32_MAX, &ret->total) && a[2].type == MSGPACK_OBJECT_ARRAY &&
+             a[2].via.array.size <= MSG_PROCESSES_MAX;
+        if (ok)
+                ret->n = a[2].via.array.size;
+        for (uint32_t i = 0; ok && i < ret->n; i++) {
+                struct msg_process *p = &ret->p[i];
+                const msgpack_object *e, *f;
+                char comm[TLSSNIFF_COMM_LEN + 1];
+
+                ok = get_array(&a[2].via.array.ptr[i], 6, &e) &&
+                     get_u32(&e[0], INT32_MAX, &p->pid) &&
+                     get_u8(&e[1], _MSG_PROCESS_STATUS_MAX - 1, &p->status) && p->status >= 1 &&
+                     get_str(&e[2], comm, sizeof(comm), false) &&
+                     get_str(&e[3], p->exe, sizeof(p->exe), false) &&
+                     get_str(&e[4], p->reason, sizeof(p->reason), false) &&
+                     e[5].type == MSGPACK_OBJECT_ARRAY &&
+                     e[5].via.array.size <= MSG_PROCESS_FILES_MAX;
+                if (!ok)
+                        break;
+                memset(p->comm, 0, sizeof(p->comm));
+                memcpy(p->comm, comm, strlen(comm) < TLSSNIFF_COMM_LEN ? strlen(comm)
+                                                                       : TLSSNIFF_COMM_LEN);
+                f = e[5].via.array.ptr;
+                p->n_files = e[5].via.array.size;
+                for (uint32_t k = 0; ok && k < p->n_files; k++)
+                        ok = get_u32(&f[k], UINT32_MAX, &p->files[k]);
         }
         msgpack_unpacked_destroy(&u);
         return ok ? 0 : -EBADMSG;

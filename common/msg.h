@@ -77,7 +77,46 @@ struct msg_stats {
 };
 
 /* tlssniffctl's changes, carried out by loaderd (only root may ask; the analyzer checks). */
-enum msg_control_verb { MSG_CONTROL_ATTACH = 1, MSG_CONTROL_DETACH = 2, MSG_CONTROL_RELOAD = 3 };
+enum msg_control_verb {
+        MSG_CONTROL_ATTACH = 1,
+        MSG_CONTROL_DETACH = 2,
+        MSG_CONTROL_RELOAD = 3,
+        MSG_CONTROL_PROCESSES = 4, /* answered with L_PROCESSES; arg: "" or one pid */
+};
+
+/* What loaderd says of a process (tlssniffctl processes). */
+enum msg_process_status {
+        MSG_PROCESS_TRACED = 1,     /* a target, with probes on a TLS file it maps */
+        MSG_PROCESS_NOT_TARGET = 2, /* the configured targets leave it out */
+        MSG_PROCESS_DETACHED = 3,   /* tlssniffctl detach (or tlssniff itself) */
+        MSG_PROCESS_NO_PROBES = 4,  /* a target, but no probes on its TLS files (why: reason) */
+        MSG_PROCESS_NO_TLS = 5,     /* no file with TLS code found in it */
+        _MSG_PROCESS_STATUS_MAX,
+};
+
+#define MSG_PROCESSES_MAX 128
+#define MSG_PROCESS_FILES_MAX 8
+
+struct msg_process {
+        uint32_t pid;
+        uint8_t status;
+        char comm[TLSSNIFF_COMM_LEN];
+        char exe[MSG_TEXT_MAX];
+        char reason[MSG_TEXT_MAX];
+        uint32_t n_files;
+        uint32_t files[MSG_PROCESS_FILES_MAX]; /* ids of the TLS files it maps (L_FILE) */
+};
+
+struct msg_processes {
+        uint32_t id;
+        uint32_t total; /* processes found; at most MSG_PROCESSES_MAX are in p */
+        uint32_t n;
+        struct msg_process p[MSG_PROCESSES_MAX];
+};
+
+int msg_encode_processes(msgpack_sbuffer *sb, const struct msg_processes *m);
+/* ret is written in part when the body is refused. */
+int msg_decode_processes(const uint8_t *body, size_t n, struct msg_processes *ret);
 
 struct msg_control {
         uint32_t id;

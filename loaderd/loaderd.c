@@ -77,6 +77,11 @@ static int send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *s
         return r == -EAGAIN ? 0 : r;
 }
 
+int loaderd_send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *sb)
+{
+        return send_frame(l, type, sb, -1);
+}
+
 static int send_file(struct loaderd *l, const struct msg_file *m, int fd)
 {
         msgpack_sbuffer sb;
@@ -387,7 +392,16 @@ static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
                 return refuse(l, FRAME_A_CONTROL, -EBADMSG, "body does not decode");
         if (!l->skel)
                 r = -ENODEV, snprintf(msg, sizeof(msg), "no BPF object loaded");
-        else if (m.verb == MSG_CONTROL_RELOAD)
+        else if (m.verb == MSG_CONTROL_PROCESSES) {
+                unsigned long long pid;
+
+                if (m.arg[0] && parse_u64(m.arg, 1, INT32_MAX, &pid) < 0)
+                        return refuse(l, FRAME_A_CONTROL, -EBADMSG, "processes: not a pid");
+                r = processes_answer(l, m.id, m.arg);
+                if (r >= 0)
+                        return 0;
+                snprintf(msg, sizeof(msg), "listing the processes: %s", strerror(-r));
+        } else if (m.verb == MSG_CONTROL_RELOAD)
                 r = m.arg[0] ? (snprintf(msg, sizeof(msg), "reload takes no argument"), -EINVAL)
                              : loaderd_reload(l, msg, sizeof(msg));
         else {

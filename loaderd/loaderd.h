@@ -115,6 +115,11 @@ int loaderd_run(struct options *opt, int argc, char **argv);
  * changes. 0, or -EINVAL with the reason in msg; msg says what happened either way. */
 int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size);
 
+/* A frame to the analyzer (queued behind what is pending). */
+int loaderd_send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *sb);
+/* processes.c: answers MSG_CONTROL_PROCESSES with an L_PROCESSES frame (arg: "" or a pid). */
+int processes_answer(struct loaderd *l, uint32_t id, const char *arg);
+
 /* targets.c */
 /* At start: the filters of l->opt into the kernel. */
 int targets_setup(struct loaderd *l, char *err, size_t err_size);

@@ -190,6 +190,15 @@ def redaction_and_attach(t, cert, key):
     ans = control(sock, f"attach {w.pid}\n")
     if not ans.get("ok") or f"attached process {w.pid}" not in ans.get("result", ""):
         raise TestFailure(f"attach: {ans}")
+    # processes says why each is traced or not.
+    procs = control(sock, f"processes {w.pid}\n")["processes"]["list"]
+    if len(procs) != 1 or procs[0]["state"] != "traced" or \
+            "attached with tlssniffctl" not in procs[0]["reason"]:
+        raise TestFailure(f"processes {w.pid} (attached): {procs}")
+    procs = control(sock, f"processes {server.pid}\n")["processes"]["list"]
+    if len(procs) != 1 or procs[0]["state"] != "not a target" or \
+            "its name 'python3' is not one of the targets' names" not in procs[0]["reason"]:
+        raise TestFailure(f"processes {server.pid} (python3, targets comm=curl): {procs}")
     w.stdin.write(b"go\n")
     w.stdin.flush()
     res = harness.client_results(t, w)

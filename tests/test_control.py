@@ -1,9 +1,13 @@
 #!/usr/bin/python3
 # Proves: the control socket is 0660 root:tlssniff; `tlssniffctl stats` shows the counters of a
-# capture made after tlssniff started (calls, bytes, and every loss counter); a user outside the
+# capture made after tlssniff started (calls, bytes, and every loss counter); `processes` lists
+# a traced process with its library and explains one that is not traced; `tail --json --comm
+# curl` shows a curl request made after it started, exactly; a user outside the
 # tlssniff group is refused, a group member may read but not attach, root attaches a process.
 
+import base64
 import json
+import time
 import os
 import socket
 import stat
@@ -46,8 +50,6 @@ def main(t):
     server, port = t.start_server("framed", cert, key, HOST)
     c = harness.spawn_client(t, "client", port, [(os.urandom(5000), 7000)], cert)
     harness.client_results(t, c)
-    t.stop_server(server)
-    import time
     time.sleep(1.5)  # counters reach the analyzer once a second
 
     r = ctl(sock, "--json", "stats")
@@ -65,15 +67,23 @@ def main(t):
     r = ctl(sock, "--json", "processes")
     if r.returncode != 0:
         raise TestFailure(f"tlssniffctl processes failed ({r.returncode}): {r.stderr}")
-    procs = json.loads(r.stdout)["processes"]
-    ssl = [p for p in procs["list"] if p["library"].startswith("libssl.so")]
+    files = json.loads(r.stdout)["files"]
+    ssl = [p for p in files["list"] if p["library"].startswith("libssl.so")]
     if not ssl or ssl[0]["state"] != "attached" or ssl[0]["probes"] < 4 or \
-            "SSL_read" not in ssl[0]["reason"] or procs["files_analyzed"] < 1:
-        raise TestFailure(f"tlssniffctl processes: {procs}")
+            "SSL_read" not in ssl[0]["reason"] or files["files_analyzed"] < 1:
+        raise TestFailure(f"tlssniffctl processes, files: {files}")
+    # The server (still running) is listed as a process: traced, with its libssl attached.
+    procs = json.loads(r.stdout)["processes"]
+    mine = [p for p in procs["list"] if p["pid"] == server.pid]
+    if not mine or mine[0]["state"] != "traced" or not mine[0]["traced"] or \
+            "libssl.so" not in mine[0]["tls"] or "attached" not in mine[0]["tls"] or \
+            "python3" not in mine[0]["exe"]:
+        raise TestFailure(f"tlssniffctl processes: the server {server.pid}: {procs}")
     r = ctl(sock, "processes", user="nobody", groups="tlssniff")
     if r.returncode != 0 or "libssl.so" not in r.stdout or "attached" not in r.stdout:
         raise TestFailure(f"tlssniffctl processes as a group member: {r.returncode} "
                           f"{r.stdout} {r.stderr}")
+    t.stop_server(server)
     # connections: a client whose connection stays open (a 3 s pause between two exchanges)
     # is listed from both sides, with its addresses, role and bytes so far.
     first, second = os.urandom(3000), os.urandom(100)
@@ -101,6 +111,53 @@ def main(t):
         raise TestFailure(f"connections table: {table.stdout!r} {table.stderr!r}")
     harness.client_results(t, slow)
     t.stop_server(server2)
+
+    # tail --json --comm curl, started before the request: shows curl's request, exactly, and
+    # nothing of other processes; stats count it.
+    before = json.loads(ctl(sock, "--json", "stats").stdout)["stats"]["kernel_calls"]
+    tail = subprocess.Popen([str(CTL), "--socket", sock, "--json", "tail", "--data", "--comm",
+                             "curl", "-n", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    # tlssniffctl prints records only; the subscription is there once the analyzer counts it.
+    harness.wait_until(lambda: json.loads(ctl(sock, "--json", "stats").stdout)["stats"]
+                       .get("analyzer_tail_subscribers") == 1, 10, "the tail subscription")
+    marker = os.urandom(6).hex()
+    t.write_file("body.bin", os.urandom(100))
+    http, hport = t.start_server("http", cert, key, HOST)
+    curl = t.spawn(["curl", "-k", "--http1.1", "-sS", "--max-time", "30", "-o", os.devnull,
+                    f"https://{HOST}:{hport}/tail-{marker}"], name="curl")
+    t.wait_proc(curl, 40)
+    out, err = tail.communicate(timeout=30)
+    lines = [json.loads(x) for x in out.splitlines()]
+    if tail.returncode != 0 or len(lines) != 2 or {x["comm"] for x in lines} != {"curl"}:
+        raise TestFailure(f"tail --comm curl: exit {tail.returncode}, {out!r} {err!r}")
+    sent = [base64.b64decode(x["data"]) for x in lines if x["direction"] == "write"]
+    want = (f"GET /tail-{marker} HTTP/1.1\r\nHost: {HOST}:{hport}\r\n").encode()
+    if len(sent) != 1 or not sent[0].startswith(want) or lines[0]["pid"] != curl.pid:
+        raise TestFailure(f"tail did not show curl's request {want!r}: {lines}")
+    t.stop_server(http)
+    time.sleep(1.5)  # counters reach the analyzer once a second
+    after = json.loads(ctl(sock, "--json", "stats").stdout)["stats"]["kernel_calls"]
+    if after < before + 2:
+        raise TestFailure(f"stats did not count curl's calls: {before} -> {after}")
+    # processes explains a process that is not traced: one detached with tlssniffctl.
+    idle = t.spawn(["/usr/bin/python3", "-c", "import ssl, sys; sys.stdin.read()"],
+                   name="idle")
+    harness.wait_until(lambda: str(idle.pid) in ctl(sock, "processes").stdout, 10,
+                       "the idle python3 in tlssniffctl processes")
+    r = ctl(sock, "detach", str(idle.pid))
+    if r.returncode != 0:
+        raise TestFailure(f"detach: {r.returncode} {r.stderr!r}")
+    r = ctl(sock, "--json", "processes", str(idle.pid))
+    p = json.loads(r.stdout)["processes"]["list"]
+    if len(p) != 1 or p[0]["state"] != "detached" or p[0]["traced"] or \
+            "detached with tlssniffctl" not in p[0]["reason"] or "libssl" not in p[0]["tls"]:
+        raise TestFailure(f"processes {idle.pid} after detach: {p}")
+    table = ctl(sock, "processes", str(idle.pid))
+    if table.returncode != 0 or "detached with tlssniffctl" not in table.stdout:
+        raise TestFailure(f"processes table: {table.stdout!r}")
+    idle.stdin.close()
+    t.wait_proc(idle, 10)
 
     table = ctl(sock, "stats")
     if table.returncode != 0 or "kernel_bytes" not in table.stdout:

@@ -173,7 +173,7 @@ def main(t):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     if r.returncode != 0:
         raise TestFailure(f"tlssniffctl processes: {r.stderr.decode()}")
-    listed = {p["path"]: p for p in json.loads(r.stdout)["processes"]["list"]}
+    listed = {p["path"]: p for p in json.loads(r.stdout)["files"]["list"]}
     for b in BUILDS:
         p = listed.get(str(bins[b]))
         abi = "ABI0" if b[0] == "go1.15" else "ABIInternal"

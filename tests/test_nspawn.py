@@ -20,6 +20,7 @@
 # The root file system comes from tools/make-rootfs.sh (debootstrap once, then a cached
 # tarball); each run boots a fresh copy in the test's temp folder and powers it off at the end.
 
+import base64
 import json
 import os
 import re
@@ -35,6 +36,8 @@ BUILD = harness.LOADERD.parent.parent
 MAKE_ROOTFS = harness.REPO / "tools" / "make-rootfs.sh"
 UNIT = "tlssniff.service"
 SERVER_UNIT = "tlssniff-test-https.service"
+# systemd-analyze security of the installed unit; measured 4.6 (docs/design.md).
+SECURITY_EXPOSURE_MAX = 5.0
 PORT = 8443
 CAPTURE = "var/log/tlssniff/capture.jsonl"
 CACHE = "/var/cache/tlssniff"
@@ -340,8 +343,29 @@ def check_capture(t, c, rootfs, marker):
     curl_hpid = next((k for k in children(p.pid) if nspid_of(k)[-1:] == [curl_cpid]), None)
     if curl_hpid is None:
         raise TestFailure(f"no host pid for the container's pid {curl_cpid}")
+    # tlssniffctl tail inside the container, subscribed before curl starts: it must show
+    # curl's request.
+    tail = subprocess.Popen(["nsenter", "-t", str(c.pid), "-a", "--", "tlssniffctl", "--json",
+                             "tail", "--data", "--comm", "curl", "-n", "1"], env=ENV,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    tail.name, tail.err = "tlssniffctl tail (nsenter)", None
+    t.procs.append(tail)
+    harness.wait_until(lambda: stats(c).get("analyzer_tail_subscribers") == 1, 15,
+                       "the tlssniffctl tail subscription")
     p.stdin.write(b"\n")
     p.stdin.flush()
+    try:
+        tout, terr = tail.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("tlssniffctl tail --comm curl -n 1 did not end in 30 s")
+    lines = [json.loads(x) for x in tout.decode().splitlines()]
+    if tail.returncode != 0 or len(lines) != 1 or lines[0]["comm"] != "curl" or \
+            lines[0]["direction"] != "write" or \
+            base64.b64decode(lines[0]["data"]) != request:
+        raise TestFailure(f"tlssniffctl tail in the container: exit {tail.returncode}, "
+                          f"{tout!r} {terr!r}")
+    log("tlssniffctl tail in the container showed curl's request")
     try:
         out, err = p.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -398,6 +422,14 @@ def check_service(c):
     if bad or int(st["MainPID"]) <= 0 or not st["StatusText"].startswith("Capturing: "):
         raise TestFailure(f"systemctl show {UNIT}: {st} (wrong, got/want: {bad})")
     log(f"{UNIT}: {st['ActiveState']}/{st['SubState']}, status {st['StatusText']!r}")
+    # The installed unit's hardening as systemd rates it (lower is better; 10 is none). The
+    # bound fails the test if a change loosens the sandbox.
+    r = c.run(["systemd-analyze", "security", "--no-pager", UNIT], check=False)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout)
+    if not m or float(m.group(1)) > SECURITY_EXPOSURE_MAX:
+        raise TestFailure(f"systemd-analyze security {UNIT}: {r.stdout[-400:]!r} "
+                          f"(at most {SECURITY_EXPOSURE_MAX} expected)")
+    log(f"systemd-analyze security {UNIT}: exposure {m.group(1)}")
     return st
 
 

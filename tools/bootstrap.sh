@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(meson ninja-build pkg-config clang llvm bpftool xz-utils
       libbpf-dev libelf-dev zlib1g-dev libmsgpack-dev libsystemd-dev libcapstone-dev libdwarf-dev
-      libnghttp2-dev libinih-dev)
+      libnghttp2-dev)
 if [ "${1:-}" = "--tests" ]; then
         # Real TLS peers and tools for the integration tests and benchmarks.
         pkgs+=(openssl curl python3 ca-certificates iproute2 procps libclang-rt-14-dev nodejs golang-go

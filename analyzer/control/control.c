@@ -131,17 +131,17 @@ static const char *const file_states[] = {
 /*
  * Files with TLS code in them, newest first, as many as fit: what was found (OpenSSL library,
  * Go version and ABI), the process it was found in, and whether it is probed, and if not why.
+ * Written as "files":{...} inside the answer.
  */
-static void processes_answer(struct analyzer *a, char *out, size_t out_size, size_t *len)
+static void files_answer(struct analyzer *a, char *out, size_t out_size, size_t *len)
 {
         const size_t room = 1400; /* more than one entry takes */
         size_t n = a->file_info_n < ANALYZER_FILE_INFO_MAX ? a->file_info_n
                                                            : ANALYZER_FILE_INFO_MAX;
         unsigned shown = 0;
 
-        put(out, out_size, len,
-            "{\"ok\":true,\"processes\":{\"files_analyzed\":%llu,\"files_with_tls\":%zu,"
-            "\"list\":[",
+        put(out, out_size, len, "\"files\":{\"files_analyzed\":%llu,\"files_with_tls\":%zu,"
+                                "\"list\":[",
             (unsigned long long)a->files_analyzed, a->file_info_n);
         for (size_t k = 0; k < n && a->file_info; k++) {
                 const struct file_info *f =
@@ -163,7 +163,68 @@ static void processes_answer(struct analyzer *a, char *out, size_t out_size, siz
                 put(out, out_size, len, "}");
                 shown++;
         }
-        put(out, out_size, len, "],\"shown\":%u}}\n", shown);
+        put(out, out_size, len, "],\"shown\":%u}", shown);
+}
+
+static const char *const process_states[] = {
+        [MSG_PROCESS_TRACED] = "traced",
+        [MSG_PROCESS_NOT_TARGET] = "not a target",
+        [MSG_PROCESS_DETACHED] = "detached",
+        [MSG_PROCESS_NO_PROBES] = "no probes",
+        [MSG_PROCESS_NO_TLS] = "no TLS",
+};
+
+/*
+ * The answer to "processes [PID]": loaderd's list of processes (m; NULL when loaderd cannot
+ * be asked) with what the analyzer found in each of their TLS files, then the files.
+ */
+static void processes_answer(struct analyzer *a, const struct msg_processes *m, char *out,
+                             size_t out_size, size_t *len)
+{
+        const size_t room = 2400; /* more than one entry takes */
+        unsigned shown = 0;
+
+        put(out, out_size, len, "{\"ok\":true,\"processes\":{\"total\":%u,\"list\":[",
+            m ? m->total : 0);
+        for (uint32_t i = 0; m && i < m->n && i < MSG_PROCESSES_MAX; i++) {
+                const struct msg_process *p = &m->p[i];
+                char comm[TLSSNIFF_COMM_LEN + 1], tls[1200];
+                size_t tl = 0;
+
+                if (*len + room + 64 > out_size)
+                        break;
+                memcpy(comm, p->comm, TLSSNIFF_COMM_LEN);
+                comm[TLSSNIFF_COMM_LEN] = '\0';
+                tls[0] = '\0';
+                for (uint32_t k = 0; k < p->n_files && k < MSG_PROCESS_FILES_MAX; k++) {
+                        const struct file_info *f = analyzer_file_info(a, p->files[k]);
+
+                        put(tls, sizeof(tls), &tl, "%s%s (%s, %u probes)", k ? "; " : "",
+                            f && f->library[0] ? f->library : "?",
+                            f && f->state < ELEMENTSOF(file_states) && file_states[f->state]
+                                    ? file_states[f->state]
+                                    : "?",
+                            f ? f->probes : 0);
+                }
+                put(out, out_size, len, "%s{\"pid\":%u,\"comm\":", shown ? "," : "", p->pid);
+                put_clean(out, out_size, len, comm);
+                put(out, out_size, len, ",\"exe\":");
+                put_clean(out, out_size, len, p->exe);
+                put(out, out_size, len, ",\"state\":\"%s\",\"traced\":%s,\"tls\":",
+                    p->status < ELEMENTSOF(process_states) && process_states[p->status]
+                            ? process_states[p->status]
+                            : "?",
+                    p->status == MSG_PROCESS_TRACED ? "true" : "false");
+                put_clean(out, out_size, len, tls);
+                put(out, out_size, len, ",\"reason\":");
+                put_clean(out, out_size, len, p->reason);
+                put(out, out_size, len, "}");
+                shown++;
+        }
+        put(out, out_size, len, "],\"shown\":%u%s},", shown,
+            m ? "" : ",\"error\":\"loaderd cannot be asked\"");
+        files_answer(a, out, out_size, len);
+        put(out, out_size, len, "}\n");
 }
 
 static bool is_name_char(char ch)
@@ -271,6 +332,25 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
                                                    : MSG_CONTROL_DETACH,
                                    arg, out, out_size);
         }
+        if (strcmp(cmd, "processes") == 0) {
+                bool pid = m > 0;
+
+                for (size_t i = 0; i < m; i++)
+                        pid = pid && arg[i] >= '0' && arg[i] <= '9';
+                if (m > 0 && (!pid || m > 10)) {
+                        c->refused++;
+                        snprintf(out, out_size, "{\"ok\":false,\"error\":\"processes takes "
+                                                "one process id or nothing\"}\n");
+                        return -EINVAL;
+                }
+                /* loaderd reads /proc; without it (tests, fuzzing), the files alone. */
+                if (send_change(a, c, MSG_CONTROL_PROCESSES, arg, out, out_size) ==
+                    CONTROL_PENDING)
+                        return CONTROL_PENDING;
+                len = 0;
+                processes_answer(a, NULL, out, out_size, &len);
+                return len < out_size ? 0 : -E2BIG;
+        }
         if (m > 0) {
                 c->refused++;
                 snprintf(out, out_size, "{\"ok\":false,\"error\":\"%s takes no argument\"}\n",
@@ -307,8 +387,6 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
                     (unsigned long long)a->asmb.messages, a->conns.n);
         } else if (strcmp(cmd, "connections") == 0) {
                 connections_answer(a, out, out_size, &len);
-        } else if (strcmp(cmd, "processes") == 0) {
-                processes_answer(a, out, out_size, &len);
         } else {
                 c->refused++;
                 snprintf(out, out_size, "{\"ok\":false,\"error\":\"unknown request\"}\n");
@@ -334,6 +412,30 @@ void control_result(struct control *c, uint32_t id, bool ok, const char *message
                 else
                         snprintf(out, sizeof(out), "{\"ok\":false,\"error\":\"%s\"}\n", text);
                 (void)send(c->pending[i].fd, out, strlen(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+                close(c->pending[i].fd);
+                c->pending[i] = c->pending[--c->n_pending];
+                return;
+        }
+}
+
+void control_processes(struct control *c, struct analyzer *a, const struct msg_processes *m)
+{
+        const size_t size = 256u << 10;
+        _cleanup_free_ char *out = NULL;
+        size_t len = 0;
+
+        for (unsigned i = 0; i < c->n_pending; i++) {
+                if (c->pending[i].id != m->id)
+                        continue;
+                out = malloc(size);
+                if (out) {
+                        processes_answer(a, m, out, size, &len);
+                        if (len >= size)
+                                snprintf(out, size, "{\"ok\":false,\"error\":\"answer too "
+                                                    "large\"}\n");
+                        (void)send(c->pending[i].fd, out, strlen(out),
+                                   MSG_NOSIGNAL | MSG_DONTWAIT);
+                }
                 close(c->pending[i].fd);
                 c->pending[i] = c->pending[--c->n_pending];
                 return;

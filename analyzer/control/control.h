@@ -49,6 +49,9 @@ void control_done(struct control *c);
 void control_serve(struct control *c, struct analyzer *a);
 /* loaderd's answer to change id: written to its client, which is then closed. */
 void control_result(struct control *c, uint32_t id, bool ok, const char *message);
+struct msg_processes;
+/* loaderd's list of processes for request m->id: the answer, written to its client. */
+void control_processes(struct control *c, struct analyzer *a, const struct msg_processes *m);
 /* Clients whose change loaderd did not answer in time get an error. */
 void control_expire(struct control *c, uint64_t now_ns);
 /* The access a peer has: uid 0 admin; group gid (primary or supplementary) read. */

@@ -59,9 +59,10 @@ static void help(void)
                "               truncation, loaderd backlog, analyzer errors\n"
                "  connections  tracked connections, most recently active first (as many as\n"
                "               fit in one answer): process, role, addresses, protocol, bytes\n"
-               "  processes    files with TLS code, newest first: the OpenSSL library or Go\n"
-               "               version and ABI found, the process it was found in, whether it\n"
-               "               is probed (attached, failed, not probed) and why\n"
+               "  processes [PID]  the processes with TLS code (or that one): traced or not and\n"
+               "               why (targets, detached, probes failed), their OpenSSL library\n"
+               "               or Go version and ABI and probe state; then the files with TLS\n"
+               "               code, newest first, with how their probes were placed\n"
                "  tail         records as they are captured, as tlssniff writes them: data,\n"
                "               exchanges (with --exchanges on) and connection open/end records;\n"
                "               each option narrows (all must match, a repeated one any of its\n"
@@ -188,24 +189,43 @@ static int print_connections(const char *answer)
 /* {"ok":true,"processes":{...,"list":[{...},...],"shown":M}} as lines for people. */
 static int print_processes(const char *answer)
 {
-        static const char *const keys[] = { "pid", "kind", "state", "probes", "library", "path",
-                                            "reason" };
-        const char *p = strstr(answer, "\"list\":["), *end;
-        char v[7][512], analyzed[32] = "", with_tls[32] = "", shown[32] = "";
+        static const char *const pkeys[] = { "pid", "comm", "state", "exe", "tls", "reason" };
+        static const char *const fkeys[] = { "pid", "kind", "state", "probes", "library", "path",
+                                             "reason" };
+        const char *procs = strstr(answer, "\"processes\":{\"total\":");
+        const char *files = strstr(answer, "\"files\":{\"files_analyzed\":");
+        const char *p, *end;
+        char v[7][1300], analyzed[32] = "", with_tls[32] = "", shown[32] = "", total[32] = "";
 
-        if (!p)
+        if (!procs || !files || files < procs)
                 return -EBADMSG;
-        field(answer, answer + strlen(answer), "files_analyzed", analyzed, sizeof(analyzed));
-        field(answer, answer + strlen(answer), "files_with_tls", with_tls, sizeof(with_tls));
-        field(answer, answer + strlen(answer), "shown", shown, sizeof(shown));
+        field(procs, files, "total", total, sizeof(total));
+        printf("%-7s %-15s %-12s %s\n", "PID", "COMM", "STATE", "EXE");
+        p = strstr(procs, "\"list\":[");
+        for (p = p ? p + 8 : files; p < files && (p = strchr(p, '{')) && p < files &&
+                                     (end = strchr(p, '}'));
+             p = end) {
+                for (size_t i = 0; i < sizeof(pkeys) / sizeof(pkeys[0]); i++)
+                        field(p, end, pkeys[i], v[i], sizeof(v[i]));
+                printf("%-7s %-15s %-12s %s\n", v[0], v[1], v[2], v[3]);
+                if (v[4][0])
+                        printf("        TLS: %s\n", v[4]);
+                printf("        %s\n", v[5]);
+        }
+        field(procs, files, "shown", shown, sizeof(shown));
+        printf("%s of %s processes with TLS code shown\n\n", shown, total);
+
+        field(files, files + strlen(files), "files_analyzed", analyzed, sizeof(analyzed));
+        field(files, files + strlen(files), "files_with_tls", with_tls, sizeof(with_tls));
         printf("%-7s %-10s %-10s %6s  %-40s %s\n", "PID", "KIND", "STATE", "PROBES", "TLS",
                "FILE");
-        for (p += 8; (p = strchr(p, '{')) && (end = strchr(p, '}')); p = end) {
-                for (size_t i = 0; i < 7; i++)
-                        field(p, end, keys[i], v[i], sizeof(v[i]));
+        for (p = files + 8; (p = strchr(p, '{')) && (end = strchr(p, '}')); p = end) {
+                for (size_t i = 0; i < sizeof(fkeys) / sizeof(fkeys[0]); i++)
+                        field(p, end, fkeys[i], v[i], sizeof(v[i]));
                 printf("%-7s %-10s %-10s %6s  %-40s %s\n        %s\n", v[0], v[1], v[2], v[3],
                        v[4], v[5], v[6]);
         }
+        field(files, files + strlen(files), "shown", shown, sizeof(shown));
         printf("%s of %s files with TLS shown (%s files analysed; the process is the one each "
                "file was found in)\n",
                shown, with_tls, analyzed);
@@ -744,6 +764,10 @@ int main(int argc, char **argv)
                         return usage("'%.32s...' is too long for a unit name.", target);
                 snprintf(req, sizeof(req), "%s %s%s\n", cmd, target,
                          unit && !strchr(target, '.') ? ".service" : "");
+        } else if (strcmp(cmd, "processes") == 0 && optind + 2 == argc) {
+                if (!is_number(argv[optind + 1], 1, INT32_MAX))
+                        return usage("processes takes one process id or nothing.");
+                snprintf(req, sizeof(req), "processes %s\n", argv[optind + 1]);
         } else {
                 if (optind != argc - 1)
                         return usage("one command expected.");

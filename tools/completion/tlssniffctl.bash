@@ -5,7 +5,7 @@ _tlssniffctl() {
         prev=${COMP_WORDS[COMP_CWORD-1]}
         for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
                 case $w in
-                        status|stats|connections|processes|tail|follow) cmd=$w ;;
+                        status|stats|connections|processes|tail|follow|attach|detach|reload) cmd=$w ;;
                 esac
         done
         case $prev in
@@ -46,7 +46,13 @@ _tlssniffctl() {
                                 ;;
                 esac
         elif [[ -z $cmd ]]; then
-                COMPREPLY=($(compgen -W "status stats connections processes tail follow" -- "$cur"))
+                COMPREPLY=($(compgen -W "status stats connections processes tail follow attach
+                        detach reload" -- "$cur"))
+        elif [[ ($cmd == attach || $cmd == detach) && $prev == "$cmd" ]]; then
+                # a running unit, or a pid
+                COMPREPLY=($(compgen -W "$(systemctl list-units --type=service,scope \
+                        --state=running --no-legend --plain 2>/dev/null | awk '{print $1}')" \
+                        -- "$cur"))
         fi
 }
 complete -F _tlssniffctl tlssniffctl
