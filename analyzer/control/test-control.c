@@ -49,6 +49,35 @@ int main(void)
                               sizeof(out)) == -EINVAL);
         assert(strstr(out, "unknown request"));
         assert(a.control.requests == 11 && a.control.refused == 9);
+        /* Arguments: only after one space, printable; changes need one, reload none. */
+        assert(control_answer(&a, &a.control, CONTROL_READ, "attach 42\n", 10, out,
+                              sizeof(out)) == -EACCES);
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "reload now\n", 11, out,
+                              sizeof(out)) == -EINVAL);
+        assert(strstr(out, "reload takes no argument"));
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "stats x\n", 8, out, sizeof(out)) ==
+               -EINVAL);
+        assert(strstr(out, "stats takes no argument"));
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "attach  42\n", 11, out,
+                              sizeof(out)) != CONTROL_PENDING);
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "attach 4\x01\n", 10, out,
+                              sizeof(out)) == -EINVAL);
+        /* Without loaderd (sock -1), a change cannot be sent and says so. */
+        assert(control_answer(&a, &a.control, CONTROL_ADMIN, "attach 42\n", 10, out,
+                              sizeof(out)) == -ENOTCONN);
+        assert(strstr(out, "loaderd cannot be reached"));
+        /* processes: a pid or nothing; without loaderd the files alone, with an error. */
+        assert(control_answer(&a, &a.control, CONTROL_READ, "processes x1\n", 13, out,
+                              sizeof(out)) == -EINVAL);
+        assert(control_answer(&a, &a.control, CONTROL_READ, "processes\n", 10, out,
+                              sizeof(out)) == 0);
+        assert(strstr(out, "\"error\":\"loaderd cannot be asked\"") &&
+               strstr(out, "\"files\":{\"files_analyzed\":"));
+        /* tail goes to the subscription code with its arguments. */
+        assert(control_answer(&a, &a.control, CONTROL_READ, "tail kind=data\n", 15, out,
+                              sizeof(out)) == CONTROL_TAIL);
+        assert(control_answer(&a, &a.control, CONTROL_NONE, "tail kind=data\n", 15, out,
+                              sizeof(out)) == -EACCES);
         analyzer_done(&a);
         printf("control: ok\n");
         return 0;
