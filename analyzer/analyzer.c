@@ -373,6 +373,7 @@ static int on_l_records(struct analyzer *a, const uint8_t *body, size_t n)
 {
         int r = msg_records_foreach(body, n, on_record, a);
 
+        a->records_frame_bytes += n;
         if (r >= 0) {
                 output_flush(&a->out);
                 tail_flush(&a->tail);
@@ -383,16 +384,24 @@ static int on_l_records(struct analyzer *a, const uint8_t *body, size_t n)
 /* Every second: loaderd's counters in, the analyzer's counts out (its STATUS=). */
 static int on_l_stats(struct analyzer *a, const uint8_t *body, size_t n)
 {
-        struct msg_ready st = { .files = (uint32_t)a->conns.n };
+        /* Handled means written out: with no message held for its socket or its turn in the
+         * stream, everything read so far; else what was read by the previous report, a second
+         * ago (messages are held at most 200 ms and 500 ms). */
+        bool holding = identity_pending(&a->identity) || a->conns.holding > 0;
+        struct msg_status st = { .connections = (uint32_t)a->conns.n,
+                                 .records_bytes = holding ? a->records_frame_bytes_prev
+                                                          : a->records_frame_bytes };
         msgpack_sbuffer sb;
         int r;
 
         r = msg_decode_stats(body, n, &a->kernel_stats);
         if (r < 0)
                 return r;
-        st.probes = conn_table_count_pids(&a->conns);
+        output_flush(&a->out);
+        a->records_frame_bytes_prev = a->records_frame_bytes;
+        st.processes = conn_table_count_pids(&a->conns);
         msgpack_sbuffer_init(&sb);
-        msg_encode_ready(&sb, &st);
+        msg_encode_status(&sb, &st);
         r = send_frame(a, FRAME_A_STATUS, &sb);
         msgpack_sbuffer_destroy(&sb);
         return r;

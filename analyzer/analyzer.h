@@ -103,6 +103,8 @@ struct analyzer {
         uint64_t close_events; /* sockets of captured connections the kernel saw close */
         uint64_t open_events;  /* connections the kernel tied to their socket */
         uint64_t reconfigurations; /* L_CONFIG frames applied */
+        uint64_t records_frame_bytes; /* L_RECORDS body bytes handled (A_STATUS) */
+        uint64_t records_frame_bytes_prev; /* the same at the previous L_STATS */
 };
 
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt);

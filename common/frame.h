@@ -28,7 +28,7 @@ enum frame_type {
         FRAME_A_HELLO = 0x0201,    /* [version] */
         FRAME_A_PLAN = 0x0202,     /* [file_id, library, reason, [[kind, func, offset, locs]...], go] */
         FRAME_A_CONTROL = 0x0203,  /* [id, verb, argument]: tlssniffctl attach/detach/reload */
-        FRAME_A_STATUS = 0x0204,   /* [processes, connections] (as struct msg_ready): STATUS= */
+        FRAME_A_STATUS = 0x0204,   /* [processes, connections, records_bytes]: STATUS=, loss */
 };
 
 #define FRAME_PROTOCOL_VERSION 3u

@@ -735,3 +735,34 @@ int msg_decode_processes(const uint8_t *body, size_t n, struct msg_processes *re
         msgpack_unpacked_destroy(&u);
         return ok ? 0 : -EBADMSG;
 }
+
+int msg_encode_status(msgpack_sbuffer *sb, const struct msg_status *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m->processes);
+        msgpack_pack_uint32(&pk, m->connections);
+        msgpack_pack_uint64(&pk, m->records_bytes);
+        return 0;
+}
+
+int msg_decode_status(const uint8_t *body, size_t n, struct msg_status *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_status m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 3, &a) && get_u32(&a[0], UINT32_MAX, &m.processes) &&
+             get_u32(&a[1], UINT32_MAX, &m.connections) &&
+             get_u64(&a[2], UINT64_MAX, &m.records_bytes);
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}

@@ -159,6 +159,15 @@ int msg_encode_plan(msgpack_sbuffer *sb, const struct msg_plan *m);
 int msg_decode_plan(const uint8_t *body, size_t n, struct msg_plan *ret);
 int msg_encode_attached(msgpack_sbuffer *sb, const struct msg_attached *m);
 int msg_decode_attached(const uint8_t *body, size_t n, struct msg_attached *ret);
+/* The analyzer's counts, once a second (A_STATUS). */
+struct msg_status {
+        uint32_t processes;   /* processes with tracked connections */
+        uint32_t connections; /* tracked connections */
+        uint64_t records_bytes; /* L_RECORDS body bytes handled since it started */
+};
+
+int msg_encode_status(msgpack_sbuffer *sb, const struct msg_status *m);
+int msg_decode_status(const uint8_t *body, size_t n, struct msg_status *ret);
 int msg_encode_ready(msgpack_sbuffer *sb, const struct msg_ready *m);
 int msg_decode_ready(const uint8_t *body, size_t n, struct msg_ready *ret);
 int msg_encode_stats(msgpack_sbuffer *sb, const struct msg_stats *m);

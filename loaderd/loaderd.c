@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -417,15 +418,20 @@ static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
         return send_control_result(l, m.id, r >= 0, msg);
 }
 
-/* The analyzer's counts for the service manager's STATUS=. */
+/*
+ * The analyzer's counts: processes and connections for the service manager's STATUS=, and how
+ * many bytes of records frames it has handled, so that what it had not when it dies is counted.
+ */
 static int on_a_status(struct loaderd *l, const uint8_t *body, size_t n)
 {
-        struct msg_ready m;
+        struct msg_status m;
 
-        if (msg_decode_ready(body, n, &m) < 0)
+        if (msg_decode_status(body, n, &m) < 0)
                 return refuse(l, FRAME_A_STATUS, -EBADMSG, "body does not decode");
-        l->status_processes = m.probes;
-        l->status_connections = m.files;
+        l->status_processes = m.processes;
+        l->status_connections = m.connections;
+        if (m.records_bytes <= l->analyzer_sent_bytes)
+                l->analyzer_done_bytes = m.records_bytes;
         return 0;
 }
 
@@ -594,6 +600,7 @@ static int flush_records(struct loaderd *l)
                 return 0;
         msg_records_finish(&l->records, l->n_records);
         r = frame_writer_put(&l->out, FRAME_L_RECORDS, l->records.data, l->records.size, -1);
+        l->analyzer_sent_bytes += l->records.size;
         l->records_forwarded += l->n_records;
         l->n_records = 0;
         msg_records_begin(&l->records);
@@ -735,6 +742,40 @@ static void read_kernel_stats(struct loaderd *l, uint64_t out[_STAT_MAX])
         free(vals);
 }
 
+/* The positions libbpf's consumer and the kernel's producer have reached, for the fill level. */
+static void map_ring_positions(struct loaderd *l)
+{
+        long page = sysconf(_SC_PAGESIZE);
+        int fd = bpf_map__fd(l->skel->maps.events);
+        void *c, *p;
+
+        c = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+        p = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, page);
+        if (c == MAP_FAILED || p == MAP_FAILED) {
+                log_debug("Cannot map the ring buffer's positions, no fill level: %m");
+                if (c != MAP_FAILED)
+                        munmap(c, (size_t)page);
+                if (p != MAP_FAILED)
+                        munmap(p, (size_t)page);
+                return;
+        }
+        l->rb_consumer = c;
+        l->rb_producer = p;
+}
+
+static uint64_t ring_used(struct loaderd *l)
+{
+        uint64_t used;
+
+        if (!l->rb_consumer)
+                return 0;
+        used = __atomic_load_n(l->rb_producer, __ATOMIC_ACQUIRE) -
+               __atomic_load_n(l->rb_consumer, __ATOMIC_ACQUIRE);
+        if (used > l->rb_used_max)
+                l->rb_used_max = used;
+        return used;
+}
+
 static void send_stats(struct loaderd *l)
 {
         uint64_t k[_STAT_MAX];
@@ -759,8 +800,13 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_files_failed", l->files_failed);
         ADD("loaderd_probes_attached", l->probes_attached);
         ADD("loaderd_backlog_bytes", frame_writer_pending(&l->out));
+        ADD("loaderd_ringbuf_size", l->opt.ringbuf_size);
+        ADD("loaderd_ringbuf_used_bytes", ring_used(l));
+        ADD("loaderd_ringbuf_used_max_bytes", l->rb_used_max);
+        ADD("loaderd_uptime_s", (now_monotonic_ns() - l->started_ns) / 1000000000ull);
         ADD("loaderd_analyzer_restarts", l->analyzer_restarts);
         ADD("loaderd_lost_frame_bytes", l->lost_frame_bytes);
+        ADD("loaderd_analyzer_lost_record_bytes", l->analyzer_lost_bytes);
         ADD("loaderd_reloads", l->reloads);
         ADD("loaderd_reload_failures", l->reload_failures);
         ADD("loaderd_unit_moves", l->targets.unit_moves);
@@ -818,6 +864,7 @@ static int setup_bpf(struct loaderd *l)
         l->rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_sample, l, NULL);
         if (!l->rb)
                 return log_error_errno(errno, "Failed to set up the ring buffer: %m");
+        map_ring_positions(l);
         return 0;
 }
 
@@ -899,9 +946,44 @@ static int start_analyzer(struct loaderd *l)
  * loaderd waits it does not drain the ring buffer, so what the kernel drops is counted there.
  * Files still waiting for a plan are offered again; attached probes stay as they are.
  */
+/*
+ * A killed analyzer can leave the end of a line in the output: the kernel may cut a large
+ * write short at a page when SIGKILL comes. The output (opened for appending, so the cut is
+ * the end of the file) goes back to its last whole line; those bytes are part of what the
+ * analyzer had not finished, counted with it. Returns the bytes cut.
+ */
+static uint64_t cut_partial_line(int fd)
+{
+        uint8_t buf[65536];
+        struct stat st;
+        off_t end;
+        int flags = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+
+        if (flags < 0 || !(flags & O_APPEND) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_size == 0)
+                return 0;
+        for (end = st.st_size; end > 0;) {
+                size_t n = end > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)end;
+                ssize_t k = pread(fd, buf, n, end - (off_t)n);
+
+                if (k != (ssize_t)n)
+                        return 0;
+                for (size_t i = n; i > 0; i--)
+                        if (buf[i - 1] == '\n') {
+                                off_t keep = end - (off_t)n + (off_t)i;
+
+                                if (keep == st.st_size || ftruncate(fd, keep) < 0)
+                                        return 0;
+                                return (uint64_t)(st.st_size - keep);
+                        }
+                end -= (off_t)n;
+        }
+        return ftruncate(fd, 0) < 0 ? 0 : (uint64_t)st.st_size;
+}
+
 static int restart_analyzer(struct loaderd *l, const char *why, int status)
 {
-        uint64_t now = now_monotonic_ns();
+        uint64_t now = now_monotonic_ns(), unhandled;
         int r;
 
         if (l->analyzer_pid > 0) {
@@ -909,10 +991,26 @@ static int restart_analyzer(struct loaderd *l, const char *why, int status)
                 (void)waitpid(l->analyzer_pid, NULL, 0);
                 l->analyzer_pid = 0;
         }
+        /* What it had not handled by its last report: still queued here, in the socket, or in
+         * its buffers. An upper bound (it reports once a second), never an undercount. */
+        unhandled = l->analyzer_sent_bytes - l->analyzer_done_bytes;
+        l->analyzer_lost_bytes += unhandled;
         log_struct_id(LOG_ERR, MID_ANALYZER_EXITED,
                       "The analyzer stopped (%s, status 0x%x); %zu bytes of frames for it are "
-                      "lost. Restarting it.",
-                      why, status, frame_writer_pending(&l->out));
+                      "lost, up to %llu bytes of records it had not handled by its last report "
+                      "with them. Restarting it.",
+                      why, status, frame_writer_pending(&l->out),
+                      (unsigned long long)unhandled);
+        l->analyzer_sent_bytes = l->analyzer_done_bytes = 0;
+        {
+                uint64_t cut = cut_partial_line(l->output_fd >= 0 ? l->output_fd
+                                                                  : STDOUT_FILENO);
+
+                if (cut > 0)
+                        log_warning("Cut %llu bytes of a line the analyzer did not finish from "
+                                    "the end of the output.",
+                                    (unsigned long long)cut);
+        }
         if (l->sock >= 0)
                 (void)epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, l->sock, NULL);
         l->sock = safe_close(l->sock);
@@ -1106,6 +1204,7 @@ int loaderd_run(struct options *opt, int argc, char **argv)
                 goto out;
         }
         log_struct_id(LOG_INFO, MID_STARTED, "tlssniff %s starting.", TLSSNIFF_VERSION);
+        l.started_ns = now_monotonic_ns();
         msgpack_sbuffer_init(&l.records);
         msg_records_begin(&l.records);
         frame_reader_init(&l.in, false);
@@ -1164,6 +1263,10 @@ out:
         }
         free(l.files);
         ring_buffer__free(l.rb);
+        if (l.rb_consumer) {
+                munmap((void *)l.rb_consumer, (size_t)sysconf(_SC_PAGESIZE));
+                munmap((void *)l.rb_producer, (size_t)sysconf(_SC_PAGESIZE));
+        }
         openssl_bpf__destroy(l.skel);
         frame_reader_done(&l.in);
         frame_writer_done(&l.out);

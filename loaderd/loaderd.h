@@ -69,8 +69,16 @@ struct loaderd {
         struct targets targets;
         uint64_t reloads, reload_failures;
         unsigned status_processes, status_connections; /* the analyzer's, for STATUS= */
+        /* Records frames' body bytes given to this analyzer, and handled by its last report;
+         * what is in between when it dies is counted as lost (loaderd_analyzer_lost_...). */
+        uint64_t analyzer_sent_bytes, analyzer_done_bytes, analyzer_lost_bytes;
         struct openssl_bpf *skel;
         struct ring_buffer *rb;
+        /* The ring buffer's consumer and producer positions (read-only maps of its first two
+         * pages), for its fill level in the stats; NULL when they could not be mapped. */
+        const uint64_t *rb_consumer, *rb_producer;
+        uint64_t rb_used_max;
+        uint64_t started_ns; /* CLOCK_MONOTONIC */
         int epoll_fd;
         int signal_fd;
         int timer_fd;

@@ -59,7 +59,9 @@ def main(t):
     if stats.get("kernel_calls", 0) < 4 or stats.get("kernel_bytes", 0) < 2 * (5008 + 7000):
         raise TestFailure(f"stats do not show the capture: {stats}")
     for k in ("kernel_drop_ringbuf_bytes", "kernel_truncated_bytes",
-              "kernel_drop_read_fail_bytes", "loaderd_backlog_bytes", "analyzer_records_bad"):
+              "kernel_drop_read_fail_bytes", "loaderd_backlog_bytes", "analyzer_records_bad",
+              "loaderd_ringbuf_used_bytes", "loaderd_ringbuf_used_max_bytes", "loaderd_uptime_s",
+              "analyzer_tail_drops"):
         if k not in stats:
             raise TestFailure(f"stats lack {k}")
     # processes: the libssl the python peers use, with its placement, attached; the table
