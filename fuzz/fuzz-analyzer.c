@@ -24,17 +24,12 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "fuzz.h"
 
 #define FLAG_HELLO 0x01u
 #define FLAG_JSON 0x02u
 #define FLAG_FD 0x04u
 #define FLAG_EXPIRE 0x08u
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
 
 static int queue_memfd(struct frame_reader *r, const uint8_t *p, size_t n)
 {

@@ -13,12 +13,7 @@
 
 #include "frame.h"
 #include "msg.h"
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
+#include "fuzz.h"
 
 /* A decoded string must be terminated inside its buffer. */
 #define CHECK_STR(s) CHECK(memchr((s), '\0', sizeof(s)) != NULL)

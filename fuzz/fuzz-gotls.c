@@ -25,12 +25,7 @@
 #include "binary/gosym.h"
 #include "binary/gotls.h"
 #include "gelf.h"
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
+#include "fuzz.h"
 
 /* Larger inputs only slow the fuzzer down: the parsers' work is linear in the section sizes. */
 #define INPUT_MAX (4u << 20)

@@ -10,12 +10,7 @@
 #include <string.h>
 
 #include "proto/http1.h"
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
+#include "fuzz.h"
 
 struct trace {
         uint64_t hash;

@@ -14,12 +14,7 @@
 #include <unistd.h>
 
 #include "loaderd.h"
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
+#include "fuzz.h"
 
 static const uint16_t types[] = {
         FRAME_A_HELLO, FRAME_A_PLAN, FRAME_L_HELLO, FRAME_L_FILE, FRAME_L_RECORDS,

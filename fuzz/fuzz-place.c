@@ -10,12 +10,7 @@
 
 #include "binary/place.h"
 #include "gelf.h"
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -17,12 +17,7 @@
 #include <unistd.h>
 
 #include "control/tail.h"
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
+#include "fuzz.h"
 
 static void check_err(const char *err)
 {

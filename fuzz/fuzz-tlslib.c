@@ -9,12 +9,7 @@
 #include <string.h>
 
 #include "binary/tlslib.h"
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
+#include "fuzz.h"
 
 static void check_plan(const struct msg_plan *plan)
 {

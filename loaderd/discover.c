@@ -35,6 +35,22 @@ static int offer_path(struct loaderd *l, const char *open_path, const char *name
         return loaderd_offer_file(l, fd, name, pid, kind, initial);
 }
 
+bool maps_exec_line(char *line, struct maps_entry *ret)
+{
+        unsigned long long start, end, off, ino;
+        unsigned maj, min;
+        char perms[8];
+        int name_at = 0;
+
+        if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off, &maj,
+                   &min, &ino, &name_at) < 7 || perms[2] != 'x' || ino == 0)
+                return false;
+        *ret = (struct maps_entry){ .start = start, .end = end, .dev = makedev(maj, min),
+                                    .ino = ino, .name = name_at ? line + name_at : "" };
+        line[strcspn(line, "\n")] = '\0';
+        return true;
+}
+
 int discover_pid(struct loaderd *l, pid_t pid, bool maps)
 {
         char path[64], line[4096];
@@ -58,26 +74,18 @@ int discover_pid(struct loaderd *l, pid_t pid, bool maps)
         if (!f)
                 return -errno;
         while (fgets(line, sizeof(line), f)) {
-                unsigned long long start, end, off, ino;
-                unsigned maj, min;
-                char perms[8], fpath[64];
-                int name_at = 0;
-                char *name;
+                struct maps_entry e;
+                char fpath[64];
+                const char *name;
 
-                if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off,
-                           &maj, &min, &ino, &name_at) < 7 || name_at == 0)
+                if (!maps_exec_line(line, &e) || e.name[0] != '/')
                         continue;
-                if (perms[2] != 'x' || ino == 0)
-                        continue;
-                name = line + name_at;
-                name[strcspn(name, "\n")] = '\0';
-                if (name[0] != '/')
-                        continue;
+                name = e.name;
                 /* The maps line has the kernel's view of the file: skip known ones unopened. */
-                if (loaderd_knows_file(l, makedev(maj, min), ino))
+                if (loaderd_knows_file(l, e.dev, e.ino))
                         continue;
-                snprintf(fpath, sizeof(fpath), "/proc/%d/map_files/%llx-%llx", (int)pid, start,
-                         end);
+                snprintf(fpath, sizeof(fpath), "/proc/%d/map_files/%llx-%llx", (int)pid,
+                         (unsigned long long)e.start, (unsigned long long)e.end);
                 if (offer_path(l, fpath, name, pid, MSG_FILE_LIBRARY, !l->ready) < 0) {
                         char rpath[MSG_PATH_MAX + 32];
 

@@ -145,6 +145,15 @@ int targets_override(struct loaderd *l, bool attach, const char *arg, char *msg,
 int loaderd_dispatch_frame(struct loaderd *l, const struct frame_header *h, const uint8_t *body);
 
 /* discover.c */
+/* An executable file mapping, from one line of /proc/PID/maps. */
+struct maps_entry {
+        uint64_t start, end;
+        uint64_t dev; /* st_dev encoding */
+        uint64_t ino;
+        const char *name; /* the path as the kernel shows it, in the line ("" if none) */
+};
+/* Parses line (cutting its newline); false for a mapping that is not an executable file's. */
+bool maps_exec_line(char *line, struct maps_entry *ret);
 int discover_all(struct loaderd *l);
 int discover_pid(struct loaderd *l, pid_t pid, bool maps);
 int discover_library_dirs(struct loaderd *l);

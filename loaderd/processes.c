@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "loaderd.h"
@@ -174,16 +173,13 @@ static int process_entry(struct loaderd *l, pid_t pid, bool asked, struct msg_pr
         if (!f)
                 return -ESRCH;
         while (fgets(line, sizeof(line), f)) {
-                unsigned long long start, end, off, ino;
-                unsigned maj, min;
-                char perms[8];
                 const struct traced_file *tf;
+                struct maps_entry e;
                 bool seen = false;
 
-                if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &off,
-                           &maj, &min, &ino) < 7 || perms[2] != 'x' || ino == 0)
+                if (!maps_exec_line(line, &e))
                         continue;
-                tf = file_of(l, makedev(maj, min), ino);
+                tf = file_of(l, e.dev, e.ino);
                 /* Files still being analysed may hold no TLS code: not listed yet. */
                 if (!tf || (tf->state != FILE_ATTACHED && tf->state != FILE_FAILED))
                         continue;

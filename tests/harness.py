@@ -20,6 +20,7 @@
 
 import base64
 import binascii
+import contextlib
 import ctypes
 import errno
 import json
@@ -789,6 +790,24 @@ def run(main):
         print("PASS")
         sys.exit(0)
     sys.exit(1)
+
+
+@contextlib.contextmanager
+def cgroup2_group(name):
+    """A new cgroup v2 group called name, in a mount of the hierarchy of our own; yields its
+    path. Removed (once its processes have exited) and unmounted afterwards."""
+    mnt = tempfile.mkdtemp(prefix="tlssniff-cg2-")
+    subprocess.run(["mount", "-t", "cgroup2", "none", mnt], check=True)
+    group = os.path.join(mnt, name)
+    try:
+        yield group
+    finally:
+        try:
+            os.rmdir(group)
+        except OSError:
+            pass
+        subprocess.run(["umount", mnt], check=False)
+        os.rmdir(mnt)
 
 
 # ---------------------------------------------------------------- framed tlspeer clients

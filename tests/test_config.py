@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 import harness
@@ -225,10 +224,7 @@ def redaction_and_attach(t, cert, key):
 def unit_target(t, cert, key):
     """--unit for a unit that does not run yet: traced once its cgroup appears."""
     unit = f"tlssniff-test-{os.getpid()}.service"
-    mnt = tempfile.mkdtemp(prefix="tlssniff-cg2-")
-    subprocess.run(["mount", "-t", "cgroup2", "none", mnt], check=True)
-    group = os.path.join(mnt, unit)
-    try:
+    with harness.cgroup2_group(unit) as group:
         t.start_loaderd("--unit", unit)
         t.loaderd_err.wait_for(f"Unit {unit} has no cgroup", 10, t.loaderd)
         os.mkdir(group)
@@ -257,13 +253,6 @@ def unit_target(t, cert, key):
         if cap.stats.get("loaderd_unit_moves", 0) < 1:
             raise TestFailure(f"loaderd_unit_moves: {cap.stats.get('loaderd_unit_moves')}")
         harness.log("--unit: traced once the unit's cgroup appeared, nothing else")
-    finally:
-        try:
-            os.rmdir(group)
-        except OSError:
-            pass
-        subprocess.run(["umount", mnt], check=False)
-        os.rmdir(mnt)
 
 
 def main(t):

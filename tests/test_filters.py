@@ -4,8 +4,6 @@
 # the process placed in that cgroup v2 group is captured, exactly.
 
 import os
-import subprocess
-import tempfile
 
 import harness
 from harness import TestFailure
@@ -35,10 +33,7 @@ def comm_filter(t, cert, key):
 
 
 def cgroup_filter(t, cert, key):
-    mnt = tempfile.mkdtemp(prefix="tlssniff-cg2-")
-    subprocess.run(["mount", "-t", "cgroup2", "none", mnt], check=True)
-    group = os.path.join(mnt, f"tlssniff-test-{os.getpid()}")
-    try:
+    with harness.cgroup2_group(f"tlssniff-test-{os.getpid()}") as group:
         os.mkdir(group)
         server, port = t.start_server("framed", cert, key, HOST)
         items = [(os.urandom(3000), 4000)]
@@ -64,14 +59,6 @@ def cgroup_filter(t, cert, key):
             raise TestFailure(f"--cgroup {group} but other processes were captured: {others} "
                               f"(outside client {outside.pid}, server {server.pid})")
         harness.log("--cgroup: only the process in the group captured")
-    finally:
-        # The clients have exited; an empty group can go.
-        try:
-            os.rmdir(group)
-        except OSError:
-            pass
-        subprocess.run(["umount", mnt], check=False)
-        os.rmdir(mnt)
 
 
 def main(t):
