@@ -50,7 +50,10 @@ int sandbox_apply(void)
                 ALLOW(__NR_sendto), ALLOW(__NR_accept4), ALLOW(__NR_getsockopt),
                 ALLOW(__NR_socket), ALLOW(__NR_shutdown), ALLOW(__NR_memfd_create),
                 ALLOW(__NR_ftruncate), ALLOW(__NR_fsync), ALLOW(__NR_fdatasync),
-                ALLOW(__NR_ppoll),
+                ALLOW(__NR_ppoll), ALLOW(__NR_dup3), /* a reload's new output */
+#ifdef __NR_dup2
+                ALLOW(__NR_dup2),
+#endif
 #ifdef __NR_poll
                 ALLOW(__NR_poll),
 #endif

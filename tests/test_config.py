@@ -221,6 +221,49 @@ def redaction_and_attach(t, cert, key):
     harness.log("reload changed targets and redaction; attach traced a pid")
 
 
+def output_switch(t, cert, key):
+    """A reload that names another output file: what follows goes there, not to the old one
+    (the analyzer takes the new file over its standard output, under its seccomp filter)."""
+    first, second = t.tmp / "first.jsonl", t.tmp / "second.jsonl"
+    conf = t.tmp / "output.conf"
+    conf.write_text(f"[targets]\ncomm = python3\n[output]\njson = yes\noutput = {first}\n")
+    sock = str(t.tmp / "control-out")
+    p = t.spawn([str(harness.LOADERD), "--config", str(conf), "--log-target", "stderr",
+                 "--control-socket", sock, "--cache-dir", ""], name="loaderd-output",
+                stdout=subprocess.DEVNULL)
+    err = p.err
+    if err.wait_for("Ready:", harness.READY_TIMEOUT, p) is None:
+        raise TestFailure("loaderd with an output file in its configuration did not start")
+    server, port = t.start_server("framed", cert, key, HOST)
+    a = python_client(t, "to-first", port, cert, 1200)
+    harness.client_results(t, a)
+    conf.write_text(f"[targets]\ncomm = python3\n[output]\njson = yes\noutput = {second}\n")
+    ans = control(sock, "reload\n")
+    if not ans.get("ok") or "output settings applied" not in ans.get("result", ""):
+        raise TestFailure(f"reload with a new output: {ans}")
+    time.sleep(0.5)
+    b = python_client(t, "to-second", port, cert, 1300)
+    harness.client_results(t, b)
+    t.stop_server(server)
+    time.sleep(harness.SETTLE)
+    p.send_signal(signal.SIGINT)
+    if p.wait(harness.STOP_TIMEOUT) != 0:
+        raise TestFailure(f"loaderd exited with {p.returncode}: {err.tail(10)}")
+    if any("Failed to switch" in ln for ln in err.lines):
+        raise TestFailure(f"the analyzer could not switch outputs: {err.tail(10)}")
+    one, two = harness.Capture(first), harness.Capture(second)
+    one.find_stream(a.pid, "write", harness.framed_request(a.items[0][0], a.items[0][1]),
+                    "the first client, in the first file")
+    two.find_stream(b.pid, "write", harness.framed_request(b.items[0][0], b.items[0][1]),
+                    "the second client, in the second file")
+    if any(r["pid"] == b.pid for r in one.records) or any(r["pid"] == a.pid
+                                                          for r in two.records):
+        raise TestFailure("records went to the wrong file after the reload")
+    if two.stats is None:
+        raise TestFailure("the final counters are not in the new output file")
+    harness.log("a reload moved the output to another file; each client in its own file")
+
+
 def unit_target(t, cert, key):
     """--unit for a unit that does not run yet: traced once its cgroup appears."""
     unit = f"tlssniff-test-{os.getpid()}.service"
@@ -260,6 +303,7 @@ def main(t):
     bad_files(t)
     reload_and_overrides(t, cert, key)
     redaction_and_attach(t, cert, key)
+    output_switch(t, cert, key)
     unit_target(t, cert, key)
 
 
