@@ -3,7 +3,8 @@
 # structured entries: MESSAGE_IDs for started, probe attached and ready (docs/catalog.md),
 # with PRIORITY, CODE_FILE and SYSLOG_IDENTIFIER fields, readable with journalctl -o json; with
 # --journal-exchanges an HTTP exchange becomes an entry journalctl can filter by its TLSSNIFF_*
-# fields (method, path, status, process, addresses, latency).
+# fields (method, path, status, process, addresses, latency); a reload with a bad file and one
+# with a good file are entries with their MESSAGE_IDs, the failure naming the file's line.
 
 import json
 import os
@@ -23,6 +24,47 @@ IDS = {"6d0c3e1a2b7f4c59a1e8f0d2c4b6a801": "started",
 
 
 EXCHANGE_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a809"
+RELOADED_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a80a"
+RELOAD_FAILED_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a80b"
+
+
+def check_reload(t):
+    """A reload with a bad file and one with a good file, as journal entries an operator can
+    find by MESSAGE_ID: the failure names the file's line and says the old one is kept."""
+    conf = t.tmp / "journal.conf"
+    conf.write_text("[output]\njson = yes\n")
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 1))
+    p = subprocess.Popen([str(harness.LOADERD), "--log-target", "journal", "--config", str(conf),
+                          "--output", str(t.tmp / "reload.txt"), "--control-socket", ""],
+                         stderr=subprocess.DEVNULL)
+
+    def entry(mid):
+        out = subprocess.run(["journalctl", "--no-pager", "-o", "json", "--since", since,
+                              f"_PID={p.pid}", f"MESSAGE_ID={mid}"], capture_output=True,
+                             text=True).stdout
+        return [json.loads(x) for x in out.splitlines()]
+
+    try:
+        harness.wait_until(lambda: entry("6d0c3e1a2b7f4c59a1e8f0d2c4b6a802"), 60,
+                           "the ready entry")
+        conf.write_text("[output]\njson = yes\n\n[capture]\ncall-cap = huge\n")
+        p.send_signal(signal.SIGHUP)
+        failed = harness.wait_until(lambda: entry(RELOAD_FAILED_ID), 20,
+                                    "the reload-failed entry")[0]
+        if f"{conf}:5: call-cap" not in failed["MESSAGE"] or \
+                "running configuration is kept" not in failed["MESSAGE"] or \
+                failed.get("PRIORITY") != "3":
+            raise TestFailure(f"reload-failed entry: {failed}")
+        conf.write_text("[output]\njson = no\n")
+        p.send_signal(signal.SIGHUP)
+        ok = harness.wait_until(lambda: entry(RELOADED_ID), 20, "the reloaded entry")[0]
+        if str(conf) not in ok["MESSAGE"]:
+            raise TestFailure(f"reloaded entry: {ok}")
+        harness.log(f"journal: {failed['MESSAGE']} / {ok['MESSAGE']}")
+    finally:
+        p.send_signal(signal.SIGINT)
+        if p.wait(60) != 0:
+            raise TestFailure("loaderd did not exit cleanly after the reloads")
 
 
 def check_exchanges(t):
@@ -73,7 +115,7 @@ def main(t):
     try:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 1))
         p = subprocess.Popen([str(harness.LOADERD), "--log-target", "journal", "--output",
-                              str(t.tmp / "out.txt"), "--control-socket", ""],
+                              str(t.tmp / "out.txt"), "--control-socket", "", "--config", ""],
                              stderr=subprocess.DEVNULL)
         seen = {}
         deadline = time.monotonic() + 60
@@ -101,6 +143,7 @@ def main(t):
             raise TestFailure("the ready entry does not say Ready:")
         harness.log("journal: " + "; ".join(f"{IDS[m]}: {e['MESSAGE']}" for m, e in seen.items()))
         check_exchanges(t)
+        check_reload(t)
     finally:
         if started:
             started.send_signal(signal.SIGTERM)
