@@ -128,20 +128,44 @@ static int set_slot(struct bpf_map *map, uint32_t idx, const char *path)
         return bpf_map__update_elem(map, &idx, sizeof(idx), &v, sizeof(v), BPF_ANY);
 }
 
-static int clear_hash(struct bpf_map *map, size_t key_size)
+/*
+ * Makes the set map hold exactly keys[0..n) (each key_size bytes): the new keys go in first,
+ * then the keys not among them go, so a process in both the old and the new targets is never
+ * filtered out in between.
+ */
+static int set_keys(struct bpf_map *map, const void *keys, size_t n, size_t key_size)
 {
-        uint8_t key[64], next[64];
+        uint8_t key[64], next[64], one = 1;
+        bool have = false;
         int r;
 
         if (key_size > sizeof(key))
                 return -EINVAL;
-        while ((r = bpf_map__get_next_key(map, NULL, next, key_size)) == 0) {
-                memcpy(key, next, key_size);
-                r = bpf_map__delete_elem(map, key, key_size, 0);
+        for (size_t i = 0; i < n; i++) {
+                r = bpf_map__update_elem(map, (const uint8_t *)keys + i * key_size, key_size,
+                                         &one, 1, BPF_ANY);
                 if (r < 0)
                         return r;
         }
-        return r == -ENOENT ? 0 : r;
+        for (;;) {
+                bool keep = false;
+
+                r = bpf_map__get_next_key(map, have ? key : NULL, next, key_size);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n && !keep; i++)
+                        keep = memcmp(next, (const uint8_t *)keys + i * key_size, key_size) == 0;
+                if (!keep) {
+                        r = bpf_map__delete_elem(map, next, key_size, 0);
+                        if (r < 0)
+                                return r;
+                        continue; /* the walk goes on from the same previous key */
+                }
+                memcpy(key, next, key_size);
+                have = true;
+        }
 }
 
 static int write_state(struct loaderd *l)
@@ -211,7 +235,7 @@ int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t 
 {
         struct bpf_map *cg = l->skel->maps.filter_cgroups;
         struct targets *t = &l->targets;
-        uint8_t one = 1;
+        char comms[LOADERD_FILTER_MAX][TLSSNIFF_COMM_LEN] = {};
         int r;
 
         if (o->n_cgroups + o->n_units > TLSSNIFF_FILTER_CGROUPS_MAX) {
@@ -229,19 +253,11 @@ int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t 
                 }
         }
         /* Checked: from here on the kernel's filters change. */
-        r = clear_hash(l->skel->maps.filter_pids, sizeof(uint32_t));
+        for (unsigned i = 0; i < o->n_comms; i++)
+                strncpy(comms[i], o->comms[i], TLSSNIFF_COMM_LEN - 1);
+        r = set_keys(l->skel->maps.filter_pids, o->pids, o->n_pids, sizeof(uint32_t));
         if (r >= 0)
-                r = clear_hash(l->skel->maps.filter_comms, TLSSNIFF_COMM_LEN);
-        for (unsigned i = 0; r >= 0 && i < o->n_pids; i++)
-                r = bpf_map__update_elem(l->skel->maps.filter_pids, &o->pids[i],
-                                         sizeof(uint32_t), &one, 1, BPF_ANY);
-        for (unsigned i = 0; r >= 0 && i < o->n_comms; i++) {
-                char comm[TLSSNIFF_COMM_LEN] = {};
-
-                strncpy(comm, o->comms[i], sizeof(comm) - 1);
-                r = bpf_map__update_elem(l->skel->maps.filter_comms, comm, sizeof(comm), &one, 1,
-                                         BPF_ANY);
-        }
+                r = set_keys(l->skel->maps.filter_comms, comms, o->n_comms, TLSSNIFF_COMM_LEN);
         for (uint32_t i = 0; r >= 0 && i < TLSSNIFF_FILTER_CGROUPS_MAX; i++)
                 r = set_slot(cg, i, i < o->n_cgroups ? o->cgroups[i] : NULL);
         if (r < 0) {

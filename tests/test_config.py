@@ -237,6 +237,15 @@ def output_switch(t, cert, key):
     server, port = t.start_server("framed", cert, key, HOST)
     a = python_client(t, "to-first", port, cert, 1200)
     harness.client_results(t, a)
+    want = harness.framed_request(a.items[0][0], a.items[0][1])
+
+    def written():
+        # The analyzer may hold a message a moment for its socket identity: wait until the
+        # first client is in the first file before switching.
+        cap = harness.Capture(first)
+        return any(st.data == want for st in cap.streams_of(a.pid, "write")) and \
+            any(st.data for st in cap.streams_of(a.pid, "read"))
+    harness.wait_until(written, 20, "the first client in the first file")
     conf.write_text(f"[targets]\ncomm = python3\n[output]\njson = yes\noutput = {second}\n")
     ans = control(sock, "reload\n")
     if not ans.get("ok") or "output settings applied" not in ans.get("result", ""):
