@@ -36,6 +36,10 @@ struct output {
          */
         size_t flush_at;
         size_t pending_bound; /* upper bound of the bytes buffered since the last flush */
+        /* The last second formatted as wall-clock text (one strftime per second). */
+        int64_t tcache_secs;
+        bool tcache_utc;
+        char tcache[32];
 };
 
 void output_init(struct output *o, FILE *f, bool json, unsigned max_print);
