@@ -85,7 +85,21 @@ void json_write_string(FILE *f, const char *s, size_t n)
 
 void format_addr(uint16_t family, const uint8_t addr[16], char *out, size_t size)
 {
-        if (family == AF_INET)
+        /* IPv4 by hand: glibc's inet_ntop formats it with sprintf, twice per message. */
+        if (family == AF_INET && size >= INET_ADDRSTRLEN) {
+                char *p = out;
+
+                for (int i = 0; i < 4; i++) {
+                        unsigned v = addr[i];
+
+                        if (v >= 100)
+                                *p++ = (char)('0' + v / 100);
+                        if (v >= 10)
+                                *p++ = (char)('0' + v / 10 % 10);
+                        *p++ = (char)('0' + v % 10);
+                        *p++ = i < 3 ? '.' : '\0';
+                }
+        } else if (family == AF_INET)
                 inet_ntop(AF_INET, addr, out, (socklen_t)size);
         else if (family == AF_INET6)
                 inet_ntop(AF_INET6, addr, out, (socklen_t)size);

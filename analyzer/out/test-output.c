@@ -1,0 +1,99 @@
+/* Unit test: the JSON data line, byte for byte, and the address formatting it uses. */
+#undef NDEBUG
+#include <arpa/inet.h>
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "out/output.h"
+
+static void test_addresses(void)
+{
+        uint8_t a[16] = {};
+        char x[64], y[64];
+
+        /* Every value of every octet, and a spread of whole addresses, as inet_ntop says. */
+        for (unsigned i = 0; i < 4 * 256 + 100000; i++) {
+                uint32_t v = i * 2654435761u;
+
+                memcpy(a, &v, 4);
+                if (i < 4 * 256) {
+                        memset(a, 7, 4);
+                        a[i / 256] = (uint8_t)i;
+                }
+                format_addr(AF_INET, a, x, sizeof(x));
+                assert(inet_ntop(AF_INET, a, y, sizeof(y)));
+                assert(strcmp(x, y) == 0);
+        }
+        memset(a, 0, sizeof(a));
+        a[15] = 1;
+        format_addr(AF_INET6, a, x, sizeof(x));
+        assert(strcmp(x, "::1") == 0);
+        format_addr(0, a, x, sizeof(x));
+        assert(strcmp(x, "?") == 0);
+}
+
+static void test_data_line(void)
+{
+        static const uint8_t payload[] = "GET / HTTP/1.1\r\n\r\n";
+        struct message m = { .offset = 7, .length = sizeof(payload) - 1, .data = payload };
+        struct tlssniff_data_record *h = &m.hdr;
+        struct output o;
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        assert(f);
+        h->timestamp_ns = 1700000000123456789ull;
+        h->pid = 4242;
+        h->tid = 4243;
+        h->fd = -1;
+        h->conn_id = 99;
+        h->call_len = 40;
+        h->family = AF_INET;
+        h->lport = 51234;
+        h->rport = 443;
+        h->direction = TLSSNIFF_DIR_WRITE;
+        h->source = TLSSNIFF_SOURCE_OPENSSL;
+        memcpy(h->laddr, "\x7f\x00\x00\x01", 4);
+        memcpy(h->raddr, "\x0a\xff\x00\x63", 4);
+        memcpy(h->comm, "cu\"rl\x01", 6);
+        output_init(&o, f, true, 512);
+        assert(output_message(&o, &m, TLSSNIFF_ROLE_CLIENT, ROLE_SOURCE_KERNEL) == 0);
+        /* The same second again comes from the formatted-second cache. */
+        h->timestamp_ns += 5;
+        h->fd = 5;
+        h->family = 0;
+        assert(output_message(&o, &m, TLSSNIFF_ROLE_SERVER, ROLE_SOURCE_LISTEN) == 0);
+        output_done(&o);
+        fclose(f);
+        assert(strcmp(buf,
+                      "{\"type\":\"data\",\"time\":\"2023-11-14T22:13:20.123456789Z\","
+                      "\"timestamp_ns\":1700000000123456789,\"pid\":4242,\"tid\":4243,"
+                      "\"comm\":\"cu\\\"rl\\u0001\",\"fd\":-1,\"direction\":\"write\","
+                      "\"role\":\"client\",\"role_source\":\"kernel\",\"family\":\"ipv4\","
+                      "\"local\":{\"ip\":\"127.0.0.1\",\"port\":51234},"
+                      "\"remote\":{\"ip\":\"10.255.0.99\",\"port\":443},\"conn_id\":99,"
+                      "\"source\":\"openssl\",\"offset\":7,\"length\":18,\"call_length\":40,"
+                      "\"truncated\":0,\"data_encoding\":\"base64\","
+                      "\"data\":\"R0VUIC8gSFRUUC8xLjENCg0K\"}\n"
+                      "{\"type\":\"data\",\"time\":\"2023-11-14T22:13:20.123456794Z\","
+                      "\"timestamp_ns\":1700000000123456794,\"pid\":4242,\"tid\":4243,"
+                      "\"comm\":\"cu\\\"rl\\u0001\",\"fd\":5,\"direction\":\"write\","
+                      "\"role\":\"server\",\"role_source\":\"listen\",\"family\":\"unknown\","
+                      "\"local\":null,\"remote\":null,\"conn_id\":99,"
+                      "\"source\":\"openssl\",\"offset\":7,\"length\":18,\"call_length\":40,"
+                      "\"truncated\":0,\"data_encoding\":\"base64\","
+                      "\"data\":\"R0VUIC8gSFRUUC8xLjENCg0K\"}\n") == 0);
+        free(buf);
+}
+
+int main(void)
+{
+        test_addresses();
+        test_data_line();
+        printf("output: ok\n");
+        return 0;
+}
