@@ -45,6 +45,7 @@ LOADERD = Path(os.environ.get("TLSSNIFF_LOADERD", str(REPO / "build/loaderd/tlss
 # build with its own OpenSSL).
 PYTHON = "/usr/bin/python3"
 TLSPEER = str(TESTS_DIR / "tlspeer.py")
+HTTPSERVER = str(TESTS_DIR / "httpserver.py")
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -790,6 +791,14 @@ def run(main):
         print("PASS")
         sys.exit(0)
     sys.exit(1)
+
+
+def start_http_server(t, cert, key):
+    """tests/httpserver.py (HTTP/1.1 keep-alive: /len/N, /chunked/N, /close/N, POST, 404) under
+    the system python3; returns it (it stops when its stdin closes) and its port."""
+    server = t.spawn([PYTHON, HTTPSERVER, cert, key], name="http-server")
+    server.out = ByteReader(server.stdout, server.name)
+    return server, int(t.expect_line(server, "LISTENING"))
 
 
 @contextlib.contextmanager

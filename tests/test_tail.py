@@ -15,42 +15,6 @@ from harness import TestFailure
 HOST = "127.0.0.1"
 CTL = harness.LOADERD.parent.parent / "analyzer" / "tlssniffctl"
 
-# HTTP/1.1 keep-alive server: /len/N answers N bytes, anything else 404.
-SERVER_PY = r"""
-import socket, ssl, sys, threading
-cert, key = sys.argv[1:3]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(8)
-print("LISTENING", ls.getsockname()[1], flush=True)
-
-def serve(c):
-    s = ctx.wrap_socket(c, server_side=True)
-    buf = b""
-    while True:
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(65536)
-            if not d:
-                return
-            buf += d
-        head, buf = buf.split(b"\r\n\r\n", 1)
-        path = head.split(b" ")[1].decode()
-        if path.startswith("/len/"):
-            data = b"x" * int(path.split("/")[2])
-            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
-        else:
-            s.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-
-def accept():
-    while True:
-        c, _ = ls.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
-threading.Thread(target=accept, daemon=True).start()
-sys.stdin.read()
-"""
-
 # One keep-alive connection, driven from stdin: a line "go" for the first two requests, another
 # for the third; then it closes.
 CLIENT_PY = r"""
@@ -97,13 +61,10 @@ def stats(sock):
 
 def main(t):
     cert, key = t.make_cert()
-    t.write_file("server.py", SERVER_PY.encode())
     t.write_file("client.py", CLIENT_PY.encode())
     sock = str(t.tmp / "control")
     t.start_loaderd("--exchanges", "--control-socket", sock)
-    server = t.spawn([harness.PYTHON, t.tmp / "server.py", cert, key], name="http-server")
-    server.out = harness.ByteReader(server.stdout, server.name)
-    port = int(t.expect_line(server, "LISTENING"))
+    server, port = harness.start_http_server(t, cert, key)
     client = t.spawn([harness.PYTHON, t.tmp / "client.py", port], name="client")
     client.out = harness.ByteReader(client.stdout, client.name)
     pid = str(client.pid)
