@@ -259,7 +259,7 @@ static void remember_file(struct analyzer *a, const struct msg_file *m, const st
         snprintf(f->reason, sizeof(f->reason), "%.*s", (int)sizeof(f->reason) - 1, p->reason);
 }
 
-static struct file_info *file_info_find(struct analyzer *a, uint32_t file_id)
+struct file_info *analyzer_file_info(struct analyzer *a, uint32_t file_id)
 {
         size_t n = a->file_info_n < ANALYZER_FILE_INFO_MAX ? a->file_info_n
                                                            : ANALYZER_FILE_INFO_MAX;
@@ -268,11 +268,6 @@ static struct file_info *file_info_find(struct analyzer *a, uint32_t file_id)
                 if (a->file_info[i].file_id == file_id)
                         return &a->file_info[i];
         return NULL;
-}
-
-const struct file_info *analyzer_file_info(struct analyzer *a, uint32_t file_id)
-{
-        return file_info_find(a, file_id);
 }
 
 static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
@@ -516,7 +511,7 @@ static int on_l_attached(struct analyzer *a, const uint8_t *body, size_t n)
 
         if (m.error[0])
                 log_debug("File %u: attaching failed: %s", m.file_id, m.error);
-        f = file_info_find(a, m.file_id);
+        f = analyzer_file_info(a, m.file_id);
         if (f) {
                 f->state = m.error[0] ? FILE_INFO_FAILED : FILE_INFO_ATTACHED;
                 f->probes = (uint16_t)m.probes;

@@ -113,7 +113,7 @@ int analyzer_run(struct analyzer *a);
 /* Every counter, kernel's and loaderd's (as last reported) and the analyzer's. */
 unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, uint64_t *values);
 /* What was found in file_id (an L_FILE), or NULL when it is not remembered. */
-const struct file_info *analyzer_file_info(struct analyzer *a, uint32_t file_id);
+struct file_info *analyzer_file_info(struct analyzer *a, uint32_t file_id);
 /* tlssniffctl attach/detach/reload, to loaderd (control.c). */
 int analyzer_send_control(struct analyzer *a, const struct msg_control *m);
 /* One frame, as if read from the socket (tests, fuzzing). */

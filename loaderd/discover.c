@@ -97,22 +97,29 @@ int discover_pid(struct loaderd *l, pid_t pid, bool maps)
         return 0;
 }
 
+pid_t proc_next_pid(DIR *proc)
+{
+        struct dirent *de;
+
+        while ((de = readdir(proc))) {
+                unsigned long long pid;
+
+                if (parse_u64(de->d_name, 1, INT32_MAX, &pid) == 0)
+                        return (pid_t)pid;
+        }
+        return 0;
+}
+
 int discover_all(struct loaderd *l)
 {
         DIR *d = opendir("/proc");
-        struct dirent *de;
+        pid_t pid;
 
         if (!d)
                 return -errno;
-        while ((de = readdir(d))) {
-                unsigned long long pid;
-
-                if (parse_u64(de->d_name, 1, INT32_MAX, &pid) < 0)
-                        continue;
-                if ((pid_t)pid == getpid())
-                        continue;
-                (void)discover_pid(l, (pid_t)pid, true);
-        }
+        while ((pid = proc_next_pid(d)) > 0)
+                if (pid != getpid())
+                        (void)discover_pid(l, pid, true);
         closedir(d);
         return 0;
 }

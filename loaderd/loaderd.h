@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -154,6 +155,8 @@ struct maps_entry {
 };
 /* Parses line (cutting its newline); false for a mapping that is not an executable file's. */
 bool maps_exec_line(char *line, struct maps_entry *ret);
+/* The next process in an opendir("/proc") walk, 0 at the end. */
+pid_t proc_next_pid(DIR *proc);
 int discover_all(struct loaderd *l);
 int discover_pid(struct loaderd *l, pid_t pid, bool maps);
 int discover_library_dirs(struct loaderd *l);

@@ -235,16 +235,14 @@ int processes_answer(struct loaderd *l, uint32_t id, const char *arg)
                         m->n = m->total = 1;
         } else {
                 DIR *d = opendir("/proc");
-                struct dirent *de;
+                pid_t pid;
 
                 if (!d)
                         return -errno;
-                while ((de = readdir(d))) {
-                        unsigned long long pid;
+                while ((pid = proc_next_pid(d)) > 0) {
                         struct msg_process p;
 
-                        if (parse_u64(de->d_name, 1, INT32_MAX, &pid) < 0 ||
-                            process_entry(l, (pid_t)pid, false, &p) <= 0)
+                        if (process_entry(l, pid, false, &p) <= 0)
                                 continue;
                         m->total++;
                         if (m->n < MSG_PROCESSES_MAX)

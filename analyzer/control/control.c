@@ -121,6 +121,9 @@ static void put_clean(char *out, size_t out_size, size_t *len, const char *s)
         put(out, out_size, len, "\"%s\"", buf);
 }
 
+/* table[i] of a table of names with gaps, "?" for anything else. */
+#define NAME_OF(table, i) ((size_t)(i) < ELEMENTSOF(table) && (table)[i] ? (table)[i] : "?")
+
 static const char *const file_states[] = {
         [FILE_INFO_PLANNED] = "planned",
         [FILE_INFO_ATTACHED] = "attached",
@@ -155,9 +158,7 @@ static void files_answer(struct analyzer *a, char *out, size_t out_size, size_t 
                 put(out, out_size, len, ",\"library\":");
                 put_clean(out, out_size, len, f->library);
                 put(out, out_size, len, ",\"state\":\"%s\",\"probes\":%u,\"reason\":",
-                    f->state < ELEMENTSOF(file_states) && file_states[f->state]
-                            ? file_states[f->state]
-                            : "?",
+                    NAME_OF(file_states, f->state),
                     f->probes);
                 put_clean(out, out_size, len, f->reason);
                 put(out, out_size, len, "}");
@@ -201,9 +202,7 @@ static void processes_answer(struct analyzer *a, const struct msg_processes *m, 
 
                         put(tls, sizeof(tls), &tl, "%s%s (%s, %u probes)", k ? "; " : "",
                             f && f->library[0] ? f->library : "?",
-                            f && f->state < ELEMENTSOF(file_states) && file_states[f->state]
-                                    ? file_states[f->state]
-                                    : "?",
+                            f ? NAME_OF(file_states, f->state) : "?",
                             f ? f->probes : 0);
                 }
                 put(out, out_size, len, "%s{\"pid\":%u,\"comm\":", shown ? "," : "", p->pid);
@@ -211,9 +210,7 @@ static void processes_answer(struct analyzer *a, const struct msg_processes *m, 
                 put(out, out_size, len, ",\"exe\":");
                 put_clean(out, out_size, len, p->exe);
                 put(out, out_size, len, ",\"state\":\"%s\",\"traced\":%s,\"tls\":",
-                    p->status < ELEMENTSOF(process_states) && process_states[p->status]
-                            ? process_states[p->status]
-                            : "?",
+                    NAME_OF(process_states, p->status),
                     p->status == MSG_PROCESS_TRACED ? "true" : "false");
                 put_clean(out, out_size, len, tls);
                 put(out, out_size, len, ",\"reason\":");

@@ -66,21 +66,39 @@ size_t base64_encode(const uint8_t *in, size_t n, char *out)
         return o;
 }
 
+/* One byte of a JSON string at p (at most 6 bytes); returns the end. The strings written
+ * (comm, headers) are bytes, not UTF-8: everything outside printable ASCII is escaped. */
+static char *put_json_char(char *p, unsigned char c)
+{
+        static const char hex[] = "0123456789abcdef";
+
+        if (c == '"' || c == '\\') {
+                *p++ = '\\';
+                *p++ = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+                memcpy(p, "\\u00", 4);
+                p += 4;
+                *p++ = hex[c >> 4];
+                *p++ = hex[c & 15];
+        } else
+                *p++ = (char)c;
+        return p;
+}
+
 void json_write_string(FILE *f, const char *s, size_t n)
 {
-        fputc('"', f);
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
+        char buf[256], *p = buf;
 
-                if (c == '"' || c == '\\')
-                        fprintf(f, "\\%c", c);
-                else if (c < 0x20 || c >= 0x7f)
-                        /* comm is bytes, not UTF-8: escape everything outside ASCII. */
-                        fprintf(f, "\\u%04x", c);
-                else
-                        fputc(c, f);
+        *p++ = '"';
+        for (size_t i = 0; i < n; i++) {
+                if (p + 6 > buf + sizeof(buf) - 1) {
+                        fwrite(buf, 1, (size_t)(p - buf), f);
+                        p = buf;
+                }
+                p = put_json_char(p, (unsigned char)s[i]);
         }
-        fputc('"', f);
+        *p++ = '"';
+        fwrite(buf, 1, (size_t)(p - buf), f);
 }
 
 void format_addr(uint16_t family, const uint8_t addr[16], char *out, size_t size)
@@ -258,22 +276,9 @@ static char *put_i64(char *p, int64_t v)
 /* comm (at most TLSSNIFF_COMM_LEN bytes) as a JSON string, like json_write_string. */
 static char *put_comm(char *p, const char *s, size_t n)
 {
-        static const char hex[] = "0123456789abcdef";
-
         *p++ = '"';
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-
-                if (c == '"' || c == '\\') {
-                        *p++ = '\\';
-                        *p++ = (char)c;
-                } else if (c < 0x20 || c >= 0x7f) {
-                        p = put_lit(p, "\\u00");
-                        *p++ = hex[c >> 4];
-                        *p++ = hex[c & 15];
-                } else
-                        *p++ = (char)c;
-        }
+        for (size_t i = 0; i < n; i++)
+                p = put_json_char(p, (unsigned char)s[i]);
         *p++ = '"';
         return p;
 }

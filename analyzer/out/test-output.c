@@ -90,8 +90,39 @@ static void test_data_line(void)
         free(buf);
 }
 
+/* Strings longer than the writer's buffer, every byte value, escaped as JSON wants. */
+static void test_json_string(void)
+{
+        char in[1000], want[8000], *buf = NULL, *w = want;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        assert(f);
+        *w++ = '"';
+        for (size_t i = 0; i < sizeof(in); i++) {
+                unsigned char c = (unsigned char)(i * 37 % 256);
+
+                in[i] = (char)c;
+                if (c == '"' || c == '\\')
+                        w += sprintf(w, "\\%c", c);
+                else if (c < 0x20 || c >= 0x7f)
+                        w += sprintf(w, "\\u%04x", c);
+                else
+                        *w++ = (char)c;
+        }
+        *w++ = '"';
+        *w = '\0';
+        json_write_string(f, in, sizeof(in));
+        json_write_string(f, "", 0);
+        fclose(f);
+        assert(size == strlen(want) + 2 && memcmp(buf, want, strlen(want)) == 0 &&
+               strcmp(buf + strlen(want), "\"\"") == 0);
+        free(buf);
+}
+
 int main(void)
 {
+        test_json_string();
         test_addresses();
         test_data_line();
         printf("output: ok\n");
