@@ -86,13 +86,19 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
         control_init(&a->control, opt->control_fd);
         frame_reader_init(&a->in, true);
-        /* Large writes: a 4 KiB stdio buffer turns a busy capture into a syscall storm. */
-        if (opt->fd >= 0)
-                (void)setvbuf(stdout, NULL, _IOFBF, 1u << 20);
+        /* Large writes: a 4 KiB stdio buffer turns a busy capture into a syscall storm, and
+         * on ext4 each small append into a new block pays for zeroing the rest of it. The
+         * buffer is ours: glibc ignores setvbuf's size when the buffer pointer is NULL. It
+         * lives as long as the process (stdout may be flushed from exit handlers). */
+        if (opt->fd >= 0) {
+                static char out_buf[OUTPUT_BUFFER_SIZE];
+
+                (void)setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
+        }
         output_init(&a->out, stdout, opt->json, opt->max_print);
         a->out.redact = &a->opt.redact;
         if (opt->fd >= 0)
-                a->out.flush_at = 1u << 19; /* half the stdio buffer: whole lines per write */
+                a->out.flush_at = OUTPUT_BUFFER_SIZE / 2; /* whole lines per write */
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
         listen_ports_init(&a->listen);

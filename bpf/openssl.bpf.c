@@ -799,10 +799,16 @@ int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const in
         return 0;
 }
 
-static __always_inline __u64 data_wakeup_flag(void)
+/* Wake loaderd once, by the record that takes the backlog over the mark. Waking it for every
+ * record past the mark (until loaderd gets to run) cost the traced process an interrupt each:
+ * a self-IPI, an exit to the hypervisor on a virtual machine. loaderd drains every few ms
+ * anyway, so a wake-up lost to a race between CPUs only delays the drain. */
+static __always_inline __u64 data_wakeup_flag(__u64 size)
 {
-        return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-                                                                              : BPF_RB_NO_WAKEUP;
+        __u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+        return avail < wakeup_bytes && avail + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                    : BPF_RB_NO_WAKEUP;
 }
 
 struct emit_ctx {
@@ -836,7 +842,8 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
                 return 0;
         }
         s->rec.stream_offset += off;
-        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len, data_wakeup_flag()) < 0) {
+        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len,
+                               data_wakeup_flag(sizeof(s->rec) + len)) < 0) {
                 stat_add(STAT_DROP_RINGBUF_RECORDS, 1);
                 stat_add(STAT_DROP_RINGBUF_BYTES, len);
         } else {

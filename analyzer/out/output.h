@@ -13,6 +13,8 @@ enum role_source { ROLE_SOURCE_NONE, ROLE_SOURCE_KERNEL, ROLE_SOURCE_LISTEN };
 
 #define OUTPUT_REDACT_MAX 32
 #define OUTPUT_HEADER_NAME_MAX 64
+/* The stdio buffer of the analyzer's output (records are flushed in whole lines at half of it). */
+#define OUTPUT_BUFFER_SIZE (1u << 20)
 
 /* Headers redacted besides authorization, proxy-authorization, cookie, set-cookie. */
 struct output_redaction {
