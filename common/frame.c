@@ -194,6 +194,23 @@ size_t frame_writer_pending(const struct frame_writer *w)
         return w->len - w->pos;
 }
 
+/* Moves what is still unsent to the front once the sent part is at least as large. Under a
+ * steady backlog the socket never takes everything, pos never meets len, and without this
+ * the buffer would grow by everything ever sent (fresh pages for every frame: the analyzer
+ * falling slightly behind made loaderd spend most of its time faulting them in). */
+static void writer_compact(struct frame_writer *w)
+{
+        size_t pending = w->len - w->pos;
+
+        if (w->pos == 0 || w->pos < pending)
+                return;
+        memmove(w->buf, w->buf + w->pos, pending);
+        for (unsigned i = 0; i < w->n_fds; i++)
+                w->fds[i].at -= w->pos;
+        w->len = pending;
+        w->pos = 0;
+}
+
 int frame_writer_put(struct frame_writer *w, uint16_t type, const void *body, size_t n, int fd)
 {
         size_t need = FRAME_HEADER_SIZE + n;
@@ -203,8 +220,7 @@ int frame_writer_put(struct frame_writer *w, uint16_t type, const void *body, si
                 return -EMSGSIZE;
         if (fd >= 0 && w->n_fds >= FRAME_FDS_MAX)
                 return -ENOBUFS;
-        if (w->pos > 0 && w->pos == w->len)
-                w->pos = w->len = 0;
+        writer_compact(w);
         if (buffer_reserve(&w->buf, &w->cap, w->len, need) < 0)
                 return -ENOMEM;
         if (fd >= 0) {
