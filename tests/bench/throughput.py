@@ -17,6 +17,10 @@ runs of the same invocation:
                      function, as every peer places them (the issue-7 comparison)
   bpftrace-empty     (optional) empty bpftrace uprobe+uretprobe on SSL_read/SSL_write entry:
                      the naive floor of any entry-probe tracer
+  bpftrace-empty-placed
+                     (optional) empty bpftrace probes on exactly the instructions tlssniff's
+                     optimized placement probes (from tlssniff-analyzer --analyze): the floor
+                     the tlssniff-excluded configuration is compared with
   bpftrace-sniffer   (optional) a bpftrace one-liner that prints the buffers SSL_write and
                      SSL_read moved (the simplest peer; bpftrace's buf() keeps at most
                      BPFTRACE_STRLEN = 200 bytes of each, so it does not capture everything)
@@ -39,6 +43,7 @@ import signal
 import socket
 import ssl
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -55,6 +60,7 @@ ALL_CONFIGS = [
     "tlssniff-all-fallback",
     "tlssniff-excluded-fallback",
     "bpftrace-empty",
+    "bpftrace-empty-placed",
     "bpftrace-sniffer",
 ]
 DEFAULT_CONFIGS = ["untraced", "tlssniff-all", "tlssniff-excluded"]
@@ -642,6 +648,10 @@ class Tracer:
                 for kind in ("uprobe", "uretprobe")
                 for fn in ("SSL_read", "SSL_write")
             )
+            if self.config == "bpftrace-empty-placed":
+                probes = ", ".join(
+                    "%s:%s:0x%x" % (kind, lib, addr) for kind, addr in placed_probes(self.opts, lib)
+                )
             prog = 'BEGIN { printf("BENCH-READY\\n"); } ' + probes + " { }"
             if self.config == "bpftrace-sniffer":
                 prog = (
@@ -652,7 +662,10 @@ class Tracer:
                     "{ printf(\"%%d R %%r\\n\", pid, buf(@b[tid], (int32)retval)); "
                     "delete(@b[tid]); }" % {"l": lib}
                 )
-            argv = [self.opts.bpftrace, "-e", prog]
+            # Addresses in a stripped library: bpftrace cannot check the instruction boundary
+            # itself (the analyzer placed them on boundaries it disassembled).
+            unsafe = ["--unsafe"] if self.config == "bpftrace-empty-placed" else []
+            argv = [self.opts.bpftrace] + unsafe + ["-e", prog]
             pattern = "BENCH-READY"
         t0 = time.monotonic()
         env = dict(os.environ, BPFTRACE_STRLEN="200") if self.config == "bpftrace-sniffer" else None
@@ -720,6 +733,51 @@ class Tracer:
             with open(self.log, errors="replace") as f:
                 raise BenchError("%s exited %d:\n%s" % (self.config, rc, f.read()[-2000:]))
         return cpu
+
+
+def placed_probes(opts, lib):
+    """The (bpftrace probe kind, virtual address) of every probe tlssniff's optimized
+    placement puts in lib, from `tlssniff-analyzer --analyze` (file offsets, converted with
+    the library's program headers)."""
+    analyzer = os.environ.get("TLSSNIFF_ANALYZER") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(opts.loaderd))),
+        "analyzer",
+        "tlssniff-analyzer",
+    )
+    out = subprocess.run(
+        [analyzer, "--analyze", lib], capture_output=True, text=True, check=False
+    ).stdout
+    loads = elf_loads(lib)
+    probes = []
+    for m in re.finditer(r"^probe: func=\d+ kind=(\w+) offset=0x([0-9a-f]+)", out, re.M):
+        kind = "uretprobe" if m.group(1) == "uretprobe" else "uprobe"
+        off = int(m.group(2), 16)
+        vaddr = next((v + off - o for o, v, n in loads if o <= off < o + n), None)
+        if vaddr is None:
+            raise BenchError("probe offset 0x%x is in no segment of %s" % (off, lib))
+        if (kind, vaddr) not in probes:
+            probes.append((kind, vaddr))
+    if not probes:
+        raise BenchError("tlssniff-analyzer --analyze %s planned no probes:\n%s" % (lib, out))
+    return probes
+
+
+def elf_loads(path):
+    """(file offset, virtual address, file size) of each PT_LOAD of a 64-bit ELF file."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:5] != b"\x7fELF\x02":
+            raise BenchError("%s is not a 64-bit ELF file" % path)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    loads = []
+    for i in range(phnum):
+        ptype, _, off, vaddr, _, filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
+        if ptype == 1:
+            loads.append((off, vaddr, filesz))
+    return loads
 
 
 def libssl_of(pids):
