@@ -97,8 +97,10 @@ static __always_inline int go_probe_begin(struct pt_regs *ctx, struct tlssniff_p
         if (!*spec)
                 return GO_NO_SPEC;
         *gi = bpf_map_lookup_elem(&go_files, &(*spec)->file);
-        if (!*gi || bpf_probe_read_kernel(regs, sizeof(*regs), ctx) < 0 ||
-            go_goid(regs, *gi, goid) < 0)
+        if (!*gi)
+                return GO_NO_GOID;
+        tlssniff_regs_copy(regs, ctx);
+        if (go_goid(regs, *gi, goid) < 0)
                 return GO_NO_GOID;
         return GO_OK;
 }

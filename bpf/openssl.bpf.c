@@ -382,8 +382,7 @@ int tls_entry(struct pt_regs *ctx)
                 stat_add(STAT_ENTRY_DROPS, 1);
                 return 0;
         }
-        if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0)
-                return 0;
+        tlssniff_regs_copy(&regs, ctx);
         f = frame_at(cur, n);
         f->ssl = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
         f->buf = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
@@ -866,8 +865,7 @@ static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_pr
         struct pt_regs regs;
         long ret;
 
-        if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx) < 0)
-                return 0;
+        tlssniff_regs_copy(&regs, ctx);
         ret = (long)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_RESULT]);
         int rc = (int)ret;
         __u64 n = 0;

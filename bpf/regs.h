@@ -42,6 +42,31 @@ static __always_inline long tlssniff_syscall_nr(struct pt_regs *regs)
 {
         return BPF_CORE_READ(regs, orig_ax);
 }
+
+/*
+ * The registers a probe plan can name, copied from a uprobe's ctx by loads at constant offsets
+ * (the verifier allows those): cheaper than bpf_probe_read_kernel of the whole pt_regs, which
+ * every probe hit used to pay for.
+ */
+static __always_inline void tlssniff_regs_copy(struct pt_regs *dst, const struct pt_regs *ctx)
+{
+        dst->ax = ctx->ax;
+        dst->dx = ctx->dx;
+        dst->cx = ctx->cx;
+        dst->bx = ctx->bx;
+        dst->si = ctx->si;
+        dst->di = ctx->di;
+        dst->bp = ctx->bp;
+        dst->sp = ctx->sp;
+        dst->r8 = ctx->r8;
+        dst->r9 = ctx->r9;
+        dst->r10 = ctx->r10;
+        dst->r11 = ctx->r11;
+        dst->r12 = ctx->r12;
+        dst->r13 = ctx->r13;
+        dst->r14 = ctx->r14;
+        dst->r15 = ctx->r15;
+}
 #elif defined(__TARGET_ARCH_arm64)
 static __always_inline __u64 tlssniff_reg_read(const struct pt_regs *ctx, __u8 reg)
 {
@@ -57,6 +82,16 @@ static __always_inline __u64 tlssniff_reg_read(const struct pt_regs *ctx, __u8 r
 static __always_inline long tlssniff_syscall_nr(struct pt_regs *regs)
 {
         return BPF_CORE_READ(regs, syscallno);
+}
+
+static __always_inline void tlssniff_regs_copy(struct pt_regs *dst, const struct pt_regs *ctx)
+{
+        struct user_pt_regs *d = (struct user_pt_regs *)dst;
+        const struct user_pt_regs *u = (const struct user_pt_regs *)ctx;
+
+        for (int i = 0; i < 31; i++)
+                d->regs[i] = u->regs[i];
+        d->sp = u->sp;
 }
 #endif
 #endif
