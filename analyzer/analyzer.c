@@ -487,6 +487,7 @@ static int on_l_config(struct analyzer *a, const uint8_t *body, size_t n)
                 if (dup2(fd, STDOUT_FILENO) < 0)
                         log_warning_errno(errno, "Failed to switch to the new output: %m");
                 safe_close(fd);
+                output_file_changed(&a->out);
         }
         a->opt.json = o.json;
         a->opt.max_print = o.max_print;

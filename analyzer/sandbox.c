@@ -51,6 +51,10 @@ int sandbox_apply(void)
                 ALLOW(__NR_socket), ALLOW(__NR_shutdown), ALLOW(__NR_memfd_create),
                 ALLOW(__NR_ftruncate), ALLOW(__NR_fsync), ALLOW(__NR_fdatasync),
                 ALLOW(__NR_ppoll), ALLOW(__NR_dup3), /* a reload's new output */
+                ALLOW(__NR_fadvise64), /* the output's written pages leave the page cache */
+#ifdef __NR_sync_file_range
+                ALLOW(__NR_sync_file_range),
+#endif
 #ifdef __NR_dup2
                 ALLOW(__NR_dup2),
 #endif

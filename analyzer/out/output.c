@@ -1,17 +1,67 @@
 /* Text and JSON output; see output.h and docs/output.md. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "output.h"
 
 void output_init(struct output *o, FILE *f, bool json, unsigned max_print)
 {
         *o = (struct output){ .f = f, .json = json, .max_print = max_print };
+        output_file_changed(o);
+}
+
+void output_file_changed(struct output *o)
+{
+        struct stat st;
+        int fd = fileno(o->f);
+
+        o->wb_file = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        /* What an earlier analyzer wrote is left as it is. */
+        o->wb_started = o->wb_dropped = o->wb_file ? (uint64_t)st.st_size & ~(uint64_t)4095 : 0;
+}
+
+/* Best effort: errors (a sandbox that refuses the calls, a file system without them) are
+ * harmless, the pages simply stay cached. */
+static void writeback(struct output *o)
+{
+        int fd = fileno(o->f);
+        off_t end;
+
+        if (!o->wb_file)
+                return;
+        end = lseek(fd, 0, SEEK_CUR); /* O_APPEND: the end of what was written */
+        if (end < 0)
+                return;
+        if ((uint64_t)end < o->wb_started) /* truncated under us: start again */
+                o->wb_started = o->wb_dropped = 0;
+        if ((uint64_t)end - o->wb_started < OUTPUT_WRITEBACK_STEP)
+                return;
+        (void)sync_file_range(fd, (off_t)o->wb_started, end - (off_t)o->wb_started,
+                              SYNC_FILE_RANGE_WRITE);
+        o->wb_started = (uint64_t)end;
+        if ((uint64_t)end > OUTPUT_CACHE_KEEP) {
+                uint64_t upto = ((uint64_t)end - OUTPUT_CACHE_KEEP) & ~(uint64_t)4095;
+
+                if (upto > o->wb_dropped) {
+                        (void)posix_fadvise(fd, (off_t)o->wb_dropped,
+                                            (off_t)(upto - o->wb_dropped), POSIX_FADV_DONTNEED);
+                        o->wb_dropped = upto;
+                }
+        }
+}
+
+static void flush_out(struct output *o)
+{
+        fflush(o->f);
+        writeback(o);
 }
 
 void output_done(struct output *o)
@@ -387,7 +437,7 @@ int output_message(struct output *o, const struct message *m, uint8_t role, enum
 
         if (o->flush_at > 0) {
                 if (o->pending_bound + bound > o->flush_at && o->pending_bound > 0) {
-                        fflush(o->f);
+                        flush_out(o);
                         o->pending_bound = 0;
                 }
                 o->pending_bound += bound;
@@ -625,7 +675,7 @@ int output_connection_open(struct output *o, const struct conn_entry *c, uint64_
 
 void output_flush(struct output *o)
 {
-        fflush(o->f);
+        flush_out(o);
         o->pending_bound = 0;
 }
 
@@ -646,7 +696,7 @@ int output_stats(struct output *o, const char *const *names, const uint64_t *val
                         fprintf(o->f, " %s=%llu", names[i], (unsigned long long)values[i]);
                 fputc('\n', o->f);
         }
-        fflush(o->f);
+        flush_out(o);
         o->pending_bound = 0;
         return ferror(o->f) ? -EIO : 0;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "out/output.h"
 
@@ -120,8 +121,78 @@ static void test_json_string(void)
         free(buf);
 }
 
+/*
+ * A regular output file is written back and dropped from the page cache behind the end as it
+ * grows (what was asked of the kernel is in o.wb_started/wb_dropped), and every line arrives
+ * whole; a stream that is not a regular file is left alone.
+ */
+static void test_writeback(void)
+{
+        static uint8_t payload[16384];
+        static char line[32768];
+        struct message m = { .length = sizeof(payload), .data = payload };
+        char path[] = "/tmp/tlssniff-test-output-XXXXXX";
+        static char buf[OUTPUT_BUFFER_SIZE];
+        size_t lines = 0;
+        struct output o;
+        uint64_t total;
+        int fd, p[2];
+        FILE *f;
+
+        for (size_t i = 0; i < sizeof(payload); i++)
+                payload[i] = (uint8_t)(i * 131);
+        m.hdr.call_len = sizeof(payload);
+        m.hdr.direction = TLSSNIFF_DIR_READ;
+        fd = mkstemp(path);
+        assert(fd >= 0);
+        f = fdopen(fd, "w");
+        assert(f && setvbuf(f, buf, _IOFBF, sizeof(buf)) == 0);
+        output_init(&o, f, true, 512);
+        o.flush_at = OUTPUT_BUFFER_SIZE / 2;
+        assert(o.wb_file && o.wb_started == 0 && o.wb_dropped == 0);
+        /* 3,000 lines of about 22 KB: 66 MB. */
+        for (unsigned i = 0; i < 3000; i++) {
+                m.offset = (uint64_t)i * sizeof(payload);
+                assert(output_message(&o, &m, TLSSNIFF_ROLE_CLIENT, ROLE_SOURCE_KERNEL) == 0);
+        }
+        output_flush(&o);
+        total = (uint64_t)ftell(f);
+        assert(total > 60u << 20);
+        assert(o.wb_started + OUTPUT_WRITEBACK_STEP > total && o.wb_started <= total);
+        assert(o.wb_dropped + OUTPUT_CACHE_KEEP + OUTPUT_WRITEBACK_STEP > total &&
+               o.wb_dropped + OUTPUT_CACHE_KEEP <= total && o.wb_dropped % 4096 == 0);
+        output_done(&o);
+        fclose(f);
+
+        /* Whatever was dropped from the cache reads back whole, line after line. */
+        f = fopen(path, "r");
+        assert(f);
+        while (fgets(line, sizeof(line), f)) {
+                size_t n = strlen(line);
+
+                /* Base64 of 16 KiB is 21,848 bytes; the fields before it a few hundred. */
+                assert(n > 21848 && n < 21848 + 600 && line[n - 1] == '\n' &&
+                       strncmp(line, "{\"type\":\"data\",", 15) == 0 &&
+                       strcmp(line + n - 3, "\"}\n") == 0);
+                lines++;
+        }
+        fclose(f);
+        assert(lines == 3000);
+        unlink(path);
+
+        /* A pipe is not a file: nothing is asked of the kernel. */
+        assert(pipe(p) == 0);
+        f = fdopen(p[1], "w");
+        assert(f);
+        output_init(&o, f, true, 512);
+        assert(!o.wb_file);
+        fclose(f);
+        close(p[0]);
+}
+
 int main(void)
 {
+        test_writeback();
         test_json_string();
         test_addresses();
         test_data_line();
