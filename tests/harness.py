@@ -858,6 +858,36 @@ def client_results(t, proc, timeout=40.0):
     return sorted(results, key=lambda r: r["i"])
 
 
+
+def capture_group_member(t, group, server, port, cert, items, ready, label):
+    """Two clients of server wait; "inside" is moved into the cgroup v2 group, "outside" stays
+    where it is; ready() then starts tlssniff or waits until it follows the group. Both make
+    their connections, the server and tlssniff stop, and the capture must hold the inside
+    client's connection exactly (items: its one (payload, reply_len)) and nothing of any other
+    process. Returns the capture."""
+    inside = spawn_client(t, "inside", port, items, cert, flags=["--wait-go"])
+    outside = spawn_client(t, "outside", port, [(os.urandom(500), 600)], cert,
+                           flags=["--wait-go"])
+    t.expect_line(inside, "WAITING")
+    t.expect_line(outside, "WAITING")
+    with open(os.path.join(group, "cgroup.procs"), "w") as f:
+        f.write(str(inside.pid))
+    ready()
+    for p in (inside, outside):
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+    res = client_results(t, inside)
+    client_results(t, outside)
+    t.stop_server(server)
+    cap = t.stop_loaderd()
+    check_framed_connection(cap, f"client in the group ({label})", inside.pid, None, res[0],
+                            items[0][0], items[0][1], "ipv4")
+    others = sorted({(r["pid"], r["comm"]) for r in cap.records if r["pid"] != inside.pid})
+    if others:
+        raise TestFailure(f"{label} but other processes were captured: {others} "
+                          f"(outside client {outside.pid}, server {server.pid})")
+    return cap
+
 def check_framed_connection(cap, label, client_pid, server_pid, result, payload, reply_len,
                             family, client_role_sources=("kernel",),
                             server_role_sources=("kernel",)):

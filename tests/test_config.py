@@ -281,27 +281,10 @@ def unit_target(t, cert, key):
         t.loaderd_err.wait_for(f"Unit {unit} has no cgroup", 10, t.loaderd)
         os.mkdir(group)
         server, port = t.start_server("framed", cert, key, HOST)
-        items = [(os.urandom(2000), 2100)]
-        inside = harness.spawn_client(t, "inside", port, items, cert, flags=["--wait-go"])
-        outside = harness.spawn_client(t, "outside", port, [(os.urandom(500), 600)], cert,
-                                       flags=["--wait-go"])
-        t.expect_line(inside, "WAITING")
-        t.expect_line(outside, "WAITING")
-        with open(os.path.join(group, "cgroup.procs"), "w") as f:
-            f.write(str(inside.pid))
-        t.loaderd_err.wait_for(f"Unit {unit} is at cgroup", 10, t.loaderd)
-        for p in (inside, outside):
-            p.stdin.write(b"go\n")
-            p.stdin.flush()
-        res = harness.client_results(t, inside)
-        harness.client_results(t, outside)
-        t.stop_server(server)
-        cap = t.stop_loaderd()
-        harness.check_framed_connection(cap, "client in the unit", inside.pid, None, res[0],
-                                        items[0][0], items[0][1], "ipv4")
-        others = sorted({(r["pid"], r["comm"]) for r in cap.records if r["pid"] != inside.pid})
-        if others:
-            raise TestFailure(f"--unit {unit} but other processes were captured: {others}")
+        cap = harness.capture_group_member(
+            t, group, server, port, cert, [(os.urandom(2000), 2100)],
+            lambda: t.loaderd_err.wait_for(f"Unit {unit} is at cgroup", 10, t.loaderd),
+            f"--unit {unit}")
         if cap.stats.get("loaderd_unit_moves", 0) < 1:
             raise TestFailure(f"loaderd_unit_moves: {cap.stats.get('loaderd_unit_moves')}")
         harness.log("--unit: traced once the unit's cgroup appeared, nothing else")

@@ -36,28 +36,10 @@ def cgroup_filter(t, cert, key):
     with harness.cgroup2_group(f"tlssniff-test-{os.getpid()}") as group:
         os.mkdir(group)
         server, port = t.start_server("framed", cert, key, HOST)
-        items = [(os.urandom(3000), 4000)]
-        inside = harness.spawn_client(t, "inside", port, items, cert, flags=["--wait-go"])
-        outside = harness.spawn_client(t, "outside", port, [(os.urandom(500), 600)], cert,
-                                       flags=["--wait-go"])
-        t.expect_line(inside, "WAITING")
-        t.expect_line(outside, "WAITING")
-        with open(os.path.join(group, "cgroup.procs"), "w") as f:
-            f.write(str(inside.pid))
-        t.start_loaderd("--cgroup", group)
-        for p in (inside, outside):
-            p.stdin.write(b"go\n")
-            p.stdin.flush()
-        res = harness.client_results(t, inside)
-        harness.client_results(t, outside)
-        t.stop_server(server)
-        cap = t.stop_loaderd()
-        harness.check_framed_connection(cap, "client in the cgroup", inside.pid, None, res[0],
-                                        items[0][0], items[0][1], "ipv4")
-        others = sorted({(r["pid"], r["comm"]) for r in cap.records if r["pid"] != inside.pid})
-        if others:
-            raise TestFailure(f"--cgroup {group} but other processes were captured: {others} "
-                              f"(outside client {outside.pid}, server {server.pid})")
+        harness.capture_group_member(t, group, server, port, cert,
+                                     [(os.urandom(3000), 4000)],
+                                     lambda: t.start_loaderd("--cgroup", group),
+                                     f"--cgroup {group}")
         harness.log("--cgroup: only the process in the group captured")
 
 
