@@ -117,7 +117,8 @@ int go_entry(struct pt_regs *ctx)
         struct go_call call = { .spec = spec_idx, .ts = bpf_ktime_get_boot_ns() };
         struct conn_key ck = { .tgid = tgid };
         struct pt_regs regs;
-        int fd, r;
+        struct io_sock io = {};
+        int r;
 
         if (!is_target(tgid)) {
                 stat_add(STAT_FILTERED, 1);
@@ -142,8 +143,8 @@ int go_entry(struct pt_regs *ctx)
          * must not inherit the old connection (learn_socket compares the socket).
          */
         ck.handle = call.conn;
-        fd = go_conn_fd(call.conn, gi);
-        if (fd < 0 || !learn_socket(&ck, fd))
+        io.fd = go_conn_fd(call.conn, gi);
+        if (io.fd < 0 || !learn_socket(&ck, &io))
                 stat_add(STAT_GO_NO_FD, 1);
         return 0;
 }

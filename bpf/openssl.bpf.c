@@ -4,9 +4,10 @@
  *
  * Uprobes (planned by the analyzer, attached by loaderd with a cookie that indexes probe_specs)
  * record the arguments of SSL_read/SSL_write and friends at entry, keyed by thread, and emit the
- * bytes the call moved at return. The socket is learnt from the read/write/send/recv system
- * calls the same thread makes while inside the TLS call (tp_btf/sys_enter), and remembered per
- * TLS object so calls served from OpenSSL's own buffer are still attributed. The role comes from
+ * bytes the call moved at return. The socket is learnt from the socket I/O the same thread does
+ * while inside the TLS call (tp_btf/sock_recv_length and sock_send_length where the kernel has
+ * them, else the read/write/send/recv system calls), and remembered per TLS object so calls
+ * served from OpenSSL's own buffer are still attributed. The role comes from
  * the TCP state machine (tp_btf/inet_sock_set_state). Executables and executable mappings of
  * files loaderd has not seen are reported so that probes follow new processes and dlopen().
  *
@@ -41,6 +42,13 @@ const volatile __u64 wakeup_bytes = 256 << 10;
 
 /* Source of connection ids; only ever incremented atomically. */
 __u64 next_conn_id = 0;
+
+/*
+ * Whether the system call programs learn sockets (set by loaderd, after load too: it falls back
+ * to them when the socket tracepoints cannot be attached). Off when tp_btf/sock_recv_length and
+ * sock_send_length do it.
+ */
+__u32 io_from_syscalls = 1;
 
 struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -176,11 +184,20 @@ struct {
         __type(value, __u8);
 } membio_tgids SEC(".maps");
 
+struct io_sock {
+        __u64 sk; /* struct sock *, 0 when only the fd is known (system call hooks) */
+        __s32 fd; /* -1 when only the socket is known (I/O outside the system calls we know) */
+        __s32 kind; /* IO_READ or IO_WRITE: with fd IO_FD_LATER, which system call has it */
+};
+
+/* The fd is read from the system call's registers only when a new connection needs it. */
+#define IO_FD_LATER (-2)
+
 struct {
         __uint(type, BPF_MAP_TYPE_LRU_HASH);
         __uint(max_entries, 16384);
         __type(key, __u32); /* tid */
-        __type(value, __s32);
+        __type(value, struct io_sock);
 } last_read_fd SEC(".maps");
 
 struct {
@@ -486,17 +503,72 @@ static __always_inline void emit_open(__u32 tgid, const struct conn_info *ci,
         bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP); /* loaderd drains every few ms */
 }
 
-/* Ties the TLS object of key to the socket behind fd, starting a new connection if needed. */
-static __always_inline bool learn_socket(struct conn_key *key, int fd)
+enum { IO_NONE = 0, IO_READ = 1, IO_WRITE = 2 };
+
+/* read, readv, recvfrom, recvmsg, recvmmsg / write, writev, sendto, sendmsg, sendmmsg */
+static __always_inline int io_syscall_kind(long id)
+{
+#if defined(__TARGET_ARCH_x86)
+        if (id == 0 || id == 19 || id == 45 || id == 47 || id == 299)
+                return IO_READ;
+        if (id == 1 || id == 20 || id == 44 || id == 46 || id == 307)
+                return IO_WRITE;
+#elif defined(__TARGET_ARCH_arm64)
+        if (id == 63 || id == 65 || id == 207 || id == 212 || id == 243)
+                return IO_READ;
+        if (id == 64 || id == 66 || id == 206 || id == 211 || id == 269)
+                return IO_WRITE;
+#else
+#error "unsupported architecture"
+#endif
+        return IO_NONE;
+}
+
+/*
+ * The fd of the system call the current thread is in, when it is a read-type (kind IO_READ) or
+ * write-type call we know, else -1 (io_uring, splice, a kernel-internal send).
+ */
+static __always_inline int syscall_fd(int kind)
+{
+        struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+        if (io_syscall_kind(tlssniff_syscall_nr(regs)) != kind)
+                return -1;
+        return (int)PT_REGS_PARM1_CORE_SYSCALL(regs);
+}
+
+/*
+ * Ties the TLS object of key to the socket of io (the socket the thread did I/O on, or the one
+ * behind its fd), starting a new connection if needed.
+ */
+static __always_inline bool learn_socket(struct conn_key *key, const struct io_sock *io)
 {
         struct conn_info *ci, fresh = {};
         struct sock_info *si;
         struct sock *sk;
+        int fd = io->fd;
         __u64 skp;
 
-        sk = sock_from_fd(fd);
-        if (!sk)
-                return false; /* not a socket: a pipe, an eventfd, a file */
+        if (io->sk) {
+                sk = (struct sock *)io->sk;
+                ci = bpf_map_lookup_elem(&conns, key);
+                if (ci && ci->sk == io->sk) {
+                        __u64 *tracked = bpf_map_lookup_elem(&tracked_socks, &io->sk);
+
+                        /* The common case, checked before any walk of the fd table. */
+                        if (tracked && *tracked == ci->conn_id)
+                                return true;
+                }
+                /* A new connection: the fd is reported only if it is provably this socket's. */
+                if (fd == IO_FD_LATER)
+                        fd = syscall_fd(io->kind);
+                if (fd >= 0 && sock_from_fd(fd) != sk)
+                        fd = -1;
+        } else {
+                sk = sock_from_fd(fd);
+                if (!sk)
+                        return false; /* not a socket: a pipe, an eventfd, a file */
+        }
         skp = (__u64)sk;
         si = bpf_map_lookup_elem(&sock_roles, &skp);
         ci = bpf_map_lookup_elem(&conns, key);
@@ -532,27 +604,6 @@ static __always_inline bool learn_socket(struct conn_key *key, int fd)
         bpf_map_update_elem(&tracked_socks, &skp, &fresh.conn_id, BPF_ANY);
         emit_open(key->tgid, &fresh, si);
         return true;
-}
-
-enum { IO_NONE = 0, IO_READ = 1, IO_WRITE = 2 };
-
-/* read, readv, recvfrom, recvmsg, recvmmsg / write, writev, sendto, sendmsg, sendmmsg */
-static __always_inline int io_syscall_kind(long id)
-{
-#if defined(__TARGET_ARCH_x86)
-        if (id == 0 || id == 19 || id == 45 || id == 47 || id == 299)
-                return IO_READ;
-        if (id == 1 || id == 20 || id == 44 || id == 46 || id == 307)
-                return IO_WRITE;
-#elif defined(__TARGET_ARCH_arm64)
-        if (id == 63 || id == 65 || id == 207 || id == 212 || id == 243)
-                return IO_READ;
-        if (id == 64 || id == 66 || id == 206 || id == 211 || id == 269)
-                return IO_WRITE;
-#else
-#error "unsupported architecture"
-#endif
-        return IO_NONE;
 }
 
 #if defined(__TARGET_ARCH_x86)
@@ -611,28 +662,34 @@ static __always_inline void note_exec_mmap(__u32 tid, unsigned long prot, int fd
         bpf_map_update_elem(&pending_mmaps, &tid, &key, BPF_ANY);
 }
 
-/* A read or write system call (kind IO_READ/IO_WRITE) on fd by the current thread. */
-static __always_inline int io_enter(int kind, int fd)
+/* Socket I/O (kind IO_READ/IO_WRITE) by the current thread, on io's socket or fd. */
+static __always_inline int io_seen(int kind, const struct io_sock *io)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
         struct active_call *call;
         struct call_frame *f;
 
+        if (tgid == self_tgid)
+                return 0;
         call = bpf_map_lookup_elem(&active_calls, &tid);
         if (call && call->n > 0 && call->n <= CALL_FRAMES) {
                 /* The innermost call in progress is the one doing this I/O. */
                 f = frame_at(call, call->n - 1);
                 struct conn_key key = { .handle = f->ssl, .tgid = tgid };
 
-                if (!f->resolved && learn_socket(&key, fd))
+                if (!f->resolved && learn_socket(&key, io))
                         f->resolved = 1;
                 return 0;
         }
         if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
                 return 0;
         if (kind == IO_READ) {
-                bpf_map_update_elem(&last_read_fd, &tid, &fd, BPF_ANY);
+                struct io_sock last = *io;
+
+                if (last.fd == IO_FD_LATER)
+                        last.fd = syscall_fd(kind); /* the system call is gone later */
+                bpf_map_update_elem(&last_read_fd, &tid, &last, BPF_ANY);
         } else {
                 struct conn_key *pk = bpf_map_lookup_elem(&pending_write, &tid);
 
@@ -640,10 +697,20 @@ static __always_inline int io_enter(int kind, int fd)
                         struct conn_key key = *pk;
 
                         bpf_map_delete_elem(&pending_write, &tid);
-                        learn_socket(&key, fd);
+                        learn_socket(&key, io);
                 }
         }
         return 0;
+}
+
+/* A read or write system call on fd, when the system call programs learn sockets. */
+static __always_inline int io_enter(int kind, int fd)
+{
+        struct io_sock io = { .fd = fd };
+
+        if (!io_from_syscalls)
+                return 0;
+        return io_seen(kind, &io);
 }
 
 static __always_inline int mmap_exit(long ret)
@@ -708,6 +775,27 @@ IO_TRACEPOINT(writev, IO_WRITE)
 IO_TRACEPOINT(sendto, IO_WRITE)
 IO_TRACEPOINT(sendmsg, IO_WRITE)
 IO_TRACEPOINT(sendmmsg, IO_WRITE)
+
+/*
+ * Socket I/O seen where it happens (sock_recvmsg/sock_sendmsg, after the protocol's call): only
+ * socket reads and writes run these, other system calls pay nothing, and the socket comes with
+ * the event instead of from a walk of the fd table.
+ */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
+{
+        struct io_sock io = { .sk = (__u64)sk, .fd = IO_FD_LATER, .kind = IO_READ };
+
+        return io_seen(IO_READ, &io);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
+{
+        struct io_sock io = { .sk = (__u64)sk, .fd = IO_FD_LATER, .kind = IO_WRITE };
+
+        return io_seen(IO_WRITE, &io);
+}
 
 SEC("tracepoint/syscalls/sys_enter_mmap")
 int tp_mmap_enter(struct trace_event_raw_sys_enter *ctx)
@@ -886,15 +974,15 @@ static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_pr
 /* A TLS call that did no socket I/O of its own: see membio_tgids. */
 static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u32 tgid, __u8 dir)
 {
+        struct io_sock *io;
         __u8 one = 1;
-        __s32 *fd;
 
         if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
                 bpf_map_update_elem(&membio_tgids, &tgid, &one, BPF_ANY);
         if (dir == TLSSNIFF_DIR_READ) {
-                fd = bpf_map_lookup_elem(&last_read_fd, &tid);
-                if (fd)
-                        learn_socket(key, *fd);
+                io = bpf_map_lookup_elem(&last_read_fd, &tid);
+                if (io)
+                        learn_socket(key, io);
         } else {
                 bpf_map_update_elem(&pending_write, &tid, key, BPF_ANY);
         }

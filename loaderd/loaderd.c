@@ -472,8 +472,8 @@ static void keep_restart_settings(const struct options *old, struct options *n, 
         kept[0] = '\0';
         KEEP(old->ringbuf_size != n->ringbuf_size, "ringbuf-size",
              n->ringbuf_size = old->ringbuf_size);
-        KEEP(old->raw_syscall_hooks != n->raw_syscall_hooks, "syscall-hooks",
-             n->raw_syscall_hooks = old->raw_syscall_hooks);
+        KEEP(old->syscall_hooks != n->syscall_hooks, "syscall-hooks",
+             n->syscall_hooks = old->syscall_hooks);
         KEEP(old->exchanges != n->exchanges, "exchanges", n->exchanges = old->exchanges);
         KEEP(old->placement_fallback != n->placement_fallback, "placement",
              n->placement_fallback = old->placement_fallback);
@@ -624,10 +624,12 @@ static void on_file_record(struct loaderd *l, const struct tlssniff_file_record 
 }
 
 /*
- * System calls are seen through the per-call tracepoints when tracefs is there (mounted on
- * /sys/kernel/tracing if it is not yet): only read/write-like calls and mmap run a program.
- * Without it, the raw sys_enter/sys_exit tracepoints, which every system call on the host
- * pays for (docs/performance.md).
+ * Socket identity comes from the socket tracepoints sock_recv_length/sock_send_length (tp_btf)
+ * where the kernel has them: only socket reads and writes run a program, and it gets the socket
+ * itself. Otherwise from the read/write-like system calls. mmap (dlopen discovery) is seen
+ * through the per-call tracepoints when tracefs is there (mounted on /sys/kernel/tracing if it
+ * is not yet); without it, through the raw sys_enter/sys_exit tracepoints, which every system
+ * call on the host pays for (docs/design.md).
  */
 static bool syscall_tracepoints_ready(void)
 {
@@ -640,7 +642,22 @@ static bool syscall_tracepoints_ready(void)
         return access(probe, R_OK) == 0;
 }
 
-static void choose_syscall_hooks(struct openssl_bpf *skel, bool per_call)
+static bool socket_tracepoints_exist(void)
+{
+        return libbpf_find_vmlinux_btf_id("sock_recv_length", BPF_TRACE_RAW_TP) > 0 &&
+               libbpf_find_vmlinux_btf_id("sock_send_length", BPF_TRACE_RAW_TP) > 0;
+}
+
+/* Before load: the socket programs are loaded only when they may be used. */
+static void prepare_syscall_hooks(struct loaderd *l)
+{
+        bool socket = l->opt.syscall_hooks == SYSCALL_HOOKS_AUTO && socket_tracepoints_exist();
+
+        bpf_program__set_autoload(l->skel->progs.sock_recv, socket);
+        bpf_program__set_autoload(l->skel->progs.sock_send, socket);
+}
+
+static void choose_syscall_hooks(struct openssl_bpf *skel, bool socket, bool per_call)
 {
         struct bpf_program *prog;
 
@@ -648,30 +665,44 @@ static void choose_syscall_hooks(struct openssl_bpf *skel, bool per_call)
                 const char *sec = bpf_program__section_name(prog);
 
                 if (strncmp(sec, "tracepoint/syscalls/", 20) == 0)
-                        bpf_program__set_autoattach(prog, per_call);
+                        bpf_program__set_autoattach(
+                                prog, per_call && (!socket || strstr(sec, "_mmap") != NULL));
         }
         bpf_program__set_autoattach(skel->progs.sys_enter, !per_call);
         bpf_program__set_autoattach(skel->progs.sys_exit, !per_call);
+        bpf_program__set_autoattach(skel->progs.sock_recv, socket);
+        bpf_program__set_autoattach(skel->progs.sock_send, socket);
+        skel->data->io_from_syscalls = !socket;
 }
 
 static int attach_tracepoints(struct loaderd *l)
 {
-        bool per_call = !l->opt.raw_syscall_hooks && syscall_tracepoints_ready();
+        bool socket = bpf_program__autoload(l->skel->progs.sock_recv);
+        bool per_call = l->opt.syscall_hooks != SYSCALL_HOOKS_RAW && syscall_tracepoints_ready();
         int r;
 
-        choose_syscall_hooks(l->skel, per_call);
-        r = openssl_bpf__attach(l->skel);
-        if (r < 0 && per_call) {
-                log_warning_errno(r, "Failed to attach the per-call system call tracepoints, "
-                                     "using raw sys_enter/sys_exit: %m");
-                openssl_bpf__detach(l->skel);
-                per_call = false;
-                choose_syscall_hooks(l->skel, false);
+        for (;;) {
+                choose_syscall_hooks(l->skel, socket, per_call);
                 r = openssl_bpf__attach(l->skel);
+                if (r >= 0 || (!socket && !per_call))
+                        break;
+                openssl_bpf__detach(l->skel);
+                if (socket) {
+                        log_warning_errno(r, "Failed to attach the socket tracepoints, using the "
+                                             "system calls for socket identity: %m");
+                        socket = false;
+                } else {
+                        log_warning_errno(r, "Failed to attach the per-call system call "
+                                             "tracepoints, using raw sys_enter/sys_exit: %m");
+                        per_call = false;
+                }
         }
         if (r >= 0)
-                log_info("System calls seen through %s.",
-                         per_call ? "per-call tracepoints (syscalls/sys_enter_read, ...)"
+                log_info("Sockets seen through %s; mmap through %s.",
+                         socket     ? "the socket tracepoints (sock_recv_length, sock_send_length)"
+                         : per_call ? "per-call system call tracepoints (syscalls/sys_enter_read, ...)"
+                                    : "raw sys_enter/sys_exit tracepoints",
+                         per_call ? "per-call tracepoints (syscalls/sys_enter_mmap)"
                                   : "raw sys_enter/sys_exit tracepoints (every system call on "
                                     "the host pays for them)");
         return r;
@@ -848,6 +879,7 @@ static int setup_bpf(struct loaderd *l)
         r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
         if (r < 0)
                 return log_error_errno(r, "Failed to size the ring buffer: %m");
+        prepare_syscall_hooks(l);
         r = openssl_bpf__load(skel);
         if (r < 0)
                 return log_error_errno(r, "Failed to load the BPF programs (needs root, BPF and "

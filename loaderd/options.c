@@ -125,9 +125,11 @@ void options_help(void)
                "      --call-cap BYTES     bytes captured per TLS call, K/M/G suffixes (4M;\n"
                "                           1..64M); bytes over it are counted as truncated\n"
                "      --ringbuf-size BYTES ring buffer size, a power of two (32M; 1M..1G)\n"
-               "      --syscall-hooks MODE auto: per-call system call tracepoints when tracefs\n"
-               "                           can be had (mounted if needed), else raw; raw:\n"
-               "                           raw sys_enter/sys_exit (every system call pays)\n"
+               "      --syscall-hooks MODE auto: socket tracepoints for socket identity where\n"
+               "                           the kernel has them, per-call system call\n"
+               "                           tracepoints for mmap (tracefs, mounted if needed);\n"
+               "                           per-call: those for both; raw: raw sys_enter/\n"
+               "                           sys_exit (every system call pays)\n"
                "      --placement MODE     auto: probes where the analysis proves them cheap\n"
                "                           (default); fallback: entry + uretprobe on every\n"
                "                           function (slower; for comparison)\n"
@@ -313,9 +315,14 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 o->body_preview = (unsigned)v;
                 break;
         case OPT_SYSCALL_HOOKS:
-                if (strcmp(arg, "auto") != 0 && strcmp(arg, "raw") != 0)
-                        return fail(err, err_size, "'%s' is not auto or raw", arg);
-                o->raw_syscall_hooks = strcmp(arg, "raw") == 0;
+                if (strcmp(arg, "auto") == 0)
+                        o->syscall_hooks = SYSCALL_HOOKS_AUTO;
+                else if (strcmp(arg, "per-call") == 0)
+                        o->syscall_hooks = SYSCALL_HOOKS_PER_CALL;
+                else if (strcmp(arg, "raw") == 0)
+                        o->syscall_hooks = SYSCALL_HOOKS_RAW;
+                else
+                        return fail(err, err_size, "'%s' is not auto, per-call or raw", arg);
                 break;
         case OPT_PLACEMENT:
                 if (strcmp(arg, "auto") != 0 && strcmp(arg, "fallback") != 0)

@@ -17,12 +17,18 @@
 #define OPTIONS_LINE_MAX 4096
 #define OPTIONS_ERROR_MAX 512
 
+enum syscall_hooks {
+        SYSCALL_HOOKS_AUTO,     /* socket tracepoints for I/O where the kernel has them */
+        SYSCALL_HOOKS_PER_CALL, /* per-call system call tracepoints for I/O and mmap */
+        SYSCALL_HOOKS_RAW,      /* raw sys_enter/sys_exit */
+};
+
 struct options {
         bool json;
         bool placement_fallback; /* --placement=fallback: entry + uretprobe everywhere */
         bool exchanges, no_data, show_secrets;
         bool journal_exchanges; /* --journal-exchanges (implies --exchanges) */
-        bool raw_syscall_hooks; /* --syscall-hooks=raw */
+        enum syscall_hooks syscall_hooks; /* --syscall-hooks */
         bool check_config;      /* --check-config: read the settings, say whether they are good */
         unsigned body_preview;
         const char *output;

@@ -79,7 +79,7 @@ int main(void)
                o.pids[0] == 42 && o.n_units == 1 && strcmp(o.units[0], "a.service") == 0 &&
                o.n_cgroups == 1);
         assert(o.call_cap == 1u << 20 && o.ringbuf_size == 64u << 20 && o.placement_fallback &&
-               o.raw_syscall_hooks);
+               o.syscall_hooks == SYSCALL_HOOKS_RAW);
         assert(o.json && !o.output && o.exchanges && o.no_data && o.body_preview == 1024 &&
                o.max_print == 0 && o.journal_exchanges);
         assert(o.n_redact == 1 && strcmp(o.redact[0], "X-Api-Key") == 0 && !o.show_secrets);
@@ -147,6 +147,15 @@ int main(void)
         options_free(&o);
         assert(load(&o, NULL, err, sizeof(err), 1, "stray") == -EINVAL &&
                strstr(err, "Unexpected argument 'stray'"));
+        options_free(&o);
+        assert(load(&o, NULL, err, sizeof(err), 1, "--syscall-hooks=per-call") == OPTIONS_RUN &&
+               o.syscall_hooks == SYSCALL_HOOKS_PER_CALL);
+        options_free(&o);
+        assert(load(&o, NULL, err, sizeof(err), 0) == OPTIONS_RUN &&
+               o.syscall_hooks == SYSCALL_HOOKS_AUTO);
+        options_free(&o);
+        assert(load(&o, "[capture]\nsyscall-hooks = socket\n", err, sizeof(err), 0) == -EINVAL &&
+               strstr(err, "'socket' is not auto, per-call or raw"));
         options_free(&o);
         assert(load(&o, NULL, err, sizeof(err), 1, "--journal-exchanges") == OPTIONS_RUN &&
                o.exchanges && o.journal_exchanges && !o.config);

@@ -920,5 +920,9 @@ def check_framed_connection(cap, label, client_pid, server_pid, result, payload,
                     " (bytes EQUAL expected)" if s.data == expected else ""))
             raise TestFailure("\n".join(lines))
         assert_addressing(ss[0], who, family, loc, rem, role, sources)
+        fds = {r["fd"] for r in ss[0].records}
+        if pid == client_pid and "fd" in result and fds != {result["fd"]}:
+            raise TestFailure(f"{who}: records name fd {sorted(fds)}; the client's socket is "
+                              f"fd {result['fd']}")
         found.append(ss[0])
     return found

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: 50 concurrent TLS connections with distinct payloads are each reassembled byte-exact in both directions, on both ends, and attributed to the right connection.
+# Proves: 50 concurrent TLS connections with distinct payloads are each reassembled byte-exact in both directions, on both ends, and attributed to the right connection and client fd, with socket identity from the per-call system call tracepoints (--syscall-hooks per-call).
 
 import os
 import random
@@ -19,7 +19,12 @@ def main(t):
     sizes = rng.sample(range(1, 48 * 1024), 2 * N)
     items = [(os.urandom(sizes[2 * i]), sizes[2 * i + 1]) for i in range(N)]
 
-    t.start_loaderd()
+    # Socket identity from the per-call system call tracepoints here (every other test but
+    # test_python, which uses the raw ones, gets it from the socket tracepoints).
+    t.start_loaderd("--syscall-hooks", "per-call")
+    if not any("Sockets seen through per-call system call tracepoints" in ln
+               for ln in t.loaderd_err.lines):
+        raise TestFailure("--syscall-hooks per-call did not select the per-call tracepoints")
     server, port = t.start_server("framed", cert, key, HOST)
     # One process, 50 threads; each opens its connection, waits until all 50 are open,
     # exchanges, waits until all are done, closes.

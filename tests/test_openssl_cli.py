@@ -40,6 +40,10 @@ def main(t):
     cert, key = t.make_cert()
     port = harness.free_port(HOST)
     t.start_loaderd()
+    # Socket identity from the socket tracepoints (the default) wherever the kernel has them.
+    if os.path.exists("/sys/kernel/tracing/events/sock/sock_recv_length") and not any(
+            "Sockets seen through the socket tracepoints" in ln for ln in t.loaderd_err.lines):
+        raise TestFailure("the kernel has sock_recv_length but loaderd did not use it")
 
     server = t.spawn(["openssl", "s_server", "-accept", f"{HOST}:{port}", "-cert", cert,
                       "-key", key, "-naccept", "1", "-quiet"], name="s_server")

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: python3 ssl clients are captured byte-exact — started before tlssniff, loading libssl by dlopen after it, started after it, and over IPv6 (::1) — with the raw sys_enter/sys_exit hooks (--syscall-hooks raw; every other test uses the per-call tracepoints), which socket identity and dlopen discovery depend on.
+# Proves: python3 ssl clients are captured byte-exact — started before tlssniff, loading libssl by dlopen after it, started after it, and over IPv6 (::1) — with the raw sys_enter/sys_exit hooks (--syscall-hooks raw; test_concurrent uses the per-call system call tracepoints, every other test the socket tracepoints), which socket identity and dlopen discovery depend on.
 
 import os
 import shutil

@@ -202,7 +202,7 @@ def client(args):
                     raise RuntimeError(f"connection {i} exchange {k}: wrong reply "
                                        f"({len(reply)} of {n} B)")
             results[i] = {"i": i, "pid": os.getpid(), "local": list(tls.getsockname()[:2]),
-                          "remote": list(tls.getpeername()[:2])}
+                          "remote": list(tls.getpeername()[:2]), "fd": tls.fileno()}
             if barrier:
                 barrier.wait(30)  # keep all open until all are done
             tls.close()
