@@ -193,6 +193,6 @@ int go_return(struct pt_regs *ctx)
                 n = (long)call.num; /* never read past the caller's buffer */
         dir = spec->func == TLSSNIFF_FUNC_GO_WRITE ? TLSSNIFF_DIR_WRITE : TLSSNIFF_DIR_READ;
         ck.handle = call.conn;
-        emit_call(&ck, tid, call.buf, (__u64)n, dir, TLSSNIFF_SOURCE_GO, call.ts);
+        emit_call(&ck, NULL, tid, call.buf, (__u64)n, dir, TLSSNIFF_SOURCE_GO, call.ts);
         return 0;
 }

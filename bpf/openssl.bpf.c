@@ -994,17 +994,19 @@ static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u3
  * stamped when it began (entry_ts), a read now, when it returned (docs/output.md): a write may
  * return after the read of its answer did on another thread.
  */
-static __always_inline void emit_call(struct conn_key *key, __u32 tid, __u64 buf, __u64 moved,
-                                      __u8 dir, __u8 source, __u64 entry_ts)
+static __always_inline void emit_call(struct conn_key *key, struct conn_info *ci, __u32 tid,
+                                      __u64 buf, __u64 moved, __u8 dir, __u8 source,
+                                      __u64 entry_ts)
 {
         const struct tlssniff_filter_state *f;
-        struct conn_info *ci, fresh = {};
+        struct conn_info fresh = {};
         struct emit_ctx ec = {};
         struct scratch *s;
         __u32 zero = 0;
         __u64 base, cap;
 
-        ci = bpf_map_lookup_elem(&conns, key);
+        if (!ci)
+                ci = bpf_map_lookup_elem(&conns, key);
         if (!ci) {
                 fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
                 fresh.fd = -1;
@@ -1108,14 +1110,16 @@ int tls_return(struct pt_regs *ctx)
         key.handle = call->ssl;
         key.tgid = tgid;
         ci = bpf_map_lookup_elem(&conns, &key);
-        if (!call->resolved && (!ci || !ci->sk))
+        if (!call->resolved && (!ci || !ci->sk)) {
                 resolve_membio(&key, tid, tgid, dir);
+                ci = NULL; /* it may have replaced the element: emit_call looks it up again */
+        }
         moved = moved_bytes(ctx, spec, call);
         if (moved == 0) {
                 stat_add(STAT_ERROR_RETURNS, 1);
                 goto out;
         }
-        emit_call(&key, tid, call->buf, moved, dir, spec->source, call->ts);
+        emit_call(&key, ci, tid, call->buf, moved, dir, spec->source, call->ts);
 out:
         return 0;
 }
