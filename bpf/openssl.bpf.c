@@ -187,7 +187,7 @@ struct {
 struct io_sock {
         __u64 sk; /* struct sock *, 0 when only the fd is known (system call hooks) */
         __s32 fd; /* -1 when only the socket is known (I/O outside the system calls we know) */
-        __s32 kind; /* IO_READ or IO_WRITE: with fd IO_FD_LATER, which system call has it */
+        __s32 kind; /* IO_READ or IO_WRITE (with fd IO_FD_LATER: which system call has it) */
 };
 
 /* The fd is read from the system call's registers only when a new connection needs it. */
@@ -551,26 +551,12 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
 
         if (io->sk) {
                 sk = (struct sock *)io->sk;
-                ci = bpf_map_lookup_elem(&conns, key);
-                if (ci && ci->sk == io->sk) {
-                        __u64 *tracked = bpf_map_lookup_elem(&tracked_socks, &io->sk);
-
-                        /* The common case, checked before any walk of the fd table. */
-                        if (tracked && *tracked == ci->conn_id)
-                                return true;
-                }
-                /* A new connection: the fd is reported only if it is provably this socket's. */
-                if (fd == IO_FD_LATER)
-                        fd = syscall_fd(io->kind);
-                if (fd >= 0 && sock_from_fd(fd) != sk)
-                        fd = -1;
         } else {
                 sk = sock_from_fd(fd);
                 if (!sk)
                         return false; /* not a socket: a pipe, an eventfd, a file */
         }
         skp = (__u64)sk;
-        si = bpf_map_lookup_elem(&sock_roles, &skp);
         ci = bpf_map_lookup_elem(&conns, key);
         if (ci && ci->sk == skp) {
                 __u64 *tracked = bpf_map_lookup_elem(&tracked_socks, &skp);
@@ -583,6 +569,17 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                 if (tracked && *tracked == ci->conn_id)
                         return true;
         }
+        /*
+         * Not the connection the TLS object had: the socket's fd (found only now, off the common
+         * path) is reported only if it is provably this socket's.
+         */
+        if (io->sk) {
+                if (fd == IO_FD_LATER)
+                        fd = syscall_fd(io->kind);
+                if (fd >= 0 && sock_from_fd(fd) != sk)
+                        fd = -1;
+        }
+        si = bpf_map_lookup_elem(&sock_roles, &skp);
         if (ci && ci->sk == 0) {
                 /* First socket seen for a TLS object whose data was captured before. */
                 ci->sk = skp;
@@ -662,8 +659,8 @@ static __always_inline void note_exec_mmap(__u32 tid, unsigned long prot, int fd
         bpf_map_update_elem(&pending_mmaps, &tid, &key, BPF_ANY);
 }
 
-/* Socket I/O (kind IO_READ/IO_WRITE) by the current thread, on io's socket or fd. */
-static __always_inline int io_seen(int kind, const struct io_sock *io)
+/* Socket I/O (io->kind IO_READ/IO_WRITE) by the current thread, on io's socket or fd. */
+static __always_inline int io_seen(const struct io_sock *io)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
@@ -684,11 +681,11 @@ static __always_inline int io_seen(int kind, const struct io_sock *io)
         }
         if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
                 return 0;
-        if (kind == IO_READ) {
+        if (io->kind == IO_READ) {
                 struct io_sock last = *io;
 
                 if (last.fd == IO_FD_LATER)
-                        last.fd = syscall_fd(kind); /* the system call is gone later */
+                        last.fd = syscall_fd(io->kind); /* the system call is gone later */
                 bpf_map_update_elem(&last_read_fd, &tid, &last, BPF_ANY);
         } else {
                 struct conn_key *pk = bpf_map_lookup_elem(&pending_write, &tid);
@@ -706,11 +703,11 @@ static __always_inline int io_seen(int kind, const struct io_sock *io)
 /* A read or write system call on fd, when the system call programs learn sockets. */
 static __always_inline int io_enter(int kind, int fd)
 {
-        struct io_sock io = { .fd = fd };
+        struct io_sock io = { .fd = fd, .kind = kind };
 
         if (!io_from_syscalls)
                 return 0;
-        return io_seen(kind, &io);
+        return io_seen(&io);
 }
 
 static __always_inline int mmap_exit(long ret)
@@ -786,7 +783,7 @@ int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
 {
         struct io_sock io = { .sk = (__u64)sk, .fd = IO_FD_LATER, .kind = IO_READ };
 
-        return io_seen(IO_READ, &io);
+        return io_seen(&io);
 }
 
 SEC("tp_btf/sock_send_length")
@@ -794,7 +791,7 @@ int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
         struct io_sock io = { .sk = (__u64)sk, .fd = IO_FD_LATER, .kind = IO_WRITE };
 
-        return io_seen(IO_WRITE, &io);
+        return io_seen(&io);
 }
 
 SEC("tracepoint/syscalls/sys_enter_mmap")

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <systemd/sd-daemon.h>
 #include <bpf/libbpf.h>
 
@@ -642,10 +643,20 @@ static bool syscall_tracepoints_ready(void)
         return access(probe, R_OK) == 0;
 }
 
+/* Whether the kernel's BTF describes both socket tracepoints (read once: it is megabytes). */
 static bool socket_tracepoints_exist(void)
 {
-        return libbpf_find_vmlinux_btf_id("sock_recv_length", BPF_TRACE_RAW_TP) > 0 &&
-               libbpf_find_vmlinux_btf_id("sock_send_length", BPF_TRACE_RAW_TP) > 0;
+        struct btf *vmlinux = btf__load_vmlinux_btf();
+        bool found;
+
+        if (!vmlinux)
+                return false;
+        found = btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length",
+                                       BTF_KIND_TYPEDEF) > 0 &&
+                btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length",
+                                       BTF_KIND_TYPEDEF) > 0;
+        btf__free(vmlinux);
+        return found;
 }
 
 /* Before load: the socket programs are loaded only when they may be used. */

@@ -531,8 +531,9 @@ class Capture:
 
 
 def assert_addressing(stream, label, family, local, remote, role, role_sources=("kernel",),
-                      unknown_below=0):
-    """Every record of the stream carries this family, (ip, port) pairs and role.
+                      unknown_below=0, fd=None):
+    """Every record of the stream carries this family, (ip, port) pairs and role, and a socket
+    fd (exactly fd, when given).
 
     Records that end at or before stream offset unknown_below may instead say "not known yet"
     (fd -1, family unknown, null addresses): docs/output.md allows it for calls made before
@@ -555,8 +556,10 @@ def assert_addressing(stream, label, family, local, remote, role, role_sources=(
             f"role_source in {list(role_sources)}; {len(bad)} of {len(stream.records)} "
             f"records differ:\n  " + "\n  ".join(bad[:10]))
     fds = {r["fd"] for r in stream.records if r["offset"] + r["length"] > unknown_below}
-    if any(fd < 0 for fd in fds):
+    if any(f < 0 for f in fds):
         raise TestFailure(f"{label}: conn {stream.conn_id} has records without a socket fd {fds}")
+    if fd is not None and fds != {fd}:
+        raise TestFailure(f"{label}: records name fd {sorted(fds)}; the socket is fd {fd}")
 
 
 # ---------------------------------------------------------------- the test context
@@ -919,10 +922,7 @@ def check_framed_connection(cap, label, client_pid, server_pid, result, payload,
                 lines.append("    " + s.describe() + (
                     " (bytes EQUAL expected)" if s.data == expected else ""))
             raise TestFailure("\n".join(lines))
-        assert_addressing(ss[0], who, family, loc, rem, role, sources)
-        fds = {r["fd"] for r in ss[0].records}
-        if pid == client_pid and "fd" in result and fds != {result["fd"]}:
-            raise TestFailure(f"{who}: records name fd {sorted(fds)}; the client's socket is "
-                              f"fd {result['fd']}")
+        assert_addressing(ss[0], who, family, loc, rem, role, sources,
+                          fd=result.get("fd") if pid == client_pid else None)
         found.append(ss[0])
     return found
