@@ -35,10 +35,10 @@ char LICENSE[] SEC("license") = "GPL";
 /* Tunables, set by loaderd between open and load. */
 const volatile __u32 self_tgid = 0;
 /*
- * Data records wake loaderd only once this much is waiting; loaderd also drains every
- * TLSSNIFF_DRAIN_MS. One wakeup per record would cost more than the record.
+ * Data records wake loaderd once a CPU has written this much since it last woke it; loaderd
+ * also drains every TLSSNIFF_DRAIN_MS. One wakeup per record would cost more than the record.
  */
-const volatile __u64 wakeup_bytes = 256 << 10;
+const volatile __u64 wakeup_bytes = 128 << 10;
 
 /* Source of connection ids; only ever incremented atomically. */
 __u64 next_conn_id = 0;
@@ -107,10 +107,14 @@ struct active_call {
         __u32 pad;
 };
 
+/*
+ * Task-local: found through the task itself, without hashing, by every TLS call and every socket
+ * I/O; one per thread that ever made a TLS call, freed with the thread.
+ */
 struct {
-        __uint(type, BPF_MAP_TYPE_LRU_HASH);
-        __uint(max_entries, 16384);
-        __type(key, __u32); /* tid */
+        __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+        __uint(map_flags, BPF_F_NO_PREALLOC);
+        __type(key, int);
         __type(value, struct active_call);
 } active_calls SEC(".maps");
 
@@ -183,6 +187,9 @@ struct {
         __type(key, __u32); /* tgid */
         __type(value, __u8);
 } membio_tgids SEC(".maps");
+
+/* Set once membio_tgids has had an entry: until then socket I/O skips looking there. */
+__u32 membio_any = 0;
 
 struct io_sock {
         __u64 sk; /* struct sock *, 0 when only the fd is known (system call hooks) */
@@ -267,6 +274,7 @@ struct {
 struct scratch {
         struct tlssniff_data_record rec;
         __u8 data[TLSSNIFF_CHUNK_MAX];
+        __u64 unwoken; /* bytes this CPU wrote to the ring since it last woke loaderd */
 };
 
 struct {
@@ -360,7 +368,7 @@ SEC("uprobe")
 int tls_entry(struct pt_regs *ctx)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
-        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
+        __u32 tgid = pid_tgid >> 32;
         __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
         struct tlssniff_probe_spec *spec;
         struct active_call *cur;
@@ -376,16 +384,11 @@ int tls_entry(struct pt_regs *ctx)
         spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         if (!spec)
                 return 0;
-        cur = bpf_map_lookup_elem(&active_calls, &tid);
+        cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL,
+                                   BPF_LOCAL_STORAGE_GET_F_CREATE);
         if (!cur) {
-                static const struct active_call empty;
-
-                bpf_map_update_elem(&active_calls, &tid, &empty, BPF_NOEXIST);
-                cur = bpf_map_lookup_elem(&active_calls, &tid);
-                if (!cur) {
-                        stat_add(STAT_ENTRY_DROPS, 1);
-                        return 0;
-                }
+                stat_add(STAT_ENTRY_DROPS, 1);
+                return 0;
         }
         n = cur->n;
         /* Frames not above us on the stack belong to calls that are gone. */
@@ -669,7 +672,7 @@ static __always_inline int io_seen(const struct io_sock *io)
 
         if (tgid == self_tgid)
                 return 0;
-        call = bpf_map_lookup_elem(&active_calls, &tid);
+        call = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL, 0);
         if (call && call->n > 0 && call->n <= CALL_FRAMES) {
                 /* The innermost call in progress is the one doing this I/O. */
                 f = frame_at(call, call->n - 1);
@@ -679,7 +682,7 @@ static __always_inline int io_seen(const struct io_sock *io)
                         f->resolved = 1;
                 return 0;
         }
-        if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
+        if (!membio_any || !bpf_map_lookup_elem(&membio_tgids, &tgid))
                 return 0;
         if (io->kind == IO_READ) {
                 struct io_sock last = *io;
@@ -815,8 +818,9 @@ int tp_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(thread_exit, struct task_struct *p)
 {
+        struct task_struct *task = bpf_get_current_task_btf();
         __u32 tid = (__u32)bpf_get_current_pid_tgid();
-        struct active_call *cur = bpf_map_lookup_elem(&active_calls, &tid);
+        struct active_call *cur = bpf_task_storage_get(&active_calls, task, NULL, 0);
 
         if (cur) {
                 __u32 n = cur->n, lost = 0;
@@ -826,7 +830,7 @@ int BPF_PROG(thread_exit, struct task_struct *p)
                                 lost++;
                 if (lost)
                         stat_add(STAT_INTERRUPTED_CALLS, lost);
-                bpf_map_delete_elem(&active_calls, &tid);
+                bpf_task_storage_delete(&active_calls, task);
         }
         bpf_map_delete_elem(&last_read_fd, &tid);
         bpf_map_delete_elem(&pending_write, &tid);
@@ -883,16 +887,19 @@ int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const in
         return 0;
 }
 
-/* Wake loaderd once, by the record that takes the backlog over the mark. Waking it for every
- * record past the mark (until loaderd gets to run) cost the traced process an interrupt each:
- * a self-IPI, an exit to the hypervisor on a virtual machine. loaderd drains every few ms
- * anyway, so a wake-up lost to a race between CPUs only delays the drain. */
-static __always_inline __u64 data_wakeup_flag(__u64 size)
+/*
+ * Wake loaderd after every wakeup_bytes a CPU wrote, counted per CPU. Waking it for every
+ * record costs the traced process an interrupt each (a self-IPI, an exit to the hypervisor on a
+ * virtual machine), and asking the ring how much is waiting (bpf_ringbuf_query) reads the
+ * positions every other CPU writes: a cache miss per record. loaderd drains every few ms anyway.
+ */
+static __always_inline __u64 data_wakeup_flag(struct scratch *s, __u64 size)
 {
-        __u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-
-        return avail < wakeup_bytes && avail + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-                                                                    : BPF_RB_NO_WAKEUP;
+        s->unwoken += size;
+        if (s->unwoken < wakeup_bytes)
+                return BPF_RB_NO_WAKEUP;
+        s->unwoken = 0;
+        return BPF_RB_FORCE_WAKEUP;
 }
 
 struct emit_ctx {
@@ -927,7 +934,7 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
         }
         s->rec.stream_offset += off;
         if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len,
-                               data_wakeup_flag(sizeof(s->rec) + len)) < 0) {
+                               data_wakeup_flag(s, sizeof(s->rec) + len)) < 0) {
                 stat_add(STAT_DROP_RINGBUF_RECORDS, 1);
                 stat_add(STAT_DROP_RINGBUF_BYTES, len);
         } else {
@@ -974,8 +981,10 @@ static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u3
         struct io_sock *io;
         __u8 one = 1;
 
-        if (!bpf_map_lookup_elem(&membio_tgids, &tgid))
+        if (!bpf_map_lookup_elem(&membio_tgids, &tgid)) {
                 bpf_map_update_elem(&membio_tgids, &tgid, &one, BPF_ANY);
+                membio_any = 1;
+        }
         if (dir == TLSSNIFF_DIR_READ) {
                 io = bpf_map_lookup_elem(&last_read_fd, &tid);
                 if (io)
@@ -1075,7 +1084,7 @@ int tls_return(struct pt_regs *ctx)
         __u64 sp = PT_REGS_SP(ctx);
         __u32 n;
 
-        cur = bpf_map_lookup_elem(&active_calls, &tid);
+        cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL, 0);
         n = cur ? cur->n : 0;
         /*
          * Pop our frame: the innermost one whose entry stack pointer is not below ours less the
