@@ -861,7 +861,6 @@ def client_results(t, proc, timeout=40.0):
     return sorted(results, key=lambda r: r["i"])
 
 
-
 def capture_group_member(t, group, server, port, cert, items, ready, label):
     """Two clients of server wait; "inside" is moved into the cgroup v2 group, "outside" stays
     where it is; ready() then starts tlssniff or waits until it follows the group. Both make
@@ -890,6 +889,7 @@ def capture_group_member(t, group, server, port, cert, items, ready, label):
         raise TestFailure(f"{label} but other processes were captured: {others} "
                           f"(outside client {outside.pid}, server {server.pid})")
     return cap
+
 
 def check_framed_connection(cap, label, client_pid, server_pid, result, payload, reply_len,
                             family, client_role_sources=("kernel",),
