@@ -252,5 +252,6 @@ enum tlssniff_stat {
         STAT_OPEN_EVENT_DROPS,    /* connection-open notifications lost: ring buffer full */
         STAT_GO_NO_GOID,          /* Go probe hits whose goroutine id could not be read */
         STAT_GO_NO_FD,            /* Go calls whose socket fd could not be read from the tls.Conn */
+        STAT_FILTERED_RETURNS,    /* return probes run for filtered calls (none with sessions) */
         _STAT_MAX,
 };

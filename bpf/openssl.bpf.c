@@ -364,8 +364,12 @@ static __always_inline bool func_writes(__u8 func)
         return func == TLSSNIFF_FUNC_SSL_WRITE || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
 }
 
-SEC("uprobe")
-int tls_entry(struct pt_regs *ctx)
+/*
+ * The entry side of a TLS call: records its arguments on the thread's stack of calls in progress.
+ * Returns 1 when the call has nothing for the return side (filtered out, or not recorded): an
+ * uprobe session then skips the return probe altogether (see tls_session).
+ */
+static __always_inline int tls_entry_do(struct pt_regs *ctx)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tgid = pid_tgid >> 32;
@@ -379,16 +383,16 @@ int tls_entry(struct pt_regs *ctx)
 
         if (!is_target(tgid)) {
                 stat_add(STAT_FILTERED, 1);
-                return 0;
+                return 1;
         }
         spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         if (!spec)
-                return 0;
+                return 1;
         cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL,
                                    BPF_LOCAL_STORAGE_GET_F_CREATE);
         if (!cur) {
                 stat_add(STAT_ENTRY_DROPS, 1);
-                return 0;
+                return 1;
         }
         n = cur->n;
         /* Frames not above us on the stack belong to calls that are gone. */
@@ -400,7 +404,7 @@ int tls_entry(struct pt_regs *ctx)
         if (n >= CALL_FRAMES) {
                 cur->n = CALL_FRAMES;
                 stat_add(STAT_ENTRY_DROPS, 1);
-                return 0;
+                return 1;
         }
         tlssniff_regs_copy(&regs, ctx);
         f = frame_at(cur, n);
@@ -426,6 +430,13 @@ int tls_entry(struct pt_regs *ctx)
                         f->wrapper = 1;
         }
         cur->n = n + 1;
+        return 0;
+}
+
+SEC("uprobe")
+int tls_entry(struct pt_regs *ctx)
+{
+        tls_entry_do(ctx);
         return 0;
 }
 
@@ -1068,8 +1079,8 @@ static __always_inline void emit_call(struct conn_key *key, struct conn_info *ci
         bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk, &ec, 0);
 }
 
-SEC("uretprobe")
-int tls_return(struct pt_regs *ctx)
+/* The return side of a TLS call: pops its frame and emits the bytes it moved. */
+static __always_inline void tls_return_do(struct pt_regs *ctx)
 {
         __u64 pid_tgid = bpf_get_current_pid_tgid();
         __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
@@ -1100,12 +1111,14 @@ int tls_return(struct pt_regs *ctx)
                         cur->n = 0;
                 if (is_target(tgid))
                         stat_add(STAT_UNMATCHED_RETURN, 1);
-                return 0;
+                else
+                        stat_add(STAT_FILTERED_RETURNS, 1);
+                return;
         }
         frame = *frame_at(cur, n - 1);
         cur->n = n - 1;
         if (frame.wrapper)
-                return 0; /* the outer call reports these bytes */
+                return; /* the outer call reports these bytes */
         spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         entry_spec = bpf_map_lookup_elem(&probe_specs, &call->spec);
         if (!spec || !entry_spec || spec->func != entry_spec->func) {
@@ -1127,7 +1140,34 @@ int tls_return(struct pt_regs *ctx)
         }
         emit_call(&key, ci, tid, call->buf, moved, dir, spec->source, call->ts);
 out:
+        return;
+}
+
+SEC("uretprobe")
+int tls_return(struct pt_regs *ctx)
+{
+        tls_return_do(ctx);
         return 0;
+}
+
+/*
+ * Entry and return of one function as a single uprobe session (an uprobe_multi link with
+ * attach type BPF_TRACE_UPROBE_SESSION, kernel 6.13+), attached by loaderd in place of an
+ * uprobe + uretprobe pair at the same offset when the kernel has sessions. Same programs, one
+ * difference that matters: when the entry side returns 1 (a filtered-out process), the kernel
+ * does not hijack the return address, so a call that is not captured costs one trap instead of
+ * two. The cookie indexes one spec that holds both sides' value locations.
+ */
+extern bool bpf_session_is_return(void) __ksym __weak;
+
+SEC("uprobe")
+int tls_session(struct pt_regs *ctx)
+{
+        if (bpf_session_is_return()) {
+                tls_return_do(ctx);
+                return 0;
+        }
+        return tls_entry_do(ctx);
 }
 
 #include "go.bpf.h"

@@ -24,6 +24,7 @@ static const char *const kernel_names[_STAT_MAX] = {
         [STAT_OPEN_EVENT_DROPS] = "drop_open_events",
         [STAT_GO_NO_GOID] = "go_no_goid",
         [STAT_GO_NO_FD] = "go_calls_without_fd",
+        [STAT_FILTERED_RETURNS] = "returns_filtered",
 };
 
 const char *stat_kernel_name(enum tlssniff_stat s)

@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -175,9 +176,15 @@ static void check_ready(struct loaderd *l)
         msgpack_sbuffer_destroy(&sb);
 }
 
+/* Probes of the plan attached to tf: an uprobe session is an entry and a return probe. */
+static unsigned file_probes(const struct traced_file *tf)
+{
+        return tf->n_links + 2 * tf->n_sessions;
+}
+
 static void report_attached(struct loaderd *l, struct traced_file *tf, const char *error)
 {
-        struct msg_attached m = { .file_id = tf->id, .probes = tf->n_links };
+        struct msg_attached m = { .file_id = tf->id, .probes = file_probes(tf) };
         msgpack_sbuffer sb;
 
         snprintf(m.error, sizeof(m.error), "%s", error ? error : "");
@@ -187,9 +194,95 @@ static void report_attached(struct loaderd *l, struct traced_file *tf, const cha
         msgpack_sbuffer_destroy(&sb);
 }
 
+/*
+ * The bpf() attribute of an uprobe_multi link, as in the kernel's union bpf_attr (link_create):
+ * Debian 12's libbpf 1.1 and uapi headers predate uprobe_multi links (Linux 6.6) and uprobe
+ * sessions (BPF_TRACE_UPROBE_SESSION, Linux 6.13), so loaderd makes the system call itself.
+ */
+struct link_create_uprobe_multi {
+        uint32_t prog_fd;
+        uint32_t target_fd;
+        uint32_t attach_type;
+        uint32_t flags;
+        uint64_t path;
+        uint64_t offsets;
+        uint64_t ref_ctr_offsets;
+        uint64_t cookies;
+        uint32_t cnt;
+        uint32_t multi_flags;
+        uint32_t pid;
+        uint32_t pad;
+};
+#define ATTACH_TYPE_UPROBE_SESSION 57 /* enum bpf_attach_type, Linux 6.13 */
+
+static int attach_session(int prog_fd, const char *path, uint64_t offset, uint64_t cookie)
+{
+        struct link_create_uprobe_multi a = {
+                .prog_fd = (uint32_t)prog_fd,
+                .attach_type = ATTACH_TYPE_UPROBE_SESSION,
+                .path = (uint64_t)(uintptr_t)path,
+                .offsets = (uint64_t)(uintptr_t)&offset,
+                .cookies = (uint64_t)(uintptr_t)&cookie,
+                .cnt = 1,
+        };
+        int fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof(a)); /* CLOEXEC: bpf's own */
+
+        return fd < 0 ? -errno : fd;
+}
+
+/*
+ * The other half of an entry + uretprobe pair that probe i is part of (the same function at the
+ * same offset), not yet attached; -1: none.
+ */
+static int plan_pair_of(const struct msg_plan *plan, uint32_t i, const bool *used)
+{
+        const struct msg_probe *a = &plan->probes[i];
+        uint8_t other;
+
+        if (plan->has_go || (a->kind != TLSSNIFF_PROBE_ENTRY && a->kind != TLSSNIFF_PROBE_RETURN))
+                return -1;
+        other = a->kind == TLSSNIFF_PROBE_ENTRY ? TLSSNIFF_PROBE_RETURN : TLSSNIFF_PROBE_ENTRY;
+        for (uint32_t j = 0; j < plan->n_probes; j++) {
+                const struct msg_probe *p = &plan->probes[j];
+
+                if (!used[j] && p->kind == other && p->offset == a->offset && p->func == a->func)
+                        return (int)j;
+        }
+        return -1;
+}
+
+/* One probe of the plan as its own uprobe (or uretprobe), running the program for its kind. */
+static int attach_one(struct loaderd *l, struct traced_file *tf, const char *fdpath, bool go,
+                      const struct msg_probe *p, uint32_t idx, char *err, size_t err_size)
+{
+        LIBBPF_OPTS(bpf_uprobe_opts, uo);
+        struct bpf_program *prog;
+        int r;
+
+        uo.retprobe = p->kind == TLSSNIFF_PROBE_RETURN;
+        uo.bpf_cookie = idx;
+        /* A placed return probe is a plain uprobe running the return program. */
+        if (go)
+                prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.go_entry
+                                                       : l->skel->progs.go_return;
+        else
+                prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
+                                                       : l->skel->progs.tls_return;
+        tf->links[tf->n_links] = bpf_program__attach_uprobe_opts(prog, -1, fdpath, p->offset, &uo);
+        if (!tf->links[tf->n_links]) {
+                r = -errno;
+                snprintf(err, err_size, "uprobe at 0x%llx: %s", (unsigned long long)p->offset,
+                         strerror(-r));
+                return r;
+        }
+        tf->n_links++;
+        return 0;
+}
+
 static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan,
                        char *err, size_t err_size)
 {
+        _cleanup_free_ bool *used = NULL;
         char fdpath[64];
         int r;
 
@@ -198,7 +291,9 @@ static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct m
                 return -ENODEV; /* unit tests and the fuzzer drive the handler without one */
         }
         tf->links = calloc(plan->n_probes, sizeof(*tf->links));
-        if (!tf->links)
+        tf->session_fds = calloc(plan->n_probes, sizeof(*tf->session_fds));
+        used = calloc(plan->n_probes, sizeof(*used));
+        if (!tf->links || !tf->session_fds || !used)
                 return -ENOMEM;
         if (plan->has_go) {
                 /* The executable's own offsets, found by the programs through the spec's file. */
@@ -212,47 +307,64 @@ static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct m
         /* The probe goes on the very file loaderd opened, whatever its path is now. */
         snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", tf->fd);
         for (uint32_t i = 0; i < plan->n_probes; i++) {
-                const struct msg_probe *p = &plan->probes[i];
+                const struct msg_probe *p = &plan->probes[i], *ret = NULL;
                 struct tlssniff_probe_spec spec = {
                         .func = p->func,
                         .kind = p->kind,
                         .source = plan->has_go ? TLSSNIFF_SOURCE_GO : TLSSNIFF_SOURCE_OPENSSL,
                         .file = tf->id,
                 };
-                LIBBPF_OPTS(bpf_uprobe_opts, uo);
-                struct bpf_program *prog;
                 uint32_t idx;
+                int pair;
 
+                if (used[i])
+                        continue; /* the other half of a pair attached before */
+                used[i] = true;
                 if (l->next_spec >= TLSSNIFF_PROBE_SPECS_MAX) {
                         snprintf(err, err_size, "probe spec table full");
                         return -ENOSPC;
                 }
                 idx = l->next_spec++;
+                pair = l->sessions ? plan_pair_of(plan, i, used) : -1;
+                if (pair >= 0) {
+                        /* One spec for both halves: the entry's arguments, the return's result. */
+                        used[pair] = true;
+                        if (p->kind == TLSSNIFF_PROBE_RETURN) {
+                                ret = p;
+                                p = &plan->probes[pair];
+                        } else {
+                                ret = &plan->probes[pair];
+                        }
+                        spec.kind = TLSSNIFF_PROBE_ENTRY;
+                }
                 memcpy(spec.loc, p->loc, sizeof(spec.loc));
+                if (ret)
+                        spec.loc[TLSSNIFF_ARG_RESULT] = ret->loc[TLSSNIFF_ARG_RESULT];
                 r = bpf_map__update_elem(l->skel->maps.probe_specs, &idx, sizeof(idx), &spec,
                                          sizeof(spec), BPF_ANY);
                 if (r < 0) {
                         snprintf(err, err_size, "probe spec update: %s", strerror(-r));
                         return r;
                 }
-                uo.retprobe = p->kind == TLSSNIFF_PROBE_RETURN;
-                uo.bpf_cookie = idx;
-                /* A placed return probe is a plain uprobe running the return program. */
-                if (plan->has_go)
-                        prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.go_entry
-                                                               : l->skel->progs.go_return;
-                else
-                        prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
-                                                               : l->skel->progs.tls_return;
-                tf->links[tf->n_links] =
-                        bpf_program__attach_uprobe_opts(prog, -1, fdpath, p->offset, &uo);
-                if (!tf->links[tf->n_links]) {
-                        r = -errno;
-                        snprintf(err, err_size, "uprobe at 0x%llx: %s",
-                                 (unsigned long long)p->offset, strerror(-r));
-                        return r;
+                if (ret) {
+                        r = attach_session(bpf_program__fd(l->skel->progs.tls_session), fdpath,
+                                           p->offset, idx);
+                        if (r >= 0) {
+                                tf->session_fds[tf->n_sessions++] = r;
+                                continue;
+                        }
+                        /* Both halves then go on separately, with the same spec. */
+                        log_warning_errno(r, "Failed to attach an uprobe session to %s at 0x%llx, "
+                                             "using an uprobe and a uretprobe from now on: %m",
+                                          tf->path, (unsigned long long)p->offset);
+                        l->sessions = false;
+                        r = attach_one(l, tf, fdpath, false, ret, idx, err, err_size);
+                        if (r < 0)
+                                return r;
                 }
-                tf->n_links++;
+                r = attach_one(l, tf, fdpath, plan->has_go, p, idx, err, err_size);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -264,6 +376,11 @@ static void detach_file(struct traced_file *tf)
         free(tf->links);
         tf->links = NULL;
         tf->n_links = 0;
+        for (unsigned i = 0; i < tf->n_sessions; i++)
+                safe_close(tf->session_fds[i]);
+        free(tf->session_fds);
+        tf->session_fds = NULL;
+        tf->n_sessions = 0;
 }
 
 static int refuse(struct loaderd *l, uint16_t type, int error, const char *why)
@@ -353,9 +470,10 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
                 goto done;
         }
         tf->state = FILE_ATTACHED;
-        l->probes_attached += tf->n_links;
-        log_struct_id(LOG_INFO, MID_PROBE_ATTACHED, "Attached %u probes to %s (%s; %s).",
-                      tf->n_links, tf->path, plan->library, plan->reason);
+        l->probes_attached += file_probes(tf);
+        log_struct_id(LOG_INFO, MID_PROBE_ATTACHED, "Attached %u probes to %s (%s; %s%s).",
+                      file_probes(tf), tf->path, plan->library, plan->reason,
+                      tf->n_sessions ? "; entry and return as uprobe sessions" : "");
         report_attached(l, tf, NULL);
 done:
         if (tf->state != FILE_ATTACHED)
@@ -475,6 +593,8 @@ static void keep_restart_settings(const struct options *old, struct options *n, 
              n->ringbuf_size = old->ringbuf_size);
         KEEP(old->syscall_hooks != n->syscall_hooks, "syscall-hooks",
              n->syscall_hooks = old->syscall_hooks);
+        KEEP(old->uprobe_sessions != n->uprobe_sessions, "uprobe-sessions",
+             n->uprobe_sessions = old->uprobe_sessions);
         KEEP(old->exchanges != n->exchanges, "exchanges", n->exchanges = old->exchanges);
         KEEP(old->placement_fallback != n->placement_fallback, "placement",
              n->placement_fallback = old->placement_fallback);
@@ -643,29 +763,69 @@ static bool syscall_tracepoints_ready(void)
         return access(probe, R_OK) == 0;
 }
 
-/* Whether the kernel's BTF describes both socket tracepoints (read once: it is megabytes). */
-static bool socket_tracepoints_exist(void)
-{
-        struct btf *vmlinux = btf__load_vmlinux_btf();
-        bool found;
+/* What loaderd looks for in the kernel's BTF (read once: it is megabytes). */
+struct kernel_features {
+        bool socket_tracepoints; /* sock_recv_length and sock_send_length */
+        bool uprobe_sessions;    /* BPF_TRACE_UPROBE_SESSION and bpf_session_is_return() */
+};
 
-        if (!vmlinux)
+static bool btf_enum_has(const struct btf *btf, const char *type, const char *value)
+{
+        int id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+        const struct btf_type *t;
+
+        if (id <= 0)
                 return false;
-        found = btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length",
-                                       BTF_KIND_TYPEDEF) > 0 &&
-                btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length",
-                                       BTF_KIND_TYPEDEF) > 0;
-        btf__free(vmlinux);
-        return found;
+        t = btf__type_by_id(btf, (__u32)id);
+        for (unsigned i = 0; t && i < btf_vlen(t); i++)
+                if (strcmp(btf__name_by_offset(btf, btf_enum(t)[i].name_off), value) == 0)
+                        return true;
+        return false;
 }
 
-/* Before load: the socket programs are loaded only when they may be used. */
-static void prepare_syscall_hooks(struct loaderd *l)
+static struct kernel_features kernel_features_read(void)
 {
-        bool socket = l->opt.syscall_hooks == SYSCALL_HOOKS_AUTO && socket_tracepoints_exist();
+        struct btf *vmlinux = btf__load_vmlinux_btf();
+        struct kernel_features k = {};
+
+        if (!vmlinux)
+                return k;
+        k.socket_tracepoints =
+                btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) >
+                        0 &&
+                btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) >
+                        0;
+        k.uprobe_sessions =
+                btf_enum_has(vmlinux, "bpf_attach_type", "BPF_TRACE_UPROBE_SESSION") &&
+                btf__find_by_name_kind(vmlinux, "bpf_session_is_return", BTF_KIND_FUNC) > 0;
+        btf__free(vmlinux);
+        return k;
+}
+
+/*
+ * Before load: the socket programs are loaded only when they may be used; the session program
+ * only where the kernel has uprobe sessions (its attach type is set here: libbpf 1.1 has no
+ * section name for it).
+ */
+static void prepare_programs(struct loaderd *l)
+{
+        struct kernel_features k = kernel_features_read();
+        bool socket = l->opt.syscall_hooks == SYSCALL_HOOKS_AUTO && k.socket_tracepoints;
 
         bpf_program__set_autoload(l->skel->progs.sock_recv, socket);
         bpf_program__set_autoload(l->skel->progs.sock_send, socket);
+        l->sessions = l->opt.uprobe_sessions && k.uprobe_sessions;
+        bpf_program__set_autoload(l->skel->progs.tls_session, l->sessions);
+        if (l->sessions)
+                bpf_program__set_expected_attach_type(l->skel->progs.tls_session,
+                                                      (enum bpf_attach_type)ATTACH_TYPE_UPROBE_SESSION);
+        if (!l->opt.uprobe_sessions)
+                log_info("Entry and return probes attached separately (--uprobe-sessions=no).");
+        else if (!l->sessions)
+                log_info("The kernel has no uprobe sessions: entry and return probes attached "
+                         "separately.");
+        else
+                log_info("Entry and return probes at the same place attached as uprobe sessions.");
 }
 
 static void choose_syscall_hooks(struct openssl_bpf *skel, bool socket, bool per_call)
@@ -890,7 +1050,7 @@ static int setup_bpf(struct loaderd *l)
         r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
         if (r < 0)
                 return log_error_errno(r, "Failed to size the ring buffer: %m");
-        prepare_syscall_hooks(l);
+        prepare_programs(l);
         r = openssl_bpf__load(skel);
         if (r < 0)
                 return log_error_errno(r, "Failed to load the BPF programs (needs root, BPF and "

@@ -60,6 +60,8 @@ struct traced_file {
         uint8_t kind; /* enum msg_file_kind */
         unsigned n_links;
         struct bpf_link **links;
+        unsigned n_sessions; /* uprobe sessions: each one entry + return probe of the plan */
+        int *session_fds;
         char *path;
 };
 
@@ -74,6 +76,7 @@ struct loaderd {
          * what is in between when it dies is counted as lost (loaderd_analyzer_lost_...). */
         uint64_t analyzer_sent_bytes, analyzer_done_bytes, analyzer_lost_bytes;
         struct openssl_bpf *skel;
+        bool sessions; /* entry + uretprobe pairs attached as uprobe sessions */
         struct ring_buffer *rb;
         /* The ring buffer's consumer and producer positions (read-only maps of its first two
          * pages), for its fill level in the stats; NULL when they could not be mapped. */

@@ -39,6 +39,7 @@ enum {
         OPT_PREVIEW,
         OPT_SECRETS,
         OPT_SYSCALL_HOOKS,
+        OPT_UPROBE_SESSIONS,
         OPT_CACHE_DIR,
         OPT_JOURNAL_EXCHANGES,
         OPT_UNIT,
@@ -65,6 +66,7 @@ static const struct setting settings[] = {
         { "ringbuf-size", "capture", OPT_RINGBUF, false, false },
         { "placement", "capture", OPT_PLACEMENT, false, false },
         { "syscall-hooks", "capture", OPT_SYSCALL_HOOKS, false, false },
+        { "uprobe-sessions", "capture", OPT_UPROBE_SESSIONS, true, false },
         { "json", "output", OPT_JSON, true, false },
         { "output", "output", OPT_OUTPUT, false, false },
         { "max-print", "output", OPT_MAX_PRINT, false, false },
@@ -130,6 +132,10 @@ void options_help(void)
                "                           tracepoints for mmap (tracefs, mounted if needed);\n"
                "                           per-call: those for both; raw: raw sys_enter/\n"
                "                           sys_exit (every system call pays)\n"
+               "      --uprobe-sessions[=no]  an uprobe and the uretprobe at the same place as one\n"
+               "                           uprobe session where the kernel has them (yes), so\n"
+               "                           calls of processes filtered out skip the return\n"
+               "                           probe; no: always a separate uprobe and uretprobe\n"
                "      --placement MODE     auto: probes where the analysis proves them cheap\n"
                "                           (default); fallback: entry + uretprobe on every\n"
                "                           function (slower; for comparison)\n"
@@ -169,6 +175,7 @@ void options_defaults(struct options *o)
                 .cache_dir = "/var/cache/tlssniff",
                 .log_target = LOG_TARGET_AUTO,
                 .log_level = LOG_INFO,
+                .uprobe_sessions = true,
         };
 }
 
@@ -293,6 +300,9 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 break;
         case OPT_EXCHANGES:
                 o->exchanges = on;
+                break;
+        case OPT_UPROBE_SESSIONS:
+                o->uprobe_sessions = on;
                 break;
         case OPT_NO_DATA:
                 o->no_data = on;

@@ -29,6 +29,7 @@ struct options {
         bool exchanges, no_data, show_secrets;
         bool journal_exchanges; /* --journal-exchanges (implies --exchanges) */
         enum syscall_hooks syscall_hooks; /* --syscall-hooks */
+        bool uprobe_sessions;   /* --uprobe-sessions (default yes): where the kernel has them */
         bool check_config;      /* --check-config: read the settings, say whether they are good */
         unsigned body_preview;
         const char *output;
