@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 # Proves: --comm and --cgroup select processes in the kernel: with --comm curl only curl's
 # traffic is captured (not the python3 server's, not a python3 client's); with --cgroup only
-# the process placed in that cgroup v2 group is captured, exactly.
+# the process placed in that cgroup v2 group is captured, exactly. A filtered-out call costs no
+# return probe where the kernel has uprobe sessions (kernel_returns_filtered stays 0), and one
+# with --uprobe-sessions=no.
 
 import os
 
@@ -43,10 +45,40 @@ def cgroup_filter(t, cert, key):
         harness.log("--cgroup: only the process in the group captured")
 
 
+def filtered_returns(t, cert, key):
+    for sessions in ("yes", "no"):
+        t.start_loaderd("--comm", "no-such-comm", f"--uprobe-sessions={sessions}")
+        server, port = t.start_server("framed", cert, key, HOST)
+        py = harness.spawn_client(t, "py-client", port, [(os.urandom(700), 900)] * 3, cert)
+        harness.client_results(t, py)
+        t.stop_server(server)
+        log = "\n".join(t.loaderd_err.lines)
+        cap = t.stop_loaderd()
+        st = cap.stats or {}
+        calls, rets = st.get("kernel_calls_filtered", 0), st.get("kernel_returns_filtered", -1)
+        if cap.records:
+            raise TestFailure(f"--comm no-such-comm captured {len(cap.records)} records")
+        if calls < 6:
+            raise TestFailure(f"sessions={sessions}: {calls} calls filtered, 6 or more expected")
+        if sessions == "no" or "The kernel has no uprobe sessions" in log:
+            # Every filtered call still ran its return probe (a call the server was inside
+            # when it was stopped has none).
+            if not 0 < rets <= calls:
+                raise TestFailure(f"sessions={sessions}: {rets} filtered returns for {calls} "
+                                  "filtered calls")
+        else:
+            if "as uprobe sessions" not in log:
+                raise TestFailure("the kernel has uprobe sessions but they were not used")
+            if rets != 0:
+                raise TestFailure(f"uprobe sessions: {rets} return probes ran for filtered calls")
+        harness.log(f"uprobe sessions {sessions}: {calls} calls filtered, {rets} returns ran")
+
+
 def main(t):
     cert, key = t.make_cert()
     comm_filter(t, cert, key)
     cgroup_filter(t, cert, key)
+    filtered_returns(t, cert, key)
 
 
 if __name__ == "__main__":

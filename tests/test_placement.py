@@ -254,7 +254,8 @@ def run_go(t, mode, tc, exe, port):
 
 
 def run_mode(t, mode, cert, key, port, data):
-    extra = ["--placement", "fallback"] if mode == "fallback" else []
+    # fallback: plain entry uprobes and uretprobes, as separate probes (no uprobe sessions).
+    extra = ["--placement", "fallback", "--uprobe-sessions=no"] if mode == "fallback" else []
     t.start_loaderd(*extra)
     runs = {}
     payloads = data["payloads"]
@@ -349,6 +350,15 @@ def main(t):
         if not line or "SSL_read callee" not in line[0] or "SSL_write_ex callee" not in line[0]:
             raise TestFailure(f"auto mode did not place the probes of {lib} on its internal "
                               f"functions; the comparison would prove nothing: {line}")
+    # Where the kernel has uprobe sessions, auto mode uses them for its entry + return pairs, so
+    # the comparison below is also sessions against separate uprobes and uretprobes.
+    if "The kernel has no uprobe sessions" not in auto_log:
+        for lib in ("libssl.so.3", "libssl.so.1.1"):
+            line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f"({lib};" in ln]
+            if "as uprobe sessions" not in line[0]:
+                raise TestFailure(f"auto mode did not attach {lib}'s probes as sessions: {line}")
+    if "as uprobe sessions" in fb_log or "attached separately (--uprobe-sessions=no)" not in fb_log:
+        raise TestFailure("--uprobe-sessions=no still attached uprobe sessions")
     if "per-call tracepoints" not in auto_log:
         raise TestFailure("loaderd did not use the per-call system call tracepoints")
     if "Probe placement in" not in auto_log or "callee: the internal function" not in auto_log:
