@@ -21,7 +21,7 @@ static void on_assembled(const struct message *m, void *userdata)
 {
         struct analyzer *a = userdata;
 
-        (void)identity_submit(&a->identity, m, now_monotonic_ns());
+        (void)identity_submit(&a->identity, m, a->frame_now_ns);
 }
 
 static void on_message(const struct message *m, void *userdata)
@@ -39,7 +39,7 @@ static void on_message(const struct message *m, void *userdata)
                         rs = ROLE_SOURCE_LISTEN;
                 }
         }
-        conn_table_message(&a->conns, m, role, now_monotonic_ns());
+        conn_table_message(&a->conns, m, role, a->frame_now_ns);
         if (!a->opt.no_data && output_message(&a->out, m, role, rs) < 0)
                 a->output_errors++;
         if (tail_wants(&a->tail, TAIL_KIND_DATA))
@@ -372,7 +372,11 @@ static int on_record(const uint8_t *rec, size_t len, void *userdata)
 
 static int on_l_records(struct analyzer *a, const uint8_t *body, size_t n)
 {
-        int r = msg_records_foreach(body, n, on_record, a);
+        int r;
+
+        /* One clock read a frame, not two a message: the holds it times last 200-500 ms. */
+        a->frame_now_ns = now_monotonic_ns();
+        r = msg_records_foreach(body, n, on_record, a);
 
         a->records_frame_bytes += n;
         if (r >= 0) {
@@ -641,9 +645,10 @@ int analyzer_run(struct analyzer *a)
         for (;;) {
                 bool eof;
 
-                identity_expire(&a->identity, now_monotonic_ns(), false);
+                a->frame_now_ns = now_monotonic_ns();
+                identity_expire(&a->identity, a->frame_now_ns, false);
                 if (a->conns.buckets)
-                        conn_table_expire(&a->conns, now_monotonic_ns());
+                        conn_table_expire(&a->conns, a->frame_now_ns);
                 r = frame_reader_fill(&a->in, a->sock);
                 if (r == -EAGAIN) {
                         struct pollfd p[2 + TAIL_SUBSCRIBERS_MAX] = {
@@ -687,8 +692,9 @@ int analyzer_run(struct analyzer *a)
                 if (eof)
                         break;
         }
+        a->frame_now_ns = now_monotonic_ns();
         assembler_flush(&a->asmb);
-        identity_expire(&a->identity, now_monotonic_ns(), true);
+        identity_expire(&a->identity, a->frame_now_ns, true);
         if (a->conns.buckets)
                 conn_table_done(&a->conns); /* pending exchanges, as incomplete */
         write_final_stats(a);

@@ -1,4 +1,4 @@
-/* Unit test: the JSON data line, byte for byte, and the address formatting it uses. */
+/* Unit test: the JSON data line, byte for byte, and the address and base64 formatting it uses. */
 #undef NDEBUG
 #include <arpa/inet.h>
 #include <assert.h>
@@ -190,8 +190,51 @@ static void test_writeback(void)
         close(p[0]);
 }
 
+/* RFC 4648's vectors, then every length 0..200 of pseudo-random bytes against the plain
+ * one-character-per-6-bits encoder (the fast path takes 6 bytes a step, the tail 3 or fewer). */
+static void test_base64(void)
+{
+        static const char *const vectors[][2] = { { "", "" },          { "f", "Zg==" },
+                                                  { "fo", "Zm8=" },    { "foo", "Zm9v" },
+                                                  { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+                                                  { "foobar", "Zm9vYmFy" } };
+        static const char alphabet[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        uint8_t in[200];
+        char out[300], want[300];
+        uint32_t x = 12345;
+
+        for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+                size_t n = base64_encode((const uint8_t *)vectors[i][0], strlen(vectors[i][0]),
+                                         out);
+
+                assert(n == strlen(vectors[i][1]) && strcmp(out, vectors[i][1]) == 0);
+        }
+        for (size_t i = 0; i < sizeof(in); i++) {
+                x = x * 1103515245u + 12345u;
+                in[i] = (uint8_t)(x >> 16);
+        }
+        for (size_t n = 0; n <= sizeof(in); n++) {
+                size_t k = 0;
+
+                for (size_t i = 0; i < n; i += 3) {
+                        uint32_t v = (uint32_t)in[i] << 16 |
+                                     (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                                     (i + 2 < n ? in[i + 2] : 0);
+
+                        want[k++] = alphabet[v >> 18];
+                        want[k++] = alphabet[(v >> 12) & 63];
+                        want[k++] = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
+                        want[k++] = i + 2 < n ? alphabet[v & 63] : '=';
+                }
+                want[k] = '\0';
+                assert(base64_encode(in, n, out) == k && strcmp(out, want) == 0);
+        }
+}
+
 int main(void)
 {
+        test_base64();
         test_writeback();
         test_json_string();
         test_addresses();
