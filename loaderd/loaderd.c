@@ -913,7 +913,7 @@ static int update_rb_polling(struct loaderd *l)
         if (pause != l->rb_paused) {
                 l->rb_paused = pause;
                 if (epoll_ctl(l->epoll_fd, pause ? EPOLL_CTL_DEL : EPOLL_CTL_ADD,
-                              ring_buffer__epoll_fd(l->rb), &ev) < 0)
+                              l->ring.map_fd, &ev) < 0)
                         return -errno;
         }
         if (frame_writer_pending(&l->out) > 0)
@@ -944,35 +944,10 @@ static void read_kernel_stats(struct loaderd *l, uint64_t out[_STAT_MAX])
         free(vals);
 }
 
-/* The positions libbpf's consumer and the kernel's producer have reached, for the fill level. */
-static void map_ring_positions(struct loaderd *l)
-{
-        long page = sysconf(_SC_PAGESIZE);
-        int fd = bpf_map__fd(l->skel->maps.events);
-        void *c, *p;
-
-        c = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
-        p = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, page);
-        if (c == MAP_FAILED || p == MAP_FAILED) {
-                log_debug("Cannot map the ring buffer's positions, no fill level: %m");
-                if (c != MAP_FAILED)
-                        munmap(c, (size_t)page);
-                if (p != MAP_FAILED)
-                        munmap(p, (size_t)page);
-                return;
-        }
-        l->rb_consumer = c;
-        l->rb_producer = p;
-}
-
 static uint64_t ring_used(struct loaderd *l)
 {
-        uint64_t used;
+        uint64_t used = ringbuf_reader_used(&l->ring);
 
-        if (!l->rb_consumer)
-                return 0;
-        used = __atomic_load_n(l->rb_producer, __ATOMIC_ACQUIRE) -
-               __atomic_load_n(l->rb_consumer, __ATOMIC_ACQUIRE);
         if (used > l->rb_used_max)
                 l->rb_used_max = used;
         return used;
@@ -1064,10 +1039,10 @@ static int setup_bpf(struct loaderd *l)
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the tracepoints: %m");
 
-        l->rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_sample, l, NULL);
-        if (!l->rb)
-                return log_error_errno(errno, "Failed to set up the ring buffer: %m");
-        map_ring_positions(l);
+        r = ringbuf_reader_open(bpf_map__fd(skel->maps.events),
+                                bpf_map__max_entries(skel->maps.events), &l->ring);
+        if (r < 0)
+                return log_error_errno(r, "Failed to map the ring buffer: %m");
         return 0;
 }
 
@@ -1270,7 +1245,7 @@ static void shutdown_analyzer(struct loaderd *l)
 
         if (l->sock < 0)
                 return;
-        (void)ring_buffer__consume(l->rb);
+        (void)ringbuf_reader_consume(&l->ring, on_sample, l);
         (void)flush_records(l);
         send_stats(l);
         for (int i = 0; i < 500 && frame_writer_pending(&l->out) > 0; i++) {
@@ -1316,7 +1291,7 @@ static int loop(struct loaderd *l)
                 for (int i = 0; i < n; i++) {
                         switch (evs[i].data.u32) {
                         case EV_RINGBUF:
-                                r = ring_buffer__consume(l->rb);
+                                r = ringbuf_reader_consume(&l->ring, on_sample, l);
                                 if (r < 0 && r != -EAGAIN)
                                         return log_error_errno(r, "Ring buffer: %m");
                                 break;
@@ -1380,7 +1355,7 @@ static int loop(struct loaderd *l)
                 }
                 /* Data records do not wake us until 256 KiB wait: drain them every turn. */
                 if (!l->rb_paused) {
-                        r = ring_buffer__consume(l->rb);
+                        r = ringbuf_reader_consume(&l->ring, on_sample, l);
                         if (r < 0 && r != -EAGAIN)
                                 return log_error_errno(r, "Ring buffer: %m");
                 }
@@ -1437,7 +1412,7 @@ int loaderd_run(struct options *opt, int argc, char **argv)
                 goto out;
         }
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_RINGBUF };
-        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(l.rb), &ev);
+        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.ring.map_fd, &ev);
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
         epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.signal_fd, &ev);
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_TIMER };
@@ -1454,8 +1429,7 @@ int loaderd_run(struct options *opt, int argc, char **argv)
         r = loop(&l);
 out:
         (void)sd_notify(false, "STOPPING=1");
-        if (l.rb)
-                (void)ring_buffer__consume(l.rb);
+        (void)ringbuf_reader_consume(&l.ring, on_sample, &l);
         shutdown_analyzer(&l);
         if (r >= 0 && l.analyzer_failed)
                 r = -EIO;
@@ -1465,11 +1439,7 @@ out:
                 free(l.files[i].path);
         }
         free(l.files);
-        ring_buffer__free(l.rb);
-        if (l.rb_consumer) {
-                munmap((void *)l.rb_consumer, (size_t)sysconf(_SC_PAGESIZE));
-                munmap((void *)l.rb_producer, (size_t)sysconf(_SC_PAGESIZE));
-        }
+        ringbuf_reader_close(&l.ring);
         openssl_bpf__destroy(l.skel);
         frame_reader_done(&l.in);
         frame_writer_done(&l.out);

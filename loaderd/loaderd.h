@@ -17,6 +17,7 @@
 #include "elfseg.h"
 
 #include "options.h"
+#include "ringbuf.h"
 
 #define LOADERD_RECORDS_BATCH (512u << 10) /* flush a records frame at this size */
 #define LOADERD_BACKLOG_HIGH (16u << 20)   /* stop draining the ring buffer above this */
@@ -77,10 +78,7 @@ struct loaderd {
         uint64_t analyzer_sent_bytes, analyzer_done_bytes, analyzer_lost_bytes;
         struct openssl_bpf *skel;
         bool sessions; /* entry + uretprobe pairs attached as uprobe sessions */
-        struct ring_buffer *rb;
-        /* The ring buffer's consumer and producer positions (read-only maps of its first two
-         * pages), for its fill level in the stats; NULL when they could not be mapped. */
-        const uint64_t *rb_consumer, *rb_producer;
+        struct ringbuf_reader ring; /* the BPF ring buffer, mapped (ringbuf.h) */
         uint64_t rb_used_max;
         uint64_t started_ns; /* CLOCK_MONOTONIC */
         int epoll_fd;

@@ -1,0 +1,132 @@
+/*
+ * Unit test: loaderd's ring buffer drain on memory laid out as the kernel lays out a ring
+ * (records that wrap, records still being written, discarded ones, a consumer that stops).
+ */
+#undef NDEBUG
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringbuf.h"
+
+#define SIZE 4096u
+#define BUSY (1u << 31)
+#define DISCARD (1u << 30)
+
+struct ring {
+        uint64_t consumer, producer;
+        uint8_t data[2 * SIZE]; /* the data area and its mirror, as the kernel maps it */
+};
+
+static void put(struct ring *r, uint64_t pos, const void *src, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                size_t at = (size_t)((pos + i) & (SIZE - 1));
+
+                r->data[at] = ((const uint8_t *)src)[i];
+                r->data[at + SIZE] = ((const uint8_t *)src)[i];
+        }
+}
+
+/* Reserves and commits (unless flags say otherwise) one record of n bytes of value v. */
+static uint64_t produce(struct ring *r, size_t n, uint8_t v, uint32_t flags)
+{
+        uint64_t at = r->producer;
+        uint32_t hdr[2] = { (uint32_t)n | flags, 0 };
+        uint8_t body[SIZE];
+
+        memset(body, v, n);
+        put(r, at, hdr, sizeof(hdr));
+        put(r, at + 8, body, n);
+        r->producer += (8 + n + 7) & ~(size_t)7;
+        return at;
+}
+
+struct seen {
+        unsigned n;
+        size_t len[64];
+        uint8_t val[64];
+        int stop_at; /* fail on this record (1-based), 0: never */
+};
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+        struct seen *s = ctx;
+        const uint8_t *p = data;
+
+        for (size_t i = 0; i < size; i++)
+                assert(p[i] == p[0]);
+        s->len[s->n] = size;
+        s->val[s->n] = size ? p[0] : 0;
+        s->n++;
+        return (int)s->n == s->stop_at ? -EAGAIN : 0;
+}
+
+static int drain(struct ring *r, struct seen *s)
+{
+        return ringbuf_consume_mem(&r->consumer, &r->producer, r->data, SIZE, on_sample, s);
+}
+
+int main(void)
+{
+        struct ring *r = calloc(1, sizeof(*r));
+        struct seen s = {};
+        uint64_t busy;
+
+        assert(r);
+        /* Empty. */
+        assert(drain(r, &s) == 0 && s.n == 0);
+
+        /* Lengths 0..40 (padding to 8), in order, contents exact. */
+        for (unsigned i = 0; i <= 40; i += 5)
+                produce(r, i, (uint8_t)(i + 1), 0);
+        assert(drain(r, &s) == 9 && s.n == 9 && r->consumer == r->producer);
+        for (unsigned i = 0; i < 9; i++)
+                assert(s.len[i] == i * 5 && (i == 0 || s.val[i] == i * 5 + 1));
+
+        /* Records that wrap around the end of the data area read whole through the mirror. */
+        s = (struct seen){};
+        while ((r->producer & (SIZE - 1)) < SIZE - 600)
+                produce(r, 500, 0xaa, 0);
+        assert(drain(r, &s) > 0 && r->consumer == r->producer);
+        s = (struct seen){};
+        produce(r, 1000, 0x11, 0); /* crosses the end */
+        produce(r, 3, 0x22, 0);
+        assert(drain(r, &s) == 2 && s.len[0] == 1000 && s.val[0] == 0x11 && s.len[1] == 3 &&
+               s.val[1] == 0x22 && r->consumer == r->producer);
+
+        /* A record still being written stops the drain, later ones wait behind it. */
+        s = (struct seen){};
+        produce(r, 16, 0x33, 0);
+        busy = produce(r, 24, 0x44, BUSY);
+        produce(r, 8, 0x55, 0);
+        assert(drain(r, &s) == 1 && s.val[0] == 0x33 && r->consumer == busy);
+        {
+                uint32_t hdr = 24;
+
+                put(r, busy, &hdr, sizeof(hdr)); /* committed */
+        }
+        assert(drain(r, &s) == 2 && s.val[1] == 0x44 && s.val[2] == 0x55 &&
+               r->consumer == r->producer);
+
+        /* Discarded records are skipped, not handed over. */
+        s = (struct seen){};
+        produce(r, 40, 0x66, DISCARD);
+        produce(r, 12, 0x77, 0);
+        assert(drain(r, &s) == 1 && s.val[0] == 0x77 && r->consumer == r->producer);
+
+        /* A consumer that says stop: that record is consumed, the rest stays. */
+        s = (struct seen){ .stop_at = 2 };
+        produce(r, 10, 0x01, 0);
+        produce(r, 10, 0x02, 0);
+        busy = produce(r, 10, 0x03, 0);
+        assert(drain(r, &s) == -EAGAIN && s.n == 2 && r->consumer == busy);
+        s.stop_at = 0;
+        assert(drain(r, &s) == 1 && s.val[2] == 0x03 && r->consumer == r->producer);
+
+        free(r);
+        printf("ringbuf: ok\n");
+        return 0;
+}
