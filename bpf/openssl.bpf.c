@@ -1123,7 +1123,7 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
         entry_spec = bpf_map_lookup_elem(&probe_specs, &call->spec);
         if (!spec || !entry_spec || spec->func != entry_spec->func) {
                 stat_add(STAT_UNMATCHED_RETURN, 1);
-                goto out;
+                return;
         }
         dir = func_writes(spec->func) ? TLSSNIFF_DIR_WRITE : TLSSNIFF_DIR_READ;
         key.handle = call->ssl;
@@ -1136,11 +1136,9 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
         moved = moved_bytes(ctx, spec, call);
         if (moved == 0) {
                 stat_add(STAT_ERROR_RETURNS, 1);
-                goto out;
+                return;
         }
         emit_call(&key, ci, tid, call->buf, moved, dir, spec->source, call->ts);
-out:
-        return;
 }
 
 SEC("uretprobe")
