@@ -804,28 +804,22 @@ static struct kernel_features kernel_features_read(void)
 
 /*
  * Before load: the socket programs are loaded only when they may be used; the session program
- * only where the kernel has uprobe sessions (its attach type is set here: libbpf 1.1 has no
- * section name for it).
+ * only where the kernel has uprobe sessions and try_sessions says so (its attach type is set
+ * here: libbpf 1.1 has no section name for it). Returns whether the kernel has sessions.
  */
-static void prepare_programs(struct loaderd *l)
+static bool prepare_programs(struct loaderd *l, bool try_sessions)
 {
         struct kernel_features k = kernel_features_read();
         bool socket = l->opt.syscall_hooks == SYSCALL_HOOKS_AUTO && k.socket_tracepoints;
 
         bpf_program__set_autoload(l->skel->progs.sock_recv, socket);
         bpf_program__set_autoload(l->skel->progs.sock_send, socket);
-        l->sessions = l->opt.uprobe_sessions && k.uprobe_sessions;
+        l->sessions = try_sessions && k.uprobe_sessions;
         bpf_program__set_autoload(l->skel->progs.tls_session, l->sessions);
         if (l->sessions)
                 bpf_program__set_expected_attach_type(l->skel->progs.tls_session,
                                                       (enum bpf_attach_type)ATTACH_TYPE_UPROBE_SESSION);
-        if (!l->opt.uprobe_sessions)
-                log_info("Entry and return probes attached separately (--uprobe-sessions=no).");
-        else if (!l->sessions)
-                log_info("The kernel has no uprobe sessions: entry and return probes attached "
-                         "separately.");
-        else
-                log_info("Entry and return probes at the same place attached as uprobe sessions.");
+        return k.uprobe_sessions;
 }
 
 static void choose_syscall_hooks(struct openssl_bpf *skel, bool socket, bool per_call)
@@ -1014,22 +1008,39 @@ static int setup_bpf(struct loaderd *l)
         const struct options *o = &l->opt;
         char err[OPTIONS_ERROR_MAX];
         struct openssl_bpf *skel;
+        bool kernel_sessions;
         int r;
 
         libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
-        skel = openssl_bpf__open();
-        if (!skel)
-                return log_error_errno(errno, "Failed to open the BPF object: %m");
-        l->skel = skel;
-        skel->rodata->self_tgid = (uint32_t)getpid();
-        r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
-        if (r < 0)
-                return log_error_errno(r, "Failed to size the ring buffer: %m");
-        prepare_programs(l);
-        r = openssl_bpf__load(skel);
+        /* With the session program if it may be used; if that load fails, once more without. */
+        for (bool try_sessions = o->uprobe_sessions;; try_sessions = false) {
+                skel = openssl_bpf__open();
+                if (!skel)
+                        return log_error_errno(errno, "Failed to open the BPF object: %m");
+                l->skel = skel;
+                skel->rodata->self_tgid = (uint32_t)getpid();
+                r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to size the ring buffer: %m");
+                kernel_sessions = prepare_programs(l, try_sessions);
+                r = openssl_bpf__load(skel);
+                if (r >= 0 || !l->sessions)
+                        break;
+                log_warning_errno(r, "Failed to load the BPF programs with the uprobe session "
+                                     "program, loading them without it: %m");
+                openssl_bpf__destroy(skel);
+                l->skel = NULL;
+        }
         if (r < 0)
                 return log_error_errno(r, "Failed to load the BPF programs (needs root, BPF and "
                                           "uprobe support): %m");
+        if (l->sessions)
+                log_info("Entry and return probes at the same place attached as uprobe sessions.");
+        else if (!o->uprobe_sessions)
+                log_info("Entry and return probes attached separately (--uprobe-sessions=no).");
+        else if (!kernel_sessions)
+                log_info("The kernel has no uprobe sessions: entry and return probes attached "
+                         "separately.");
 
         r = targets_setup(l, err, sizeof(err));
         if (r < 0)
