@@ -54,6 +54,18 @@ def our_uprobes(pid):
     return n
 
 
+def uprobe_session_links(pid):
+    """BPF links of pid that are uprobe_multi links (uprobe sessions), from their fdinfo."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                n += "link_type:\tuprobe_multi" in f.read()
+        except OSError:
+            pass
+    return n
+
+
 def prog_ids_of(pid):
     """Ids of the BPF programs pid holds through its fds (prog_id in their fdinfo)."""
     ids = set()
@@ -102,11 +114,14 @@ def main(t):
     if out_target != str(t.output):
         raise TestFailure(f"analyzer stdout is {out_target}, expected {t.output}")
     probes = our_uprobes(loaderd.pid)
+    sessions = uprobe_session_links(loaderd.pid)
     if probes == 0:
         raise TestFailure("loaderd holds no perf events: no uprobes attached?")
+    if any("as uprobe sessions" in ln for ln in t.loaderd_err.lines) and sessions == 0:
+        raise TestFailure("loaderd says it attached uprobe sessions but holds no uprobe_multi link")
     harness.log(f"analyzer pid {analyzer}: uid {uid}, no capabilities, NoNewPrivs 1, "
                 f"Seccomp {st.get('Seccomp')}; "
-                f"loaderd holds {probes} perf events")
+                f"loaderd holds {probes} perf events and {sessions} uprobe session links")
 
     held = prog_ids_of(loaderd.pid)
     if len(held) < 6:
@@ -126,8 +141,8 @@ def main(t):
     if os.path.exists(f"/proc/{analyzer}") and \
             not status_of(analyzer)["State"].startswith("Z"):
         raise TestFailure("the analyzer did not exit after loaderd was killed")
-    # None of the programs loaderd held may stay loaded (they carry the uprobes and the
-    # tracepoints). Other tlssniff instances on the machine have programs of the same names,
+    # None of the programs loaderd held may stay loaded (they carry the uprobes, the uprobe
+    # sessions and the tracepoints; a link left behind would keep its program loaded). Other tlssniff instances on the machine have programs of the same names,
     # so the check is by the ids loaderd held.
     left = None
     deadline = time.monotonic() + 30
