@@ -62,6 +62,8 @@ enum tlssniff_probe_kind {
         TLSSNIFF_PROBE_ENTRY = 1,  /* uprobe where the arguments are live */
         TLSSNIFF_PROBE_RETURN = 2, /* uretprobe: result in the return register */
         TLSSNIFF_PROBE_RETURN_AT = 3, /* uprobe on a placed instruction after the work is done */
+        TLSSNIFF_PROBE_COPY = 4, /* uprobe on the call that copies the plaintext to the caller
+                                    (Go's Read: runtime.memmove): source, count, conn; no return */
         _TLSSNIFF_PROBE_KIND_MAX,
 };
 

@@ -196,3 +196,50 @@ int go_return(struct pt_regs *ctx)
         emit_call(&ck, NULL, tid, call.buf, (__u64)n, dir, TLSSNIFF_SOURCE_GO, call.ts);
         return 0;
 }
+
+/*
+ * Read as one probe on its copy to the caller (TLSSNIFF_PROBE_COPY: the call to
+ * runtime.memmove inside crypto/tls.(*Conn).Read, planned where the analysis proves it,
+ * analyzer/binary/gotls.c): the source and the count are memmove's arguments, the *tls.Conn is
+ * in its argument slot. It fires only when Read delivers bytes, and needs neither an entry
+ * record nor the RET probes the kernel single-steps, nor the goroutine id.
+ */
+SEC("uprobe")
+int go_copy(struct pt_regs *ctx)
+{
+        __u64 pid_tgid = bpf_get_current_pid_tgid();
+        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
+        __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+        struct tlssniff_probe_spec *spec;
+        struct tlssniff_go_info *gi;
+        struct conn_key ck = { .tgid = tgid };
+        struct io_sock io = {};
+        struct pt_regs regs;
+        __u64 src;
+        long n;
+
+        if (!is_target(tgid)) {
+                stat_add(STAT_FILTERED, 1);
+                return 0;
+        }
+        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        if (!spec)
+                return 0;
+        gi = bpf_map_lookup_elem(&go_files, &spec->file);
+        if (!gi)
+                return 0;
+        tlssniff_regs_copy(&regs, ctx);
+        ck.handle = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
+        src = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
+        n = (long)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
+        if (n <= 0) {
+                stat_add(STAT_ERROR_RETURNS, 1);
+                return 0;
+        }
+        /* As at every entry: a *tls.Conn reallocated for another socket is a new connection. */
+        io.fd = go_conn_fd(ck.handle, gi);
+        if (io.fd < 0 || !learn_socket(&ck, &io))
+                stat_add(STAT_GO_NO_FD, 1);
+        emit_call(&ck, NULL, tid, src, (__u64)n, TLSSNIFF_DIR_READ, TLSSNIFF_SOURCE_GO, 0);
+        return 0;
+}

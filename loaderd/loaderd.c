@@ -264,7 +264,8 @@ static int attach_one(struct loaderd *l, struct traced_file *tf, const char *fdp
         /* A placed return probe is a plain uprobe running the return program. */
         if (go)
                 prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.go_entry
-                                                       : l->skel->progs.go_return;
+                       : p->kind == TLSSNIFF_PROBE_COPY ? l->skel->progs.go_copy
+                                                        : l->skel->progs.go_return;
         else
                 prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
                                                        : l->skel->progs.tls_return;

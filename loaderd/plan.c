@@ -57,7 +57,8 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
         }
         for (uint32_t i = 0; i < plan->n_probes; i++) {
                 const struct msg_probe *p = &plan->probes[i];
-                bool entry = p->kind == TLSSNIFF_PROBE_ENTRY;
+                /* Entry and copy probes read the arguments; return probes the result. */
+                bool entry = p->kind == TLSSNIFF_PROBE_ENTRY || p->kind == TLSSNIFF_PROBE_COPY;
 
                 if (p->kind == 0 || p->kind >= _TLSSNIFF_PROBE_KIND_MAX) {
                         snprintf(reason, reason_size, "probe %u: unknown kind %u", i, p->kind);
@@ -70,6 +71,12 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                 if (func_is_go(p->func) != plan->has_go) {
                         snprintf(reason, reason_size, "probe %u: Go and OpenSSL probes mixed",
                                  i);
+                        return -EINVAL;
+                }
+                /* A copy probe is Go's Read only (bpf/go.bpf.h: go_copy). */
+                if (p->kind == TLSSNIFF_PROBE_COPY && p->func != TLSSNIFF_FUNC_GO_READ) {
+                        snprintf(reason, reason_size, "probe %u: copy probe on %s", i,
+                                 func_is_go(p->func) ? "Go's Write" : "OpenSSL code");
                         return -EINVAL;
                 }
                 /* A uretprobe rewrites the return address, which Go's stack handling breaks. */

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: the Go plans of --analyze are exact (Go 1.15/1.19/1.23, amd64/arm64, plain/stripped: ABI, argument locations, entries and every RET as go tool objdump shows them, struct offsets as the DWARF states them, the same plan when stripped), and bad input gives a reason, never a crash.
+# Proves: the Go plans of --analyze are exact (Go 1.15/1.19/1.23, amd64/arm64, plain/stripped: ABI, argument locations, entries and every RET as go tool objdump shows them, Read's copy probe on its one call to runtime.memmove with c above the frame objdump's prologue makes (amd64), struct offsets as the DWARF states them, the same plan when stripped), and bad input gives a reason, never a crash.
 
 import os
 import random
@@ -34,6 +34,9 @@ ENTRY_ARGS = {
     ("arm64", "ABIInternal"): "arg0=reg0 arg1=reg1 arg2=reg2",
 }
 RETURN_ARGS = {"ABI0": "arg4=sp+40", "ABIInternal": "arg4=reg0"}
+# Read's copy probe (amd64): runtime.memmove(to, from, n)'s source and count, ABIInternal in
+# RBX and RCX, ABI0 at 8(SP) and 16(SP) at the call.
+COPY_ARGS = {"ABI0": "arg1=sp+8 arg2=sp+16", "ABIInternal": "arg1=reg3 arg2=reg2"}
 # Where the plan finds g: amd64 ABI0 in thread-local storage at fs-8, amd64 ABIInternal in r14,
 # arm64 (both ABIs) in x28.
 G_LOC = {("amd64", "ABI0"): "fs-8", ("amd64", "ABIInternal"): "reg14",
@@ -168,7 +171,8 @@ def file_offset(segs, va):
 
 def objdump_functions(toolchain, path):
     """{"Read"|"Write": (entry, [RET addresses], [(address, text) of the first four
-    instructions])} from that toolchain's go tool objdump."""
+    instructions], [addresses of CALL runtime.memmove], bytes the prologue moves SP down)} from
+    that toolchain's go tool objdump."""
     out = gobuild.go_tool(toolchain, "objdump", "-s", OBJDUMP_RE, str(path))
     funcs, cur = {}, None
     for line in out.splitlines():
@@ -176,7 +180,7 @@ def objdump_functions(toolchain, path):
             m = re.match(r"TEXT crypto/tls\.\(\*Conn\)\.(Read|Write)\(SB\)", line)
             cur = m.group(1) if m else None
             if cur:
-                funcs[cur] = [None, [], []]
+                funcs[cur] = [None, [], [], [], 0, False]
             continue
         if cur is None:
             continue
@@ -189,13 +193,23 @@ def objdump_functions(toolchain, path):
             funcs[cur][0] = addr
         if len(funcs[cur][2]) < 4:
             funcs[cur][2].append((addr, f[3]))
-        if f[3].split()[0] == "RET":
+        op = f[3].split()[0]
+        if op == "RET":
             funcs[cur][1].append(addr)
+        if op == "CALL" and "runtime.memmove(SB)" in f[3]:
+            funcs[cur][3].append(addr)
+        # The prologue: PUSHQ BP (newer Go) and SUBQ $frame, SP, before the body begins.
+        if not funcs[cur][5] and op == "PUSHQ":
+            funcs[cur][4] += 8
+        m = re.match(r"SUBQ \$(0x[0-9a-f]+|\d+), SP$", f[3].strip())
+        if not funcs[cur][5] and m:
+            funcs[cur][4] += int(m.group(1), 0)
+            funcs[cur][5] = True
     for name in FUNCS:
         if name not in funcs or funcs[name][0] is None or not funcs[name][1]:
             raise TestFailure(f"go tool objdump ({toolchain}) of {path} shows no {name} or no "
                               f"RET in it:\n{out[:3000]}")
-    return {k: (v[0], v[1], v[2]) for k, v in funcs.items()}
+    return {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in funcs.items()}
 
 
 def expected_entry_probe(arch, entry, first):
@@ -285,7 +299,7 @@ def check_plan(a, toolchain, arch, stripped, ref, segs, data):
 
     expected_probes = []
     for name in FUNCS:
-        entry, rets, first = ref[name]
+        entry, rets, first, memmoves, frame = ref[name]
         f = a.functions.get(name)
         if f is None:
             raise TestFailure(f"{label}: no go-function line for {name}\n" + a.describe())
@@ -300,6 +314,16 @@ def check_plan(a, toolchain, arch, stripped, ref, segs, data):
             raise TestFailure(f"{label}: {name} file offset 0x{f['offset']:x}, the program "
                               f"headers say 0x{file_offset(segs, entry):x}")
         fid = FUNC_IDS[name]
+        if name == "Read" and arch == "amd64" and len(memmoves) == 1:
+            # Read as one probe on its call to runtime.memmove: the source and count are
+            # memmove's arguments, c is in its argument slot above the prologue's frame.
+            off = file_offset(segs, memmoves[0])
+            if data[off] != 0xe8:
+                raise TestFailure(f"{label}: Read's memmove call at 0x{memmoves[0]:x} is not a "
+                                  f"call rel32: {data[off:off + 5].hex()}")
+            expected_probes.append(f"probe: func={fid} kind=copy offset=0x{off:x} "
+                                   f"arg0=sp+{frame + 8} " + COPY_ARGS[abi])
+            continue
         want_probe = expected_entry_probe(arch, entry, first)
         if f["entry_probe"] != want_probe:
             raise TestFailure(f"{label}: {name} entry probe at 0x{f['entry_probe']:x}, the "
@@ -321,7 +345,12 @@ def check_plan(a, toolchain, arch, stripped, ref, segs, data):
         raise TestFailure(f"{label}: probes differ from what objdump gives:\nexpected:\n  "
                           + "\n  ".join(expected_probes) + "\n" + a.describe())
     n = {name: len(ref[name][1]) for name in FUNCS}
-    want = f"Read: entry + {n['Read']} RETs, Write: entry + {n['Write']} RETs"
+    read = ("its copy to the caller (emulated call)"
+            if arch == "amd64" and len(ref["Read"][3]) == 1 else f"entry + {n['Read']} RETs")
+    if arch == "amd64" and len(ref["Read"][3]) != 1:
+        raise TestFailure(f"{label}: Read has {len(ref['Read'][3])} calls to runtime.memmove; "
+                          "the builds tested have one, the copy placement rests on it")
+    want = f"Read: {read}, Write: entry + {n['Write']} RETs"
     if not a.summary.startswith(want):
         raise TestFailure(f"{label}: summary {a.summary!r} does not start with {want!r}")
 

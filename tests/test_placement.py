@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: optimized probe placement captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0, OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch vs on the function entry); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
+# Proves: optimized probe placement captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0, OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch and Read probed on its copy to the caller vs entry probes on the function entry and a probe on every RET); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
 
 import os
 import shutil
@@ -370,8 +370,12 @@ def main(t):
         f = [ln for ln in fb_log.splitlines() if "Attached" in ln and f"tlspeer-{tc}" in ln]
         if not a or "entry probes on the stack-check branch" not in a[0]:
             raise TestFailure(f"auto: {tc}'s entry probes not on the stack-check branch: {a}")
+        if "Read: its copy to the caller" not in a[0]:
+            raise TestFailure(f"auto: {tc}'s Read not probed on its copy to the caller: {a}")
         if not f or "entry probes at function entry (fallback)" not in f[0]:
             raise TestFailure(f"fallback: {tc}'s entry probes not on the function entry: {f}")
+        if "Read: entry + " not in f[0]:
+            raise TestFailure(f"fallback: {tc}'s Read not probed at entry and RETs: {f}")
 
     for tag in auto:
         for side, a, f in (("client", auto[tag][0], fallback[tag][0]),

@@ -18,7 +18,7 @@
 
 #define GOCACHE_ENTRIES_MAX 4096
 #define GOCACHE_FILE_MAX (32u << 20)
-#define GOCACHE_FILE_NAME "go-plans.v1"
+#define GOCACHE_FILE_NAME "go-plans.v2" /* v2: Read may be one copy probe; v1 plans are re-made */
 
 struct gocache_entry {
         char *key;

@@ -259,6 +259,109 @@ static bool is_jcc(unsigned id)
 }
 
 /*
+ * The copy placement of Read (amd64): one uprobe on its call to runtime.memmove, which is how
+ * the inlined bytes.(*Reader).Read of `n, _ := c.input.Read(b)` copies the plaintext into the
+ * caller's buffer. It is reached only when Read delivers bytes, the kernel emulates a call
+ * rel32, and everything the record needs is there: memmove's source and count (ABIInternal rbx
+ * and rcx; ABI0 8(sp) and 16(sp)) and c in its argument slot, sp + frame + 8, which the
+ * prologue fills from rax (ABIInternal) or the caller filled (ABI0). What the sweep proves:
+ * exactly one call to runtime.memmove, after the prologue's stack adjustment and outside any
+ * epilogue; sp moved only by the prologue (push, sub) and epilogues (add, pop before a ret);
+ * c's slot written by nothing but, for ABIInternal, one `mov [rsp+slot], rax` in the
+ * straight-line prologue before rax is written. Read returns exactly the count that call
+ * copies (crypto/tls/conn.go); memmove is skipped only when source and destination coincide,
+ * which a caller's buffer and the connection's own input buffer never do.
+ */
+struct copy_proof {
+        uint64_t memmove_va; /* 0: do not look */
+        uint64_t delta;      /* bytes the prologue moved sp down */
+        uint64_t call_va;
+        unsigned calls;
+        bool body, epilogue, spilled, rax_written, flow, bad;
+};
+
+static bool writes_reg(csh cs, const cs_insn *insn, x86_reg r64, x86_reg r32)
+{
+        cs_regs rd, wr;
+        uint8_t nrd = 0, nwr = 0;
+
+        if (cs_regs_access(cs, insn, rd, &nrd, wr, &nwr) != CS_ERR_OK)
+                return true; /* unknown: assume the worst */
+        for (uint8_t i = 0; i < nwr; i++)
+                if (wr[i] == r64 || wr[i] == r32)
+                        return true;
+        return false;
+}
+
+static void copy_proof_step(struct copy_proof *cp, csh cs, const cs_insn *insn, bool abi_internal,
+                            uint64_t stack_check_va)
+{
+        const cs_x86 *x = &insn->detail->x86;
+        unsigned id = insn->id;
+        bool imm0 = x->op_count == 1 && x->operands[0].type == X86_OP_IMM;
+
+        if (!cp->memmove_va || cp->bad)
+                return;
+        /* The stack pointer. */
+        if (id == X86_INS_PUSH && !cp->body) {
+                cp->delta += 8;
+        } else if (id == X86_INS_SUB && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+                   x->operands[0].reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM &&
+                   !cp->body) {
+                if (x->operands[1].imm <= 0 || x->operands[1].imm > 4096)
+                        cp->bad = true;
+                cp->delta += (uint64_t)x->operands[1].imm;
+                cp->body = true;
+        } else if ((id == X86_INS_ADD && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+                    x->operands[0].reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM) ||
+                   id == X86_INS_POP) {
+                if (!cp->body)
+                        cp->bad = true;
+                cp->epilogue = true;
+        } else if (id == X86_INS_RET) {
+                cp->epilogue = false;
+        } else if (id != X86_INS_CALL && id != X86_INS_PUSH &&
+                   writes_reg(cs, insn, X86_REG_RSP, X86_REG_ESP)) {
+                cp->bad = true;
+        }
+        /* c's slot. */
+        for (uint8_t i = 0; i < x->op_count; i++) {
+                const cs_x86_op *op = &x->operands[i];
+
+                if (op->type != X86_OP_MEM || op->mem.base != X86_REG_RSP ||
+                    !(op->access & CS_AC_WRITE))
+                        continue;
+                if (!cp->body) {
+                        cp->bad = true; /* Go writes no memory before its frame exists */
+                        continue;
+                }
+                if (op->mem.index != X86_REG_INVALID || op->mem.segment != X86_REG_INVALID)
+                        continue;
+                if (op->mem.disp != (int64_t)cp->delta + 8)
+                        continue;
+                if (abi_internal && !cp->spilled && !cp->rax_written && !cp->flow &&
+                    id == X86_INS_MOV && x->op_count == 2 && x->operands[1].type == X86_OP_REG &&
+                    x->operands[1].reg == X86_REG_RAX)
+                        cp->spilled = true;
+                else
+                        cp->bad = true;
+        }
+        if (abi_internal && !cp->spilled) {
+                if (writes_reg(cs, insn, X86_REG_RAX, X86_REG_EAX))
+                        cp->rax_written = true;
+                if ((is_jcc(id) && insn->address != stack_check_va) || id == X86_INS_JMP ||
+                    id == X86_INS_CALL)
+                        cp->flow = true;
+        }
+        if (id == X86_INS_CALL && imm0 && (uint64_t)x->operands[0].imm == cp->memmove_va) {
+                if (!cp->body || cp->epilogue || (abi_internal && !cp->spilled))
+                        cp->bad = true;
+                cp->calls++;
+                cp->call_va = insn->address;
+        }
+}
+
+/*
  * Every RET of a function, by a linear sweep (Go puts no data in code). On amd64 an
  * undecodable byte is only accepted in the trailing padding: anywhere else the sweep could be
  * out of step, and a probe in the middle of an instruction would corrupt the program. On
@@ -266,8 +369,10 @@ static bool is_jcc(unsigned id)
  * returned in *ret_g_off.
  */
 static int find_rets(const struct source *s, uint16_t machine, bool abi_internal,
-                     struct gotls_func *f, int16_t *ret_g_off, char *why, size_t why_size)
+                     uint64_t memmove_va, struct gotls_func *f, int16_t *ret_g_off, char *why,
+                     size_t why_size)
 {
+        struct copy_proof cp = { .memmove_va = machine == EM_X86_64 ? memmove_va : 0 };
         uint64_t branch_va = 0;   /* the prologue's stack-check branch, if proven */
         bool prologue_ok = machine == EM_X86_64;
         bool jumped_into = false; /* some jump lands inside the prologue */
@@ -353,6 +458,8 @@ static int find_rets(const struct source *s, uint16_t machine, bool abi_internal
                             (!branch_va || (uint64_t)x->operands[0].imm <= branch_va))
                                 jumped_into = true;
                 }
+                if (machine == EM_X86_64)
+                        copy_proof_step(&cp, cs, insn, abi_internal, branch_va);
                 n_insn++;
                 if ((machine == EM_X86_64 && insn->id == X86_INS_RET) ||
                     (machine == EM_AARCH64 && insn->id == ARM64_INS_RET)) {
@@ -386,6 +493,13 @@ static int find_rets(const struct source *s, uint16_t machine, bool abi_internal
         f->entry_probe = f->entry_offset;
         if (prologue_ok && branch_va && !jumped_into)
                 f->entry_probe = f->entry_offset + (branch_va - f->entry);
+        f->copy_probe = 0;
+        f->copy_conn_off = 0;
+        if (r == 0 && cp.memmove_va && !cp.bad && cp.calls == 1 &&
+            (!abi_internal || cp.spilled) && cp.delta % 8 == 0 && cp.delta + 8 <= 4096) {
+                f->copy_probe = f->entry_offset + (cp.call_va - f->entry);
+                f->copy_conn_off = (int16_t)(cp.delta + 8);
+        }
         if (r == 0 && f->n_rets == 0) {
                 snprintf(why, why_size, "no return instruction");
                 r = -ENOENT;
@@ -454,6 +568,67 @@ static const char *machine_name(uint16_t m)
         return m == EM_X86_64 ? "amd64" : m == EM_AARCH64 ? "arm64" : "?";
 }
 
+/*
+ * The probes and the reason of a Go plan. optimized: entry probes on the stack-check branch
+ * where proven, Read as one probe on its copy where proven; else (--placement fallback) entry
+ * probes on the first instruction and a probe on every RET of both functions.
+ */
+static void add_probes(struct msg_plan *plan, const struct gotls_info *info, bool optimized)
+{
+        const struct gotls_func *funcs[2] = { &info->read, &info->write };
+        struct tlssniff_loc entry_loc[_TLSSNIFF_ARG_MAX], ret_loc[_TLSSNIFF_ARG_MAX];
+        bool copy = optimized && info->read.copy_probe != 0;
+        bool branch = optimized && info->read.entry_probe != info->read.entry_offset &&
+                      info->write.entry_probe != info->write.entry_offset;
+        char read_what[64];
+
+        go_locs(info, entry_loc, ret_loc);
+        plan->n_probes = 0;
+        for (int i = 0; i < 2; i++) {
+                uint8_t func = i == 0 ? TLSSNIFF_FUNC_GO_READ : TLSSNIFF_FUNC_GO_WRITE;
+
+                if (i == 0 && copy) {
+                        struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX] = {};
+
+                        loc[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0,
+                                                                       info->read.copy_conn_off };
+                        if (info->abi_internal) { /* memmove(to AX, from BX, n CX) */
+                                loc[TLSSNIFF_ARG_BUF] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG,
+                                                                               3, 0 };
+                                loc[TLSSNIFF_ARG_NUM] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG,
+                                                                               2, 0 };
+                        } else { /* on the stack: to 0(sp), from 8(sp), n 16(sp) */
+                                loc[TLSSNIFF_ARG_BUF] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK,
+                                                                               0, 8 };
+                                loc[TLSSNIFF_ARG_NUM] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK,
+                                                                               0, 16 };
+                        }
+                        msg_plan_add_probe(plan, TLSSNIFF_PROBE_COPY, func, info->read.copy_probe,
+                                           loc);
+                        continue;
+                }
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, func,
+                                   optimized ? funcs[i]->entry_probe : funcs[i]->entry_offset,
+                                   entry_loc);
+                for (uint32_t k = 0; k < funcs[i]->n_rets; k++)
+                        msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN_AT, func, funcs[i]->rets[k],
+                                           ret_loc);
+        }
+        if (copy)
+                snprintf(read_what, sizeof(read_what), "its copy to the caller (emulated call)");
+        else
+                snprintf(read_what, sizeof(read_what), "entry + %u RETs", info->read.n_rets);
+        snprintf(plan->reason, sizeof(plan->reason),
+                 "Read: %s, Write: entry + %u RETs; entry probes %s; functions from %s, offsets "
+                 "from %s (goid +%u)",
+                 read_what, info->write.n_rets,
+                 branch ? "on the stack-check branch (emulated)"
+                 : optimized ? "at function entry"
+                             : "at function entry (fallback)",
+                 info->symtab ? ".symtab" : ".gopclntab",
+                 info->dwarf ? "DWARF" : "the version table", info->go.goid);
+}
+
 int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_plan *plan,
                    struct gotls_info *ret_info)
 {
@@ -462,8 +637,7 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
         struct gotls_func *funcs[2] = { &info.read, &info.write };
         const uint8_t *bi, *pcln = NULL;
         size_t bi_size, pcln_size = 0;
-        struct tlssniff_loc entry_loc[_TLSSNIFF_ARG_MAX], ret_loc[_TLSSNIFF_ARG_MAX];
-        uint64_t dw[_GODWARF_MAX];
+        uint64_t dw[_GODWARF_MAX], memmove_va = 0;
         int16_t g_off = -8;
         GElf_Ehdr eh;
         char why[160] = "";
@@ -510,6 +684,15 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                             info.minor >= (eh.e_machine == EM_X86_64 ? 17u : 18u);
         (void)gotls_build_id(elf, info.build_id, sizeof(info.build_id));
 
+        /* runtime.memmove, for Read's copy placement: without it Read gets entry + RETs. */
+        {
+                bool symtab;
+                uint64_t size_unused;
+
+                if (find_function(elf, "runtime.memmove", pcln, pcln_size, &symtab, &memmove_va,
+                                  &size_unused) < 0)
+                        memmove_va = 0;
+        }
         for (int i = 0; i < 2; i++) {
                 struct gotls_func *f = funcs[i];
 
@@ -533,7 +716,8 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                                  "%s lies outside executable code", func_names[i]);
                         goto out;
                 }
-                r = find_rets(&src, eh.e_machine, info.abi_internal, f, &g_off, why, sizeof(why));
+                r = find_rets(&src, eh.e_machine, info.abi_internal, i == 0 ? memmove_va : 0, f,
+                              &g_off, why, sizeof(why));
                 if (r < 0) {
                         snprintf(plan->reason, sizeof(plan->reason), "%s: %s", func_names[i],
                                  why);
@@ -572,29 +756,11 @@ int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_p
                 snprintf(plan->reason, sizeof(plan->reason), "too many return instructions");
                 goto out;
         }
-        go_locs(&info, entry_loc, ret_loc);
-        for (int i = 0; i < 2; i++) {
-                uint8_t func = i == 0 ? TLSSNIFF_FUNC_GO_READ : TLSSNIFF_FUNC_GO_WRITE;
-
-                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, funcs[i]->entry_probe, entry_loc);
-                for (uint32_t k = 0; k < funcs[i]->n_rets; k++)
-                        msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN_AT, func, funcs[i]->rets[k],
-                                  ret_loc);
-        }
         plan->has_go = true;
         plan->go = info.go;
         snprintf(plan->library, sizeof(plan->library), "Go %.80s (%s, %s)", info.version,
                  machine_name(info.machine), info.abi_internal ? "ABIInternal" : "ABI0");
-        snprintf(plan->reason, sizeof(plan->reason),
-                 "Read: entry + %u RETs, Write: entry + %u RETs; entry probes %s; functions "
-                 "from %s, offsets from %s (goid +%u)",
-                 info.read.n_rets, info.write.n_rets,
-                 info.read.entry_probe != info.read.entry_offset &&
-                                 info.write.entry_probe != info.write.entry_offset
-                         ? "on the stack-check branch (emulated)"
-                         : "at function entry",
-                 info.symtab ? ".symtab" : ".gopclntab",
-                 info.dwarf ? "DWARF" : "the version table", info.go.goid);
+        add_probes(plan, &info, true);
 out:
         if (ret_info)
                 *ret_info = info;
@@ -624,6 +790,13 @@ static bool cached_plan_fits(const struct msg_plan *p, void *userdata)
                 uint8_t b[4];
                 size_t n = machine == EM_X86_64 ? 1 : 4;
 
+                if (p->probes[i].kind == TLSSNIFF_PROBE_COPY) {
+                        /* On amd64 only, and on a call rel32 (the memmove call it was). */
+                        if (machine != EM_X86_64 || source_read(s, p->probes[i].offset, b, 1) < 0 ||
+                            b[0] != 0xe8)
+                                return false;
+                        continue;
+                }
                 if (p->probes[i].kind != TLSSNIFF_PROBE_RETURN_AT)
                         continue;
                 if (source_read(s, p->probes[i].offset, b, n) < 0)
@@ -670,25 +843,8 @@ int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_p
 
 void gotls_plan_fallback(struct msg_plan *plan, const struct gotls_info *info)
 {
-        const char *at = strstr(plan->reason, "entry probes on the stack-check branch");
-
-        for (uint32_t i = 0; i < plan->n_probes; i++) {
-                struct msg_probe *p = &plan->probes[i];
-
-                if (p->kind != TLSSNIFF_PROBE_ENTRY)
-                        continue;
-                p->offset = p->func == TLSSNIFF_FUNC_GO_READ ? info->read.entry_offset
-                                                             : info->write.entry_offset;
-        }
-        if (at) {
-                char rest[MSG_TEXT_MAX];
-
-                snprintf(rest, sizeof(rest), "%s",
-                         at + strlen("entry probes on the stack-check branch (emulated)"));
-                snprintf(plan->reason + (at - plan->reason),
-                         sizeof(plan->reason) - (size_t)(at - plan->reason),
-                         "entry probes at function entry (fallback)%s", rest);
-        }
+        if (plan->has_go && plan->n_probes > 0)
+                add_probes(plan, info, false);
 }
 
 int gotls_plan(int fd, struct msg_plan *plan, struct gotls_info *info)

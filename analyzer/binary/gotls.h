@@ -3,8 +3,9 @@
  * crypto/tls.(*Conn).Read and .Write start and return, and the struct offsets the BPF side
  * needs (docs/design.md, "Go"). Input is untrusted: a malformed file gives an error, never a
  * crash. The plan puts an entry probe on each function and a plain uprobe on each of its RET
- * instructions: uretprobes rewrite the return address, which Go's stack copying and traceback
- * cannot tolerate.
+ * instructions (uretprobes rewrite the return address, which Go's stack copying and traceback
+ * cannot tolerate), except that Read, where the analysis proves it (amd64), gets one probe on
+ * the call that copies the plaintext to the caller (gotls.c, "copy placement").
  */
 #pragma once
 
@@ -43,6 +44,11 @@ struct gotls_func {
                                   stack-check branch (emulated by the kernel, see gotls.c) */
         uint32_t n_rets;
         uint64_t rets[GOTLS_RETS_MAX]; /* file offsets of the RET instructions */
+        /* Read on amd64: the file offset of its one call to runtime.memmove, which copies the
+         * plaintext into the caller's buffer, and where c (the *Conn) is at that call (sp +
+         * conn_off); 0 when not proven (see gotls.c). */
+        uint64_t copy_probe;
+        int16_t copy_conn_off;
 };
 
 struct gotls_info {
