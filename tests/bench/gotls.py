@@ -4,12 +4,13 @@ a Go server (tests/go/tlspeer), untraced and with tlssniff, interleaved round by
 
 Each round runs one client making REQUESTS round trips of 1 byte each way on one connection (a
 request is two Write calls, a response one; the server does two Reads and a Write), so a round
-trip is about 7 TLS calls, each an entry probe and a RET probe. Configurations:
+trip is about 7 TLS calls. Configurations:
   untraced            no tracer
-  tlssniff            default placement: entry probes on the prologue's stack-check branch
-                      (a jcc the kernel emulates), RET probes single-stepped
+  tlssniff            default placement: Write's entry probe on the prologue's stack-check
+                      branch (a jcc the kernel emulates) and a probe on its RETs
+                      (single-stepped); Read one probe on its call to runtime.memmove (emulated)
   tlssniff-fallback   --placement fallback: entry probes on the first instruction (a compare,
-                      single-stepped)
+                      single-stepped) and a probe on every RET of both functions
 Reported: median round trips/s per configuration and the ratio to untraced; tlssniff must
 capture every byte (kernel counters, no loss). Usage: gotls.py [--rounds N] [--requests N]
 [--toolchain go1.19|go1.15|go1.23].
