@@ -37,6 +37,8 @@ const volatile __u32 self_tgid = 0;
 /*
  * Data records wake loaderd once a CPU has written this much since it last woke it; loaderd
  * also drains every TLSSNIFF_DRAIN_MS. One wakeup per record would cost more than the record.
+ * A constant that loaderd could set, but does not: 512 KiB and 2 MiB were measured
+ * (docs/performance.md, 2026-12-02) and moved cost from loaderd to the traced server.
  */
 const volatile __u64 wakeup_bytes = 128 << 10;
 
