@@ -104,7 +104,8 @@ struct analyzer {
         uint64_t open_events;  /* connections the kernel tied to their socket */
         uint64_t reconfigurations; /* L_CONFIG frames applied */
         uint64_t records_frame_bytes; /* L_RECORDS body bytes handled (A_STATUS) */
-        uint64_t frame_now_ns; /* monotonic time the L_RECORDS frame being handled arrived */
+        uint64_t frame_now_ns; /* monotonic time, read once per turn of the loop and per
+                                  L_RECORDS frame: the "now" of the messages it handles */
         uint64_t records_frame_bytes_prev; /* the same at the previous L_STATS */
 };
 

@@ -81,6 +81,19 @@ static __always_inline int go_conn_fd(__u64 conn, const struct tlssniff_go_info 
 }
 
 /*
+ * Ties the *tls.Conn of ck to its socket, on every call: a *tls.Conn freed and reallocated at
+ * the same address for another socket must not inherit the old connection (learn_socket
+ * compares the socket).
+ */
+static __always_inline void go_learn_conn(struct conn_key *ck, const struct tlssniff_go_info *gi)
+{
+        struct io_sock io = { .fd = go_conn_fd(ck->handle, gi) };
+
+        if (io.fd < 0 || !learn_socket(ck, &io))
+                stat_add(STAT_GO_NO_FD, 1);
+}
+
+/*
  * What both Go programs start with: the probe's spec, the executable's offsets, a copy of the
  * registers and the goroutine id. GO_OK, GO_NO_SPEC (nothing to count) or GO_NO_GOID (the
  * goroutine id could not be read: kernel_go_no_goid).
@@ -117,7 +130,6 @@ int go_entry(struct pt_regs *ctx)
         struct go_call call = { .spec = spec_idx, .ts = bpf_ktime_get_boot_ns() };
         struct conn_key ck = { .tgid = tgid };
         struct pt_regs regs;
-        struct io_sock io = {};
         int r;
 
         if (!is_target(tgid)) {
@@ -138,14 +150,8 @@ int go_entry(struct pt_regs *ctx)
                 stat_add(STAT_ENTRY_DROPS, 1);
                 return 0;
         }
-        /*
-         * Every call: a *tls.Conn freed and reallocated at the same address for another socket
-         * must not inherit the old connection (learn_socket compares the socket).
-         */
         ck.handle = call.conn;
-        io.fd = go_conn_fd(call.conn, gi);
-        if (io.fd < 0 || !learn_socket(&ck, &io))
-                stat_add(STAT_GO_NO_FD, 1);
+        go_learn_conn(&ck, gi);
         return 0;
 }
 
@@ -213,7 +219,6 @@ int go_copy(struct pt_regs *ctx)
         struct tlssniff_probe_spec *spec;
         struct tlssniff_go_info *gi;
         struct conn_key ck = { .tgid = tgid };
-        struct io_sock io = {};
         struct pt_regs regs;
         __u64 src;
         long n;
@@ -236,10 +241,7 @@ int go_copy(struct pt_regs *ctx)
                 stat_add(STAT_ERROR_RETURNS, 1);
                 return 0;
         }
-        /* As at every entry: a *tls.Conn reallocated for another socket is a new connection. */
-        io.fd = go_conn_fd(ck.handle, gi);
-        if (io.fd < 0 || !learn_socket(&ck, &io))
-                stat_add(STAT_GO_NO_FD, 1);
+        go_learn_conn(&ck, gi);
         emit_call(&ck, NULL, tid, src, (__u64)n, TLSSNIFF_DIR_READ, TLSSNIFF_SOURCE_GO, 0);
         return 0;
 }

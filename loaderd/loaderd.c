@@ -806,21 +806,20 @@ static struct kernel_features kernel_features_read(void)
 /*
  * Before load: the socket programs are loaded only when they may be used; the session program
  * only where the kernel has uprobe sessions and try_sessions says so (its attach type is set
- * here: libbpf 1.1 has no section name for it). Returns whether the kernel has sessions.
+ * here: libbpf 1.1 has no section name for it).
  */
-static bool prepare_programs(struct loaderd *l, bool try_sessions)
+static void prepare_programs(struct loaderd *l, const struct kernel_features *k,
+                             bool try_sessions)
 {
-        struct kernel_features k = kernel_features_read();
-        bool socket = l->opt.syscall_hooks == SYSCALL_HOOKS_AUTO && k.socket_tracepoints;
+        bool socket = l->opt.syscall_hooks == SYSCALL_HOOKS_AUTO && k->socket_tracepoints;
 
         bpf_program__set_autoload(l->skel->progs.sock_recv, socket);
         bpf_program__set_autoload(l->skel->progs.sock_send, socket);
-        l->sessions = try_sessions && k.uprobe_sessions;
+        l->sessions = try_sessions && k->uprobe_sessions;
         bpf_program__set_autoload(l->skel->progs.tls_session, l->sessions);
         if (l->sessions)
                 bpf_program__set_expected_attach_type(l->skel->progs.tls_session,
                                                       (enum bpf_attach_type)ATTACH_TYPE_UPROBE_SESSION);
-        return k.uprobe_sessions;
 }
 
 static void choose_syscall_hooks(struct openssl_bpf *skel, bool socket, bool per_call)
@@ -1008,8 +1007,8 @@ static int setup_bpf(struct loaderd *l)
 {
         const struct options *o = &l->opt;
         char err[OPTIONS_ERROR_MAX];
+        struct kernel_features k = kernel_features_read();
         struct openssl_bpf *skel;
-        bool kernel_sessions;
         int r;
 
         libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
@@ -1023,7 +1022,7 @@ static int setup_bpf(struct loaderd *l)
                 r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
                 if (r < 0)
                         return log_error_errno(r, "Failed to size the ring buffer: %m");
-                kernel_sessions = prepare_programs(l, try_sessions);
+                prepare_programs(l, &k, try_sessions);
                 r = openssl_bpf__load(skel);
                 if (r >= 0 || !l->sessions)
                         break;
@@ -1039,7 +1038,7 @@ static int setup_bpf(struct loaderd *l)
                 log_info("Entry and return probes at the same place attached as uprobe sessions.");
         else if (!o->uprobe_sessions)
                 log_info("Entry and return probes attached separately (--uprobe-sessions=no).");
-        else if (!kernel_sessions)
+        else if (!k.uprobe_sessions)
                 log_info("The kernel has no uprobe sessions: entry and return probes attached "
                          "separately.");
 

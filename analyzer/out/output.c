@@ -303,9 +303,9 @@ static int output_text(struct output *o, const struct message *m, uint8_t role)
         return 0;
 }
 
-/* Builders for the data line's head, which is written with one fwrite (no format parsing:
- * printf was a fifth of the analyzer's time when capturing everything). */
-/* Always inlined, so that the length of a literal is known when compiling. */
+/* Builders for the data line, which is written with one fwrite (no format parsing: printf was
+ * a fifth of the analyzer's time when capturing everything). put_lit is always inlined, so that
+ * the length of a literal is known when compiling. */
 static inline __attribute__((always_inline)) char *put_lit(char *p, const char *s)
 {
         size_t n = strlen(s);

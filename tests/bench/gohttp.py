@@ -33,12 +33,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import benchlib  # noqa: E402
 import gobuild  # noqa: E402
-
-CONFIGS = {
-    "untraced": None,
-    "tlssniff": [],
-    "tlssniff-fallback": ["--placement", "fallback"],
-}
+from gotls import CONFIGS  # noqa: E402  (the same three configurations as the round trips)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
