@@ -92,7 +92,8 @@ static const char (*b64_pairs(void))[2]
         return (const char(*)[2])pairs;
 }
 
-size_t base64_encode(const uint8_t *in, size_t n, char *out)
+/* The plain encoder: six bytes a step, then the tail of 3 or fewer. */
+size_t base64_encode_portable(const uint8_t *in, size_t n, char *out)
 {
         const char(*pairs)[2] = b64_pairs();
         size_t o = 0, i = 0;
@@ -126,6 +127,63 @@ size_t base64_encode(const uint8_t *in, size_t n, char *out)
         }
         out[o] = '\0';
         return o;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/*
+ * 24 bytes to 32 characters a step with AVX2 (W. Muła's and D. Lemire's method, as in aklomp's
+ * base64): each 128-bit lane takes 12 input bytes, a byte shuffle puts each 3-byte group into a
+ * 32-bit word twice, two multiplies move the four 6-bit fields into bytes, and one table lookup
+ * per byte adds the offset of its alphabet range. Capturing everything, the base64 of the data
+ * line was the analyzer's largest cost at about 1.6 GB/s; this runs several times faster. Every
+ * load reads 16 bytes from where 12 are used, so a step needs 4 bytes beyond its 24; the rest
+ * goes to the portable encoder.
+ */
+__attribute__((target("avx2"))) static size_t base64_encode_avx2(const uint8_t *in, size_t n,
+                                                                  char *out)
+{
+        const __m256i shuf = _mm256_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10,
+                                              1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+        const __m256i lut = _mm256_setr_epi8(65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19,
+                                             -16, 0, 0, 65, 71, -4, -4, -4, -4, -4, -4, -4, -4,
+                                             -4, -4, -19, -16, 0, 0);
+        size_t i = 0, o = 0;
+
+        for (; i + 28 <= n; i += 24, o += 32) {
+                __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+                __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(in + i + 12));
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+                __m256i t0, t1, t2, t3, idx;
+
+                v = _mm256_shuffle_epi8(v, shuf);
+                /* Per 32-bit word (bytes b1 b0 b2 b1): the fields a, b, c, d of the group into
+                 * bytes 0..3. */
+                t0 = _mm256_and_si256(v, _mm256_set1_epi32(0x0FC0FC00));
+                t1 = _mm256_mulhi_epu16(t0, _mm256_set1_epi32(0x04000040));
+                t2 = _mm256_and_si256(v, _mm256_set1_epi32(0x003F03F0));
+                t3 = _mm256_mullo_epi16(t2, _mm256_set1_epi32(0x01000010));
+                v = _mm256_or_si256(t1, t3);
+                /* 0..25 -> index 0, 26..51 -> 1, 52..61 -> 2..11, 62 -> 12, 63 -> 13. */
+                idx = _mm256_subs_epu8(v, _mm256_set1_epi8(51));
+                idx = _mm256_sub_epi8(idx, _mm256_cmpgt_epi8(v, _mm256_set1_epi8(25)));
+                v = _mm256_add_epi8(v, _mm256_shuffle_epi8(lut, idx));
+                _mm256_storeu_si256((__m256i *)(void *)(out + o), v);
+        }
+        return o + base64_encode_portable(in + i, n - i, out + o);
+}
+#endif
+
+size_t base64_encode(const uint8_t *in, size_t n, char *out)
+{
+#if defined(__x86_64__)
+        /* Below two steps the vector setup does not pay. __builtin_cpu_supports reads what
+         * libgcc (or compiler-rt) found at start-up: no system call, no state of ours. */
+        if (n >= 56 && __builtin_cpu_supports("avx2"))
+                return base64_encode_avx2(in, n, out);
+#endif
+        return base64_encode_portable(in, n, out);
 }
 
 /* One byte of a JSON string at p (at most 6 bytes); returns the end. The strings written
@@ -258,8 +316,9 @@ static void wall_time(struct output *o, uint64_t boot_ns, bool utc, char *tbuf, 
                 secs--;
         }
         /* Messages come many per second: the second's text is made once. */
-        if (o->tcache[0] && o->tcache_secs == (int64_t)secs && o->tcache_utc == utc) {
-                snprintf(tbuf, size, "%s", o->tcache);
+        if (o->tcache[0] && o->tcache_secs == (int64_t)secs && o->tcache_utc == utc &&
+            size >= sizeof(o->tcache)) {
+                memcpy(tbuf, o->tcache, sizeof(o->tcache)); /* no format parsing per message */
                 return;
         }
         if (!(utc ? gmtime_r(&secs, &tm) : localtime_r(&secs, &tm)) ||
@@ -364,6 +423,31 @@ static char *put_addr(char *p, const struct tlssniff_data_record *h, const uint8
         return p;
 }
 
+/* The "local" value, ",\"remote\":" and the "remote" value of a data line at p. */
+static char *put_addrs(struct output *o, char *p, const struct tlssniff_data_record *h)
+{
+        struct output_addrs *c = &o->addrs[h->conn_id % OUTPUT_ADDR_SLOTS];
+        char *start = p;
+
+        if (c->len && c->family == h->family && c->lport == h->lport && c->rport == h->rport &&
+            memcmp(c->laddr, h->laddr, 16) == 0 && memcmp(c->raddr, h->raddr, 16) == 0) {
+                memcpy(p, c->text, c->len);
+                return p + c->len;
+        }
+        p = put_addr(p, h, h->laddr, h->lport);
+        p = put_lit(p, ",\"remote\":");
+        p = put_addr(p, h, h->raddr, h->rport);
+        _Static_assert(OUTPUT_ADDRS_MAX >= 2 * 67 + 10, "room for two IPv6 addresses");
+        c->len = (uint16_t)(p - start);
+        c->family = h->family;
+        c->lport = h->lport;
+        c->rport = h->rport;
+        memcpy(c->laddr, h->laddr, 16);
+        memcpy(c->raddr, h->raddr, 16);
+        memcpy(c->text, start, c->len);
+        return p;
+}
+
 static void json_addr(FILE *f, const struct tlssniff_data_record *h, const uint8_t *addr,
                       uint16_t port)
 {
@@ -396,8 +480,9 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         p = put_lit(p, "{\"type\":\"data\",\"time\":\"");
         p = put_lit(p, tbuf);
         *p++ = '.';
-        for (long d = 100000000; d > 0; d /= 10)
-                *p++ = (char)('0' + ns / d % 10);
+        for (int d = 8; d >= 0; d--, ns /= 10) /* nine digits, by a constant: no divide */
+                p[d] = (char)('0' + ns % 10);
+        p += 9;
         p = put_lit(p, "Z\",\"timestamp_ns\":");
         p = put_u64(p, h->timestamp_ns);
         p = put_lit(p, ",\"pid\":");
@@ -417,9 +502,7 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         p = put_lit(p, "\",\"family\":\"");
         p = put_lit(p, family_name(h->family));
         p = put_lit(p, "\",\"local\":");
-        p = put_addr(p, h, h->laddr, h->lport);
-        p = put_lit(p, ",\"remote\":");
-        p = put_addr(p, h, h->raddr, h->rport);
+        p = put_addrs(o, p, h);
         p = put_lit(p, ",\"conn_id\":");
         p = put_u64(p, h->conn_id);
         p = put_lit(p, ",\"source\":\"");

@@ -24,6 +24,9 @@ struct output_redaction {
         char names[OUTPUT_REDACT_MAX][OUTPUT_HEADER_NAME_MAX + 1];
 };
 
+#define OUTPUT_ADDR_SLOTS 64
+#define OUTPUT_ADDRS_MAX 160 /* {"ip":"<v6>","port":N},"remote":{...}: 2 * 67 + 10 */
+
 struct output {
         const struct output_redaction *redact; /* NULL: the usual four only */
         FILE *f;
@@ -49,6 +52,16 @@ struct output {
         bool wb_file;
         uint64_t wb_started; /* writeback started up to here */
         uint64_t wb_dropped; /* dropped from the page cache up to here */
+        /*
+         * The data line's "local" and "remote" values as last written for a few connections
+         * (slot: conn_id % OUTPUT_ADDR_SLOTS), used again when a message's family, addresses and
+         * ports are the same bytes: most messages belong to a connection seen just before.
+         */
+        struct output_addrs {
+                uint16_t family, lport, rport, len;
+                uint8_t laddr[16], raddr[16];
+                char text[OUTPUT_ADDRS_MAX];
+        } addrs[OUTPUT_ADDR_SLOTS];
         /* The last second formatted as wall-clock text (one strftime per second). */
         int64_t tcache_secs;
         bool tcache_utc;
@@ -79,6 +92,9 @@ int output_connection(struct output *o, const struct conn_entry *c, const char *
 int output_connection_open(struct output *o, const struct conn_entry *c, uint64_t seen_ns);
 
 /* Helpers, exposed for tests. */
+/* base64 of in[0..n) into out (4 * ((n + 2) / 3) + 1 bytes with its NUL); returns the length.
+ * base64_encode picks the fastest encoder the CPU has; the portable one is for comparison. */
 size_t base64_encode(const uint8_t *in, size_t n, char *out);
+size_t base64_encode_portable(const uint8_t *in, size_t n, char *out);
 void json_write_string(FILE *f, const char *s, size_t n);
 void format_addr(uint16_t family, const uint8_t addr[16], char *out, size_t size);

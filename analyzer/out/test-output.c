@@ -91,6 +91,77 @@ static void test_data_line(void)
         free(buf);
 }
 
+/* The addresses written again from the per-connection cache only while they are the same bytes:
+ * a changed address, port or family under the same conn_id (or a connection in the same slot)
+ * shows as it is now. */
+static void test_addr_cache(void)
+{
+        static const uint8_t payload[] = "x";
+        struct message m = { .length = 1, .data = payload };
+        struct tlssniff_data_record *h = &m.hdr;
+        static const char *const want[] = {
+                "\"local\":{\"ip\":\"127.0.0.1\",\"port\":1},\"remote\":{\"ip\":\"10.0.0.1\",\"port\":2},",
+                "\"local\":{\"ip\":\"127.0.0.1\",\"port\":1},\"remote\":{\"ip\":\"10.0.0.1\",\"port\":2},",
+                "\"local\":{\"ip\":\"127.0.0.1\",\"port\":1},\"remote\":{\"ip\":\"10.0.0.2\",\"port\":2},",
+                "\"local\":{\"ip\":\"127.0.0.1\",\"port\":1},\"remote\":{\"ip\":\"10.0.0.2\",\"port\":3},",
+                "\"local\":{\"ip\":\"127.0.0.1\",\"port\":4},\"remote\":{\"ip\":\"10.0.0.2\",\"port\":3},",
+                "\"local\":{\"ip\":\"::1\",\"port\":4},\"remote\":{\"ip\":\"fd00::2\",\"port\":3},",
+                "\"local\":{\"ip\":\"::1\",\"port\":4},\"remote\":{\"ip\":\"fd00::2\",\"port\":3},",
+                "\"local\":{\"ip\":\"127.0.0.1\",\"port\":4},\"remote\":{\"ip\":\"10.0.0.2\",\"port\":3},",
+        };
+        struct output o;
+        char *buf = NULL, *line;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        assert(f);
+        h->conn_id = 5;
+        h->family = AF_INET;
+        h->lport = 1;
+        h->rport = 2;
+        memcpy(h->laddr, "\x7f\x00\x00\x01", 4);
+        memcpy(h->raddr, "\x0a\x00\x00\x01", 4);
+        output_init(&o, f, true, 512);
+        for (int i = 0; i < 8; i++) {
+                if (i == 2)
+                        h->raddr[3] = 2;
+                if (i == 3)
+                        h->rport = 3;
+                if (i == 4)
+                        h->lport = 4;
+                if (i == 5) { /* same bytes in the first four, now IPv6 */
+                        uint8_t l6[16] = { [15] = 1 }, r6[16] = { [0] = 0xfd, [15] = 2 };
+
+                        h->family = AF_INET6;
+                        memcpy(h->laddr, l6, 16);
+                        memcpy(h->raddr, r6, 16);
+                }
+                if (i == 6)
+                        h->conn_id = 5 + OUTPUT_ADDR_SLOTS; /* the same slot, other conn */
+                if (i == 7) {
+                        h->family = AF_INET;
+                        memset(h->laddr, 0, 16);
+                        memset(h->raddr, 0, 16);
+                        memcpy(h->laddr, "\x7f\x00\x00\x01", 4);
+                        memcpy(h->raddr, "\x0a\x00\x00\x02", 4);
+                }
+                assert(output_message(&o, &m, TLSSNIFF_ROLE_CLIENT, ROLE_SOURCE_KERNEL) == 0);
+        }
+        output_done(&o);
+        fclose(f);
+        line = buf;
+        for (int i = 0; i < 8; i++) {
+                char *end = strchr(line, '\n');
+
+                assert(end);
+                *end = '\0';
+                assert(strstr(line, want[i]));
+                line = end + 1;
+        }
+        assert(*line == '\0');
+        free(buf);
+}
+
 /* Strings longer than the writer's buffer, every byte value, escaped as JSON wants. */
 static void test_json_string(void)
 {
@@ -190,8 +261,10 @@ static void test_writeback(void)
         close(p[0]);
 }
 
-/* RFC 4648's vectors, then every length 0..200 of pseudo-random bytes against the plain
- * one-character-per-6-bits encoder (the fast path takes 6 bytes a step, the tail 3 or fewer). */
+/* RFC 4648's vectors, then every length 0..1200 of pseudo-random bytes against the plain
+ * one-character-per-6-bits encoder, through base64_encode (on x86-64 with AVX2: 24 bytes a step
+ * from 56 bytes on, the rest portable) and the portable encoder (6 bytes a step, the tail 3 or
+ * fewer), and each start 0..31 of the buffer (unaligned loads). */
 static void test_base64(void)
 {
         static const char *const vectors[][2] = { { "", "" },          { "f", "Zg==" },
@@ -200,8 +273,8 @@ static void test_base64(void)
                                                   { "foobar", "Zm9vYmFy" } };
         static const char alphabet[] =
                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        uint8_t in[200];
-        char out[300], want[300];
+        uint8_t in[1200 + 32];
+        char out[1700], want[1700];
         uint32_t x = 12345;
 
         for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
@@ -214,27 +287,50 @@ static void test_base64(void)
                 x = x * 1103515245u + 12345u;
                 in[i] = (uint8_t)(x >> 16);
         }
-        for (size_t n = 0; n <= sizeof(in); n++) {
-                size_t k = 0;
+        for (size_t start = 0; start < 32; start++) {
+                for (size_t n = 0; n <= 1200; n += start ? 37 : 1) {
+                        const uint8_t *b = in + start;
+                        size_t k = 0;
 
-                for (size_t i = 0; i < n; i += 3) {
-                        uint32_t v = (uint32_t)in[i] << 16 |
-                                     (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
-                                     (i + 2 < n ? in[i + 2] : 0);
+                        for (size_t i = 0; i < n; i += 3) {
+                                uint32_t v = (uint32_t)b[i] << 16 |
+                                             (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) |
+                                             (i + 2 < n ? b[i + 2] : 0);
 
-                        want[k++] = alphabet[v >> 18];
-                        want[k++] = alphabet[(v >> 12) & 63];
-                        want[k++] = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
-                        want[k++] = i + 2 < n ? alphabet[v & 63] : '=';
+                                want[k++] = alphabet[v >> 18];
+                                want[k++] = alphabet[(v >> 12) & 63];
+                                want[k++] = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
+                                want[k++] = i + 2 < n ? alphabet[v & 63] : '=';
+                        }
+                        want[k] = '\0';
+                        assert(base64_encode(b, n, out) == k && strcmp(out, want) == 0);
+                        assert(base64_encode_portable(b, n, out) == k && strcmp(out, want) == 0);
                 }
-                want[k] = '\0';
-                assert(base64_encode(in, n, out) == k && strcmp(out, want) == 0);
+        }
+        /* Every 6-bit value in every position of a 24-byte step: the ranges' offsets. */
+        for (unsigned v = 0; v < 64; v++) {
+                uint8_t block[60];
+                size_t k;
+
+                for (size_t i = 0; i < sizeof(block); i += 3) {
+                        uint32_t w = v << 18 | ((v + 1) & 63) << 12 | ((v + 2) & 63) << 6 |
+                                     ((v + 3) & 63);
+
+                        block[i] = (uint8_t)(w >> 16);
+                        block[i + 1] = (uint8_t)(w >> 8);
+                        block[i + 2] = (uint8_t)w;
+                }
+                k = base64_encode(block, sizeof(block), out);
+                assert(k == 80);
+                for (size_t i = 0; i < k; i++)
+                        assert(out[i] == alphabet[(v + i % 4) & 63]);
         }
 }
 
 int main(void)
 {
         test_base64();
+        test_addr_cache();
         test_writeback();
         test_json_string();
         test_addresses();
