@@ -238,6 +238,53 @@ int frame_writer_put(struct frame_writer *w, uint16_t type, const void *body, si
         return 0;
 }
 
+int frame_writer_send(struct frame_writer *w, int sock, uint16_t type, const void *body,
+                      size_t n)
+{
+        uint8_t hdr[FRAME_HEADER_SIZE];
+        struct iovec iov[2] = {
+                { .iov_base = hdr, .iov_len = sizeof(hdr) },
+                { .iov_base = (void *)body, .iov_len = n },
+        };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n > 0 ? 2 : 1 };
+        size_t sent = 0, rest;
+        int err = -EAGAIN;
+        ssize_t k;
+
+        if (n > FRAME_BODY_MAX)
+                return -EMSGSIZE;
+        if (w->pos < w->len) { /* frames before it wait: keep the order */
+                int r = frame_writer_put(w, type, body, n, -1);
+
+                return r < 0 ? r : frame_writer_flush(w, sock);
+        }
+        frame_header_write(hdr, (uint32_t)n, type);
+        for (;;) {
+                k = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (k >= 0 || errno != EINTR)
+                        break;
+        }
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                err = -errno; /* queued all the same: the caller counts what is pending as lost */
+        if (k > 0)
+                sent = (size_t)k;
+        if (sent == sizeof(hdr) + n)
+                return 0;
+        /* Queue the part the socket did not take: the rest of the header, then of the body. */
+        w->pos = w->len = 0;
+        rest = sizeof(hdr) + n - sent;
+        if (buffer_reserve(&w->buf, &w->cap, 0, rest) < 0)
+                return -ENOMEM;
+        if (sent < sizeof(hdr)) {
+                memcpy(w->buf, hdr + sent, sizeof(hdr) - sent);
+                memcpy(w->buf + sizeof(hdr) - sent, body, n);
+        } else {
+                memcpy(w->buf, (const uint8_t *)body + (sent - sizeof(hdr)), rest);
+        }
+        w->len = rest;
+        return err;
+}
+
 int frame_writer_flush(struct frame_writer *w, int sock)
 {
         while (w->pos < w->len) {

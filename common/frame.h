@@ -87,6 +87,13 @@ struct frame_writer {
 void frame_writer_done(struct frame_writer *w);
 /* Queues one frame; fd >= 0 is duplicated into the queue and sent with it. */
 int frame_writer_put(struct frame_writer *w, uint16_t type, const void *body, size_t n, int fd);
+/*
+ * Sends one frame without an fd: straight from body when nothing is queued before it (one copy
+ * fewer: the kernel's), queuing only what the socket did not take. 0 when all of it went,
+ * -EAGAIN when some is queued, other negative errors as frame_writer_put/flush.
+ */
+int frame_writer_send(struct frame_writer *w, int sock, uint16_t type, const void *body,
+                      size_t n);
 size_t frame_writer_pending(const struct frame_writer *w);
 /* Writes as much as the socket takes. 0 when all is written, -EAGAIN when some remains. */
 int frame_writer_flush(struct frame_writer *w, int sock);

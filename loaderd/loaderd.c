@@ -721,14 +721,15 @@ static int flush_records(struct loaderd *l)
         if (l->n_records == 0)
                 return 0;
         msg_records_finish(&l->records, l->n_records);
-        r = frame_writer_put(&l->out, FRAME_L_RECORDS, l->records.data, l->records.size, -1);
+        /* Straight from the records buffer into the socket; copied only if it does not fit. */
+        r = l->sock >= 0 ? frame_writer_send(&l->out, l->sock, FRAME_L_RECORDS, l->records.data,
+                                             l->records.size)
+                         : frame_writer_put(&l->out, FRAME_L_RECORDS, l->records.data,
+                                            l->records.size, -1);
         l->analyzer_sent_bytes += l->records.size;
         l->records_forwarded += l->n_records;
         l->n_records = 0;
         msg_records_begin(&l->records);
-        if (r < 0)
-                return r;
-        r = frame_writer_flush(&l->out, l->sock);
         return r == -EAGAIN ? 0 : r;
 }
 
