@@ -532,32 +532,67 @@ void msg_records_finish(msgpack_sbuffer *sb, uint32_t count)
         sb->data[4] = (char)count;
 }
 
+/* The next bin item of a records frame at *off: its bytes and length, or false. */
+static bool next_bin(const uint8_t *body, size_t n, size_t *off, const uint8_t **ret,
+                     uint64_t *ret_len)
+{
+        uint64_t len;
+        uint8_t c;
+
+        if (*off >= n)
+                return false;
+        c = body[(*off)++];
+        if (c < 0xc4 || c > 0xc6 || !read_be(body, n, off, 1u << (c - 0xc4), &len) ||
+            len > n - *off)
+                return false;
+        *ret = body + *off;
+        *ret_len = len;
+        *off += len;
+        return true;
+}
+
+/*
+ * Records frames carry every captured byte, so they are walked directly rather than through
+ * msgpack-c's object tree (a tenth of the analyzer's time when capturing everything): an array
+ * header, then exactly that many bin items up to the end of the body; anything else is
+ * -EBADMSG. The frame is checked whole before the first callback, as before: a frame broken at
+ * its end hands over none of its records.
+ */
 int msg_records_foreach(const uint8_t *body, size_t n,
                         int (*cb)(const uint8_t *rec, size_t len, void *userdata), void *userdata)
 {
-        msgpack_unpacked u;
-        int r = 0;
+        uint64_t count, len;
+        const uint8_t *rec;
+        size_t off = 0, first;
 
-        if (unpack_whole(body, n, &u) < 0)
+        if (n == 0)
                 return -EBADMSG;
-        if (u.data.type != MSGPACK_OBJECT_ARRAY) {
-                r = -EBADMSG;
-                goto out;
+        if (body[0] >= 0x90 && body[0] <= 0x9f) {
+                count = body[0] & 0x0f;
+                off = 1;
+        } else if (body[0] == 0xdc || body[0] == 0xdd) {
+                off = 1;
+                if (!read_be(body, n, &off, body[0] == 0xdc ? 2 : 4, &count))
+                        return -EBADMSG;
+        } else {
+                return -EBADMSG;
         }
-        for (uint32_t i = 0; i < u.data.via.array.size; i++) {
-                const msgpack_object *o = &u.data.via.array.ptr[i];
+        first = off;
+        for (uint64_t i = 0; i < count; i++)
+                if (!next_bin(body, n, &off, &rec, &len))
+                        return -EBADMSG;
+        if (off != n)
+                return -EBADMSG;
+        off = first;
+        for (uint64_t i = 0; i < count; i++) {
+                int r;
 
-                if (o->type != MSGPACK_OBJECT_BIN) {
-                        r = -EBADMSG;
-                        goto out;
-                }
-                r = cb((const uint8_t *)o->via.bin.ptr, o->via.bin.size, userdata);
+                (void)next_bin(body, n, &off, &rec, &len);
+                r = cb(rec, (size_t)len, userdata);
                 if (r < 0)
-                        goto out;
+                        return r;
         }
-out:
-        msgpack_unpacked_destroy(&u);
-        return r;
+        return 0;
 }
 
 int msg_encode_control(msgpack_sbuffer *sb, const struct msg_control *m)
