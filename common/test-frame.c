@@ -335,6 +335,21 @@ static void test_fd_passing(void)
         close(sv[1]);
 }
 
+/* The next frame from sv[1], sending what w still holds into sv[0] while none is complete. */
+static void read_frame(struct frame_reader *r, struct frame_writer *w, const int sv[2],
+                       struct frame_header *h, const uint8_t **b)
+{
+        for (;;) {
+                int got = frame_reader_next(r, h, b);
+
+                assert(got >= 0);
+                if (got > 0)
+                        return;
+                if (frame_reader_fill(r, sv[1]) != 1)
+                        (void)frame_writer_flush(w, sv[0]);
+        }
+}
+
 /* A reader that always lags: the socket never takes everything, yet the writer's buffer stays
  * bounded by the backlog (not by everything ever sent) and every frame and fd arrives in order. */
 static void test_writer_steady_backlog(void)
@@ -370,15 +385,9 @@ static void test_writer_steady_backlog(void)
                 while (received + 200 < sent || (sent == FRAMES && received < FRAMES)) {
                         struct frame_header h;
                         const uint8_t *b;
-                        int got = frame_reader_next(&r, &h, &b);
                         unsigned seq;
 
-                        assert(got >= 0);
-                        if (got == 0) {
-                                if (frame_reader_fill(&r, sv[1]) != 1)
-                                        (void)frame_writer_flush(&w, sv[0]);
-                                continue;
-                        }
+                        read_frame(&r, &w, sv, &h, &b);
                         assert(h.type == FRAME_L_RECORDS && h.length == BODY);
                         memcpy(&seq, b, sizeof(seq));
                         assert(seq == received);
@@ -445,15 +454,9 @@ static void test_writer_send(void)
                 while (received + 20 < sent || (sent == FRAMES && received < FRAMES)) {
                         struct frame_header h;
                         const uint8_t *b;
-                        int got = frame_reader_next(&r, &h, &b);
                         unsigned seq;
 
-                        assert(got >= 0);
-                        if (got == 0) {
-                                (void)frame_writer_flush(&w, sv[0]);
-                                (void)frame_reader_fill(&r, sv[1]);
-                                continue;
-                        }
+                        read_frame(&r, &w, sv, &h, &b);
                         memcpy(&seq, b, sizeof(seq));
                         assert(seq == received);
                         assert(h.length == 4 + (seq * 7919u) % (seq % 5 == 0 ? 65000 : 300));
