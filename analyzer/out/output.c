@@ -423,37 +423,79 @@ static char *put_addr(char *p, const struct tlssniff_data_record *h, const uint8
         return p;
 }
 
-/* The "local" value, ",\"remote\":" and the "remote" value of a data line at p. */
-static char *put_addrs(struct output *o, char *p, const struct tlssniff_data_record *h)
-{
-        struct output_addrs *c = &o->addrs[h->conn_id % OUTPUT_ADDR_SLOTS];
-        char *start = p;
-
-        if (c->len && c->family == h->family && c->lport == h->lport && c->rport == h->rport &&
-            memcmp(c->laddr, h->laddr, 16) == 0 && memcmp(c->raddr, h->raddr, 16) == 0) {
-                memcpy(p, c->text, c->len);
-                return p + c->len;
-        }
-        p = put_addr(p, h, h->laddr, h->lport);
-        p = put_lit(p, ",\"remote\":");
-        p = put_addr(p, h, h->raddr, h->rport);
-        _Static_assert(OUTPUT_ADDRS_MAX >= 2 * 67 + 10, "room for two IPv6 addresses");
-        c->len = (uint16_t)(p - start);
-        c->family = h->family;
-        c->lport = h->lport;
-        c->rport = h->rport;
-        memcpy(c->laddr, h->laddr, 16);
-        memcpy(c->raddr, h->raddr, 16);
-        memcpy(c->text, start, c->len);
-        return p;
-}
-
 static void json_addr(FILE *f, const struct tlssniff_data_record *h, const uint8_t *addr,
                       uint16_t port)
 {
         char b[96], *e = put_addr(b, h, addr, port);
 
         fwrite(b, 1, (size_t)(e - b), f);
+}
+
+/*
+ * The part of a data line from "pid" up to "offset": the same for every message of a
+ * connection in one direction from one thread, so it is written again from the cache slot of
+ * its conn_id while every field it is made of is the same (compared whole, key zero-filled).
+ */
+static char *put_middle(struct output *o, char *p, const struct message *m, uint8_t role,
+                        enum role_source rs)
+{
+        const struct tlssniff_data_record *h = &m->hdr;
+        uint64_t slot = (h->conn_id << 1 | (h->direction & 1)) % OUTPUT_LINE_SLOTS;
+        struct output_line *c = &o->lines[slot];
+        struct output_line_key k;
+        char *start = p;
+
+        memset(&k, 0, sizeof(k));
+        k.conn_id = h->conn_id;
+        k.pid = h->pid;
+        k.tid = h->tid;
+        k.fd = h->fd;
+        k.family = h->family;
+        k.lport = h->lport;
+        k.rport = h->rport;
+        k.direction = h->direction;
+        k.role = role;
+        k.rs = (uint8_t)rs;
+        k.source = h->source;
+        memcpy(k.laddr, h->laddr, 16);
+        memcpy(k.raddr, h->raddr, 16);
+        memcpy(k.comm, h->comm, TLSSNIFF_COMM_LEN);
+        if (c->len && memcmp(&c->key, &k, sizeof(k)) == 0) {
+                memcpy(p, c->text, c->len);
+                return p + c->len;
+        }
+        p = put_lit(p, ",\"pid\":");
+        p = put_u64(p, h->pid);
+        p = put_lit(p, ",\"tid\":");
+        p = put_u64(p, h->tid);
+        p = put_lit(p, ",\"comm\":");
+        p = put_comm(p, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
+        p = put_lit(p, ",\"fd\":");
+        p = put_i64(p, h->fd);
+        p = put_lit(p, ",\"direction\":\"");
+        p = put_lit(p, h->direction == TLSSNIFF_DIR_WRITE ? "write" : "read");
+        p = put_lit(p, "\",\"role\":\"");
+        p = put_lit(p, output_role_name(role));
+        p = put_lit(p, "\",\"role_source\":\"");
+        p = put_lit(p, role_source_name(rs));
+        p = put_lit(p, "\",\"family\":\"");
+        p = put_lit(p, family_name(h->family));
+        p = put_lit(p, "\",\"local\":");
+        p = put_addr(p, h, h->laddr, h->lport);
+        p = put_lit(p, ",\"remote\":");
+        p = put_addr(p, h, h->raddr, h->rport);
+        p = put_lit(p, ",\"conn_id\":");
+        p = put_u64(p, h->conn_id);
+        p = put_lit(p, ",\"source\":\"");
+        p = put_lit(p, h->source == TLSSNIFF_SOURCE_GO ? "go" : "openssl");
+        if ((size_t)(p - start) <= sizeof(c->text)) {
+                c->key = k;
+                c->len = (uint16_t)(p - start);
+                memcpy(c->text, start, c->len);
+        } else {
+                c->len = 0; /* cannot happen (see OUTPUT_LINE_MAX); never a cut copy */
+        }
+        return p;
 }
 
 static int output_json(struct output *o, const struct message *m, uint8_t role,
@@ -485,28 +527,7 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         p += 9;
         p = put_lit(p, "Z\",\"timestamp_ns\":");
         p = put_u64(p, h->timestamp_ns);
-        p = put_lit(p, ",\"pid\":");
-        p = put_u64(p, h->pid);
-        p = put_lit(p, ",\"tid\":");
-        p = put_u64(p, h->tid);
-        p = put_lit(p, ",\"comm\":");
-        p = put_comm(p, h->comm, strnlen(h->comm, TLSSNIFF_COMM_LEN));
-        p = put_lit(p, ",\"fd\":");
-        p = put_i64(p, h->fd);
-        p = put_lit(p, ",\"direction\":\"");
-        p = put_lit(p, h->direction == TLSSNIFF_DIR_WRITE ? "write" : "read");
-        p = put_lit(p, "\",\"role\":\"");
-        p = put_lit(p, output_role_name(role));
-        p = put_lit(p, "\",\"role_source\":\"");
-        p = put_lit(p, role_source_name(rs));
-        p = put_lit(p, "\",\"family\":\"");
-        p = put_lit(p, family_name(h->family));
-        p = put_lit(p, "\",\"local\":");
-        p = put_addrs(o, p, h);
-        p = put_lit(p, ",\"conn_id\":");
-        p = put_u64(p, h->conn_id);
-        p = put_lit(p, ",\"source\":\"");
-        p = put_lit(p, h->source == TLSSNIFF_SOURCE_GO ? "go" : "openssl");
+        p = put_middle(o, p, m, role, rs);
         p = put_lit(p, "\",\"offset\":");
         p = put_u64(p, m->offset);
         p = put_lit(p, ",\"length\":");

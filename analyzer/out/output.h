@@ -24,8 +24,10 @@ struct output_redaction {
         char names[OUTPUT_REDACT_MAX][OUTPUT_HEADER_NAME_MAX + 1];
 };
 
-#define OUTPUT_ADDR_SLOTS 64
-#define OUTPUT_ADDRS_MAX 160 /* {"ip":"<v6>","port":N},"remote":{...}: 2 * 67 + 10 */
+#define OUTPUT_LINE_SLOTS 128 /* a slot per connection and direction */
+/* ,"pid":..."source":"openssl at most: 2 * 10 digits, comm 96 escaped, fd 11, two IPv6
+ * addresses 2 * 67, conn_id 20, names and keys about 170. */
+#define OUTPUT_LINE_MAX 512
 
 struct output {
         const struct output_redaction *redact; /* NULL: the usual four only */
@@ -52,16 +54,21 @@ struct output {
         bool wb_file;
         uint64_t wb_started; /* writeback started up to here */
         uint64_t wb_dropped; /* dropped from the page cache up to here */
-        /*
-         * The data line's "local" and "remote" values as last written for a few connections
-         * (slot: conn_id % OUTPUT_ADDR_SLOTS), used again when a message's family, addresses and
-         * ports are the same bytes: most messages belong to a connection seen just before.
-         */
-        struct output_addrs {
-                uint16_t family, lport, rport, len;
-                uint8_t laddr[16], raddr[16];
-                char text[OUTPUT_ADDRS_MAX];
-        } addrs[OUTPUT_ADDR_SLOTS];
+        /* The middle of the data line ("pid" .. "source") per connection and direction: slot
+         * (conn_id * 2 + direction) % OUTPUT_LINE_SLOTS, see put_middle. */
+        struct output_line {
+                struct output_line_key {
+                        uint64_t conn_id;
+                        uint32_t pid, tid;
+                        int32_t fd;
+                        uint16_t family, lport, rport;
+                        uint8_t direction, role, rs, source;
+                        uint8_t laddr[16], raddr[16];
+                        char comm[TLSSNIFF_COMM_LEN];
+                } key;
+                uint16_t len; /* 0: empty */
+                char text[OUTPUT_LINE_MAX];
+        } lines[OUTPUT_LINE_SLOTS];
         /* The last second formatted as wall-clock text (one strftime per second). */
         int64_t tcache_secs;
         bool tcache_utc;
