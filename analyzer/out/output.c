@@ -489,7 +489,7 @@ static char *put_middle(struct output *o, char *p, const struct message *m, uint
         p = put_lit(p, ",\"source\":\"");
         p = put_lit(p, h->source == TLSSNIFF_SOURCE_GO ? "go" : "openssl");
         if ((size_t)(p - start) <= sizeof(c->text)) {
-                c->key = k;
+                memcpy(&c->key, &k, sizeof(k)); /* the padding too: compared whole */
                 c->len = (uint16_t)(p - start);
                 memcpy(c->text, start, c->len);
         } else {
