@@ -247,15 +247,14 @@ int frame_writer_send(struct frame_writer *w, int sock, uint16_t type, const voi
                 { .iov_base = (void *)body, .iov_len = n },
         };
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n > 0 ? 2 : 1 };
-        size_t sent = 0, rest;
-        int err = -EAGAIN;
+        size_t sent = 0;
+        int err = -EAGAIN, r;
         ssize_t k;
 
         if (n > FRAME_BODY_MAX)
                 return -EMSGSIZE;
         if (w->pos < w->len) { /* frames before it wait: keep the order */
-                int r = frame_writer_put(w, type, body, n, -1);
-
+                r = frame_writer_put(w, type, body, n, -1);
                 return r < 0 ? r : frame_writer_flush(w, sock);
         }
         frame_header_write(hdr, (uint32_t)n, type);
@@ -270,18 +269,11 @@ int frame_writer_send(struct frame_writer *w, int sock, uint16_t type, const voi
                 sent = (size_t)k;
         if (sent == sizeof(hdr) + n)
                 return 0;
-        /* Queue the part the socket did not take: the rest of the header, then of the body. */
-        w->pos = w->len = 0;
-        rest = sizeof(hdr) + n - sent;
-        if (buffer_reserve(&w->buf, &w->cap, 0, rest) < 0)
-                return -ENOMEM;
-        if (sent < sizeof(hdr)) {
-                memcpy(w->buf, hdr + sent, sizeof(hdr) - sent);
-                memcpy(w->buf + sizeof(hdr) - sent, body, n);
-        } else {
-                memcpy(w->buf, (const uint8_t *)body + (sent - sizeof(hdr)), rest);
-        }
-        w->len = rest;
+        /* Nothing was queued: queue the whole frame, the only one, past what the socket took. */
+        r = frame_writer_put(w, type, body, n, -1);
+        if (r < 0)
+                return r;
+        w->pos = w->len - (sizeof(hdr) + n) + sent;
         return err;
 }
 

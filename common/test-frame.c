@@ -335,6 +335,20 @@ static void test_fd_passing(void)
         close(sv[1]);
 }
 
+/* A socket pair whose sending side sv[0] holds only sndbuf bytes, a reader for sv[1], and an
+ * fd to pass; returns the fd. */
+static int small_pair(int sv[2], int sndbuf, struct frame_reader *r)
+{
+        int fd;
+
+        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        assert(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0);
+        fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        assert(fd >= 0);
+        frame_reader_init(r, true);
+        return fd;
+}
+
 /* The next frame from sv[1], sending what w still holds into sv[0] while none is complete. */
 static void read_frame(struct frame_reader *r, struct frame_writer *w, const int sv[2],
                        struct frame_header *h, const uint8_t **b)
@@ -362,11 +376,7 @@ static void test_writer_steady_backlog(void)
         struct frame_reader r;
         size_t max_cap = 0;
 
-        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-        assert(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0);
-        fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-        assert(fd >= 0);
-        frame_reader_init(&r, true);
+        fd = small_pair(sv, sndbuf, &r);
         while (received < FRAMES) {
                 /* Queue four frames (one with an fd now and then), send what fits. */
                 for (int k = 0; k < 4 && sent < FRAMES; k++, sent++) {
@@ -412,6 +422,12 @@ static void test_writer_steady_backlog(void)
         close(sv[1]);
 }
 
+/* Frame seq's body length in test_writer_send: every fifth up to 65 KB, the others small. */
+static size_t send_test_len(unsigned seq)
+{
+        return 4 + (seq * 7919u) % (seq % 5 == 0 ? 65000 : 300);
+}
+
 /*
  * frame_writer_send: straight from the caller's buffer while nothing is queued, the rest queued
  * when the socket takes part of a frame (cut inside the header and inside the body), frames
@@ -427,14 +443,10 @@ static void test_writer_send(void)
         struct frame_writer w = {};
         struct frame_reader r;
 
-        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-        assert(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0);
-        fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-        assert(fd >= 0);
-        frame_reader_init(&r, true);
+        fd = small_pair(sv, sndbuf, &r);
         while (received < FRAMES) {
                 for (int k = 0; k < 3 && sent < FRAMES; k++, sent++) {
-                        size_t n = 4 + (sent * 7919u) % (sent % 5 == 0 ? 65000 : 300);
+                        size_t n = send_test_len(sent);
                         int got;
 
                         memset(body, (int)(sent & 0xff), n);
@@ -459,7 +471,7 @@ static void test_writer_send(void)
                         read_frame(&r, &w, sv, &h, &b);
                         memcpy(&seq, b, sizeof(seq));
                         assert(seq == received);
-                        assert(h.length == 4 + (seq * 7919u) % (seq % 5 == 0 ? 65000 : 300));
+                        assert(h.length == send_test_len(seq));
                         assert(h.type == (seq % 101 == 0 ? FRAME_L_FILE : FRAME_L_RECORDS));
                         for (size_t i = sizeof(seq); i < h.length; i++)
                                 assert(b[i] == (uint8_t)(seq & 0xff));

@@ -434,7 +434,8 @@ static void json_addr(FILE *f, const struct tlssniff_data_record *h, const uint8
 /*
  * The part of a data line from "pid" up to "offset": the same for every message of a
  * connection in one direction from one thread, so it is written again from the cache slot of
- * its conn_id while every field it is made of is the same (compared whole, key zero-filled).
+ * its conn_id and direction while every field it is made of is the same (compared whole, key
+ * zero-filled).
  */
 static char *put_middle(struct output *o, char *p, const struct message *m, uint8_t role,
                         enum role_source rs)
