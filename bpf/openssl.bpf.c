@@ -41,6 +41,8 @@ const volatile __u32 self_tgid = 0;
  * (docs/performance.md, 2026-12-02) and moved cost from loaderd to the traced server.
  */
 const volatile __u64 wakeup_bytes = 128 << 10;
+/* Payloads read straight into the ring buffer (emit_direct): --direct-read, where the kernel can. */
+const volatile bool direct_read = false;
 
 /* Source of connection ids; only ever incremented atomically. */
 __u64 next_conn_id = 0;
@@ -921,6 +923,68 @@ struct emit_ctx {
         __u32 captured; /* bytes to capture: min(moved, cap) */
 };
 
+/*
+ * Reads user memory straight into a ring buffer record (kernel 6.16+): the plaintext is copied
+ * once, instead of into the scratch and from there into the ring. Used when loaderd found the
+ * kfunc in the kernel's BTF and --direct-read is on (direct_read); otherwise emit_chunk copies
+ * through the scratch.
+ */
+extern int bpf_probe_read_user_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size,
+                                      const void *unsafe_ptr__ign) __ksym __weak;
+
+#ifndef bpf_ksym_exists
+#define bpf_ksym_exists(sym) (!!(sym))
+#endif
+
+static __always_inline void count_emitted(__u64 len)
+{
+        stat_add(STAT_RECORDS, 1);
+        stat_add(STAT_BYTES, len);
+}
+
+static __always_inline void count_ring_drop(__u64 len)
+{
+        stat_add(STAT_DROP_RINGBUF_RECORDS, 1);
+        stat_add(STAT_DROP_RINGBUF_BYTES, len);
+}
+
+/* One record, its payload read from user memory into the reserved space: see above. */
+static __always_inline void emit_direct(struct scratch *s, __u64 src, __u32 len)
+{
+        __u32 size = sizeof(s->rec) + len;
+        struct bpf_dynptr dp;
+
+        if (bpf_ringbuf_reserve_dynptr(&events, size, 0, &dp) < 0) {
+                bpf_ringbuf_discard_dynptr(&dp, 0);
+                count_ring_drop(len);
+                return;
+        }
+        if (bpf_probe_read_user_dynptr(&dp, sizeof(s->rec), len, (void *)src) < 0 ||
+            bpf_dynptr_write(&dp, 0, &s->rec, sizeof(s->rec), 0) < 0) {
+                bpf_ringbuf_discard_dynptr(&dp, BPF_RB_NO_WAKEUP);
+                stat_add(STAT_READ_FAIL_BYTES, len);
+                return;
+        }
+        bpf_ringbuf_submit_dynptr(&dp, data_wakeup_flag(s, size));
+        count_emitted(len);
+}
+
+/* The same through the scratch, for kernels without bpf_probe_read_user_dynptr. */
+static __always_inline void emit_copied(struct scratch *s, __u64 src, __u32 len)
+{
+        if (len == 0 || len > TLSSNIFF_CHUNK_MAX)
+                return;
+        if (bpf_probe_read_user(s->data, len, (void *)src) < 0) {
+                stat_add(STAT_READ_FAIL_BYTES, len);
+                return;
+        }
+        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len,
+                               data_wakeup_flag(s, sizeof(s->rec) + len)) < 0)
+                count_ring_drop(len);
+        else
+                count_emitted(len);
+}
+
 static long emit_chunk(__u32 i, struct emit_ctx *ec)
 {
         struct scratch *s = ec->s;
@@ -941,19 +1005,11 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
         s->rec.flags &= ~TLSSNIFF_DATA_LAST;
         if (off + len >= ec->captured)
                 s->rec.flags |= TLSSNIFF_DATA_LAST;
-        if (bpf_probe_read_user(s->data, len, (void *)(ec->buf + off)) < 0) {
-                stat_add(STAT_READ_FAIL_BYTES, len);
-                return 0;
-        }
         s->rec.stream_offset += off;
-        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len,
-                               data_wakeup_flag(s, sizeof(s->rec) + len)) < 0) {
-                stat_add(STAT_DROP_RINGBUF_RECORDS, 1);
-                stat_add(STAT_DROP_RINGBUF_BYTES, len);
-        } else {
-                stat_add(STAT_RECORDS, 1);
-                stat_add(STAT_BYTES, len);
-        }
+        if (direct_read && bpf_ksym_exists(bpf_probe_read_user_dynptr))
+                emit_direct(s, ec->buf + off, len);
+        else
+                emit_copied(s, ec->buf + off, len);
         s->rec.stream_offset -= off;
         return 0;
 }

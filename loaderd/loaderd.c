@@ -596,6 +596,7 @@ static void keep_restart_settings(const struct options *old, struct options *n, 
              n->syscall_hooks = old->syscall_hooks);
         KEEP(old->uprobe_sessions != n->uprobe_sessions, "uprobe-sessions",
              n->uprobe_sessions = old->uprobe_sessions);
+        KEEP(old->direct_read != n->direct_read, "direct-read", n->direct_read = old->direct_read);
         KEEP(old->exchanges != n->exchanges, "exchanges", n->exchanges = old->exchanges);
         KEEP(old->placement_fallback != n->placement_fallback, "placement",
              n->placement_fallback = old->placement_fallback);
@@ -769,6 +770,7 @@ static bool syscall_tracepoints_ready(void)
 struct kernel_features {
         bool socket_tracepoints; /* sock_recv_length and sock_send_length */
         bool uprobe_sessions;    /* BPF_TRACE_UPROBE_SESSION and bpf_session_is_return() */
+        bool read_user_dynptr;   /* bpf_probe_read_user_dynptr() (6.16+) */
 };
 
 static bool btf_enum_has(const struct btf *btf, const char *type, const char *value)
@@ -800,6 +802,8 @@ static struct kernel_features kernel_features_read(void)
         k.uprobe_sessions =
                 btf_enum_has(vmlinux, "bpf_attach_type", "BPF_TRACE_UPROBE_SESSION") &&
                 btf__find_by_name_kind(vmlinux, "bpf_session_is_return", BTF_KIND_FUNC) > 0;
+        k.read_user_dynptr =
+                btf__find_by_name_kind(vmlinux, "bpf_probe_read_user_dynptr", BTF_KIND_FUNC) > 0;
         btf__free(vmlinux);
         return k;
 }
@@ -1020,6 +1024,7 @@ static int setup_bpf(struct loaderd *l)
                         return log_error_errno(errno, "Failed to open the BPF object: %m");
                 l->skel = skel;
                 skel->rodata->self_tgid = (uint32_t)getpid();
+                skel->rodata->direct_read = o->direct_read && k.read_user_dynptr;
                 r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
                 if (r < 0)
                         return log_error_errno(r, "Failed to size the ring buffer: %m");
@@ -1042,6 +1047,12 @@ static int setup_bpf(struct loaderd *l)
         else if (!k.uprobe_sessions)
                 log_info("The kernel has no uprobe sessions: entry and return probes attached "
                          "separately.");
+        if (skel->rodata->direct_read)
+                log_info("Plaintext read straight into the ring buffer.");
+        else
+                log_info("Plaintext copied into the ring buffer through a scratch buffer (%s).",
+                         o->direct_read ? "the kernel has no bpf_probe_read_user_dynptr"
+                                        : "--direct-read=no");
 
         r = targets_setup(l, err, sizeof(err));
         if (r < 0)

@@ -40,6 +40,7 @@ enum {
         OPT_SECRETS,
         OPT_SYSCALL_HOOKS,
         OPT_UPROBE_SESSIONS,
+        OPT_DIRECT_READ,
         OPT_CACHE_DIR,
         OPT_JOURNAL_EXCHANGES,
         OPT_UNIT,
@@ -67,6 +68,7 @@ static const struct setting settings[] = {
         { "placement", "capture", OPT_PLACEMENT, false, false },
         { "syscall-hooks", "capture", OPT_SYSCALL_HOOKS, false, false },
         { "uprobe-sessions", "capture", OPT_UPROBE_SESSIONS, true, false },
+        { "direct-read", "capture", OPT_DIRECT_READ, true, false },
         { "json", "output", OPT_JSON, true, false },
         { "output", "output", OPT_OUTPUT, false, false },
         { "max-print", "output", OPT_MAX_PRINT, false, false },
@@ -137,6 +139,10 @@ void options_help(void)
                "                           one uprobe session where the kernel has them (yes),\n"
                "                           so calls of processes filtered out skip the return\n"
                "                           probe; no: always a separate uprobe and uretprobe\n"
+               "      --direct-read[=no]   read the plaintext straight into the ring buffer\n"
+               "                           where the kernel can (bpf_probe_read_user_dynptr,\n"
+               "                           Linux 6.16+; yes); no: through a per-CPU scratch\n"
+               "                           buffer, one copy more in the traced process\n"
                "      --placement MODE     auto: probes where the analysis proves them cheap\n"
                "                           (default); fallback: entry + uretprobe on every\n"
                "                           function (slower; for comparison)\n"
@@ -177,6 +183,7 @@ void options_defaults(struct options *o)
                 .log_target = LOG_TARGET_AUTO,
                 .log_level = LOG_INFO,
                 .uprobe_sessions = true,
+                .direct_read = true,
         };
 }
 
@@ -304,6 +311,9 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 break;
         case OPT_UPROBE_SESSIONS:
                 o->uprobe_sessions = on;
+                break;
+        case OPT_DIRECT_READ:
+                o->direct_read = on;
                 break;
         case OPT_NO_DATA:
                 o->no_data = on;

@@ -30,6 +30,7 @@ struct options {
         bool journal_exchanges; /* --journal-exchanges (implies --exchanges) */
         enum syscall_hooks syscall_hooks; /* --syscall-hooks */
         bool uprobe_sessions;   /* --uprobe-sessions (default yes): where the kernel has them */
+        bool direct_read;       /* --direct-read (default yes): where the kernel can */
         bool check_config;      /* --check-config: read the settings, say whether they are good */
         unsigned body_preview;
         const char *output;

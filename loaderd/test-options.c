@@ -69,7 +69,7 @@ int main(void)
                      "\xef\xbb\xbf# c\r\n[targets]\r\ncomm = curl\npid=42\n unit = a.service \n"
                      "cgroup = /sys/fs/cgroup/x\n; c\n[capture]\ncall-cap = 1M\n"
                      "ringbuf-size = 64M\nplacement = fallback\nsyscall-hooks = raw\n"
-                     "uprobe-sessions = no\n"
+                     "uprobe-sessions = no\ndirect-read = no\n"
                      "[output]\njson = yes\noutput = \"\"\nexchanges = on\nno-data = 1\n"
                      "body-preview = 1K\nmax-print = 0\njournal-exchanges = true\n"
                      "[redaction]\nredact-header = X-Api-Key\nshow-secrets = no\n"
@@ -80,7 +80,7 @@ int main(void)
                o.pids[0] == 42 && o.n_units == 1 && strcmp(o.units[0], "a.service") == 0 &&
                o.n_cgroups == 1);
         assert(o.call_cap == 1u << 20 && o.ringbuf_size == 64u << 20 && o.placement_fallback &&
-               o.syscall_hooks == SYSCALL_HOOKS_RAW && !o.uprobe_sessions);
+               o.syscall_hooks == SYSCALL_HOOKS_RAW && !o.uprobe_sessions && !o.direct_read);
         assert(o.json && !o.output && o.exchanges && o.no_data && o.body_preview == 1024 &&
                o.max_print == 0 && o.journal_exchanges);
         assert(o.n_redact == 1 && strcmp(o.redact[0], "X-Api-Key") == 0 && !o.show_secrets);
@@ -153,7 +153,14 @@ int main(void)
                o.syscall_hooks == SYSCALL_HOOKS_PER_CALL);
         options_free(&o);
         assert(load(&o, NULL, err, sizeof(err), 0) == OPTIONS_RUN &&
-               o.syscall_hooks == SYSCALL_HOOKS_AUTO && o.uprobe_sessions);
+               o.syscall_hooks == SYSCALL_HOOKS_AUTO && o.uprobe_sessions && o.direct_read);
+        options_free(&o);
+        assert(load(&o, "[capture]\ndirect-read = no\n", err, sizeof(err), 1, "--direct-read") ==
+                       OPTIONS_RUN &&
+               o.direct_read);
+        options_free(&o);
+        assert(load(&o, NULL, err, sizeof(err), 1, "--direct-read=no") == OPTIONS_RUN &&
+               !o.direct_read);
         options_free(&o);
         assert(load(&o, NULL, err, sizeof(err), 1, "--uprobe-sessions=no") == OPTIONS_RUN &&
                !o.uprobe_sessions);

@@ -25,6 +25,11 @@ runs of the same invocation:
                      SSL_read moved (the simplest peer; bpftrace's buf() keeps at most
                      BPFTRACE_STRLEN = 200 bytes of each, so it does not capture everything)
 
+A variant of a tlssniff configuration (--variant CONFIG+NAME=ARGS, e.g.
+--variant "tlssniff-all+scratch=--direct-read=no") runs interleaved with the others as its own
+configuration, CONFIG+NAME, with ARGS added to loaderd's command line (a token loaderd=PATH
+runs another build instead): an A/B comparison inside one run.
+
 When nginx or wrk cannot be had, the script falls back to `openssl s_server -WWW` and/or a
 small Python (system libssl) request loop, and says so.
 
@@ -628,17 +633,19 @@ class Tracer:
     def start(self):
         logf = open(self.log, "wb")
         if self.config.startswith("tlssniff"):
+            base, _, _ = self.config.partition("+")
+            binary, extra = self.opts.variants.get(self.config, (self.opts.loaderd, []))
             argv = [
-                self.opts.loaderd,
+                binary,
                 "--json",
                 "--output",
                 self.output,
                 "--log-target",
                 "stderr",
-            ] + self.opts.loaderd_arg
-            if self.config.startswith("tlssniff-excluded"):
+            ] + self.opts.loaderd_arg + extra
+            if base.startswith("tlssniff-excluded"):
                 argv += ["--pid", str(self.idle_pid)]
-            if self.config.endswith("-fallback"):
+            if base.endswith("-fallback"):
                 argv += ["--placement", "fallback"]
             pattern = "Ready:"
         else:
@@ -1321,6 +1328,14 @@ def parse_args(argv):
         default=[],
         help="extra argument for tlssniff-loaderd (repeatable)",
     )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="CONFIG+NAME=ARGS",
+        help="also run CONFIG (a tlssniff configuration) with ARGS (whitespace-separated; "
+        "loaderd=PATH for another binary) added, as configuration CONFIG+NAME (repeatable)",
+    )
     ap.add_argument("--ready-timeout", type=float, default=60.0)
     ap.add_argument("--workdir", help="where temporary files go (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir and captures")
@@ -1332,6 +1347,24 @@ def parse_args(argv):
     for c in o.configs:
         if c not in ALL_CONFIGS:
             ap.error("unknown config '%s'" % c)
+    o.variants = {}
+    for v in o.variant:
+        name, eq, args = v.partition("=")
+        base, plus, tag = name.partition("+")
+        if not eq or not plus or not tag or not base.startswith("tlssniff") or base not in ALL_CONFIGS:
+            ap.error("--variant '%s': expected CONFIG+NAME=ARGS with a tlssniff configuration" % v)
+        if name in o.variants:
+            ap.error("--variant '%s' given twice" % name)
+        binary, extra = o.loaderd, []
+        for tok in args.split():
+            if tok.startswith("loaderd="):
+                binary = tok[len("loaderd="):]
+                if not os.access(binary, os.X_OK):
+                    ap.error("--variant '%s': %s is not executable" % (name, binary))
+            else:
+                extra.append(tok)
+        o.variants[name] = (binary, extra)
+        o.configs.append(name)
     if "untraced" not in o.configs:
         o.configs.insert(0, "untraced")
     if o.rounds < 1 or o.seconds < 1 or o.connections < 1:
