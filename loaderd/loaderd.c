@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -603,6 +604,8 @@ static void keep_restart_settings(const struct options *old, struct options *n, 
         KEEP(!same_str(old->analyzer, n->analyzer), "analyzer",
              n->analyzer = options_keep(n, old->analyzer));
         KEEP(!same_str(old->user, n->user), "user", n->user = options_keep(n, old->user));
+        KEEP(old->batch_scheduling != n->batch_scheduling, "batch-scheduling",
+             n->batch_scheduling = old->batch_scheduling);
         KEEP(!same_str(old->control_socket, n->control_socket), "control-socket",
              n->control_socket = options_keep(n, old->control_socket));
         KEEP(!same_str(old->cache_dir, n->cache_dir), "cache-dir",
@@ -1391,6 +1394,33 @@ static int loop(struct loaderd *l)
         }
 }
 
+/*
+ * SCHED_BATCH for loaderd and, inherited across fork and exec, the analyzer: a task of that
+ * policy that wakes up (the ring buffer's wakeup, a frame arriving) does not preempt the task
+ * running on that CPU, so the traced programs are not interrupted for work that can wait a
+ * few milliseconds; it still gets its fair share of the CPU, so nothing falls behind for
+ * long. Measured with tests/bench/throughput.py (docs/performance.md, 2026-12-02). A policy
+ * other than SCHED_OTHER was chosen by whoever started loaderd (a unit's
+ * CPUSchedulingPolicy=) and is kept.
+ */
+static void set_scheduling(bool batch)
+{
+        struct sched_param sp = { 0 };
+        int policy = sched_getscheduler(0);
+
+        if (!batch)
+                return;
+        if (policy != SCHED_OTHER) {
+                log_info("Scheduling policy %d kept: tlssniff was started with it.", policy);
+                return;
+        }
+        if (sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
+                log_warning_errno(errno, "Failed to switch to the SCHED_BATCH policy, going on "
+                                         "without it: %m");
+        else
+                log_info("Running with the SCHED_BATCH scheduling policy, as the analyzer will.");
+}
+
 int loaderd_run(struct options *opt, int argc, char **argv)
 {
         struct loaderd l = { .opt = *opt, .argc = argc, .argv = argv, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
@@ -1405,6 +1435,7 @@ int loaderd_run(struct options *opt, int argc, char **argv)
                 goto out;
         }
         log_struct_id(LOG_INFO, MID_STARTED, "tlssniff %s starting.", TLSSNIFF_VERSION);
+        set_scheduling(l.opt.batch_scheduling);
         l.started_ns = now_monotonic_ns();
         msgpack_sbuffer_init(&l.records);
         msg_records_begin(&l.records);

@@ -31,6 +31,7 @@ enum {
         OPT_RINGBUF,
         OPT_ANALYZER,
         OPT_USER,
+        OPT_BATCH_SCHEDULING,
         OPT_LOG_TARGET,
         OPT_VERSION,
         OPT_CONTROL,
@@ -80,6 +81,7 @@ static const struct setting settings[] = {
         { "redact-header", "redaction", OPT_REDACT, false, false },
         { "analyzer", "service", OPT_ANALYZER, false, false },
         { "user", "service", OPT_USER, false, false },
+        { "batch-scheduling", "service", OPT_BATCH_SCHEDULING, true, false },
         { "control-socket", "service", OPT_CONTROL, false, false },
         { "cache-dir", "service", OPT_CACHE_DIR, false, false },
         { "log-target", "service", OPT_LOG_TARGET, false, false },
@@ -155,6 +157,11 @@ void options_help(void)
                "                           " TLSSNIFF_LIBEXECDIR ")\n"
                "      --user NAME          user the analyzer runs as (tlssniff; created if\n"
                "                           missing)\n"
+               "      --batch-scheduling[=no]\n"
+               "                           loaderd and the analyzer run with the SCHED_BATCH\n"
+               "                           policy (yes): waking up to drain the ring buffer\n"
+               "                           they do not preempt the programs they trace; no:\n"
+               "                           the policy they were started with\n"
                "      --control-socket PATH  socket for tlssniffctl (/run/tlssniff/control;\n"
                "                           \"\" for none), mode 0660 root:<the user's group>\n"
                "      --cache-dir DIR      the analyzer's Go offset cache (/var/cache/tlssniff;\n"
@@ -184,6 +191,7 @@ void options_defaults(struct options *o)
                 .log_level = LOG_INFO,
                 .uprobe_sessions = true,
                 .direct_read = true,
+                .batch_scheduling = true,
         };
 }
 
@@ -405,6 +413,9 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 if (arg[0] != '/' && strchr(arg, '/') == NULL && *arg)
                         return fail(err, err_size, "'%s' is not a path", arg);
                 o->analyzer = *arg ? copy : NULL;
+                break;
+        case OPT_BATCH_SCHEDULING:
+                o->batch_scheduling = on;
                 break;
         case OPT_USER:
                 if (!*arg)

@@ -3,6 +3,9 @@
 # no_new_privs and a seccomp filter (Seccomp 2), and is the one writing the output file that
 # loaderd opened for it; and that
 # after loaderd is SIGKILLed no uprobe of tlssniff stays behind and the analyzer exits.
+# Also that loaderd and the analyzer run with the SCHED_BATCH policy by default, keep the
+# policy they were started with under --batch-scheduling=no, and keep a policy other than
+# SCHED_OTHER that whoever started them chose.
 
 import json
 import os
@@ -80,12 +83,42 @@ def prog_ids_of(pid):
     return ids
 
 
-def main(t):
-    loaderd = t.start_loaderd()
+POLICY_NAMES = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_BATCH: "SCHED_BATCH",
+                os.SCHED_IDLE: "SCHED_IDLE"}
+
+
+def check_policy(t, loaderd, want, how):
     kids = children_of(loaderd.pid)
     if len(kids) != 1:
         raise TestFailure(f"loaderd has {len(kids)} children, expected the analyzer alone")
-    analyzer = kids[0]
+    for name, pid in (("loaderd", loaderd.pid), ("analyzer", kids[0])):
+        got = os.sched_getscheduler(pid)
+        if got != want:
+            raise TestFailure(f"{how}: {name} runs with {POLICY_NAMES.get(got, got)}, expected "
+                              f"{POLICY_NAMES[want]}")
+    return kids[0]
+
+
+def scheduling(t):
+    loaderd = t.start_loaderd("--batch-scheduling=no")
+    check_policy(t, loaderd, os.SCHED_OTHER, "--batch-scheduling=no")
+    t.stop_loaderd()
+    # Started with SCHED_IDLE (as a unit's CPUSchedulingPolicy=idle would): kept, and said so.
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        loaderd = t.start_loaderd()
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    check_policy(t, loaderd, os.SCHED_IDLE, "started with SCHED_IDLE")
+    if not any("Scheduling policy 5 kept" in ln for ln in t.loaderd_err.lines):
+        raise TestFailure("loaderd did not say it kept the policy it was started with")
+    t.stop_loaderd()
+    harness.log("SCHED_BATCH by default; --batch-scheduling=no and a chosen policy are kept")
+
+
+def main(t):
+    loaderd = t.start_loaderd()
+    analyzer = check_policy(t, loaderd, os.SCHED_BATCH, "by default")
     st = status_of(analyzer)
     uid = pwd.getpwnam("tlssniff").pw_uid
     if st["Uid"].split() != [str(uid)] * 4 or uid == 0:
@@ -158,6 +191,7 @@ def main(t):
                           f"{[(p['id'], p['name']) for p in left]}")
     t.loaderd = None
     harness.log("after SIGKILL of loaderd the analyzer exited and no BPF program of ours is left")
+    scheduling(t)
 
 
 if __name__ == "__main__":
