@@ -30,6 +30,11 @@ A variant of a tlssniff configuration (--variant CONFIG+NAME=ARGS, e.g.
 configuration, CONFIG+NAME, with ARGS added to loaderd's command line (a token loaderd=PATH
 runs another build instead): an A/B comparison inside one run.
 
+With --bpf-stats the kernel's BPF run-time statistics are on (kernel.bpf_stats_enabled, put
+back afterwards) and every tlssniff run reports the time its BPF programs ran per request,
+program by program: a figure the host's speed swings far less than requests per second (the
+statistics themselves cost a clock read per program run, in every tlssniff configuration).
+
 When nginx or wrk cannot be had, the script falls back to `openssl s_server -WWW` and/or a
 small Python (system libssl) request loop, and says so.
 
@@ -905,6 +910,57 @@ def nonzero_losses(stats):
 # The benchmark
 
 
+BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def bpf_prog_ids(pid):
+    """Ids of the BPF programs pid holds through its fds (prog_id in their fdinfo)."""
+    ids = set()
+    try:
+        for fd in os.listdir("/proc/%d/fdinfo" % pid):
+            try:
+                with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                    for line in f:
+                        if line.startswith("prog_id:"):
+                            ids.add(int(line.split()[1]))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return ids
+
+
+def bpf_run_stats(ids):
+    """{id: (name, run_cnt, run_time_ns)} of the programs ids, from bpftool."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    stats = {}
+    for p in json.loads(out.stdout or "[]"):
+        if p.get("id") in ids:
+            stats[p["id"]] = (p.get("name", "?"), p.get("run_cnt", 0), p.get("run_time_ns", 0))
+    return stats
+
+
+def bpf_run_delta(before, after, requests):
+    """Per program name: runs per request and ns per run over a run; and ns per request."""
+    progs, total = {}, 0
+    for pid_, (name, cnt1, ns1) in after.items():
+        _, cnt0, ns0 = before.get(pid_, (name, 0, 0))
+        runs, ns = cnt1 - cnt0, ns1 - ns0
+        if runs <= 0:
+            continue
+        total += ns
+        p = progs.setdefault(name, [0, 0])
+        p[0] += runs
+        p[1] += ns
+    return {
+        "bpf_ns_per_req": total / requests if requests else 0.0,
+        "bpf_by_prog": {
+            k: {"runs_per_req": round(r / requests, 3), "ns_per_run": round(ns / r)}
+            for k, (r, ns) in progs.items()
+        },
+    }
+
+
 def one_run(config, rnd, opts, workdir, server, client, idle_pid):
     tag = "r%d-%s" % (rnd, config)
     progress("round %d: %s" % (rnd, config))
@@ -922,9 +978,12 @@ def one_run(config, rnd, opts, workdir, server, client, idle_pid):
         foreign = [
             p for p in running_comms("tlssniff-loader") + running_comms("bpftrace") if p not in mine
         ]
+        bpf_ids = bpf_prog_ids(tracer.proc.pid) if opts.bpf_stats and config.startswith("tlssniff") else set()
+        bpf0 = bpf_run_stats(bpf_ids) if bpf_ids else {}
         busy0, steal0 = machine_cpu()
         res = client.run(server, opts.seconds)
         busy1, steal1 = machine_cpu()
+        bpf1 = bpf_run_stats(bpf_ids) if bpf_ids else {}
         srv_cpu1 = pids_cpu(srv_pids)
         tr_mid = tracer.cpu() if tracer else 0.0
         # CPU the machine spent on anything but this run's processes: a sign of noise.
@@ -944,6 +1003,8 @@ def one_run(config, rnd, opts, workdir, server, client, idle_pid):
             "steal_pct": round((steal1 - steal0) / span * 100, 1),
             "other_tracers": foreign,
         }
+        if bpf_ids:
+            run.update(bpf_run_delta(bpf0, bpf1, res["requests"]))
         if tracer:
             run["ready_s"] = round(tracer.ready_s, 3)
             if config.startswith("tlssniff"):
@@ -1067,6 +1128,17 @@ def summarise(runs, configs):
                     2,
                 )
                 for k in comms
+            }
+        if any("bpf_ns_per_req" in r for r in rs):
+            with_stats = [r for r in rs if "bpf_ns_per_req" in r]
+            s["bpf_ns_per_req"] = round(med([r["bpf_ns_per_req"] for r in with_stats]))
+            names = sorted({k for r in with_stats for k in r["bpf_by_prog"]})
+            s["bpf_by_prog"] = {
+                k: {
+                    f: med([r["bpf_by_prog"][k][f] for r in with_stats if k in r["bpf_by_prog"]])
+                    for f in ("runs_per_req", "ns_per_run")
+                }
+                for k in names
             }
         if c.startswith("tlssniff"):
             s["drain_s"] = round(med([r["drain_s"] for r in rs]), 3)
@@ -1229,6 +1301,21 @@ def print_table(meta, summary, configs):
                     ),
                 )
             )
+    for c in configs:
+        s = summary.get(c)
+        if s and "bpf_ns_per_req" in s:
+            print(
+                "%s BPF programs: %d ns/request (%s)"
+                % (
+                    c,
+                    s["bpf_ns_per_req"],
+                    ", ".join(
+                        "%s %.2f runs x %d ns" % (k, v["runs_per_req"], v["ns_per_run"])
+                        for k, v in sorted(s["bpf_by_prog"].items())
+                        if v["runs_per_req"] >= 0.01
+                    ),
+                )
+            )
     for c in [c for c in configs if c.startswith("tlssniff-all")]:
         print_capture_check(c, summary.get(c))
     for c in [c for c in configs if c.startswith("tlssniff-excluded")]:
@@ -1335,6 +1422,12 @@ def parse_args(argv):
         metavar="CONFIG+NAME=ARGS",
         help="also run CONFIG (a tlssniff configuration) with ARGS (whitespace-separated; "
         "loaderd=PATH for another binary) added, as configuration CONFIG+NAME (repeatable)",
+    )
+    ap.add_argument(
+        "--bpf-stats",
+        action="store_true",
+        help="turn on kernel.bpf_stats_enabled and report the run time of tlssniff's BPF "
+        "programs per request",
     )
     ap.add_argument("--ready-timeout", type=float, default=60.0)
     ap.add_argument("--workdir", help="where temporary files go (default: a new temp dir)")
@@ -1457,6 +1550,15 @@ def main(argv):
         % (server_kind, client_kind, ",".join(opts.configs), opts.rounds, opts.seconds)
     )
 
+    stats_was = None
+    if opts.bpf_stats:
+        if not shutil.which("bpftool"):
+            print("FAIL: --bpf-stats needs bpftool")
+            return 1
+        with open(BPF_STATS_SYSCTL) as f:
+            stats_was = f.read().strip()
+        with open(BPF_STATS_SYSCTL, "w") as f:
+            f.write("1")
     workdir = opts.workdir or tempfile.mkdtemp(prefix="tlssniff-bench-")
     os.makedirs(workdir, exist_ok=True)
     server = Server(server_kind, workdir, ncpu)
@@ -1487,6 +1589,9 @@ def main(argv):
     except KeyboardInterrupt:
         failed = "interrupted"
     finally:
+        if stats_was is not None:
+            with open(BPF_STATS_SYSCTL, "w") as f:
+                f.write(stats_was)
         server.stop()
         if idle:
             end_process(idle)
