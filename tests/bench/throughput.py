@@ -25,6 +25,10 @@ runs of the same invocation:
                      SSL_read moved (the simplest peer; bpftrace's buf() keeps at most
                      BPFTRACE_STRLEN = 200 bytes of each, so it does not capture everything)
 
+--places NAME=KIND:ADDR,... runs empty bpftrace probes at exactly those places of the server's
+libssl as configuration bpftrace-empty-placed+NAME: what a placement would cost before it is
+built.
+
 A variant of a tlssniff configuration (--variant CONFIG+NAME=ARGS, e.g.
 --variant "tlssniff-all+scratch=--direct-read=no") runs interleaved with the others as its own
 configuration, CONFIG+NAME, with ARGS added to loaderd's command line (a token loaderd=PATH
@@ -664,6 +668,10 @@ class Tracer:
                 probes = ", ".join(
                     "%s:%s:0x%x" % (kind, lib, addr) for kind, addr in placed_probes(self.opts, lib)
                 )
+            elif self.config.startswith("bpftrace-empty-placed+"):
+                probes = ", ".join(
+                    "%s:%s:0x%x" % (kind, lib, addr) for kind, addr in self.opts.places[self.config]
+                )
             prog = 'BEGIN { printf("BENCH-READY\\n"); } ' + probes + " { }"
             if self.config == "bpftrace-sniffer":
                 prog = (
@@ -676,7 +684,7 @@ class Tracer:
                 )
             # Addresses in a stripped library: bpftrace cannot check the instruction boundary
             # itself (the analyzer placed them on boundaries it disassembled).
-            unsafe = ["--unsafe"] if self.config == "bpftrace-empty-placed" else []
+            unsafe = ["--unsafe"] if self.config.startswith("bpftrace-empty-placed") else []
             argv = [self.opts.bpftrace] + unsafe + ["-e", prog]
             pattern = "BENCH-READY"
         t0 = time.monotonic()
@@ -1424,6 +1432,16 @@ def parse_args(argv):
         "loaderd=PATH for another binary) added, as configuration CONFIG+NAME (repeatable)",
     )
     ap.add_argument(
+        "--places",
+        dest="places_list",
+        action="append",
+        default=[],
+        metavar="NAME=KIND:ADDR,...",
+        help="also run empty bpftrace probes at these places of the server's libssl (KIND uprobe "
+        "or uretprobe, ADDR a virtual address), as configuration bpftrace-empty-placed+NAME: "
+        "what a placement would cost before it is built (repeatable)",
+    )
+    ap.add_argument(
         "--bpf-stats",
         action="store_true",
         help="turn on kernel.bpf_stats_enabled and report the run time of tlssniff's BPF "
@@ -1458,6 +1476,27 @@ def parse_args(argv):
                 extra.append(tok)
         o.variants[name] = (binary, extra)
         o.configs.append(name)
+    o.places = {}
+    for v in o.places_list:
+        name, eq, spec = v.partition("=")
+        probes = []
+        for item in spec.split(","):
+            kind, colon, addr = item.strip().partition(":")
+            try:
+                probes.append((kind, int(addr, 0)))
+            except ValueError:
+                probes = None
+                break
+            if kind not in ("uprobe", "uretprobe") or not colon:
+                probes = None
+                break
+        if not eq or not name or not probes:
+            ap.error("--places '%s': expected NAME=KIND:ADDR,... (KIND uprobe or uretprobe)" % v)
+        config = "bpftrace-empty-placed+" + name
+        if config in o.places:
+            ap.error("--places '%s' given twice" % name)
+        o.places[config] = probes
+        o.configs.append(config)
     if "untraced" not in o.configs:
         o.configs.insert(0, "untraced")
     if o.rounds < 1 or o.seconds < 1 or o.connections < 1:
