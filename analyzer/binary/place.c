@@ -53,7 +53,13 @@ struct value {
 struct state {
         struct value reg[NREGS];
         struct value slot[PLACE_SLOTS]; /* slot[i] is the word at entry sp - 8 * (i + 1) */
-        bool escaped;                   /* an address in the frame was handed out */
+        /*
+         * half[j] is the 32-bit value at entry sp - 4 * (j + 1): what a 4-byte load there reads
+         * (an int argument spilled with a 32-bit store, or the low half of a word). Kept beside
+         * the words: a store of either size updates both views of the bytes it covers.
+         */
+        struct value half[2 * PLACE_SLOTS];
+        bool escaped; /* an address in the frame was handed out */
 };
 
 enum flow {
@@ -197,13 +203,33 @@ static int slot_index(int64_t delta)
         return (int)(-delta / 8 - 1);
 }
 
+/* Index in half[] of the 32-bit value at entry sp + delta, or -1 when it is not one we track. */
+static int half_index(int64_t delta)
+{
+        if (delta >= 0 || delta < -8 * PLACE_SLOTS || delta % 4 != 0)
+                return -1;
+        return (int)(-delta / 4 - 1);
+}
+
+/* The low 32 bits of a value, as a 32-bit load or register read sees them. */
+static struct value narrowed(struct value v)
+{
+        if (v.kind == V_ARG)
+                return (struct value){ .kind = V_ARG, .narrow = 1, .v = v.v };
+        if (v.kind == V_CONST)
+                return konst((int64_t)(uint32_t)v.v);
+        return unknown();
+}
+
 static void slots_forget_all(struct state *s)
 {
         for (int i = 0; i < PLACE_SLOTS; i++)
                 s->slot[i] = unknown();
+        for (int j = 0; j < 2 * PLACE_SLOTS; j++)
+                s->half[j] = unknown();
 }
 
-/* Forget the slots overlapping [delta, delta + size). */
+/* Forget the words and halves overlapping [delta, delta + size). */
 static void slots_forget(struct state *s, int64_t delta, int64_t size)
 {
         for (int i = 0; i < PLACE_SLOTS; i++) {
@@ -211,6 +237,12 @@ static void slots_forget(struct state *s, int64_t delta, int64_t size)
 
                 if (lo < delta + size && delta < lo + 8)
                         s->slot[i] = unknown();
+        }
+        for (int j = 0; j < 2 * PLACE_SLOTS; j++) {
+                int64_t lo = -4 * (int64_t)(j + 1);
+
+                if (lo < delta + size && delta < lo + 4)
+                        s->half[j] = unknown();
         }
 }
 
@@ -220,6 +252,17 @@ static void slots_forget_below(struct state *s, int64_t sp)
         for (int i = 0; i < PLACE_SLOTS; i++)
                 if (-8 * (int64_t)(i + 1) < sp)
                         s->slot[i] = unknown();
+        for (int j = 0; j < 2 * PLACE_SLOTS; j++)
+                if (-4 * (int64_t)(j + 1) < sp)
+                        s->half[j] = unknown();
+}
+
+/* A word stored at slot i: its low half reads as the value's low 32 bits, the high unknown. */
+static void slot_store(struct state *s, int i, struct value v)
+{
+        s->slot[i] = v;
+        s->half[2 * i + 1] = narrowed(v); /* the lower address: entry sp - 8 * (i + 1) */
+        s->half[2 * i] = unknown();
 }
 
 static void set_sp(struct state *s, struct value v)
@@ -291,8 +334,12 @@ static struct value mem_load(const struct state *s, const x86_op_mem *m, int siz
         int64_t d;
         int i;
 
-        if (size != 8 || !mem_delta(s, m, &in_frame, &d))
+        if ((size != 8 && size != 4) || !mem_delta(s, m, &in_frame, &d))
                 return unknown();
+        if (size == 4) {
+                i = half_index(d);
+                return i < 0 ? unknown() : s->half[i];
+        }
         i = slot_index(d);
         return i < 0 ? unknown() : s->slot[i];
 }
@@ -305,12 +352,16 @@ static void mem_store(struct state *s, const x86_op_mem *m, int size, struct val
         if (v.kind == V_STACK)
                 s->escaped = true;
         if (mem_delta(s, m, &in_frame, &d)) {
-                int i = slot_index(d);
+                int i = slot_index(d), j = half_index(d);
 
-                if (size == 8 && i >= 0)
-                        s->slot[i] = v;
-                else
+                if (size == 8 && i >= 0) {
+                        slot_store(s, i, v);
+                } else if (size == 4 && j >= 0) {
+                        slots_forget(s, d, 4);
+                        s->half[j] = narrowed(v);
+                } else {
                         slots_forget(s, d, size > 0 ? size : 64);
+                }
                 return;
         }
         /* An unknown place in the frame, or through a pointer that may point into it. */
@@ -425,7 +476,7 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
                         if (v.kind == V_STACK)
                                 s->escaped = true;
                         if (i8 >= 0)
-                                s->slot[i8] = v;
+                                slot_store(s, i8, v);
                         set_sp(s, stack_at(sp.v - 8));
                 } else {
                         set_sp(s, unknown());
@@ -454,7 +505,8 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
                         return;
                 }
                 if (r0 >= 0 && o1->type == X86_OP_MEM) {
-                        reg_set(s, r0, w0, w0 == 8 ? mem_load(s, &o1->mem, o1->size) : unknown());
+                        reg_set(s, r0, w0,
+                                w0 == 8 || w0 == 4 ? mem_load(s, &o1->mem, o1->size) : unknown());
                         return;
                 }
                 if (o0->type == X86_OP_MEM && r1 >= 0) {
@@ -462,7 +514,8 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
                         return;
                 }
                 if (o0->type == X86_OP_MEM && o1->type == X86_OP_IMM) {
-                        mem_store(s, &o0->mem, o0->size, o0->size == 8 ? konst(o1->imm) : unknown());
+                        mem_store(s, &o0->mem, o0->size,
+                                  o0->size == 8 || o0->size == 4 ? konst(o1->imm) : unknown());
                         return;
                 }
                 break;
@@ -523,6 +576,11 @@ static bool merge(struct state *a, const struct state *b)
         for (int i = 0; i < PLACE_SLOTS; i++)
                 if (a->slot[i].kind != V_UNKNOWN && !value_eq(&a->slot[i], &b->slot[i])) {
                         a->slot[i] = unknown();
+                        changed = true;
+                }
+        for (int j = 0; j < 2 * PLACE_SLOTS; j++)
+                if (a->half[j].kind != V_UNKNOWN && !value_eq(&a->half[j], &b->half[j])) {
+                        a->half[j] = unknown();
                         changed = true;
                 }
         if (b->escaped && !a->escaped) {
@@ -989,4 +1047,80 @@ int place_function(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t ma
         }
         *ret = res;
         return 0;
+}
+
+/* The best location of argument a in state e (its stack pointer known for frame slots). */
+static struct place_arg_loc arg_loc_in(const struct state *e, int64_t a)
+{
+        struct place_arg_loc best = { .loc = { .kind = TLSSNIFF_LOC_NONE } };
+        bool sp_known = e->reg[R_SP].kind == V_STACK;
+
+        for (int pass = 0; pass < 2; pass++) { /* whole values first, then low halves */
+                bool narrow = pass == 1;
+
+                for (int r = 0; r < NREGS; r++)
+                        if (r != R_SP && e->reg[r].kind == V_ARG && e->reg[r].v == a &&
+                            e->reg[r].narrow == narrow) {
+                                loc_reg(&best.loc, r);
+                                best.narrow = narrow;
+                                return best;
+                        }
+                if (!sp_known)
+                        continue;
+                for (int i = 0; i < (narrow ? 2 * PLACE_SLOTS : PLACE_SLOTS); i++) {
+                        const struct value *v = narrow ? &e->half[i] : &e->slot[i];
+                        int64_t delta = (narrow ? -4 : -8) * (int64_t)(i + 1);
+                        int64_t off = delta - e->reg[R_SP].v;
+
+                        if (v->kind != V_ARG || v->v != a || (!narrow && v->narrow) ||
+                            off < 0 || off > INT16_MAX)
+                                continue;
+                        best.loc = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_STACK,
+                                                          .off = (int16_t)off };
+                        best.narrow = narrow;
+                        return best;
+                }
+        }
+        return best;
+}
+
+int place_args_at(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine, uint64_t at,
+                  struct place_arg_loc ret[6], const char **ret_why)
+{
+        struct ctx c = {};
+        int32_t i;
+        int r = 0;
+
+        *ret_why = NULL;
+        if (!code || size == 0 || machine != EM_X86_64)
+                return -EINVAL;
+        if (size > PLACE_CODE_MAX)
+                size = PLACE_CODE_MAX;
+        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK) {
+                *ret_why = "disassembler unavailable";
+                return -EOPNOTSUPP;
+        }
+        cs_option(c.cs, CS_OPT_DETAIL, CS_OPT_ON);
+        r = decode(&c, code, size, vaddr);
+        if (r < 0 || c.n == 0) {
+                *ret_why = "the code does not decode";
+                r = r == -ENOMEM ? r : -EOPNOTSUPP;
+                goto out;
+        }
+        if (analyse(&c, -1) < 0) {
+                *ret_why = c.fail;
+                r = -EOPNOTSUPP;
+                goto out;
+        }
+        i = find_insn(&c, at);
+        if (i < 0 || !c.live[i]) {
+                *ret_why = "not an instruction reached from the entry";
+                r = -ENOENT;
+                goto out;
+        }
+        for (int a = 0; a < 6; a++)
+                ret[a] = arg_loc_in(&c.st[i], a);
+out:
+        ctx_done(&c);
+        return r;
 }

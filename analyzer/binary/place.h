@@ -56,3 +56,21 @@ int place_function(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t ma
                    struct place_result *ret);
 
 const char *place_strategy_name(enum place_strategy s);
+
+/* Where one of a function's arguments is at some instruction (see place_args_at). */
+struct place_arg_loc {
+        struct tlssniff_loc loc; /* TLSSNIFF_LOC_NONE: not provably anywhere */
+        bool narrow;             /* only its low 32 bits (an int argument) are there */
+};
+
+/*
+ * Where each of the function's six integer arguments, as they were at its entry, is when the
+ * instruction at virtual address `at` is about to run, on every path from the entry: in a
+ * register, or in the frame (TLSSNIFF_LOC_STACK, off from the stack pointer at `at`). A
+ * register is preferred to the frame and a whole value to its low 32 bits. The function is
+ * size bytes of x86-64 code at vaddr (machine EM_X86_64). Returns 0; -EINVAL for bad
+ * arguments; -ENOENT when `at` is not an instruction reached from the entry; -EOPNOTSUPP when
+ * the code is outside what the analysis models (*ret_why says why).
+ */
+int place_args_at(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine, uint64_t at,
+                  struct place_arg_loc ret[6], const char **ret_why);

@@ -257,6 +257,107 @@ static void test_callee(void)
 }
 
 /* Garbage and every truncation of a real sequence: an answer, never a crash. */
+static void expect_arg(const struct place_arg_loc *l, int a, uint8_t kind, int reg_or_off,
+                       bool narrow)
+{
+        printf("  arg%d: kind %u reg %u off %d%s\n", a, l->loc.kind, l->loc.reg, l->loc.off,
+               l->narrow ? " (low 32 bits)" : "");
+        assert(l->loc.kind == kind);
+        if (kind == TLSSNIFF_LOC_REG)
+                assert(l->loc.reg == reg_or_off && l->narrow == narrow);
+        else if (kind == TLSSNIFF_LOC_STACK)
+                assert(l->loc.off == reg_or_off && l->narrow == narrow);
+}
+
+/*
+ * place_args_at on the shape of OpenSSL 3.0's ssl3_read_bytes(s, type, recvd_type, buf, len,
+ * peek, readbytes) as Debian builds it: s kept in r13, then spilled to the frame when r13 is
+ * reused; type and peek stored with 32-bit moves into the two halves of one word; the copy
+ * to the caller (a call) in a loop:
+ *   push %r15; push %r14; push %r13; mov %rdi,%r13; push %r12; mov %rcx,%r12; push %rbp;
+ *   push %rbx; sub $0x48,%rsp; mov %esi,0x4(%rsp); mov %r8,0x8(%rsp); mov %r9d,(%rsp);
+ *   movl $0x0,0x18(%rsp); cmpl $0x17,0x4(%rsp); jne 2f; mov %r13,0x28(%rsp); mov %rbx,%r13;
+ *   xor %r15d,%r15d; 1: mov 0x8(%r13),%rdx; mov 0x18(%r13),%rsi; mov %r12,%rdi;
+ *   call (+0x46); mov (%rsp),%r9d; test %r9d,%r9d; jne 1b; 2: add $0x48,%rsp; pop ...; ret
+ */
+static void test_args_at(void)
+{
+        static const uint8_t spill[] = {
+                0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x49, 0x89, 0xfd, 0x41, 0x54, 0x49,
+                0x89, 0xcc, 0x55, 0x53, 0x48, 0x83, 0xec, 0x48, 0x89, 0x74, 0x24, 0x04,
+                0x4c, 0x89, 0x44, 0x24, 0x08, 0x44, 0x89, 0x0c, 0x24, 0xc7, 0x44, 0x24,
+                0x18, 0x00, 0x00, 0x00, 0x00, 0x83, 0x7c, 0x24, 0x04, 0x17, 0x75, 0x24,
+                0x4c, 0x89, 0x6c, 0x24, 0x28, 0x49, 0x89, 0xdd, 0x45, 0x31, 0xff, 0x49,
+                0x8b, 0x55, 0x08, 0x49, 0x8b, 0x75, 0x18, 0x4c, 0x89, 0xe7, 0xe8, 0x00,
+                0x00, 0x00, 0x00, 0x44, 0x8b, 0x0c, 0x24, 0x45, 0x85, 0xc9, 0x75, 0xe7,
+                0x48, 0x83, 0xc4, 0x48, 0x5b, 0x5d, 0x41, 0x5c, 0x41, 0x5d, 0x41, 0x5e,
+                0x41, 0x5f, 0xc3,
+        };
+        /* The same with a frame address handed to a call (lea 0x30(%rsp),%rdx; call) after
+         * the stores: the callee may write anywhere in the frame. */
+        static const uint8_t escaped[] = {
+                0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x49, 0x89, 0xfd, 0x41, 0x54, 0x49,
+                0x89, 0xcc, 0x55, 0x53, 0x48, 0x83, 0xec, 0x48, 0x89, 0x74, 0x24, 0x04,
+                0x4c, 0x89, 0x44, 0x24, 0x08, 0x44, 0x89, 0x0c, 0x24, 0xc7, 0x44, 0x24,
+                0x18, 0x00, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x54, 0x24, 0x30, 0xe8, 0x00,
+                0x00, 0x00, 0x00, 0x83, 0x7c, 0x24, 0x04, 0x17, 0x75, 0x24, 0x4c, 0x89,
+                0x6c, 0x24, 0x28, 0x49, 0x89, 0xdd, 0x45, 0x31, 0xff, 0x49, 0x8b, 0x55,
+                0x08, 0x49, 0x8b, 0x75, 0x18, 0x4c, 0x89, 0xe7, 0xe8, 0x00, 0x00, 0x00,
+                0x00, 0x44, 0x8b, 0x0c, 0x24, 0x45, 0x85, 0xc9, 0x75, 0xe7, 0x48, 0x83,
+                0xc4, 0x48, 0x5b, 0x5d, 0x41, 0x5c, 0x41, 0x5d, 0x41, 0x5e, 0x41, 0x5f,
+                0xc3,
+        };
+        /* The first one with movb $0,0x5(%rsp) after the spill: one byte of type changed. */
+        static const uint8_t clobbered_byte[] = {
+                0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x49, 0x89, 0xfd, 0x41, 0x54, 0x49,
+                0x89, 0xcc, 0x55, 0x53, 0x48, 0x83, 0xec, 0x48, 0x89, 0x74, 0x24, 0x04,
+                0x4c, 0x89, 0x44, 0x24, 0x08, 0x44, 0x89, 0x0c, 0x24, 0xc7, 0x44, 0x24,
+                0x18, 0x00, 0x00, 0x00, 0x00, 0x83, 0x7c, 0x24, 0x04, 0x17, 0x75, 0x29,
+                0x4c, 0x89, 0x6c, 0x24, 0x28, 0xc6, 0x44, 0x24, 0x05, 0x00, 0x49, 0x89,
+                0xdd, 0x45, 0x31, 0xff, 0x49, 0x8b, 0x55, 0x08, 0x49, 0x8b, 0x75, 0x18,
+                0x4c, 0x89, 0xe7, 0xe8, 0x00, 0x00, 0x00, 0x00, 0x44, 0x8b, 0x0c, 0x24,
+                0x45, 0x85, 0xc9, 0x75, 0xe7, 0x48, 0x83, 0xc4, 0x48, 0x5b, 0x5d, 0x41,
+                0x5c, 0x41, 0x5d, 0x41, 0x5e, 0x41, 0x5f, 0xc3,
+        };
+        struct place_arg_loc l[6];
+        const char *why;
+
+        printf("args at the copy call:\n");
+        assert(spill[0x46] == 0xe8);
+        assert(place_args_at(spill, sizeof(spill), VADDR, EM_X86_64, VADDR + 0x46, l, &why) == 0);
+        expect_arg(&l[0], 0, TLSSNIFF_LOC_STACK, 0x28, false); /* s: spilled, r13 reused */
+        expect_arg(&l[1], 1, TLSSNIFF_LOC_STACK, 0x4, true);   /* type: 32-bit store */
+        expect_arg(&l[2], 2, TLSSNIFF_LOC_NONE, 0, false);     /* recvd_type: rdx reused */
+        expect_arg(&l[3], 3, TLSSNIFF_LOC_REG, 5, false); /* buf: rdi (and r12), the copy's dest */
+        expect_arg(&l[4], 4, TLSSNIFF_LOC_STACK, 0x8, false);  /* len */
+        /* peek: r9 holds it whole on the first pass and its low half after the loop's reload,
+         * so only the frame's half is the same on every path. */
+        expect_arg(&l[5], 5, TLSSNIFF_LOC_STACK, 0x0, true);
+        /* Not an instruction boundary, and past the end. */
+        assert(place_args_at(spill, sizeof(spill), VADDR, EM_X86_64, VADDR + 0x47, l, &why) ==
+               -ENOENT);
+        assert(place_args_at(spill, sizeof(spill), VADDR, EM_X86_64, VADDR + 0x1000, l, &why) ==
+               -ENOENT);
+        assert(place_args_at(spill, sizeof(spill), VADDR, EM_AARCH64, VADDR, l, &why) == -EINVAL);
+
+        printf("args at the copy call, frame address handed out:\n");
+        assert(escaped[0x50] == 0xe8);
+        assert(place_args_at(escaped, sizeof(escaped), VADDR, EM_X86_64, VADDR + 0x50, l, &why) ==
+               0);
+        expect_arg(&l[0], 0, TLSSNIFF_LOC_NONE, 0, false);
+        expect_arg(&l[1], 1, TLSSNIFF_LOC_NONE, 0, false);
+        expect_arg(&l[3], 3, TLSSNIFF_LOC_REG, 5, false); /* registers are not in the frame */
+        expect_arg(&l[5], 5, TLSSNIFF_LOC_NONE, 0, false);
+
+        printf("args at the copy call, one byte of type overwritten:\n");
+        assert(clobbered_byte[0x4b] == 0xe8);
+        assert(place_args_at(clobbered_byte, sizeof(clobbered_byte), VADDR, EM_X86_64,
+                             VADDR + 0x4b, l, &why) == 0);
+        expect_arg(&l[0], 0, TLSSNIFF_LOC_STACK, 0x28, false);
+        expect_arg(&l[1], 1, TLSSNIFF_LOC_NONE, 0, false);
+        expect_arg(&l[5], 5, TLSSNIFF_LOC_STACK, 0x0, true);
+}
+
 static void test_garbage(void)
 {
         uint8_t buf[512];
@@ -356,6 +457,137 @@ static bool dynsym(const char *path, const char *name, uint64_t *ret_addr, uint6
  * fallback for its _ex functions (their result is rewritten right after the call) and for
  * 1.1.1 (its error path joins after the call). node: every function starts with push %rbp.
  */
+/*
+ * The relocations of path: the addend of the R_X86_64_RELATIVE one at r_offset `at` (a pointer
+ * in a table), or with jump_slot_of set, the r_offset (GOT slot) of the R_X86_64_JUMP_SLOT of
+ * that symbol. Returns 0 when there is none.
+ */
+static uint64_t reloc_of(const char *path, uint64_t at, const char *jump_slot_of)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        Elf_Scn *scn = NULL;
+        uint64_t found = 0;
+        Elf *elf;
+
+        assert(fd >= 0);
+        elf_version(EV_CURRENT);
+        elf = elf_begin(fd, ELF_C_READ, NULL);
+        assert(elf);
+        while (!found && (scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh, symsh;
+                Elf_Data *data, *syms;
+                Elf_Scn *symscn;
+
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || sh.sh_entsize == 0)
+                        continue;
+                data = elf_getdata(scn, NULL);
+                symscn = elf_getscn(elf, sh.sh_link);
+                syms = symscn ? elf_getdata(symscn, NULL) : NULL;
+                if (!symscn || !gelf_getshdr(symscn, &symsh))
+                        continue;
+                for (size_t i = 0; data && i < sh.sh_size / sh.sh_entsize; i++) {
+                        GElf_Rela r;
+                        GElf_Sym sym;
+                        const char *n;
+
+                        if (!gelf_getrela(data, (int)i, &r))
+                                break;
+                        if (!jump_slot_of) {
+                                if (GELF_R_TYPE(r.r_info) == R_X86_64_RELATIVE && r.r_offset == at) {
+                                        found = (uint64_t)r.r_addend;
+                                        break;
+                                }
+                                continue;
+                        }
+                        if (GELF_R_TYPE(r.r_info) != R_X86_64_JUMP_SLOT || !syms ||
+                            !gelf_getsym(syms, (int)GELF_R_SYM(r.r_info), &sym))
+                                continue;
+                        n = elf_strptr(elf, symsh.sh_link, sym.st_name);
+                        if (n && strcmp(n, jump_slot_of) == 0) {
+                                found = r.r_offset;
+                                break;
+                        }
+                }
+        }
+        elf_end(elf);
+        close(fd);
+        return found;
+}
+
+/*
+ * The argument analysis on OpenSSL 3.0's ssl3_read_bytes in Debian's libssl3, where a probe on
+ * its copy to the caller would capture reads without the trap of the calls that find nothing
+ * (docs/performance.md, 2026-12-02). Found as the ssl_read_bytes member (+0x68) of the table
+ * TLS_method() returns (lea table(%rip),%rax; ret), whose relative relocation holds it; the
+ * copy is the call of memcpy's PLT entry (jmp *GOT(%rip)) whose destination is buf. There,
+ * s (argument 0), type (1) and peek (5) must be where a probe can read them.
+ */
+static void test_real_read_bytes(const char *lib)
+{
+        uint64_t tls_method, size, table, fn, got, stub = 0;
+        uint8_t *code = malloc(16384), b[16];
+        struct place_arg_loc l[6];
+        int fd = open(lib, O_RDONLY | O_CLOEXEC), calls = 0, copies = 0;
+        const char *why;
+
+        assert(code && fd >= 0);
+        assert(dynsym(lib, "TLS_method", &tls_method, &size));
+        assert(pread(fd, b, 8, (off_t)tls_method) == 8);
+        assert(b[0] == 0x48 && b[1] == 0x8d && b[2] == 0x05 && b[7] == 0xc3);
+        table = tls_method + 7 + (uint64_t)(int64_t)(int32_t)(b[3] | b[4] << 8 | b[5] << 16 |
+                                                               (uint32_t)b[6] << 24);
+        fn = reloc_of(lib, table + 0x68, NULL);
+        got = reloc_of(lib, 0, "memcpy");
+        assert(fn && got);
+        /* memcpy's PLT entry: ff 25 disp32, jumping through its GOT slot. */
+        for (uint64_t a = 0x1f000; a < 0x22000 && !stub; a += 16) {
+                assert(pread(fd, b, 6, (off_t)a) == 6);
+                if (b[0] == 0xff && b[1] == 0x25 &&
+                    a + 6 + (uint64_t)(int64_t)(int32_t)(b[2] | b[3] << 8 | b[4] << 16 |
+                                                         (uint32_t)b[5] << 24) == got)
+                        stub = a;
+        }
+        assert(stub);
+        assert(pread(fd, code, 16384, (off_t)fn) == 16384);
+        close(fd);
+        printf("%s: ssl3_read_bytes at 0x%llx, memcpy@plt at 0x%llx\n", lib,
+               (unsigned long long)fn, (unsigned long long)stub);
+        /* The calls of memcpy in the function proper (up to its last ret before padding). */
+        for (size_t i = 0; i + 5 <= 4096; i++) {
+                int32_t rel;
+                uint64_t at = fn + i;
+
+                if (code[i] != 0xe8)
+                        continue;
+                memcpy(&rel, code + i + 1, 4);
+                if (at + 5 + (uint64_t)(int64_t)rel != stub)
+                        continue;
+                if (place_args_at(code, 16384, fn, EM_X86_64, at, l, &why) != 0)
+                        continue; /* an e8 byte inside another instruction */
+                calls++;
+                printf("  memcpy at 0x%llx: s %u/%d type %u/%d%s peek %u/%d%s buf %u/%u\n",
+                       (unsigned long long)at, l[0].loc.kind, l[0].loc.off, l[1].loc.kind,
+                       l[1].loc.off, l[1].narrow ? "(32)" : "", l[5].loc.kind, l[5].loc.off,
+                       l[5].narrow ? "(32)" : "", l[3].loc.kind, l[3].loc.reg);
+                /* s whole; type and peek, stored with 32-bit moves, in the two halves of one
+                 * word of the frame (Debian's build). */
+                assert(l[0].loc.kind != TLSSNIFF_LOC_NONE && !l[0].narrow);
+                assert(l[1].loc.kind == TLSSNIFF_LOC_STACK && l[1].narrow);
+                assert(l[5].loc.kind == TLSSNIFF_LOC_STACK && l[5].narrow);
+                assert(l[1].loc.off == l[5].loc.off + 4);
+                /* s in the frame where r13 was reused for the record: the copy to the caller. */
+                copies += l[0].loc.kind == TLSSNIFF_LOC_STACK;
+        }
+        /*
+         * Two calls: the copy to the caller's buffer, and that of a handshake fragment into s,
+         * which the same type and peek do not tell apart (a post-handshake message arrives
+         * while the caller asks for application data). A probe needs the destination proven to
+         * be derived from buf, which the analysis does not track yet.
+         */
+        assert(calls == 2 && copies == 1);
+        free(code);
+}
+
 static void test_real(void)
 {
         static const char *const libssl3 = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
@@ -367,6 +599,7 @@ static void test_real(void)
         FILE *f;
 
         assert(p);
+        test_real_read_bytes(libssl3);
         assert(plan_of(libssl3, p, &d) == 0);
         assert(p->n_probes == 4);
         for (uint8_t func = TLSSNIFF_FUNC_SSL_READ_EX; func <= TLSSNIFF_FUNC_SSL_WRITE_EX; func++) {
@@ -474,6 +707,7 @@ int main(void)
         setvbuf(stdout, NULL, _IONBF, 0);
         test_sequences();
         test_callee();
+        test_args_at();
         test_garbage();
         test_real();
         printf("ok\n");
