@@ -344,6 +344,7 @@ static int on_record(const uint8_t *rec, size_t len, void *userdata)
                 }
                 memcpy(&o, rec, sizeof(o));
                 a->open_events++;
+                identity_opened(&a->identity, &o);
                 if (a->conns.buckets)
                         conn_table_opened(&a->conns, &o, now_monotonic_ns());
                 return 0;

@@ -54,6 +54,9 @@ enum tlssniff_func {
         TLSSNIFF_FUNC_SSL_WRITE_EX = 4, /* int SSL_write_ex(ssl, buf, num, *written) */
         TLSSNIFF_FUNC_GO_READ = 5,      /* crypto/tls.(*Conn).Read(b []byte) (n int, err error) */
         TLSSNIFF_FUNC_GO_WRITE = 6,     /* crypto/tls.(*Conn).Write(b []byte) (n int, err error) */
+        /* int ssl3_read_bytes(s, type, *recvd_type, buf, len, peek, *readbytes) and
+         * dtls1_read_bytes: only its memcpy of a record's plaintext into buf is probed */
+        TLSSNIFF_FUNC_SSL_READ_BYTES = 7,
         _TLSSNIFF_FUNC_MAX,
 };
 
@@ -63,7 +66,8 @@ enum tlssniff_probe_kind {
         TLSSNIFF_PROBE_RETURN = 2, /* uretprobe: result in the return register */
         TLSSNIFF_PROBE_RETURN_AT = 3, /* uprobe on a placed instruction after the work is done */
         TLSSNIFF_PROBE_COPY = 4, /* uprobe on the call that copies the plaintext to the caller
-                                    (Go's Read: runtime.memmove): source, count, conn; no return */
+                                    (Go's Read: runtime.memmove; OpenSSL's ssl_read_bytes:
+                                    memcpy): source, count, conn; no return */
         _TLSSNIFF_PROBE_KIND_MAX,
 };
 
@@ -74,7 +78,8 @@ enum tlssniff_probe_kind {
 enum tlssniff_loc_kind {
         TLSSNIFF_LOC_NONE = 0,
         TLSSNIFF_LOC_REG = 1,   /* register number in struct pt_regs order, see bpf/regs.h */
-        TLSSNIFF_LOC_STACK = 2, /* 64-bit word at stack pointer + off */
+        TLSSNIFF_LOC_STACK = 2, /* 64-bit word at stack pointer + off (off % 4 == 0; an int
+                                   argument is its low 32 bits) */
 };
 
 struct tlssniff_loc {
@@ -89,6 +94,8 @@ enum tlssniff_arg {
         TLSSNIFF_ARG_NUM = 2,
         TLSSNIFF_ARG_OUTLEN = 3, /* size_t * of the _ex functions */
         TLSSNIFF_ARG_RESULT = 4, /* return value, for return probes */
+        TLSSNIFF_ARG_RTYPE = 5,  /* record type asked for (ssl_read_bytes copy probes) */
+        TLSSNIFF_ARG_PEEK = 6,   /* peek flag (ssl_read_bytes copy probes) */
         _TLSSNIFF_ARG_MAX,
 };
 

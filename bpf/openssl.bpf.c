@@ -1206,6 +1206,58 @@ int tls_return(struct pt_regs *ctx)
         return 0;
 }
 
+#define SSL3_RT_APPLICATION_DATA 23
+
+/*
+ * Reads on OpenSSL's copy to the caller (TLSSNIFF_PROBE_COPY on TLSSNIFF_FUNC_SSL_READ_BYTES,
+ * planned by analyzer/binary/sslcopy.c): the memcpy in ssl3_read_bytes/dtls1_read_bytes that
+ * moves a record's plaintext into the caller's buffer. memcpy's source and count are the bytes
+ * the read delivers; the function's own arguments, where the analysis proved them, say whether
+ * this is a read of application data (type) that consumes it (not SSL_peek: the later read
+ * copies the same bytes again). One trap per record delivered, none for reads that find nothing,
+ * and no frame: the socket is the one the TLS object already has, else learnt later (its first
+ * write) and the analyzer holds these bytes until then (analyzer/conn/identity.c).
+ */
+SEC("uprobe")
+int tls_copy(struct pt_regs *ctx)
+{
+        __u64 pid_tgid = bpf_get_current_pid_tgid();
+        __u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
+        __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+        struct tlssniff_probe_spec *spec;
+        struct conn_key key = { .tgid = tgid };
+        struct conn_info *ci;
+        struct pt_regs regs;
+        __u64 src, n;
+
+        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        if (!spec)
+                return 0;
+        tlssniff_regs_copy(&regs, ctx);
+        if ((int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_RTYPE]) != SSL3_RT_APPLICATION_DATA ||
+            (int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_PEEK]) != 0)
+                return 0; /* a handshake message, or a peek: not bytes the caller consumed */
+        if (!is_target(tgid)) {
+                stat_add(STAT_FILTERED, 1);
+                return 0;
+        }
+        key.handle = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
+        src = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
+        n = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
+        if (n == 0)
+                return 0; /* an empty record: the read goes on to the next one */
+        ci = bpf_map_lookup_elem(&conns, &key);
+        if ((!ci || !ci->sk) && membio_any && bpf_map_lookup_elem(&membio_tgids, &tgid)) {
+                struct io_sock *io = bpf_map_lookup_elem(&last_read_fd, &tid);
+
+                if (io)
+                        learn_socket(&key, io);
+                ci = NULL; /* it may have replaced the element: emit_call looks it up again */
+        }
+        emit_call(&key, ci, tid, src, n, TLSSNIFF_DIR_READ, TLSSNIFF_SOURCE_OPENSSL, 0);
+        return 0;
+}
+
 /*
  * Entry and return of one function as a single uprobe session (an uprobe_multi link with
  * attach type BPF_TRACE_UPROBE_SESSION, kernel 6.13+), attached by loaderd in place of an

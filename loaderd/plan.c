@@ -13,8 +13,8 @@ static bool loc_ok(const struct tlssniff_loc *l, bool required)
         case TLSSNIFF_LOC_REG:
                 return l->reg < TLSSNIFF_REG_MAX && l->off == 0;
         case TLSSNIFF_LOC_STACK:
-                /* Word-aligned slots near the stack pointer only. */
-                return l->reg == 0 && l->off >= -4096 && l->off <= 4096 && l->off % 8 == 0;
+                /* Aligned slots near the stack pointer only (4: an int's half of a word). */
+                return l->reg == 0 && l->off >= -4096 && l->off <= 4096 && l->off % 4 == 0;
         default:
                 return false;
         }
@@ -73,10 +73,16 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                                  i);
                         return -EINVAL;
                 }
-                /* A copy probe is Go's Read only (bpf/go.bpf.h: go_copy). */
-                if (p->kind == TLSSNIFF_PROBE_COPY && p->func != TLSSNIFF_FUNC_GO_READ) {
+                /* Copy probes: Go's Read (go_copy) and OpenSSL's ssl_read_bytes (tls_copy). */
+                if (p->kind == TLSSNIFF_PROBE_COPY && p->func != TLSSNIFF_FUNC_GO_READ &&
+                    p->func != TLSSNIFF_FUNC_SSL_READ_BYTES) {
                         snprintf(reason, reason_size, "probe %u: copy probe on %s", i,
-                                 func_is_go(p->func) ? "Go's Write" : "OpenSSL code");
+                                 func_is_go(p->func) ? "Go's Write" : "an OpenSSL API function");
+                        return -EINVAL;
+                }
+                if (p->func == TLSSNIFF_FUNC_SSL_READ_BYTES && p->kind != TLSSNIFF_PROBE_COPY) {
+                        snprintf(reason, reason_size,
+                                 "probe %u: ssl_read_bytes probed other than on its copy", i);
                         return -EINVAL;
                 }
                 /* A uretprobe rewrites the return address, which Go's stack handling breaks. */
@@ -94,7 +100,9 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                     !loc_ok(&p->loc[TLSSNIFF_ARG_BUF], entry) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_NUM], entry) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_OUTLEN], entry && func_is_ex(p->func)) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_RESULT], !entry)) {
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_RESULT], !entry) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_RTYPE], p->func == TLSSNIFF_FUNC_SSL_READ_BYTES) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_PEEK], p->func == TLSSNIFF_FUNC_SSL_READ_BYTES)) {
                         snprintf(reason, reason_size, "probe %u: invalid value location", i);
                         return -EINVAL;
                 }

@@ -42,12 +42,17 @@
 /* DWARF numbering (bpf/regs.h) */
 enum { R_AX = 0, R_DX = 1, R_CX = 2, R_BX = 3, R_SI = 4, R_DI = 5, R_BP = 6, R_SP = 7, NREGS = 16 };
 
-enum vkind { V_UNKNOWN = 0, V_ARG, V_CONST, V_STACK, V_RESULT };
+/*
+ * V_DERIVED: a whole pointer argument plus something (buf + total): where a copy into the
+ * caller's buffer writes. It is what an argument becomes by arithmetic or by merging paths where
+ * it was advanced and where it was not; it is never taken for the argument itself.
+ */
+enum vkind { V_UNKNOWN = 0, V_ARG, V_CONST, V_STACK, V_RESULT, V_DERIVED };
 
 struct value {
         uint8_t kind;
         uint8_t narrow; /* V_ARG: only the low 32 bits are the argument's */
-        int64_t v;      /* V_ARG: argument number; V_CONST; V_STACK: delta; V_RESULT: insn index */
+        int64_t v; /* V_ARG, V_DERIVED: argument number; V_CONST; V_STACK: delta; V_RESULT: insn */
 };
 
 struct state {
@@ -59,7 +64,13 @@ struct state {
          * the words: a store of either size updates both views of the bytes it covers.
          */
         struct value half[2 * PLACE_SLOTS];
-        bool escaped; /* an address in the frame was handed out */
+        /*
+         * The lowest frame address (entry sp + delta, delta < 0) handed out, 0 when none was.
+         * Whoever holds it may write the frame from there up, never below: C lets a pointer
+         * reach only the object it points into, and the address of a frame object is its start
+         * (docs/design.md, "Probe placement", states this assumption).
+         */
+        int64_t escape_floor;
 };
 
 enum flow {
@@ -95,6 +106,9 @@ struct ctx {
         int32_t *work;
         bool *queued;
         const char *fail; /* why the analysis of this run gave up */
+        /* Functions that return their first argument, like memcpy (place_copy_calls). */
+        const uint64_t *copiers;
+        size_t n_copiers;
 };
 
 static const struct {
@@ -195,6 +209,32 @@ static struct value stack_at(int64_t delta)
         return (struct value){ .kind = V_STACK, .v = delta };
 }
 
+/* A whole argument or something derived from it: a pointer into what the argument points at. */
+static bool is_pointer_arg(const struct value *v)
+{
+        return (v->kind == V_ARG && !v->narrow) || v->kind == V_DERIVED;
+}
+
+static struct value derived(int64_t arg)
+{
+        return (struct value){ .kind = V_DERIVED, .v = arg };
+}
+
+/*
+ * The sum of a and b, as far as derivation goes: a pointer argument (or what derives from it)
+ * plus a value that is not itself a pointer we know of.
+ */
+static struct value sum_derived(const struct value *a, const struct value *b)
+{
+        bool pa = is_pointer_arg(a), pb = is_pointer_arg(b);
+
+        if (pa && !pb && b->kind != V_STACK)
+                return derived(a->v);
+        if (pb && !pa && a->kind != V_STACK)
+                return derived(b->v);
+        return unknown();
+}
+
 /* Slot index of the word at entry sp + delta, or -1 when it is not one we track. */
 static int slot_index(int64_t delta)
 {
@@ -255,6 +295,20 @@ static void slots_forget_below(struct state *s, int64_t sp)
         for (int j = 0; j < 2 * PLACE_SLOTS; j++)
                 if (-4 * (int64_t)(j + 1) < sp)
                         s->half[j] = unknown();
+}
+
+/* Forget what an escaped frame address can reach: the words and halves from the floor up. */
+static void slots_forget_escaped(struct state *s)
+{
+        if (s->escape_floor < 0)
+                slots_forget(s, s->escape_floor, -s->escape_floor);
+}
+
+/* The frame address v (V_STACK) is handed out. */
+static void escape(struct state *s, const struct value *v)
+{
+        if (v->kind == V_STACK && v->v < s->escape_floor)
+                s->escape_floor = v->v;
 }
 
 /* A word stored at slot i: its low half reads as the value's low 32 bits, the high unknown. */
@@ -349,8 +403,7 @@ static void mem_store(struct state *s, const x86_op_mem *m, int size, struct val
         bool in_frame;
         int64_t d;
 
-        if (v.kind == V_STACK)
-                s->escaped = true;
+        escape(s, &v);
         if (mem_delta(s, m, &in_frame, &d)) {
                 int i = slot_index(d), j = half_index(d);
 
@@ -365,8 +418,10 @@ static void mem_store(struct state *s, const x86_op_mem *m, int size, struct val
                 return;
         }
         /* An unknown place in the frame, or through a pointer that may point into it. */
-        if (in_frame || s->escaped)
+        if (in_frame)
                 slots_forget_all(s);
+        else
+                slots_forget_escaped(s);
 }
 
 /* Effect of an instruction Capstone decoded that the transfer function does not model. */
@@ -393,6 +448,25 @@ static void generic(struct ctx *c, const cs_insn *ci, struct state *s)
         for (int i = 0; i < x->op_count; i++)
                 if (x->operands[i].type == X86_OP_MEM && (x->operands[i].access & CS_AC_WRITE))
                         mem_store(s, &x->operands[i].mem, x->operands[i].size, unknown());
+}
+
+/* lea of base + index * scale + disp: derived from a pointer argument in base or index. */
+static struct value lea_derived(const struct state *s, const x86_op_mem *m)
+{
+        int wb = 0, wi = 0, b = reg_index(m->base, &wb), i = reg_index(m->index, &wi);
+        struct value vb = unknown(), vi = unknown();
+
+        if (m->segment != X86_REG_INVALID || (b >= 0 && wb != 8) || (i >= 0 && wi != 8))
+                return unknown();
+        if (b >= 0)
+                vb = s->reg[b];
+        if (i >= 0)
+                vi = m->scale == 1 ? s->reg[i] : unknown(); /* a scaled pointer is not one */
+        if (b < 0 && i < 0)
+                return unknown();
+        if (i < 0)
+                return is_pointer_arg(&vb) ? derived(vb.v) : unknown();
+        return sum_derived(&vb, &vi);
 }
 
 static bool is_string_op(unsigned id)
@@ -434,18 +508,26 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
 
         switch (c->in[i].flow) {
         case FLOW_CALL:
-        case FLOW_CALL_IND:
+        case FLOW_CALL_IND: {
+                struct value di = s->reg[R_DI];
+                bool copier = false;
+
+                for (size_t k = 0; k < c->n_copiers && c->in[i].flow == FLOW_CALL; k++)
+                        copier |= c->in[i].target_addr == c->copiers[k];
                 for (size_t a = 0; a < ELEMENTSOF(arg_regs); a++)
-                        if (s->reg[arg_regs[a]].kind == V_STACK)
-                                s->escaped = true;
-                if (s->escaped)
-                        slots_forget_all(s);
-                else if (sp.kind == V_STACK)
+                        escape(s, &s->reg[arg_regs[a]]);
+                slots_forget_escaped(s);
+                if (sp.kind == V_STACK)
                         slots_forget_below(s, sp.v);
+                else
+                        slots_forget_all(s);
                 for (size_t a = 0; a < ELEMENTSOF(clobbered); a++)
                         s->reg[clobbered[a]] = unknown();
                 s->reg[R_AX] = (struct value){ .kind = V_RESULT, .v = (int64_t)i };
+                if (copier && is_pointer_arg(&di))
+                        s->reg[R_AX] = di; /* memcpy returns its destination */
                 return;
+        }
         case FLOW_NEXT:
                 break;
         default:
@@ -473,8 +555,7 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
                                 v = s->reg[r0];
                         else if (o0->type == X86_OP_IMM)
                                 v = konst(o0->imm);
-                        if (v.kind == V_STACK)
-                                s->escaped = true;
+                        escape(s, &v);
                         if (i8 >= 0)
                                 slot_store(s, i8, v);
                         set_sp(s, stack_at(sp.v - 8));
@@ -532,8 +613,11 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
                         bool in_frame;
                         int64_t d;
 
-                        reg_set(s, r0, 8, mem_delta(s, &o1->mem, &in_frame, &d) ? stack_at(d)
-                                                                                 : unknown());
+                        if (mem_delta(s, &o1->mem, &in_frame, &d)) {
+                                reg_set(s, r0, 8, stack_at(d));
+                                return;
+                        }
+                        reg_set(s, r0, 8, lea_derived(s, &o1->mem));
                         return;
                 }
                 break;
@@ -551,9 +635,16 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
 
                         if (v.kind == V_STACK || v.kind == V_CONST)
                                 v.v += d;
+                        else if (is_pointer_arg(&v))
+                                v = derived(v.v);
                         else
                                 v = unknown();
                         reg_set(s, r0, 8, v);
+                        return;
+                }
+                if (ci->id == X86_INS_ADD && r0 >= 0 && r1 >= 0 && w0 == 8 && w1 == 8 &&
+                    r0 != R_SP) {
+                        reg_set(s, r0, 8, sum_derived(&s->reg[r0], &s->reg[r1]));
                         return;
                 }
                 break;
@@ -563,32 +654,40 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
         generic(c, ci, s);
 }
 
+/*
+ * Merges value b into a (unknown where they differ, except that a pointer argument and what
+ * derives from it merge into the derived form); true when a changed.
+ */
+static bool merge_value(struct value *a, const struct value *b)
+{
+        if (a->kind == V_UNKNOWN || value_eq(a, b))
+                return false;
+        if (is_pointer_arg(a) && is_pointer_arg(b) && a->v == b->v) {
+                if (a->kind == V_DERIVED)
+                        return false;
+                *a = derived(a->v);
+                return true;
+        }
+        *a = unknown();
+        return true;
+}
+
 /* Merges b into a; true when a changed. */
 static bool merge(struct state *a, const struct state *b)
 {
         bool changed = false;
 
         for (int r = 0; r < NREGS; r++)
-                if (a->reg[r].kind != V_UNKNOWN && !value_eq(&a->reg[r], &b->reg[r])) {
-                        a->reg[r] = unknown();
-                        changed = true;
-                }
+                changed |= merge_value(&a->reg[r], &b->reg[r]);
         for (int i = 0; i < PLACE_SLOTS; i++)
-                if (a->slot[i].kind != V_UNKNOWN && !value_eq(&a->slot[i], &b->slot[i])) {
-                        a->slot[i] = unknown();
-                        changed = true;
-                }
+                changed |= merge_value(&a->slot[i], &b->slot[i]);
         for (int j = 0; j < 2 * PLACE_SLOTS; j++)
-                if (a->half[j].kind != V_UNKNOWN && !value_eq(&a->half[j], &b->half[j])) {
-                        a->half[j] = unknown();
-                        changed = true;
-                }
-        if (b->escaped && !a->escaped) {
-                a->escaped = true;
+                changed |= merge_value(&a->half[j], &b->half[j]);
+        if (b->escape_floor < a->escape_floor) {
+                a->escape_floor = b->escape_floor;
+                slots_forget_escaped(a);
                 changed = true;
         }
-        if (a->escaped && changed)
-                slots_forget_all(a);
         return changed;
 }
 
@@ -1120,6 +1219,63 @@ int place_args_at(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t mac
         }
         for (int a = 0; a < 6; a++)
                 ret[a] = arg_loc_in(&c.st[i], a);
+out:
+        ctx_done(&c);
+        return r;
+}
+
+int place_copy_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
+                     const uint64_t *callees, size_t n_callees, int dst_arg,
+                     struct place_copy *ret, size_t max, size_t *ret_n, const char **ret_why)
+{
+        struct ctx c = {};
+        int r = 0;
+
+        *ret_why = NULL;
+        *ret_n = 0;
+        if (!code || size == 0 || machine != EM_X86_64 || dst_arg < 0 || dst_arg >= 6 ||
+            (!callees && n_callees > 0) || (!ret && max > 0))
+                return -EINVAL;
+        if (size > PLACE_CODE_MAX)
+                size = PLACE_CODE_MAX;
+        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK) {
+                *ret_why = "disassembler unavailable";
+                return -EOPNOTSUPP;
+        }
+        cs_option(c.cs, CS_OPT_DETAIL, CS_OPT_ON);
+        c.copiers = callees;
+        c.n_copiers = n_callees;
+        r = decode(&c, code, size, vaddr);
+        if (r < 0 || c.n == 0) {
+                *ret_why = "the code does not decode";
+                r = r == -ENOMEM ? r : -EOPNOTSUPP;
+                goto out;
+        }
+        if (analyse(&c, -1) < 0) {
+                *ret_why = c.fail;
+                r = -EOPNOTSUPP;
+                goto out;
+        }
+        for (size_t i = 0; i < c.n; i++) {
+                const struct state *e = &c.st[i];
+                bool hit = false;
+
+                if (!c.live[i] || c.in[i].flow != FLOW_CALL)
+                        continue;
+                for (size_t k = 0; k < n_callees && !hit; k++)
+                        hit = c.in[i].target_addr == callees[k];
+                if (!hit || !is_pointer_arg(&e->reg[R_DI]) || e->reg[R_DI].v != dst_arg)
+                        continue;
+                if (*ret_n < max) {
+                        struct place_copy *pc = &ret[*ret_n];
+
+                        pc->call_addr = c.in[i].addr;
+                        pc->emulated = c.in[i].emulated;
+                        for (int a = 0; a < 6; a++)
+                                pc->arg[a] = arg_loc_in(e, a);
+                }
+                (*ret_n)++;
+        }
 out:
         ctx_done(&c);
         return r;

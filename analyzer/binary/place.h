@@ -74,3 +74,21 @@ struct place_arg_loc {
  */
 int place_args_at(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine, uint64_t at,
                   struct place_arg_loc ret[6], const char **ret_why);
+
+/* A call that copies into what one of the function's arguments points at (place_copy_calls). */
+struct place_copy {
+        uint64_t call_addr;
+        bool emulated;                /* the kernel emulates the call instruction */
+        struct place_arg_loc arg[6];  /* the arguments' entry values at the call */
+};
+
+/*
+ * The direct calls, in the function of size bytes at vaddr, of any of the n_callees addresses
+ * in callees (a copy routine's PLT entries, say) whose first argument (rdi) is, on every path,
+ * argument dst_arg of the function or derived from it by adding to it (buf + total). Fills up
+ * to max of them in ret and sets *ret_n to how many there are. Returns 0; -EINVAL for bad
+ * arguments; -EOPNOTSUPP when the code is outside what the analysis models (*ret_why).
+ */
+int place_copy_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
+                     const uint64_t *callees, size_t n_callees, int dst_arg,
+                     struct place_copy *ret, size_t max, size_t *ret_n, const char **ret_why);

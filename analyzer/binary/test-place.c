@@ -294,8 +294,8 @@ static void test_args_at(void)
                 0x41, 0x5f, 0xc3,
         };
         /* The same with a frame address handed to a call (lea 0x30(%rsp),%rdx; call) after
-         * the stores: the callee may write anywhere in the frame. */
-        static const uint8_t escaped[] = {
+         * the stores: the callee (and every later one) may write the frame from there up. */
+        static uint8_t escaped[] = {
                 0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x49, 0x89, 0xfd, 0x41, 0x54, 0x49,
                 0x89, 0xcc, 0x55, 0x53, 0x48, 0x83, 0xec, 0x48, 0x89, 0x74, 0x24, 0x04,
                 0x4c, 0x89, 0x44, 0x24, 0x08, 0x44, 0x89, 0x0c, 0x24, 0xc7, 0x44, 0x24,
@@ -340,14 +340,24 @@ static void test_args_at(void)
                -ENOENT);
         assert(place_args_at(spill, sizeof(spill), VADDR, EM_AARCH64, VADDR, l, &why) == -EINVAL);
 
-        printf("args at the copy call, frame address handed out:\n");
-        assert(escaped[0x50] == 0xe8);
+        printf("args at the copy call, frame address above them handed out:\n");
+        assert(escaped[0x50] == 0xe8 && escaped[0x2d] == 0x30);
         assert(place_args_at(escaped, sizeof(escaped), VADDR, EM_X86_64, VADDR + 0x50, l, &why) ==
                0);
-        expect_arg(&l[0], 0, TLSSNIFF_LOC_NONE, 0, false);
-        expect_arg(&l[1], 1, TLSSNIFF_LOC_NONE, 0, false);
+        expect_arg(&l[0], 0, TLSSNIFF_LOC_STACK, 0x28, false); /* below sp+0x30: kept */
+        expect_arg(&l[1], 1, TLSSNIFF_LOC_STACK, 0x4, true);
         expect_arg(&l[3], 3, TLSSNIFF_LOC_REG, 5, false); /* registers are not in the frame */
-        expect_arg(&l[5], 5, TLSSNIFF_LOC_NONE, 0, false);
+        expect_arg(&l[5], 5, TLSSNIFF_LOC_STACK, 0x0, true);
+
+        printf("args at the copy call, the address of type handed out:\n");
+        escaped[0x2d] = 0x04; /* lea 0x4(%rsp),%rdx */
+        assert(place_args_at(escaped, sizeof(escaped), VADDR, EM_X86_64, VADDR + 0x50, l, &why) ==
+               0);
+        expect_arg(&l[0], 0, TLSSNIFF_LOC_NONE, 0, false); /* stored above it, lost at a call */
+        expect_arg(&l[1], 1, TLSSNIFF_LOC_NONE, 0, false);
+        expect_arg(&l[3], 3, TLSSNIFF_LOC_REG, 5, false);
+        expect_arg(&l[5], 5, TLSSNIFF_LOC_STACK, 0x0, true); /* below it */
+        escaped[0x2d] = 0x30;
 
         printf("args at the copy call, one byte of type overwritten:\n");
         assert(clobbered_byte[0x4b] == 0xe8);
@@ -385,7 +395,7 @@ static int plan_of(const char *path, struct msg_plan *plan, struct tlslib_detail
         assert(tlslib_plan(fd, PLACE_MODE_AUTO, plan, d) == 0);
         close(fd);
         printf("%s: %s\n", path, plan->reason);
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
                 if (d->function[i][0])
                         printf("  %s\n", d->function[i]);
         return 0;
@@ -581,10 +591,25 @@ static void test_real_read_bytes(const char *lib)
         /*
          * Two calls: the copy to the caller's buffer, and that of a handshake fragment into s,
          * which the same type and peek do not tell apart (a post-handshake message arrives
-         * while the caller asks for application data). A probe needs the destination proven to
-         * be derived from buf, which the analysis does not track yet.
+         * while the caller asks for application data). Only the first writes through buf (+ the
+         * bytes copied so far, merged over the loop over records into a derived pointer).
          */
         assert(calls == 2 && copies == 1);
+        {
+                struct place_copy pc[4];
+                size_t n = 0;
+
+                assert(place_copy_calls(code, 16384, fn, EM_X86_64, &stub, 1, 3, pc, 4, &n,
+                                        &why) == 0);
+                assert(n == 1 && pc[0].emulated);
+                assert(pc[0].arg[0].loc.kind == TLSSNIFF_LOC_STACK && !pc[0].arg[0].narrow);
+                assert(pc[0].arg[1].loc.kind == TLSSNIFF_LOC_STACK && pc[0].arg[1].narrow);
+                assert(pc[0].arg[5].loc.kind == TLSSNIFF_LOC_STACK && pc[0].arg[5].narrow);
+                /* s is the destination of the other: derived from argument 0. */
+                assert(place_copy_calls(code, 16384, fn, EM_X86_64, &stub, 1, 0, pc, 4, &n,
+                                        &why) == 0);
+                assert(n == 1);
+        }
         free(code);
 }
 
@@ -601,19 +626,59 @@ static void test_real(void)
         assert(p);
         test_real_read_bytes(libssl3);
         assert(plan_of(libssl3, p, &d) == 0);
+        /*
+         * Reads on the copy in ssl3_read_bytes and dtls1_read_bytes (one probe each, no probe
+         * on SSL_read/SSL_read_ex), writes on the internal function: entry + return.
+         */
         assert(p->n_probes == 4);
-        for (uint8_t func = TLSSNIFF_FUNC_SSL_READ_EX; func <= TLSSNIFF_FUNC_SSL_WRITE_EX; func++) {
-                const struct msg_probe *e = probe_of(p, func, TLSSNIFF_PROBE_ENTRY);
-                const struct msg_probe *r = probe_of(p, func, TLSSNIFF_PROBE_RETURN);
+        {
+                const struct msg_probe *e = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_EX,
+                                                     TLSSNIFF_PROBE_ENTRY);
+                const struct msg_probe *r = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_EX,
+                                                     TLSSNIFF_PROBE_RETURN);
                 uint8_t b;
+                unsigned copies = 0;
 
                 assert(e && r && e->offset == r->offset);
                 b = byte_at(libssl3, e->offset);
                 assert((b >= 0x50 && b <= 0x57) || b == 0x41); /* push */
                 assert(e->loc[TLSSNIFF_ARG_OUTLEN].kind == TLSSNIFF_LOC_REG);
+                assert(!probe_of(p, TLSSNIFF_FUNC_SSL_READ_EX, TLSSNIFF_PROBE_ENTRY));
+                assert(!probe_of(p, TLSSNIFF_FUNC_SSL_READ, TLSSNIFF_PROBE_ENTRY));
+                for (uint32_t i = 0; i < p->n_probes; i++) {
+                        const struct msg_probe *c = &p->probes[i];
+
+                        if (c->func != TLSSNIFF_FUNC_SSL_READ_BYTES)
+                                continue;
+                        assert(c->kind == TLSSNIFF_PROBE_COPY);
+                        assert(byte_at(libssl3, c->offset) == 0xe8); /* call rel32 */
+                        assert(c->loc[TLSSNIFF_ARG_BUF].kind == TLSSNIFF_LOC_REG &&
+                               c->loc[TLSSNIFF_ARG_BUF].reg == 4); /* rsi */
+                        assert(c->loc[TLSSNIFF_ARG_NUM].kind == TLSSNIFF_LOC_REG &&
+                               c->loc[TLSSNIFF_ARG_NUM].reg == 1); /* rdx */
+                        assert(c->loc[TLSSNIFF_ARG_SSL].kind != TLSSNIFF_LOC_NONE &&
+                               c->loc[TLSSNIFF_ARG_RTYPE].kind != TLSSNIFF_LOC_NONE &&
+                               c->loc[TLSSNIFF_ARG_PEEK].kind != TLSSNIFF_LOC_NONE);
+                        copies++;
+                }
+                assert(copies == 2);
         }
-        for (int i = 0; i < 4; i++)
-                assert(strstr(d.function[i], "callee: the internal function"));
+        assert(strstr(d.function[0], "no probe of its own (reads on the copy)"));
+        assert(strstr(d.function[2], "no probe of its own (reads on the copy)"));
+        assert(strstr(d.function[1], "callee: the internal function"));
+        assert(strstr(d.function[3], "callee: the internal function"));
+        assert(strstr(d.function[4], "reads: on the copy: memcpy at 0x"));
+        {
+                /* Without the copy (the fallback mode): all four on their internal functions. */
+                struct msg_plan *fb = calloc(1, sizeof(*fb));
+                int fd = open(libssl3, O_RDONLY | O_CLOEXEC);
+
+                assert(fb && fd >= 0 && tlslib_plan(fd, PLACE_MODE_FALLBACK, fb, NULL) == 0);
+                close(fd);
+                assert(fb->n_probes == 8 && !probe_of(fb, TLSSNIFF_FUNC_SSL_READ_BYTES,
+                                                      TLSSNIFF_PROBE_COPY));
+                free(fb);
+        }
         {
                 /* The call-site analysis on the real code, without the callee. */
                 static const uint8_t funcs[] = { TLSSNIFF_FUNC_SSL_READ, TLSSNIFF_FUNC_SSL_WRITE,
@@ -683,9 +748,13 @@ static void test_real(void)
                 struct place_result r;
                 int fd;
 
+                /* dtls1_read_bytes reuses type's register before its copy: no copy probes
+                 * (TLS alone would leave DTLS reads uncaptured), the read functions keep theirs. */
                 assert(p->n_probes == 4);
                 for (int i = 0; i < 4; i++)
                         assert(strstr(d.function[i], "callee: the internal function"));
+                assert(strstr(d.function[4], "reads: not on the copy: DTLS_method: s, type or "
+                                             "peek is not provably anywhere"));
                 assert(dynsym(libssl11, "SSL_read", &addr, &size) && size <= sizeof(code));
                 fd = open(libssl11, O_RDONLY | O_CLOEXEC);
                 assert(fd >= 0 && pread(fd, code, size, (off_t)addr) == (ssize_t)size);

@@ -9,6 +9,7 @@
 #include "elfutil.h"
 #include "macro.h"
 #include "place.h"
+#include "sslcopy.h"
 #include "tlslib.h"
 
 static const struct {
@@ -121,6 +122,42 @@ static bool plan_function(Elf *elf, const struct elf_source *src, uint16_t machi
         return true;
 }
 
+static bool func_writes(uint8_t func)
+{
+        return func == TLSSNIFF_FUNC_SSL_WRITE || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
+}
+
+/*
+ * Reads on OpenSSL's copy to the caller (sslcopy.h): its probes, and true, when every method
+ * family the file has got one. The decision goes into the details either way.
+ */
+static bool plan_copy(Elf *elf, const struct elf_source *src, struct msg_plan *plan,
+                      struct tlslib_details *details, char *summary, size_t summary_size)
+{
+        struct sslcopy_result cr;
+        uint64_t off[ELEMENTSOF(cr.probe)];
+        size_t used = strlen(summary);
+        bool ok = sslcopy_find(elf, src, &cr);
+
+        for (unsigned i = 0; ok && i < cr.n; i++)
+                if (elf_file_offset(elf, cr.probe[i].addr, 0, true, &off[i]) < 0) {
+                        ok = false;
+                        snprintf(cr.reason, sizeof(cr.reason), "copy call outside the code");
+                }
+        if (details)
+                snprintf(details->function[ELEMENTSOF(wanted)],
+                         sizeof(details->function[ELEMENTSOF(wanted)]), "reads: %s%s",
+                         ok ? "on the copy: " : "not on the copy: ", cr.reason);
+        if (!ok)
+                return false;
+        for (unsigned i = 0; i < cr.n; i++)
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_COPY, TLSSNIFF_FUNC_SSL_READ_BYTES, off[i],
+                                   cr.probe[i].loc);
+        if (used < summary_size)
+                snprintf(summary + used, summary_size - used, "%sreads copy", used ? ", " : "");
+        return true;
+}
+
 /* The OpenSSL functions found so far, by index in wanted[]. */
 struct wanted_found {
         uint64_t addr[ELEMENTSOF(wanted)], size[ELEMENTSOF(wanted)];
@@ -148,6 +185,7 @@ static int plan_elf(Elf *elf, const struct elf_source *src, enum place_mode mode
 {
         struct wanted_found found = {};
         char summary[MSG_TEXT_MAX] = "";
+        bool copy_reads = false;
         GElf_Ehdr eh;
 
         plan->n_probes = 0;
@@ -176,11 +214,21 @@ static int plan_elf(Elf *elf, const struct elf_source *src, enum place_mode mode
         soname(elf, plan->library, sizeof(plan->library));
         if (!plan->library[0])
                 snprintf(plan->library, sizeof(plan->library), "OpenSSL (static)");
-        for (size_t w = 0; w < ELEMENTSOF(wanted); w++)
-                if (found.addr[w])
-                        (void)plan_function(elf, src, eh.e_machine, mode, w, found.addr[w],
-                                            found.size[w], plan, details, summary,
-                                            sizeof(summary));
+        if (mode == PLACE_MODE_AUTO)
+                copy_reads = plan_copy(elf, src, plan, details, summary, sizeof(summary));
+        for (size_t w = 0; w < ELEMENTSOF(wanted); w++) {
+                if (!found.addr[w])
+                        continue;
+                if (copy_reads && !func_writes(wanted[w].func)) {
+                        if (details)
+                                snprintf(details->function[w], sizeof(details->function[w]),
+                                         "%s: no probe of its own (reads on the copy)",
+                                         wanted[w].name);
+                        continue;
+                }
+                (void)plan_function(elf, src, eh.e_machine, mode, w, found.addr[w],
+                                    found.size[w], plan, details, summary, sizeof(summary));
+        }
         if (plan->n_probes == 0) {
                 snprintf(plan->reason, sizeof(plan->reason), "symbols outside executable code");
                 return 0;

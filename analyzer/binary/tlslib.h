@@ -9,9 +9,12 @@
 #include "msg.h"
 #include "place.h"
 
-/* The placement decision per function (SSL_read, SSL_write, SSL_read_ex, SSL_write_ex). */
+/*
+ * The placement decision per function (SSL_read, SSL_write, SSL_read_ex, SSL_write_ex), then
+ * whether reads are captured on OpenSSL's copy to the caller (sslcopy.h) and why.
+ */
 struct tlslib_details {
-        char function[4][200]; /* "SSL_read: call-site: call at +0x1e, jle at +0x25"; "" absent */
+        char function[5][240]; /* "SSL_read: call-site: call at +0x1e, jle at +0x25"; "" absent */
 };
 
 /*

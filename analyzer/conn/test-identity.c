@@ -83,6 +83,34 @@ int main(void)
         assert(s.n == 8);
         identity_expire(&id, 0, true);
         assert(!identity_pending(&id) && s.n == 8 + IDENTITY_HOLD_MESSAGES_MAX);
+
+        /*
+         * A read placed on the copy comes before its connection's socket is known: the open
+         * record binds it, and a message without a socket that arrives after the open record
+         * (from another CPU, through the reassembly) is bound at once. Another process's
+         * connection with the same id is not.
+         */
+        s.n = 0;
+        m = msg(5, -1, &c);
+        identity_submit(&id, &m, 300);
+        assert(s.n == 0 && identity_pending(&id));
+        {
+                struct tlssniff_open_record o = { .type = TLSSNIFF_REC_OPEN, .pid = 1,
+                                                  .conn_id = 5, .fd = 11, .family = 2,
+                                                  .lport = 443, .role = TLSSNIFF_ROLE_SERVER };
+
+                identity_opened(&id, &o);
+        }
+        assert(s.n == 1 && s.conn[0] == 5 && s.fd[0] == 11 && !identity_pending(&id));
+        m = msg(5, -1, &d);
+        identity_submit(&id, &m, 301);
+        assert(s.n == 2 && s.fd[1] == 11 && s.first[1] == 'd');
+        m = msg(5, -1, &a);
+        m.hdr.pid = 2;
+        identity_submit(&id, &m, 302);
+        assert(s.n == 2 && identity_pending(&id));
+        identity_expire(&id, 0, true);
+        assert(s.n == 3 && s.fd[2] == -1);
         identity_done(&id);
         printf("identity: ok\n");
         return 0;

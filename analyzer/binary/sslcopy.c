@@ -1,0 +1,383 @@
+/* Reads placed on OpenSSL's copy to the caller; see sslcopy.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "place.h"
+#include "sslcopy.h"
+
+#define CODE_MAX 16384 /* bytes of ssl_read_bytes analysed (place.c's limit) */
+
+/*
+ * Offset of ssl_read_bytes in struct ssl_method_st in OpenSSL 1.1.0 to 3.1: int version,
+ * unsigned flags, unsigned long mask, then ssl_new, ssl_clear, ssl_free, ssl_accept,
+ * ssl_connect, ssl_read, ssl_peek, ssl_write, ssl_shutdown, ssl_renegotiate,
+ * ssl_renegotiate_check, ssl_read_bytes. OpenSSL 3.2 added members before it (and QUIC): a
+ * library that exports 3.2's functions is not placed this way.
+ */
+#define METHOD_READ_BYTES 0x68
+
+static const char *const newer_symbols[] = { "SSL_handle_events", "SSL_new_stream" };
+
+struct sym_find {
+        const char *const *names;
+        size_t n;
+        uint64_t addr[4];
+};
+
+static int note_sym(const char *name, const GElf_Sym *sym, void *userdata)
+{
+        struct sym_find *f = userdata;
+
+        for (size_t i = 0; i < f->n; i++)
+                if (!f->addr[i] && strcmp(name, f->names[i]) == 0)
+                        f->addr[i] = sym->st_value;
+        return 0;
+}
+
+/* Function symbols by name, .dynsym first, then .symtab. */
+static void find_symbols(Elf *elf, struct sym_find *f)
+{
+        (void)elf_func_symbols(elf, SHT_DYNSYM, note_sym, f);
+        (void)elf_func_symbols(elf, SHT_SYMTAB, note_sym, f);
+}
+
+/* n bytes at virtual address va of any loaded segment (exec_only: an executable one). */
+static bool read_va(Elf *elf, const struct elf_source *src, uint64_t va, void *buf, size_t n,
+                    bool exec_only)
+{
+        uint64_t off;
+
+        return elf_file_offset(elf, va, n, exec_only, &off) == 0 &&
+               elf_source_read(src, buf, n, off) == (ssize_t)n;
+}
+
+static uint32_t le32(const uint8_t *b)
+{
+        return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/*
+ * The table a method function returns: [endbr64] then lea table(%rip),%rax (position-
+ * independent code) or mov $table,%eax (an executable linked at a fixed address), then ret.
+ */
+static bool method_table(Elf *elf, const struct elf_source *src, uint64_t fn, uint64_t *ret)
+{
+        static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+        uint8_t b[16];
+        size_t i = 0;
+
+        if (!read_va(elf, src, fn, b, sizeof(b), true))
+                return false;
+        if (memcmp(b, endbr64, sizeof(endbr64)) == 0)
+                i = 4;
+        if (b[i] == 0x48 && b[i + 1] == 0x8d && b[i + 2] == 0x05 && b[i + 7] == 0xc3) {
+                *ret = fn + i + 7 + (uint64_t)(int64_t)(int32_t)le32(b + i + 3);
+                return true;
+        }
+        if (b[i] == 0xb8 && b[i + 5] == 0xc3) {
+                *ret = le32(b + i + 1);
+                return true;
+        }
+        return false;
+}
+
+/*
+ * The pointer stored at virtual address va once the file is loaded: the addend of a
+ * R_X86_64_RELATIVE (or the symbol + addend of a R_X86_64_64) relocation of it, else the word
+ * in the file (an executable linked at a fixed address).
+ */
+static bool pointer_at(Elf *elf, const struct elf_source *src, uint64_t va, uint64_t *ret)
+{
+        Elf_Scn *scn = NULL;
+        uint8_t b[8];
+
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                Elf_Data *d;
+
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || sh.sh_entsize == 0)
+                        continue;
+                d = elf_getdata(scn, NULL);
+                for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+                        GElf_Rela r;
+
+                        if (!gelf_getrela(d, (int)i, &r))
+                                break;
+                        if (r.r_offset != va)
+                                continue;
+                        if (GELF_R_TYPE(r.r_info) == R_X86_64_RELATIVE) {
+                                *ret = (uint64_t)r.r_addend;
+                                return true;
+                        }
+                        return false; /* a symbol's address: not a function of this file */
+                }
+        }
+        if (!read_va(elf, src, va, b, sizeof(b), false))
+                return false;
+        memcpy(ret, b, sizeof(*ret));
+        return *ret != 0;
+}
+
+/* The GOT slot of the R_X86_64_JUMP_SLOT relocation of one of names, per name (0: none). */
+static void jump_slots(Elf *elf, const char *const *names, size_t n, uint64_t *ret)
+{
+        Elf_Scn *scn = NULL;
+
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh, symsh;
+                Elf_Data *d, *syms;
+                Elf_Scn *symscn;
+
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || sh.sh_entsize == 0)
+                        continue;
+                symscn = elf_getscn(elf, sh.sh_link);
+                if (!symscn || !gelf_getshdr(symscn, &symsh))
+                        continue;
+                d = elf_getdata(scn, NULL);
+                syms = elf_getdata(symscn, NULL);
+                for (size_t i = 0; d && syms && i < sh.sh_size / sh.sh_entsize; i++) {
+                        GElf_Rela r;
+                        GElf_Sym sym;
+                        const char *name;
+
+                        if (!gelf_getrela(d, (int)i, &r))
+                                break;
+                        if (GELF_R_TYPE(r.r_info) != R_X86_64_JUMP_SLOT ||
+                            !gelf_getsym(syms, (int)GELF_R_SYM(r.r_info), &sym))
+                                continue;
+                        name = elf_strptr(elf, symsh.sh_link, sym.st_name);
+                        for (size_t k = 0; name && k < n; k++)
+                                if (!ret[k] && strcmp(name, names[k]) == 0)
+                                        ret[k] = r.r_offset;
+                }
+        }
+}
+
+/*
+ * The entries of the PLT sections (.plt, .plt.sec: 16 bytes each) that jump through one of the
+ * GOT slots: jmp *disp(%rip) (ff 25), possibly after endbr64 and with a bnd prefix.
+ */
+static size_t plt_entries(Elf *elf, const struct elf_source *src, const uint64_t *slots,
+                          size_t n_slots, uint64_t *ret, size_t max)
+{
+        Elf_Scn *scn = NULL;
+        size_t shstrndx, found = 0;
+
+        if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+                return 0;
+        while ((scn = elf_nextscn(elf, scn)) && found < max) {
+                GElf_Shdr sh;
+                const char *name;
+
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+                    !(sh.sh_flags & SHF_EXECINSTR))
+                        continue;
+                name = elf_strptr(elf, shstrndx, sh.sh_name);
+                if (!name || (strcmp(name, ".plt") != 0 && strcmp(name, ".plt.sec") != 0))
+                        continue;
+                for (uint64_t e = 0; e + 16 <= sh.sh_size && found < max; e += 16) {
+                        uint8_t b[16];
+
+                        if (elf_source_read(src, b, sizeof(b), sh.sh_offset + e) != sizeof(b))
+                                break;
+                        for (size_t p = 0; p + 6 <= sizeof(b); p++) {
+                                uint64_t target;
+
+                                if (b[p] != 0xff || b[p + 1] != 0x25)
+                                        continue;
+                                target = sh.sh_addr + e + p + 6 +
+                                         (uint64_t)(int64_t)(int32_t)le32(b + p + 2);
+                                for (size_t k = 0; k < n_slots; k++)
+                                        if (slots[k] && slots[k] == target && found < max)
+                                                ret[found++] = sh.sh_addr + e;
+                                break;
+                        }
+                }
+        }
+        return found;
+}
+
+/*
+ * An upper bound of the extent of the function at fn: up to the next function start in the
+ * .eh_frame_hdr search table (the usual encoding: pc-relative pointer, 4-byte count, table of
+ * data-relative 4-byte pairs), at most CODE_MAX bytes.
+ */
+static uint64_t function_extent(Elf *elf, uint64_t fn)
+{
+        Elf_Scn *scn = NULL;
+        size_t shstrndx;
+        uint64_t best = CODE_MAX;
+
+        if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+                return best;
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                const char *name;
+                const uint8_t *b;
+                Elf_Data *d;
+                uint32_t count;
+
+                if (!gelf_getshdr(scn, &sh))
+                        continue;
+                name = elf_strptr(elf, shstrndx, sh.sh_name);
+                if (!name || strcmp(name, ".eh_frame_hdr") != 0)
+                        continue;
+                d = elf_getdata(scn, NULL);
+                if (!d || !d->d_buf || d->d_size < 12)
+                        return best;
+                b = d->d_buf;
+                if (b[0] != 1 || b[1] != 0x1b || b[2] != 0x03 || b[3] != 0x3b)
+                        return best;
+                count = le32(b + 8);
+                if (count > (d->d_size - 12) / 8)
+                        return best;
+                for (uint32_t i = 0; i < count; i++) {
+                        uint64_t start = sh.sh_addr + (uint64_t)(int64_t)(int32_t)le32(b + 12 + 8 * i);
+
+                        if (start > fn && start - fn < best)
+                                best = start - fn;
+                }
+                return best;
+        }
+        return best;
+}
+
+/*
+ * The copy calls in the ssl_read_bytes of one method family: up to max probes in ret, their
+ * number in *ret_n; false with *why when there is none or one cannot be probed.
+ */
+static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method_fn,
+                         const uint64_t *copiers, size_t n_copiers, struct sslcopy_probe *ret,
+                         size_t max, size_t *ret_n, uint64_t *ret_fn, const char **why)
+{
+        _cleanup_free_ uint8_t *code = NULL;
+        uint64_t table, fn, size;
+        struct place_copy pc[SSLCOPY_PER_FAMILY_MAX];
+        size_t n = 0;
+        ssize_t got;
+        uint64_t off;
+
+        if (!method_table(elf, src, method_fn, &table)) {
+                *why = "the method function does not just return its table";
+                return false;
+        }
+        if (!pointer_at(elf, src, table + METHOD_READ_BYTES, &fn) ||
+            elf_file_offset(elf, fn, 1, true, &off) < 0) {
+                *why = "the method table holds no function of this file for ssl_read_bytes";
+                return false;
+        }
+        *ret_fn = fn;
+        size = function_extent(elf, fn);
+        code = malloc(size);
+        if (!code) {
+                *why = "out of memory";
+                return false;
+        }
+        got = elf_source_read(src, code, size, off);
+        if (got <= 0) {
+                *why = "ssl_read_bytes cannot be read";
+                return false;
+        }
+        if (place_copy_calls(code, (size_t)got, fn, EM_X86_64, copiers, n_copiers, 3, pc,
+                             ELEMENTSOF(pc), &n, why) < 0)
+                return false;
+        if (n == 0 || n > ELEMENTSOF(pc) || n > max) {
+                *why = n == 0 ? "no memcpy into buf proven in ssl_read_bytes"
+                              : "too many memcpy calls into buf in ssl_read_bytes";
+                return false;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct sslcopy_probe *p = &ret[i];
+
+                if (!pc[i].emulated) {
+                        *why = "a memcpy call is not emulated";
+                        return false;
+                }
+                /* s whole; type and peek are ints (their low 32 bits suffice). */
+                if (pc[i].arg[0].loc.kind == TLSSNIFF_LOC_NONE || pc[i].arg[0].narrow ||
+                    pc[i].arg[1].loc.kind == TLSSNIFF_LOC_NONE ||
+                    pc[i].arg[5].loc.kind == TLSSNIFF_LOC_NONE) {
+                        *why = "s, type or peek is not provably anywhere at a memcpy into buf";
+                        return false;
+                }
+                memset(p, 0, sizeof(*p));
+                p->addr = pc[i].call_addr;
+                p->loc[TLSSNIFF_ARG_SSL] = pc[i].arg[0].loc;
+                p->loc[TLSSNIFF_ARG_RTYPE] = pc[i].arg[1].loc;
+                p->loc[TLSSNIFF_ARG_PEEK] = pc[i].arg[5].loc;
+                /* memcpy(dst, src, n): the source and the count, as the call receives them. */
+                p->loc[TLSSNIFF_ARG_BUF] =
+                        (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 4 };
+                p->loc[TLSSNIFF_ARG_NUM] =
+                        (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 1 };
+        }
+        *ret_n = n;
+        return true;
+}
+
+bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result *ret)
+{
+        static const char *const method_names[] = { "TLS_method", "DTLS_method" };
+        static const char *const copier_names[] = { "memcpy", "__memcpy_chk" };
+        struct sym_find methods = { .names = method_names, .n = ELEMENTSOF(method_names) };
+        struct sym_find newer = { .names = newer_symbols, .n = ELEMENTSOF(newer_symbols) };
+        struct sym_find copiers = { .names = copier_names, .n = ELEMENTSOF(copier_names) };
+        uint64_t slots[ELEMENTSOF(copier_names)] = {}, targets[8];
+        size_t n_targets, used = 0;
+        GElf_Ehdr eh;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!gelf_getehdr(elf, &eh) || eh.e_machine != EM_X86_64) {
+                snprintf(ret->reason, sizeof(ret->reason), "x86-64 only");
+                return false;
+        }
+        find_symbols(elf, &methods);
+        if (!methods.addr[0]) {
+                snprintf(ret->reason, sizeof(ret->reason), "no TLS_method (OpenSSL < 1.1)");
+                return false;
+        }
+        find_symbols(elf, &newer);
+        if (newer.addr[0] || newer.addr[1]) {
+                snprintf(ret->reason, sizeof(ret->reason),
+                         "OpenSSL 3.2 or later: method layout not known");
+                return false;
+        }
+        /* memcpy: its PLT entries, or its own code in a static executable. */
+        jump_slots(elf, copier_names, ELEMENTSOF(copier_names), slots);
+        n_targets = plt_entries(elf, src, slots, ELEMENTSOF(slots), targets, ELEMENTSOF(targets));
+        find_symbols(elf, &copiers);
+        for (size_t k = 0; k < ELEMENTSOF(copier_names); k++)
+                if (copiers.addr[k] && n_targets < ELEMENTSOF(targets))
+                        targets[n_targets++] = copiers.addr[k];
+        if (n_targets == 0) {
+                snprintf(ret->reason, sizeof(ret->reason), "memcpy not found");
+                return false;
+        }
+        for (size_t m = 0; m < ELEMENTSOF(method_names); m++) {
+                const char *why = NULL;
+                uint64_t fn = 0;
+                size_t n = 0;
+
+                if (!methods.addr[m])
+                        continue; /* no DTLS in this build: nothing to cover */
+                if (!place_family(elf, src, methods.addr[m], targets, n_targets,
+                                  ret->probe + ret->n, ELEMENTSOF(ret->probe) - ret->n, &n, &fn,
+                                  &why)) {
+                        ret->n = 0;
+                        snprintf(ret->reason, sizeof(ret->reason), "%s: %s", method_names[m],
+                                 why ? why : "not placed");
+                        return false;
+                }
+                for (size_t i = 0; i < n && used < sizeof(ret->reason); i++)
+                        used += (size_t)snprintf(ret->reason + used, sizeof(ret->reason) - used,
+                                                 "%smemcpy at 0x%llx in %s's read_bytes (0x%llx)",
+                                                 used ? ", " : "",
+                                                 (unsigned long long)ret->probe[ret->n + i].addr,
+                                                 method_names[m], (unsigned long long)fn);
+                ret->n += (unsigned)n;
+        }
+        return ret->n > 0;
+}

@@ -1,0 +1,44 @@
+/*
+ * Reads placed on the copy (docs/design.md, "Reads on the copy"). OpenSSL delivers the
+ * plaintext of every read by one memcpy in its record-layer function ssl_read_bytes
+ * (ssl3_read_bytes for TLS, dtls1_read_bytes for DTLS): memcpy(buf, record data, n), with the
+ * SSL *, the record type asked for and the peek flag among that function's arguments. A single
+ * uprobe on that call (an emulated call rel32) captures what SSL_read, SSL_read_ex, SSL_peek's
+ * later read and an SSL BIO deliver, and costs nothing for the reads that find no data, which
+ * the entry and return probes of the read functions pay two traps for.
+ *
+ * The function is found through the method tables TLS_method() and DTLS_method() return (their
+ * ssl_read_bytes member); the call is the one of memcpy whose destination the placement analysis
+ * proves to be derived from buf on every path, and the probe reads s, type and peek where the
+ * same analysis proves their entry values are at that call. Input is untrusted: anything
+ * unexpected gives "not placed" with a reason, and the read functions keep their probes.
+ */
+#pragma once
+
+#include <gelf.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "elfutil.h"
+#include "events.h"
+
+struct sslcopy_probe {
+        uint64_t addr; /* virtual address of the call */
+        struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX];
+};
+
+#define SSLCOPY_PER_FAMILY_MAX 4 /* copies into buf in one ssl_read_bytes (a compiler may
+                                    duplicate the loop, one for peek and one without) */
+
+struct sslcopy_result {
+        unsigned n;                   /* probes, for all method families (TLS, DTLS) */
+        struct sslcopy_probe probe[2 * SSLCOPY_PER_FAMILY_MAX];
+        char reason[200];             /* where they are, or why there are none */
+};
+
+/*
+ * Finds the copy calls in an x86-64 ELF file with OpenSSL 1.1.1 or 3.0/3.1 (TLS_method
+ * exported). Fills ret; true when every method family the file has got its probe (then the read
+ * functions need no probes of their own).
+ */
+bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result *ret);
