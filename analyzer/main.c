@@ -63,7 +63,7 @@ static int analyze_go(int fd, enum place_mode mode, struct msg_plan *plan)
 /* --analyze: the plan for one file, as the analyzer would send it, for people and tests. */
 static int analyze_file(const char *path, enum place_mode mode)
 {
-        static const char *const kinds[] = { "?", "entry", "uretprobe", "return", "copy" };
+        static const char *const kinds[] = { "?", "entry", "uretprobe", "return", "copy", "forget" };
         struct tlslib_details details;
         struct msg_plan *plan;
         int fd, r;

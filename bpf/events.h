@@ -57,6 +57,7 @@ enum tlssniff_func {
         /* int ssl3_read_bytes(s, type, *recvd_type, buf, len, peek, *readbytes) and
          * dtls1_read_bytes: only its memcpy of a record's plaintext into buf is probed */
         TLSSNIFF_FUNC_SSL_READ_BYTES = 7,
+        TLSSNIFF_FUNC_SSL_FREE = 8,     /* void SSL_free(ssl), int SSL_clear(ssl): the object ends */
         _TLSSNIFF_FUNC_MAX,
 };
 
@@ -68,6 +69,9 @@ enum tlssniff_probe_kind {
         TLSSNIFF_PROBE_COPY = 4, /* uprobe on the call that copies the plaintext to the caller
                                     (Go's Read: runtime.memmove; OpenSSL's ssl_read_bytes:
                                     memcpy): source, count, conn; no return */
+        TLSSNIFF_PROBE_FORGET = 5, /* uprobe that every call of SSL_free/SSL_clear runs: the TLS
+                                      object's connection is forgotten (with reads on the copy,
+                                      nothing else tells a reused object from the old one) */
         _TLSSNIFF_PROBE_KIND_MAX,
 };
 

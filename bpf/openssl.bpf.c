@@ -1259,6 +1259,28 @@ int tls_copy(struct pt_regs *ctx)
 }
 
 /*
+ * SSL_free or SSL_clear (TLSSNIFF_PROBE_FORGET): the TLS object's connection ends here. With
+ * reads on the copy the first read of a new object that the allocator put at a freed one's
+ * address would otherwise be attributed to the old connection (no frame sees its socket I/O).
+ */
+SEC("uprobe")
+int tls_forget(struct pt_regs *ctx)
+{
+        __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+        struct tlssniff_probe_spec *spec;
+        struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+        struct pt_regs regs;
+
+        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        if (!spec)
+                return 0;
+        tlssniff_regs_copy(&regs, ctx);
+        key.handle = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
+        bpf_map_delete_elem(&conns, &key);
+        return 0;
+}
+
+/*
  * Entry and return of one function as a single uprobe session (an uprobe_multi link with
  * attach type BPF_TRACE_UPROBE_SESSION, kernel 6.13+), attached by loaderd in place of an
  * uprobe + uretprobe pair at the same offset when the kernel has sessions. Same programs, one

@@ -269,8 +269,9 @@ static int attach_one(struct loaderd *l, struct traced_file *tf, const char *fdp
                                                         : l->skel->progs.go_return;
         else
                 prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
-                       : p->kind == TLSSNIFF_PROBE_COPY ? l->skel->progs.tls_copy
-                                                        : l->skel->progs.tls_return;
+                       : p->kind == TLSSNIFF_PROBE_COPY   ? l->skel->progs.tls_copy
+                       : p->kind == TLSSNIFF_PROBE_FORGET ? l->skel->progs.tls_forget
+                                                          : l->skel->progs.tls_return;
         tf->links[tf->n_links] = bpf_program__attach_uprobe_opts(prog, -1, fdpath, p->offset, &uo);
         if (!tf->links[tf->n_links]) {
                 r = -errno;

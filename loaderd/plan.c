@@ -57,8 +57,10 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
         }
         for (uint32_t i = 0; i < plan->n_probes; i++) {
                 const struct msg_probe *p = &plan->probes[i];
-                /* Entry and copy probes read the arguments; return probes the result. */
+                /* Entry and copy probes read the arguments; return probes the result; forget
+                 * probes the TLS object only. */
                 bool entry = p->kind == TLSSNIFF_PROBE_ENTRY || p->kind == TLSSNIFF_PROBE_COPY;
+                bool forget = p->kind == TLSSNIFF_PROBE_FORGET;
 
                 if (p->kind == 0 || p->kind >= _TLSSNIFF_PROBE_KIND_MAX) {
                         snprintf(reason, reason_size, "probe %u: unknown kind %u", i, p->kind);
@@ -80,6 +82,14 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                                  func_is_go(p->func) ? "Go's Write" : "an OpenSSL API function");
                         return -EINVAL;
                 }
+                if ((p->kind == TLSSNIFF_PROBE_FORGET) != (p->func == TLSSNIFF_FUNC_SSL_FREE)) {
+                        snprintf(reason, reason_size, "probe %u: %s", i,
+                                 p->kind == TLSSNIFF_PROBE_FORGET
+                                         ? "forget probe on a function that does not end a "
+                                           "TLS object"
+                                         : "SSL_free probed other than to forget");
+                        return -EINVAL;
+                }
                 if (p->func == TLSSNIFF_FUNC_SSL_READ_BYTES && p->kind != TLSSNIFF_PROBE_COPY) {
                         snprintf(reason, reason_size,
                                  "probe %u: ssl_read_bytes probed other than on its copy", i);
@@ -96,11 +106,11 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                                  (unsigned long long)p->offset);
                         return -EINVAL;
                 }
-                if (!loc_ok(&p->loc[TLSSNIFF_ARG_SSL], entry) ||
+                if (!loc_ok(&p->loc[TLSSNIFF_ARG_SSL], entry || forget) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_BUF], entry) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_NUM], entry) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_OUTLEN], entry && func_is_ex(p->func)) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_RESULT], !entry) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_RESULT], !entry && !forget) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_RTYPE], p->func == TLSSNIFF_FUNC_SSL_READ_BYTES) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_PEEK], p->func == TLSSNIFF_FUNC_SSL_READ_BYTES)) {
                         snprintf(reason, reason_size, "probe %u: invalid value location", i);

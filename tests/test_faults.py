@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: processes killed inside SSL_write and SSL_read are counted (kernel_calls_interrupted) and disturb nothing after them; processes that map a library and exit while tlssniff starts and attaches do not stop the library from being probed; a library replaced on disk (a new file renamed over it) while a process still maps the old one is captured exactly in both the old and the new process.
+# Proves: processes killed inside SSL_write and SSL_read are counted (kernel_calls_interrupted; a read placed on OpenSSL's copy has nothing in progress to count) and disturb nothing after them; processes that map a library and exit while tlssniff starts and attaches do not stop the library from being probed; a library replaced on disk (a new file renamed over it) while a process still maps the old one is captured exactly in both the old and the new process.
 
 import glob
 import json
@@ -73,7 +73,7 @@ def exchange(t, name, port, cert, env=None, size=20000):
     return client, results[0], payload, size + 17
 
 
-def killed_mid_call(t, cert, key):
+def killed_mid_call(t, cert, key, want):
     t.write_file("silent.py", SILENT_SERVER_PY.encode())
     t.write_file("stuck.py", STUCK_CLIENT_PY.encode())
     server = t.spawn([harness.PYTHON, t.tmp / "silent.py", cert, key], name="silent-server")
@@ -93,8 +93,8 @@ def killed_mid_call(t, cert, key):
         p.wait(10)
     server.stdin.close()
     t.wait_proc(server, 10)
-    harness.wait_until(lambda: stats_now(t).get("kernel_calls_interrupted", 0) >= 2, 10,
-                       "kernel_calls_interrupted >= 2 after killing the stuck clients")
+    harness.wait_until(lambda: stats_now(t).get("kernel_calls_interrupted", 0) >= want, 10,
+                       f"kernel_calls_interrupted >= {want} after killing the stuck clients")
     return stuck
 
 
@@ -152,7 +152,13 @@ def main(t):
     old_res = harness.client_results(t, old)
     new_res = harness.client_results(t, new)
 
-    stuck = killed_mid_call(t, cert, key)
+    # With reads on OpenSSL's copy to the caller (docs/design.md; the system libssl3 here) a
+    # read has no call in progress to lose: the probe fires only when bytes are delivered. The
+    # client killed inside SSL_write is counted either way.
+    copy_reads = any("Attached" in ln and "(libssl.so.3;" in ln and "reads copy" in ln
+                     for ln in t.loaderd_err.lines)
+    want = 1 if copy_reads else 2
+    stuck = killed_mid_call(t, cert, key, want)
 
     # After all that, a normal exchange through the system libssl.
     after = harness.spawn_client(t, "after", port, [(os.urandom(12345), 23456)], cert)
@@ -165,9 +171,14 @@ def main(t):
         harness.check_framed_connection(cap, proc.name, proc.pid, server.pid, res[0], payload,
                                         reply_len, "ipv4")
     stats = cap.stats or {}
-    if stats.get("kernel_calls_interrupted", 0) < 2:
+    if stats.get("kernel_calls_interrupted", 0) < want:
         raise TestFailure(f"kernel_calls_interrupted = {stats.get('kernel_calls_interrupted')}, "
-                          "expected >= 2 (one killed in SSL_write, one in SSL_read)")
+                          f"expected >= {want} (one killed in SSL_write"
+                          + (")" if copy_reads else ", one in SSL_read)"))
+    for p in stuck:
+        if cap.streams_of(p.pid, "read"):
+            raise TestFailure(f"{p.name}: a read stream was captured, but the silent server "
+                              "never sent anything")
     for k in ("kernel_unmatched_returns", "kernel_drop_entries", "loaderd_files_failed"):
         if stats.get(k, 0) != 0:
             raise TestFailure(f"{k} = {stats[k]}, expected 0")

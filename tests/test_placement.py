@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: optimized probe placement captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0, OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch and Read probed on its copy to the caller vs entry probes on the function entry and a probe on every RET); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
+# Proves: optimized probe placement (OpenSSL 3.0's reads on its memcpy to the caller) captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0, OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch and Read probed on its copy to the caller vs entry probes on the function entry and a probe on every RET); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode and SSL_peek's bytes are captured once; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
 
 import os
 import shutil
@@ -210,6 +210,8 @@ def run_errors(t, tag, libssl, port, cert, key, message, reply):
         if steps.get(k) != v:
             raise TestFailure(f"{tag}: step {k} gave {steps.get(k)}, expected {v}: the error "
                               f"path was not exercised")
+    if steps.get("peeks", ["count", "0"])[1] == "0":
+        raise TestFailure(f"{tag}: no SSL_peek returned bytes: the peek path was not exercised")
     if steps.get("read-closed", ["ret", "1"])[1] not in ("0", "-1"):
         raise TestFailure(f"{tag}: read after close gave {steps.get('read-closed')}")
     return client, server
@@ -345,11 +347,16 @@ def main(t):
     fallback, fb_log = run_mode(t, "fallback", cert, key, port, data)
 
     # The modes really differ where it matters, and the decision is logged.
-    for lib in ("libssl.so.3", "libssl.so.1.1"):
+    # libssl3: reads on the memcpy in ssl3_read_bytes/dtls1_read_bytes (one probe per record
+    # delivered), writes on the internal function; 1.1.1: both on the internal functions (its
+    # dtls1_read_bytes cannot be placed on the copy).
+    for lib, reads in (("libssl.so.3", "reads copy"), ("libssl.so.1.1", "SSL_read callee")):
         line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f"({lib};" in ln]
-        if not line or "SSL_read callee" not in line[0] or "SSL_write_ex callee" not in line[0]:
-            raise TestFailure(f"auto mode did not place the probes of {lib} on its internal "
-                              f"functions; the comparison would prove nothing: {line}")
+        if not line or reads not in line[0] or "SSL_write_ex callee" not in line[0]:
+            raise TestFailure(f"auto mode did not place the probes of {lib} as expected "
+                              f"({reads}); the comparison would prove nothing: {line}")
+    if "reads: on the copy: memcpy at" not in auto_log:
+        raise TestFailure("the decision to capture reads on the copy was not logged")
     # Where the kernel has uprobe sessions, auto mode uses them for its entry + return pairs, so
     # the comparison below is also sessions against separate uprobes and uretprobes.
     if "The kernel has no uprobe sessions" not in auto_log:

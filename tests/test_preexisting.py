@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-# Proves: a TLS connection established before tlssniff started is still captured byte-exact on both ends, with its 4-tuple and a role guessed from the listening port.
+# Proves: a TLS connection established before tlssniff started is still captured byte-exact on both ends (the server's read already in progress at attach time included: reads are probed on OpenSSL's copy), with its 4-tuple and a role guessed from the listening port.
 #
 # What can be seen: the server sits inside SSL_read (reading the 8-byte header of the next
-# exchange) when tlssniff attaches, and a call already in progress at attach time cannot be
-# probed. So the server's read stream starts after those 8 bytes; the next read is served from
-# OpenSSL's buffer without touching the socket, so its records may say "socket not known yet"
-# (fd -1, docs/output.md); every later record must carry the 4-tuple. The client's calls all
-# start after tlssniff is ready: its streams must be complete and fully identified.
+# exchange) when tlssniff attaches. With reads placed on OpenSSL's copy to the caller
+# (docs/design.md, "Reads on the copy"; Debian's libssl3) that read is captured too: its memcpy
+# runs after the attach. Its record and the next one (served from OpenSSL's buffer) may come
+# before the socket is known and are held until it is; every later record must carry the
+# 4-tuple. The client's calls all start after tlssniff is ready: its streams must be complete
+# and fully identified.
 
 import os
 
@@ -44,12 +45,12 @@ def main(t):
         # docs/output.md: role_source "listen" is the guess for connections older than tlssniff
         harness.assert_addressing(s, f"client {s.direction}", "ipv4", local, remote, "client",
                                   ("listen",))
-    # The 8 header bytes of the first exchange were read by a call already in progress.
-    sr = cap.find_stream(server.pid, "read", p1 + req2,
-                         "server read stream (after the in-progress call)")
+    # The read in progress at attach time delivers its 8 header bytes through the probed copy.
+    sr = cap.find_stream(server.pid, "read", req1 + req2,
+                         "server read stream (with the call in progress at attach time)")
     sw = cap.find_stream(server.pid, "write", rep, "server write stream")
     harness.assert_addressing(sr, "server read", "ipv4", remote, local, "server", ("listen",),
-                              unknown_below=len(p1))
+                              unknown_below=len(req1))
     harness.assert_addressing(sw, "server write", "ipv4", remote, local, "server", ("listen",))
     if sr.conn_id != sw.conn_id or cr.conn_id != cw.conn_id:
         raise TestFailure(f"one connection has two conn_ids: client {cw.conn_id}/{cr.conn_id},"

@@ -10,6 +10,8 @@
  *   SSL_read     with num = -1               -> -1 (argument error, before any I/O)
  *   SSL_read_ex  with nothing to read        ->  0, SSL_ERROR_WANT_READ
  *   SSL_write    MESSAGE                     -> its length
+ *   SSL_peek     up to 7 bytes before each SSL_read of the reply: the same bytes the read then
+ *                returns (peeked bytes are not consumed: a capture must not show them twice)
  *   SSL_read     until REPLY_LEN bytes came  (prints them on stdout)
  *   SSL_read     after the peer closed       ->  0 (or -1 on an unclean close)
  * and prints one line per step on stderr ("step NAME ret R err E").
@@ -39,6 +41,7 @@ struct ossl {
         int (*SSL_connect)(void *ssl);
         int (*SSL_read)(void *ssl, void *buf, int num);
         int (*SSL_read_ex)(void *ssl, void *buf, size_t num, size_t *readbytes);
+        int (*SSL_peek)(void *ssl, void *buf, int num);
         int (*SSL_write)(void *ssl, const void *buf, int num);
         int (*SSL_get_error)(const void *ssl, int ret);
         void (*ERR_clear_error)(void);
@@ -71,8 +74,8 @@ int main(int argc, char **argv)
 {
         struct sockaddr_in sa = { .sin_family = AF_INET };
         struct ossl o;
-        char buf[65536];
-        size_t want, got = 0, nread = 0;
+        char buf[65536], peeked[7];
+        size_t want, got = 0, nread = 0, peeks = 0;
         void *h, *ctx, *ssl;
         int fd, r, e;
 
@@ -98,6 +101,7 @@ int main(int argc, char **argv)
         o.SSL_connect = sym(h, "SSL_connect");
         o.SSL_read = sym(h, "SSL_read");
         o.SSL_read_ex = sym(h, "SSL_read_ex");
+        o.SSL_peek = sym(h, "SSL_peek");
         o.SSL_write = sym(h, "SSL_write");
         o.SSL_get_error = sym(h, "SSL_get_error");
         o.ERR_clear_error = sym(h, "ERR_clear_error"); /* libcrypto, a dependency of h */
@@ -144,7 +148,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "step write ret %d\n", r);
 
         while (got < want) {
+                int p = o.SSL_peek(ssl, peeked, sizeof(peeked));
+
+                if (p <= 0)
+                        o.ERR_clear_error();
                 r = o.SSL_read(ssl, buf + got, (int)(want - got));
+                if (r > 0 && p > 0) {
+                        if (r < p || memcmp(buf + got, peeked, (size_t)p) != 0) {
+                                fprintf(stderr, "tls-errors: SSL_read did not return the peeked "
+                                                "bytes\n");
+                                return 1;
+                        }
+                        peeks++;
+                }
                 if (r > 0) {
                         got += (size_t)r;
                         continue;
@@ -160,6 +176,7 @@ int main(int argc, char **argv)
         fwrite(buf, 1, got, stdout);
         fflush(stdout);
         fprintf(stderr, "step reply bytes %zu\n", got);
+        fprintf(stderr, "step peeks count %zu\n", peeks);
 
         /* The peer closes: a read returns 0 (close_notify) or -1 (EOF without it). */
         for (;;) {

@@ -1280,3 +1280,48 @@ out:
         ctx_done(&c);
         return r;
 }
+
+int place_every_call(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine, int arg,
+                     uint64_t *ret_addr, struct tlssniff_loc *ret_loc)
+{
+        struct ctx c = {};
+        int r = -ENOENT;
+
+        *ret_addr = vaddr;
+        *ret_loc = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = (uint8_t)arg_regs[0] };
+        if (!code || size == 0 || machine != EM_X86_64 || arg < 0 || arg >= 6)
+                return -EINVAL;
+        loc_reg(ret_loc, arg_regs[arg]);
+        if (size > PLACE_CODE_MAX)
+                size = PLACE_CODE_MAX;
+        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK)
+                return -EOPNOTSUPP;
+        cs_option(c.cs, CS_OPT_DETAIL, CS_OPT_ON);
+        if (decode(&c, code, size, vaddr) != 0 || c.n == 0 || analyse(&c, -1) < 0) {
+                r = -EOPNOTSUPP;
+                goto out;
+        }
+        /* Every call runs the straight line from the entry up to its first branch. */
+        for (size_t i = 0; i < c.n && i < PLACE_WALK_MAX; i++) {
+                const struct insn *in = &c.in[i];
+
+                if ((i > 0 && (in->jump_target || in->addr != c.in[i - 1].addr + c.in[i - 1].size)) ||
+                    !c.live[i])
+                        break;
+                if (in->emulated) {
+                        struct place_arg_loc l = arg_loc_in(&c.st[i], arg);
+
+                        if (l.loc.kind != TLSSNIFF_LOC_NONE && !l.narrow) {
+                                *ret_addr = in->addr;
+                                *ret_loc = l.loc;
+                                r = 0;
+                                break;
+                        }
+                }
+                if (in->flow != FLOW_NEXT)
+                        break;
+        }
+out:
+        ctx_done(&c);
+        return r;
+}

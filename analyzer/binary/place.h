@@ -92,3 +92,13 @@ struct place_copy {
 int place_copy_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
                      const uint64_t *callees, size_t n_callees, int dst_arg,
                      struct place_copy *ret, size_t max, size_t *ret_n, const char **ret_why);
+
+/*
+ * An instruction that every call of the function runs (on the straight line from its entry up
+ * to its first branch) which the kernel emulates and where argument arg is whole in a register
+ * or frame slot: its address and that location, and 0. -ENOENT when there is none: then
+ * *ret_addr is the entry and *ret_loc the argument's register there (a probe that is correct
+ * but single-stepped); -EINVAL, -EOPNOTSUPP likewise with the entry.
+ */
+int place_every_call(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine, int arg,
+                     uint64_t *ret_addr, struct tlssniff_loc *ret_loc);

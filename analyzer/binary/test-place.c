@@ -628,9 +628,22 @@ static void test_real(void)
         assert(plan_of(libssl3, p, &d) == 0);
         /*
          * Reads on the copy in ssl3_read_bytes and dtls1_read_bytes (one probe each, no probe
-         * on SSL_read/SSL_read_ex), writes on the internal function: entry + return.
+         * on SSL_read/SSL_read_ex), SSL_free and SSL_clear forget their object (emulated: the
+         * je after SSL_free's test of its argument, SSL_clear's push), writes on the internal
+         * function: entry + return.
          */
-        assert(p->n_probes == 4);
+        assert(p->n_probes == 6);
+        for (uint32_t i = 0; i < p->n_probes; i++) {
+                const struct msg_probe *c = &p->probes[i];
+                uint8_t b = byte_at(libssl3, c->offset);
+
+                if (c->kind != TLSSNIFF_PROBE_FORGET)
+                        continue;
+                assert(c->func == TLSSNIFF_FUNC_SSL_FREE);
+                assert(c->loc[TLSSNIFF_ARG_SSL].kind == TLSSNIFF_LOC_REG &&
+                       c->loc[TLSSNIFF_ARG_SSL].reg == 5); /* rdi */
+                assert(b == 0x0f || (b >= 0x70 && b <= 0x7f) || (b >= 0x50 && b <= 0x57));
+        }
         {
                 const struct msg_probe *e = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_EX,
                                                      TLSSNIFF_PROBE_ENTRY);

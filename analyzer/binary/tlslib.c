@@ -20,7 +20,12 @@ static const struct {
         { "SSL_write", TLSSNIFF_FUNC_SSL_WRITE },
         { "SSL_read_ex", TLSSNIFF_FUNC_SSL_READ_EX },
         { "SSL_write_ex", TLSSNIFF_FUNC_SSL_WRITE_EX },
+        /* Not probed for their bytes: where a TLS object ends (plan_copy) */
+        { "SSL_free", TLSSNIFF_FUNC_SSL_FREE },
+        { "SSL_clear", TLSSNIFF_FUNC_SSL_FREE },
 };
+#define FUNCS_N 4      /* wanted[0..4) are probed for their bytes */
+#define FORGET_FIRST 4 /* wanted[4], wanted[5] */
 
 static void soname(Elf *elf, char *out, size_t size)
 {
@@ -122,6 +127,12 @@ static bool plan_function(Elf *elf, const struct elf_source *src, uint16_t machi
         return true;
 }
 
+/* The OpenSSL functions found so far, by index in wanted[]. */
+struct wanted_found {
+        uint64_t addr[ELEMENTSOF(wanted)], size[ELEMENTSOF(wanted)];
+        int n;
+};
+
 static bool func_writes(uint8_t func)
 {
         return func == TLSSNIFF_FUNC_SSL_WRITE || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
@@ -131,11 +142,37 @@ static bool func_writes(uint8_t func)
  * Reads on OpenSSL's copy to the caller (sslcopy.h): its probes, and true, when every method
  * family the file has got one. The decision goes into the details either way.
  */
-static bool plan_copy(Elf *elf, const struct elf_source *src, struct msg_plan *plan,
-                      struct tlslib_details *details, char *summary, size_t summary_size)
+/*
+ * The forget probe of SSL_free or SSL_clear (vaddr, size from its symbol): on an instruction
+ * every call runs, emulated where one is found. false when the function cannot be read.
+ */
+static bool plan_forget(Elf *elf, const struct elf_source *src, uint64_t vaddr, uint64_t size,
+                        uint64_t *ret_off, struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX])
+{
+        uint8_t code[256];
+        uint64_t off, at;
+        ssize_t n;
+
+        if (elf_file_offset(elf, vaddr, 0, true, &off) < 0)
+                return false;
+        if (size == 0 || size > sizeof(code))
+                size = sizeof(code);
+        n = elf_source_read(src, code, size, off);
+        if (n <= 0)
+                return false;
+        memset(loc, 0, sizeof(struct tlssniff_loc) * _TLSSNIFF_ARG_MAX);
+        /* Not emulated (or not analysable): the entry, single-stepped, once per TLS object. */
+        (void)place_every_call(code, (size_t)n, vaddr, EM_X86_64, 0, &at, &loc[TLSSNIFF_ARG_SSL]);
+        return elf_file_offset(elf, at, 0, true, ret_off) == 0;
+}
+
+static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wanted_found *found,
+                      struct msg_plan *plan, struct tlslib_details *details, char *summary,
+                      size_t summary_size)
 {
         struct sslcopy_result cr;
-        uint64_t off[ELEMENTSOF(cr.probe)];
+        uint64_t off[ELEMENTSOF(cr.probe)], forget_off[2];
+        struct tlssniff_loc forget_loc[2][_TLSSNIFF_ARG_MAX];
         size_t used = strlen(summary);
         bool ok = sslcopy_find(elf, src, &cr);
 
@@ -144,25 +181,31 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, struct msg_plan *p
                         ok = false;
                         snprintf(cr.reason, sizeof(cr.reason), "copy call outside the code");
                 }
+        /* A TLS object's end (SSL_free, SSL_clear for reuse) must be seen: see tls_forget. */
+        for (unsigned f = 0; ok && f < 2; f++)
+                if (!found->addr[FORGET_FIRST + f] ||
+                    !plan_forget(elf, src, found->addr[FORGET_FIRST + f],
+                                 found->size[FORGET_FIRST + f], &forget_off[f], forget_loc[f])) {
+                        ok = false;
+                        snprintf(cr.reason, sizeof(cr.reason), "%s not found",
+                                 wanted[FORGET_FIRST + f].name);
+                }
         if (details)
-                snprintf(details->function[ELEMENTSOF(wanted)],
-                         sizeof(details->function[ELEMENTSOF(wanted)]), "reads: %s%s",
+                snprintf(details->function[FUNCS_N], sizeof(details->function[FUNCS_N]),
+                         "reads: %s%s",
                          ok ? "on the copy: " : "not on the copy: ", cr.reason);
         if (!ok)
                 return false;
         for (unsigned i = 0; i < cr.n; i++)
                 msg_plan_add_probe(plan, TLSSNIFF_PROBE_COPY, TLSSNIFF_FUNC_SSL_READ_BYTES, off[i],
                                    cr.probe[i].loc);
+        for (unsigned f = 0; f < 2; f++)
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_FORGET, TLSSNIFF_FUNC_SSL_FREE,
+                                   forget_off[f], forget_loc[f]);
         if (used < summary_size)
                 snprintf(summary + used, summary_size - used, "%sreads copy", used ? ", " : "");
         return true;
 }
-
-/* The OpenSSL functions found so far, by index in wanted[]. */
-struct wanted_found {
-        uint64_t addr[ELEMENTSOF(wanted)], size[ELEMENTSOF(wanted)];
-        int n;
-};
 
 static int note_wanted(const char *name, const GElf_Sym *sym, void *userdata)
 {
@@ -175,7 +218,7 @@ static int note_wanted(const char *name, const GElf_Sym *sym, void *userdata)
                         continue;
                 f->addr[w] = sym->st_value;
                 f->size[w] = sym->st_size;
-                f->n++;
+                f->n += w < FUNCS_N;
         }
         return 0;
 }
@@ -215,8 +258,9 @@ static int plan_elf(Elf *elf, const struct elf_source *src, enum place_mode mode
         if (!plan->library[0])
                 snprintf(plan->library, sizeof(plan->library), "OpenSSL (static)");
         if (mode == PLACE_MODE_AUTO)
-                copy_reads = plan_copy(elf, src, plan, details, summary, sizeof(summary));
-        for (size_t w = 0; w < ELEMENTSOF(wanted); w++) {
+                copy_reads = plan_copy(elf, src, &found, plan, details, summary,
+                                       sizeof(summary));
+        for (size_t w = 0; w < FUNCS_N; w++) {
                 if (!found.addr[w])
                         continue;
                 if (copy_reads && !func_writes(wanted[w].func)) {
