@@ -2,8 +2,12 @@
  * libFuzzer target: the probe placement analysis on arbitrary machine code. The first byte
  * picks the function kind, the rest is the function's code. Checks that every answer is one
  * of the strategies, that placed probes lie inside the code given, and that a call-site
- * placement sits on a call rel32 followed by an emulated instruction.
+ * placement sits on a call rel32 followed by an emulated instruction. The same code also goes
+ * through the copy-call search (the first byte's low bits pick which argument is the
+ * destination; calls of vaddr + 0x40 stand for memcpy) and the every-call search, whose answers
+ * must lie on instructions inside the code.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +44,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 CHECK(!r.return_uretprobe);
         } else {
                 CHECK(r.entry_addr == vaddr && r.return_addr == vaddr && r.return_uretprobe);
+        }
+        if (size > 0) {
+                const uint64_t copier = vaddr + 0x40;
+                struct place_copy pc[4];
+                size_t n = 0;
+                const char *why = NULL;
+                uint64_t at;
+                struct tlssniff_loc loc;
+                int rc = place_copy_calls(code, size, vaddr, EM_X86_64, &copier, 1, data[0] % 6,
+                                          pc, 4, &n, &why);
+
+                CHECK(rc == 0 || rc == -EOPNOTSUPP || rc == -ENOMEM);
+                for (size_t i = 0; rc == 0 && i < n && i < 4; i++) {
+                        CHECK(pc[i].call_addr >= vaddr && pc[i].call_addr + 5 <= vaddr + size);
+                        CHECK(code[pc[i].call_addr - vaddr] == 0xe8 || !pc[i].emulated);
+                }
+                rc = place_every_call(code, size, vaddr, EM_X86_64, data[0] % 6, &at, &loc);
+                CHECK(rc == 0 || rc == -ENOENT || rc == -EOPNOTSUPP);
+                CHECK(at >= vaddr && at < vaddr + size);
+                CHECK(loc.kind == TLSSNIFF_LOC_REG || loc.kind == TLSSNIFF_LOC_STACK);
         }
         free(code);
         return 0;

@@ -32,9 +32,9 @@ DIR_READ, DIR_WRITE = 0, 1
 ROLE_UNKNOWN, ROLE_CLIENT, ROLE_SERVER = 0, 1, 2
 DATA_TRUNCATED, DATA_NO_SOCKET, DATA_LAST = 1, 2, 4
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
-FUNC_SSL_READ, FUNC_SSL_WRITE = 1, 2
-PROBE_ENTRY, PROBE_RETURN = 1, 2
-LOC_REG = 1
+FUNC_SSL_READ, FUNC_SSL_WRITE, FUNC_SSL_READ_BYTES, FUNC_SSL_FREE = 1, 2, 7, 8
+PROBE_ENTRY, PROBE_RETURN, PROBE_COPY, PROBE_FORGET = 1, 2, 4, 5
+LOC_REG, LOC_STACK = 1, 2
 
 # struct tlssniff_data_record, little-endian (x86_64 and arm64), no padding holes.
 DATA_RECORD = struct.Struct("<IIIiQQQQIIIHHHBBBBH16s16s16s")
@@ -105,9 +105,21 @@ def plan(file_id=1, n_probes=2):
     probes = []
     for i in range(n_probes):
         kind = PROBE_ENTRY if i % 2 == 0 else PROBE_RETURN
-        locs = [[LOC_REG, r, 0] for r in (5, 4, 1)] + [[0, 0, 0], [LOC_REG, 0, -8]]
+        locs = [[LOC_REG, r, 0] for r in (5, 4, 1)] + [[0, 0, 0], [LOC_REG, 0, -8]] + \
+            [[0, 0, 0]] * 2
         probes.append([kind, FUNC_SSL_READ + i // 2 % 2, 0x3A000 + 16 * i, locs])
     return frame(A_PLAN, mp([file_id, "libssl.so.3", "entry and return probes", probes]))
+
+
+def copy_plan(file_id=1):
+    """Reads on the copy (memcpy in ssl3_read_bytes) and SSL_free's forget probe."""
+    none = [0, 0, 0]
+    copy_locs = [[LOC_STACK, 0, 40], [LOC_REG, 4, 0], [LOC_REG, 1, 0], none, none,
+                 [LOC_STACK, 0, 4], [LOC_STACK, 0, 0]]
+    forget_locs = [[LOC_REG, 5, 0]] + [none] * 6
+    probes = [[PROBE_COPY, FUNC_SSL_READ_BYTES, 0x54FA2, copy_locs],
+              [PROBE_FORGET, FUNC_SSL_FREE, 0x3B353, forget_locs]]
+    return frame(A_PLAN, mp([file_id, "libssl.so.3", "reads copy", probes]))
 
 
 def stats():
@@ -825,6 +837,7 @@ def main():
         "l-file": file_(),
         "a-hello": frame(A_HELLO, mp([PROTOCOL_VERSION])),
         "a-plan": plan(n_probes=8),
+        "a-plan-copy": copy_plan(),
         "a-plan-empty": frame(A_PLAN, mp([3, "", "no SSL_read/SSL_write symbols", []])),
         "l-stats": stats(),
         "l-attached": attached(),
@@ -875,6 +888,7 @@ def main():
     a_plan = lf(1, plan(n_probes=8)[8:])
     write_corpus("loaderd", {
         "hello-plan": a_hello + a_plan,
+        "hello-plan-copy": a_hello + lf(1, copy_plan()[8:]),
         "plan-before-hello": a_plan + a_hello + a_plan,
         "hello-twice": a_hello + a_hello,
         "wrong-direction": a_hello + lf(2, hello()[8:]) + lf(4, records_simple()[8:]),

@@ -143,6 +143,53 @@ int main(void)
         p.n_probes = MSG_PLAN_PROBES_MAX + 1;
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
 
+        /*
+         * OpenSSL reads on the copy: a copy probe in ssl_read_bytes needs s, source, count, type
+         * and peek (an int in the high half of a word: a 4-aligned slot); a forget probe on
+         * SSL_free/SSL_clear needs the TLS object. No other pairing of those kinds and functions.
+         */
+        p = good_plan(inside);
+        p.probes[0].kind = TLSSNIFF_PROBE_COPY;
+        p.probes[0].func = TLSSNIFF_FUNC_SSL_READ_BYTES;
+        p.probes[0].loc[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 40 };
+        p.probes[0].loc[TLSSNIFF_ARG_RTYPE] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 4 };
+        p.probes[0].loc[TLSSNIFF_ARG_PEEK] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 0 };
+        p.probes[1] = (struct msg_probe){ .kind = TLSSNIFF_PROBE_FORGET,
+                                          .func = TLSSNIFF_FUNC_SSL_FREE, .offset = inside };
+        p.probes[1].loc[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 5, 0 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+        {
+                struct msg_plan q;
+                msgpack_sbuffer sb;
+
+                msgpack_sbuffer_init(&sb);
+                assert(msg_encode_plan(&sb, &p) == 0);
+                assert(msg_decode_plan((const uint8_t *)sb.data, sb.size, &q) == 0);
+                assert(memcmp(q.probes, p.probes, 2 * sizeof(p.probes[0])) == 0);
+                msgpack_sbuffer_destroy(&sb);
+        }
+        p.probes[0].loc[TLSSNIFF_ARG_PEEK].kind = TLSSNIFF_LOC_NONE;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.probes[0].loc[TLSSNIFF_ARG_PEEK] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 2 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0); /* not 4-aligned */
+        p.probes[0].loc[TLSSNIFF_ARG_PEEK] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 0 };
+        p.probes[0].kind = TLSSNIFF_PROBE_ENTRY; /* ssl_read_bytes only on its copy */
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "other than on its copy"));
+        p.probes[0].kind = TLSSNIFF_PROBE_COPY;
+        p.probes[0].func = TLSSNIFF_FUNC_SSL_READ; /* no copy probe on the API functions */
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "copy probe on"));
+        p.probes[0].func = TLSSNIFF_FUNC_SSL_READ_BYTES;
+        p.probes[1].func = TLSSNIFF_FUNC_SSL_WRITE; /* forget only on SSL_free/SSL_clear */
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.probes[1].func = TLSSNIFF_FUNC_SSL_FREE;
+        p.probes[1].loc[TLSSNIFF_ARG_SSL].kind = TLSSNIFF_LOC_NONE;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.probes[1].loc[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 5, 0 };
+        p.probes[1].kind = TLSSNIFF_PROBE_ENTRY;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+
         /* Go plans: offsets required and sane, no uretprobes, no mixing with OpenSSL probes. */
         p = good_plan(inside);
         p.probes[0].func = p.probes[1].func = TLSSNIFF_FUNC_GO_WRITE;
