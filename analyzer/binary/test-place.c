@@ -359,6 +359,27 @@ static void test_args_at(void)
         expect_arg(&l[5], 5, TLSSNIFF_LOC_STACK, 0x0, true); /* below it */
         escaped[0x2d] = 0x30;
 
+        /*
+         * The copy's destination: rdi is r12, which holds buf (argument 3) from the entry on
+         * every path; it is not derived from s (argument 0). The call (e8 00000000) calls the
+         * next instruction, standing for memcpy here.
+         */
+        {
+                const uint64_t memcpy_at = VADDR + 0x4b;
+                struct place_copy pc[2];
+                size_t n = 9;
+
+                assert(place_copy_calls(spill, sizeof(spill), VADDR, EM_X86_64, &memcpy_at, 1, 3,
+                                        pc, 2, &n, &why) == 0);
+                assert(n == 1 && pc[0].call_addr == VADDR + 0x46 && pc[0].emulated);
+                assert(pc[0].arg[1].loc.kind == TLSSNIFF_LOC_STACK && pc[0].arg[1].narrow);
+                assert(place_copy_calls(spill, sizeof(spill), VADDR, EM_X86_64, &memcpy_at, 1, 0,
+                                        pc, 2, &n, &why) == 0 && n == 0);
+                /* Another callee: not a copy. */
+                assert(place_copy_calls(spill, sizeof(spill), VADDR, EM_X86_64, &memcpy_at - 0, 0,
+                                        3, pc, 2, &n, &why) == 0 && n == 0);
+        }
+
         printf("args at the copy call, one byte of type overwritten:\n");
         assert(clobbered_byte[0x4b] == 0xe8);
         assert(place_args_at(clobbered_byte, sizeof(clobbered_byte), VADDR, EM_X86_64,

@@ -770,6 +770,10 @@ def placed_probes(opts, lib):
     loads = elf_loads(lib)
     probes = []
     for m in re.finditer(r"^probe: func=\d+ kind=(\w+) offset=0x([0-9a-f]+)", out, re.M):
+        if m.group(1) == "forget":
+            # SSL_free/SSL_clear: once per TLS object, never during a keep-alive run (and
+            # bpftrace refuses a probe inside an exported function it cannot disassemble).
+            continue
         kind = "uretprobe" if m.group(1) == "uretprobe" else "uprobe"
         off = int(m.group(2), 16)
         vaddr = next((v + off - o for o, v, n in loads if o <= off < o + n), None)
