@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: optimized probe placement (OpenSSL 3.0's reads on its memcpy to the caller) captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0, OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch and Read probed on its copy to the caller vs entry probes on the function entry and a probe on every RET); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode and SSL_peek's bytes are captured once; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
+# Proves: optimized probe placement (OpenSSL 3.0's reads on its memcpy to the caller) captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0 (TLS and DTLS), OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch and Read probed on its copy to the caller vs entry probes on the function entry and a probe on every RET); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode and SSL_peek's bytes are captured once; an SSL BIO user (s_server -WWW) is captured with optimized placement; the placement decision is logged.
 
 import os
 import shutil
@@ -100,26 +100,40 @@ def ossl_env(lib_dir):
     return {"LD_LIBRARY_PATH": str(lib_dir)} if lib_dir else None
 
 
-def start_s_server(t, name, openssl, port, cert, key, mode="-quiet", env=None):
-    """`openssl s_server` for one connection on port, once it listens."""
+def start_s_server(t, name, openssl, port, cert, key, mode="-quiet", env=None, extra=()):
+    """`openssl s_server` for one connection on port, once it listens (DTLS: once it runs)."""
     server = t.spawn([openssl, "s_server", "-accept", f"{HOST}:{port}", "-cert", cert, "-key",
-                      key, "-naccept", "1", mode], name=name, env=env)
+                      key, "-naccept", "1", mode, *extra], name=name, env=env)
     server.out = harness.ByteReader(server.stdout, server.name)
-    harness.wait_until(lambda: harness._listening(port) or server.poll() is not None, 20,
-                       f"{name} listening")
+    if "-dtls" in extra:
+        harness.wait_until(lambda: udp_bound(port) or server.poll() is not None, 20,
+                           f"{name} bound")
+    else:
+        harness.wait_until(lambda: harness._listening(port) or server.poll() is not None, 20,
+                           f"{name} listening")
     return server
 
 
-def run_openssl_pair(t, tag, openssl, lib_dir, cert, key, port, payloads):
-    """s_client <-> s_server exchanging payloads both ways; returns (client, server)."""
+def udp_bound(port):
+    """Whether a UDP socket is bound to port on 127.0.0.1 (/proc/net/udp)."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/udp") as f:
+        return any(line.split()[1] == want for line in list(f)[1:])
+
+
+def run_openssl_pair(t, tag, openssl, lib_dir, cert, key, port, payloads, dtls=False):
+    """s_client <-> s_server exchanging payloads both ways (over DTLS on UDP with dtls);
+    returns (client, server)."""
     env = ossl_env(lib_dir)
-    server = start_s_server(t, f"{tag}-s_server", openssl, port, cert, key, env=env)
+    proto = ["-dtls"] if dtls else []
+    server = start_s_server(t, f"{tag}-s_server", openssl, port, cert, key, env=env,
+                            extra=proto)
     if lib_dir:
         # A library no process mapped before is probed a few ms after the first process maps
         # it (docs/design.md): start the exchange once its probes are attached.
         t.wait_attached(Path(lib_dir) / "libssl.so.1.1")
     client = t.spawn([openssl, "s_client", "-connect", f"{HOST}:{port}", "-quiet",
-                      "-no_ign_eof", "-nocommands"], name=f"{tag}-s_client", env=env)
+                      "-no_ign_eof", "-nocommands"] + proto, name=f"{tag}-s_client", env=env)
     client.out = harness.ByteReader(client.stdout, client.name)
     for c2s, s2c in payloads:
         for src, dst, data in ((client, server, c2s), (server, client, s2c)):
@@ -269,6 +283,15 @@ def run_mode(t, mode, cert, key, port, data):
                                             payloads), pair_expect)
     runs["openssl-1.1.1"] = (run_openssl_pair(t, "ossl11", OPENSSL11, LIBSSL11.parent, cert, key,
                                               port, payloads), pair_expect)
+    # DTLS (UDP): reads on the copy in dtls1_read_bytes. Small messages: DTLS does not
+    # retransmit application data, and one datagram must hold each.
+    dtls = data["dtls_payloads"]
+    runs["openssl-3.0-dtls"] = (run_openssl_pair(t, "dtls3", "openssl", None, cert, key, port,
+                                                 dtls, dtls=True),
+                                ({"write": b"".join(p[0] for p in dtls),
+                                  "read": b"".join(p[1] for p in dtls)},
+                                 {"write": b"".join(p[1] for p in dtls),
+                                  "read": b"".join(p[0] for p in dtls)}))
     runs["node"] = (run_node(t, port, cert, key, data["node_payload"], data["node_reply"]),
                     ({"write": data["node_payload"], "read": data["node_reply"]},
                      {"write": data["node_reply"], "read": data["node_payload"]}))
@@ -328,6 +351,7 @@ def main(t):
     rng = __import__("random").Random(7)
     data = {
         "payloads": [(rng.randbytes(n), rng.randbytes(n)) for n in SIZES],
+        "dtls_payloads": [(rng.randbytes(n), rng.randbytes(n)) for n in (1, 100, 1000)],
         "node_payload": rng.randbytes(70 * 1024 + 5),
         "node_reply": rng.randbytes(90 * 1024 + 1),
         "www": rng.randbytes(200 * 1024),
