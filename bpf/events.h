@@ -58,6 +58,9 @@ enum tlssniff_func {
          * dtls1_read_bytes: only its memcpy of a record's plaintext into buf is probed */
         TLSSNIFF_FUNC_SSL_READ_BYTES = 7,
         TLSSNIFF_FUNC_SSL_FREE = 8,     /* void SSL_free(ssl), int SSL_clear(ssl): the object ends */
+        /* int ossl_statem_accept/connect(ssl), the handshake: entry + return probes whose frame
+         * ties the TLS object to the socket it does I/O on, and moves no bytes */
+        TLSSNIFF_FUNC_SSL_HANDSHAKE = 9,
         _TLSSNIFF_FUNC_MAX,
 };
 

@@ -102,7 +102,7 @@ struct call_frame {
         __u8 resolved; /* a socket was seen inside this call */
         __u8 wrapper;  /* an outer frame reports these bytes */
         __u8 writes;   /* the call sends (SSL_write*) */
-        __u8 pad;
+        __u8 quiet;    /* a handshake: it only ties the TLS object to its socket, no bytes */
 };
 
 struct active_call {
@@ -424,6 +424,7 @@ static __always_inline int tls_entry_do(struct pt_regs *ctx)
         f->resolved = 0;
         f->wrapper = 0;
         f->writes = func_writes(spec->func);
+        f->quiet = spec->func == TLSSNIFF_FUNC_SSL_HANDSHAKE;
         for (__u32 i = 0; i < CALL_FRAMES - 1; i++) {
                 struct call_frame *o;
 
@@ -841,7 +842,7 @@ int BPF_PROG(thread_exit, struct task_struct *p)
                 __u32 n = cur->n, lost = 0;
 
                 for (__u32 i = 0; i < CALL_FRAMES; i++)
-                        if (i < n && !frame_at(cur, i)->wrapper)
+                        if (i < n && !frame_at(cur, i)->wrapper && !frame_at(cur, i)->quiet)
                                 lost++;
                 if (lost)
                         stat_add(STAT_INTERRUPTED_CALLS, lost);
@@ -1175,8 +1176,8 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
         }
         frame = *frame_at(cur, n - 1);
         cur->n = n - 1;
-        if (frame.wrapper)
-                return; /* the outer call reports these bytes */
+        if (frame.wrapper || frame.quiet)
+                return; /* the outer call reports these bytes; a handshake moves none */
         spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         entry_spec = bpf_map_lookup_elem(&probe_specs, &call->spec);
         if (!spec || !entry_spec || spec->func != entry_spec->func) {

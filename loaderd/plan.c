@@ -106,9 +106,18 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                                  (unsigned long long)p->offset);
                         return -EINVAL;
                 }
+                if (p->func == TLSSNIFF_FUNC_SSL_HANDSHAKE && p->kind != TLSSNIFF_PROBE_ENTRY &&
+                    p->kind != TLSSNIFF_PROBE_RETURN) {
+                        snprintf(reason, reason_size, "probe %u: handshake probed other than at "
+                                 "its entry and return", i);
+                        return -EINVAL;
+                }
+                /* A handshake's frame needs the TLS object only. */
+                bool data = entry && p->func != TLSSNIFF_FUNC_SSL_HANDSHAKE;
+
                 if (!loc_ok(&p->loc[TLSSNIFF_ARG_SSL], entry || forget) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_BUF], entry) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_NUM], entry) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_BUF], data) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_NUM], data) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_OUTLEN], entry && func_is_ex(p->func)) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_RESULT], !entry && !forget) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_RTYPE], p->func == TLSSNIFF_FUNC_SSL_READ_BYTES) ||

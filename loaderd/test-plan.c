@@ -190,6 +190,21 @@ int main(void)
         p.probes[1].kind = TLSSNIFF_PROBE_ENTRY;
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
 
+        /* A handshake: entry (the TLS object only) and return, nothing else. */
+        p = good_plan(inside);
+        p.probes[0].func = p.probes[1].func = TLSSNIFF_FUNC_SSL_HANDSHAKE;
+        p.probes[0].loc[TLSSNIFF_ARG_BUF].kind = TLSSNIFF_LOC_NONE;
+        p.probes[0].loc[TLSSNIFF_ARG_BUF].reg = 0;
+        p.probes[0].loc[TLSSNIFF_ARG_NUM].kind = TLSSNIFF_LOC_NONE;
+        p.probes[0].loc[TLSSNIFF_ARG_NUM].reg = 0;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+        p.probes[0].loc[TLSSNIFF_ARG_SSL].kind = TLSSNIFF_LOC_NONE;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.probes[0].loc[TLSSNIFF_ARG_SSL].kind = TLSSNIFF_LOC_REG;
+        p.probes[0].kind = TLSSNIFF_PROBE_RETURN_AT;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "handshake"));
+
         /* Go plans: offsets required and sane, no uretprobes, no mixing with OpenSSL probes. */
         p = good_plan(inside);
         p.probes[0].func = p.probes[1].func = TLSSNIFF_FUNC_GO_WRITE;

@@ -18,6 +18,8 @@
  * library that exports 3.2's functions is not placed this way.
  */
 #define METHOD_READ_BYTES 0x68
+#define METHOD_ACCEPT 0x28
+#define METHOD_CONNECT 0x30
 
 static const char *const newer_symbols[] = { "SSL_handle_events", "SSL_new_stream" };
 
@@ -249,9 +251,34 @@ static uint64_t function_extent(Elf *elf, uint64_t fn)
  * The copy calls in the ssl_read_bytes of one method family: up to max probes in ret, their
  * number in *ret_n; false with *why when there is none or one cannot be probed.
  */
+/* The handshake functions of a method table, added to ret's list once each. */
+static bool note_handshakes(Elf *elf, const struct elf_source *src, uint64_t table,
+                            struct sslcopy_result *ret)
+{
+        static const uint64_t members[] = { METHOD_ACCEPT, METHOD_CONNECT };
+
+        for (size_t i = 0; i < ELEMENTSOF(members); i++) {
+                uint64_t fn, off;
+                bool known = false;
+
+                if (!pointer_at(elf, src, table + members[i], &fn) ||
+                    elf_file_offset(elf, fn, 1, true, &off) < 0)
+                        return false;
+                for (unsigned k = 0; k < ret->n_handshake; k++)
+                        known |= ret->handshake[k] == fn;
+                if (known)
+                        continue;
+                if (ret->n_handshake == ELEMENTSOF(ret->handshake))
+                        return false;
+                ret->handshake[ret->n_handshake++] = fn;
+        }
+        return true;
+}
+
 static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method_fn,
                          const uint64_t *copiers, size_t n_copiers, struct sslcopy_probe *ret,
-                         size_t max, size_t *ret_n, uint64_t *ret_fn, const char **why)
+                         size_t max, size_t *ret_n, uint64_t *ret_fn, const char **why,
+                         struct sslcopy_result *res)
 {
         _cleanup_free_ uint8_t *code = NULL;
         uint64_t table, fn, size;
@@ -270,6 +297,10 @@ static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method
                 return false;
         }
         *ret_fn = fn;
+        if (!note_handshakes(elf, src, table, res)) {
+                *why = "the method table holds no handshake functions of this file";
+                return false;
+        }
         size = function_extent(elf, fn);
         code = malloc(size);
         if (!code) {
@@ -365,8 +396,9 @@ bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result 
                         continue; /* no DTLS in this build: nothing to cover */
                 if (!place_family(elf, src, methods.addr[m], targets, n_targets,
                                   ret->probe + ret->n, ELEMENTSOF(ret->probe) - ret->n, &n, &fn,
-                                  &why)) {
+                                  &why, ret)) {
                         ret->n = 0;
+                        ret->n_handshake = 0;
                         snprintf(ret->reason, sizeof(ret->reason), "%s: %s", method_names[m],
                                  why ? why : "not placed");
                         return false;

@@ -33,6 +33,13 @@ struct sslcopy_probe {
 struct sslcopy_result {
         unsigned n;                   /* probes, for all method families (TLS, DTLS) */
         struct sslcopy_probe probe[2 * SSLCOPY_PER_FAMILY_MAX];
+        /*
+         * The handshake functions (the ssl_accept and ssl_connect members of the same tables:
+         * ossl_statem_accept/connect), whose socket I/O ties a TLS object to its socket before
+         * its first read, since a read on the copy has no frame of its own.
+         */
+        unsigned n_handshake;
+        uint64_t handshake[4];
         char reason[200];             /* where they are, or why there are none */
 };
 

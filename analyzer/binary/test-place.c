@@ -650,10 +650,27 @@ static void test_real(void)
         /*
          * Reads on the copy in ssl3_read_bytes and dtls1_read_bytes (one probe each, no probe
          * on SSL_read/SSL_read_ex), SSL_free and SSL_clear forget their object (emulated: the
-         * je after SSL_free's test of its argument, SSL_clear's push), writes on the internal
-         * function: entry + return.
+         * je after SSL_free's test of its argument, SSL_clear's push), the handshake functions
+         * (ossl_statem_accept/connect, from the same tables) get entry + return for the socket
+         * their I/O is on, writes on the internal function: entry + return.
          */
-        assert(p->n_probes == 6);
+        assert(p->n_probes == 10);
+        {
+                unsigned hs = 0;
+
+                for (uint32_t i = 0; i < p->n_probes; i++)
+                        if (p->probes[i].func == TLSSNIFF_FUNC_SSL_HANDSHAKE) {
+                                const struct msg_probe *h = &p->probes[i];
+
+                                assert(h->kind == (hs % 2 ? TLSSNIFF_PROBE_RETURN
+                                                          : TLSSNIFF_PROBE_ENTRY));
+                                assert(hs % 2 || (h->loc[TLSSNIFF_ARG_SSL].kind ==
+                                                          TLSSNIFF_LOC_REG &&
+                                                  h->loc[TLSSNIFF_ARG_SSL].reg == 5));
+                                hs++;
+                        }
+                assert(hs == 4);
+        }
         for (uint32_t i = 0; i < p->n_probes; i++) {
                 const struct msg_probe *c = &p->probes[i];
                 uint8_t b = byte_at(libssl3, c->offset);

@@ -171,7 +171,7 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
                       size_t summary_size)
 {
         struct sslcopy_result cr;
-        uint64_t off[ELEMENTSOF(cr.probe)], forget_off[2];
+        uint64_t off[ELEMENTSOF(cr.probe)], forget_off[2], handshake_off[ELEMENTSOF(cr.handshake)];
         struct tlssniff_loc forget_loc[2][_TLSSNIFF_ARG_MAX];
         size_t used = strlen(summary);
         bool ok = sslcopy_find(elf, src, &cr);
@@ -180,6 +180,11 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
                 if (elf_file_offset(elf, cr.probe[i].addr, 0, true, &off[i]) < 0) {
                         ok = false;
                         snprintf(cr.reason, sizeof(cr.reason), "copy call outside the code");
+                }
+        for (unsigned h = 0; ok && h < cr.n_handshake; h++)
+                if (elf_file_offset(elf, cr.handshake[h], 0, true, &handshake_off[h]) < 0) {
+                        ok = false;
+                        snprintf(cr.reason, sizeof(cr.reason), "handshake outside the code");
                 }
         /* A TLS object's end (SSL_free, SSL_clear for reuse) must be seen: see tls_forget. */
         for (unsigned f = 0; ok && f < 2; f++)
@@ -202,6 +207,18 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
         for (unsigned f = 0; f < 2; f++)
                 msg_plan_add_probe(plan, TLSSNIFF_PROBE_FORGET, TLSSNIFF_FUNC_SSL_FREE,
                                    forget_off[f], forget_loc[f]);
+        /* The handshake's frame: entry (the TLS object in rdi) and uretprobe at its start. */
+        for (unsigned h = 0; h < cr.n_handshake; h++) {
+                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {}, ret[_TLSSNIFF_ARG_MAX] = {};
+
+                entry[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
+                                                                 .reg = 5 };
+                ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG };
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, TLSSNIFF_FUNC_SSL_HANDSHAKE,
+                                   handshake_off[h], entry);
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN, TLSSNIFF_FUNC_SSL_HANDSHAKE,
+                                   handshake_off[h], ret);
+        }
         if (used < summary_size)
                 snprintf(summary + used, summary_size - used, "%sreads copy", used ? ", " : "");
         return true;
