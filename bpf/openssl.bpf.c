@@ -1231,6 +1231,12 @@ int tls_copy(struct pt_regs *ctx)
         struct pt_regs regs;
         __u64 src, n;
 
+        /* First, as cheap as it can be for the processes that are not captured (a copy of a
+         * handshake message they make is counted too: one per connection). */
+        if (!is_target(tgid)) {
+                stat_add(STAT_FILTERED, 1);
+                return 0;
+        }
         spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         if (!spec)
                 return 0;
@@ -1238,10 +1244,6 @@ int tls_copy(struct pt_regs *ctx)
         if ((int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_RTYPE]) != SSL3_RT_APPLICATION_DATA ||
             (int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_PEEK]) != 0)
                 return 0; /* a handshake message, or a peek: not bytes the caller consumed */
-        if (!is_target(tgid)) {
-                stat_add(STAT_FILTERED, 1);
-                return 0;
-        }
         key.handle = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
         src = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
         n = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
