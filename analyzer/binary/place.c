@@ -1183,6 +1183,34 @@ static struct place_arg_loc arg_loc_in(const struct state *e, int64_t a)
         return best;
 }
 
+/*
+ * Disassembles and analyses size bytes of x86-64 code at vaddr into c (c->copiers set before,
+ * if any). Returns 0; -EOPNOTSUPP or -ENOMEM with *ret_why. ctx_done() either way.
+ */
+static int ctx_analyse(struct ctx *c, const uint8_t *code, size_t size, uint64_t vaddr,
+                       const char **ret_why)
+{
+        int r;
+
+        if (size > PLACE_CODE_MAX)
+                size = PLACE_CODE_MAX;
+        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c->cs) != CS_ERR_OK) {
+                *ret_why = "disassembler unavailable";
+                return -EOPNOTSUPP;
+        }
+        cs_option(c->cs, CS_OPT_DETAIL, CS_OPT_ON);
+        r = decode(c, code, size, vaddr);
+        if (r < 0 || c->n == 0) {
+                *ret_why = "the code does not decode";
+                return r == -ENOMEM ? r : -EOPNOTSUPP;
+        }
+        if (analyse(c, -1) < 0) {
+                *ret_why = c->fail;
+                return -EOPNOTSUPP;
+        }
+        return 0;
+}
+
 int place_args_at(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine, uint64_t at,
                   struct place_arg_loc ret[6], const char **ret_why)
 {
@@ -1193,24 +1221,9 @@ int place_args_at(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t mac
         *ret_why = NULL;
         if (!code || size == 0 || machine != EM_X86_64)
                 return -EINVAL;
-        if (size > PLACE_CODE_MAX)
-                size = PLACE_CODE_MAX;
-        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK) {
-                *ret_why = "disassembler unavailable";
-                return -EOPNOTSUPP;
-        }
-        cs_option(c.cs, CS_OPT_DETAIL, CS_OPT_ON);
-        r = decode(&c, code, size, vaddr);
-        if (r < 0 || c.n == 0) {
-                *ret_why = "the code does not decode";
-                r = r == -ENOMEM ? r : -EOPNOTSUPP;
+        r = ctx_analyse(&c, code, size, vaddr, ret_why);
+        if (r < 0)
                 goto out;
-        }
-        if (analyse(&c, -1) < 0) {
-                *ret_why = c.fail;
-                r = -EOPNOTSUPP;
-                goto out;
-        }
         i = find_insn(&c, at);
         if (i < 0 || !c.live[i]) {
                 *ret_why = "not an instruction reached from the entry";
@@ -1236,26 +1249,11 @@ int place_copy_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t 
         if (!code || size == 0 || machine != EM_X86_64 || dst_arg < 0 || dst_arg >= 6 ||
             (!callees && n_callees > 0) || (!ret && max > 0))
                 return -EINVAL;
-        if (size > PLACE_CODE_MAX)
-                size = PLACE_CODE_MAX;
-        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK) {
-                *ret_why = "disassembler unavailable";
-                return -EOPNOTSUPP;
-        }
-        cs_option(c.cs, CS_OPT_DETAIL, CS_OPT_ON);
         c.copiers = callees;
         c.n_copiers = n_callees;
-        r = decode(&c, code, size, vaddr);
-        if (r < 0 || c.n == 0) {
-                *ret_why = "the code does not decode";
-                r = r == -ENOMEM ? r : -EOPNOTSUPP;
+        r = ctx_analyse(&c, code, size, vaddr, ret_why);
+        if (r < 0)
                 goto out;
-        }
-        if (analyse(&c, -1) < 0) {
-                *ret_why = c.fail;
-                r = -EOPNOTSUPP;
-                goto out;
-        }
         for (size_t i = 0; i < c.n; i++) {
                 const struct state *e = &c.st[i];
                 bool hit = false;
@@ -1285,22 +1283,18 @@ int place_every_call(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t 
                      uint64_t *ret_addr, struct tlssniff_loc *ret_loc)
 {
         struct ctx c = {};
-        int r = -ENOENT;
+        const char *why = NULL;
+        int r;
 
         *ret_addr = vaddr;
         *ret_loc = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = (uint8_t)arg_regs[0] };
         if (!code || size == 0 || machine != EM_X86_64 || arg < 0 || arg >= 6)
                 return -EINVAL;
         loc_reg(ret_loc, arg_regs[arg]);
-        if (size > PLACE_CODE_MAX)
-                size = PLACE_CODE_MAX;
-        if (cs_open(CS_ARCH_X86, CS_MODE_64, &c.cs) != CS_ERR_OK)
-                return -EOPNOTSUPP;
-        cs_option(c.cs, CS_OPT_DETAIL, CS_OPT_ON);
-        if (decode(&c, code, size, vaddr) != 0 || c.n == 0 || analyse(&c, -1) < 0) {
-                r = -EOPNOTSUPP;
+        r = ctx_analyse(&c, code, size, vaddr, &why);
+        if (r < 0)
                 goto out;
-        }
+        r = -ENOENT;
         /* Every call runs the straight line from the entry up to its first branch. */
         for (size_t i = 0; i < c.n && i < PLACE_WALK_MAX; i++) {
                 const struct insn *in = &c.in[i];
