@@ -31,6 +31,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 #define PROT_EXEC 4
+#define SSL3_RT_APPLICATION_DATA 23 /* the record type of the caller's bytes */
 
 /* Tunables, set by loaderd between open and load. */
 const volatile __u32 self_tgid = 0;
@@ -425,6 +426,12 @@ static __always_inline int tls_entry_do(struct pt_regs *ctx)
         f->wrapper = 0;
         f->writes = func_writes(spec->func);
         f->quiet = spec->func == TLSSNIFF_FUNC_SSL_HANDSHAKE;
+        /* ssl_read_bytes probed whole (sslcopy.h): only a read of application data that is
+         * not a peek delivers the caller's bytes; any other is a frame for the socket only. */
+        if (spec->func == TLSSNIFF_FUNC_SSL_READ_BYTES &&
+            ((int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_RTYPE]) != SSL3_RT_APPLICATION_DATA ||
+             (int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_PEEK]) != 0))
+                f->quiet = 1;
         for (__u32 i = 0; i < CALL_FRAMES - 1; i++) {
                 struct call_frame *o;
 
@@ -1206,8 +1213,6 @@ int tls_return(struct pt_regs *ctx)
         tls_return_do(ctx);
         return 0;
 }
-
-#define SSL3_RT_APPLICATION_DATA 23
 
 /*
  * Reads on OpenSSL's copy to the caller (TLSSNIFF_PROBE_COPY on TLSSNIFF_FUNC_SSL_READ_BYTES,

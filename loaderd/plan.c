@@ -20,9 +20,11 @@ static bool loc_ok(const struct tlssniff_loc *l, bool required)
         }
 }
 
+/* The count comes through a pointer (the _ex functions, ssl_read_bytes). */
 static bool func_is_ex(uint8_t func)
 {
-        return func == TLSSNIFF_FUNC_SSL_READ_EX || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
+        return func == TLSSNIFF_FUNC_SSL_READ_EX || func == TLSSNIFF_FUNC_SSL_WRITE_EX ||
+               func == TLSSNIFF_FUNC_SSL_READ_BYTES;
 }
 
 static bool func_is_go(uint8_t func)
@@ -90,9 +92,10 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                                          : "SSL_free probed other than to forget");
                         return -EINVAL;
                 }
-                if (p->func == TLSSNIFF_FUNC_SSL_READ_BYTES && p->kind != TLSSNIFF_PROBE_COPY) {
-                        snprintf(reason, reason_size,
-                                 "probe %u: ssl_read_bytes probed other than on its copy", i);
+                if (p->func == TLSSNIFF_FUNC_SSL_READ_BYTES && p->kind != TLSSNIFF_PROBE_COPY &&
+                    p->kind != TLSSNIFF_PROBE_ENTRY && p->kind != TLSSNIFF_PROBE_RETURN) {
+                        snprintf(reason, reason_size, "probe %u: ssl_read_bytes probed other "
+                                 "than on its copy or at its entry and return", i);
                         return -EINVAL;
                 }
                 /* A uretprobe rewrites the return address, which Go's stack handling breaks. */
@@ -118,10 +121,13 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                 if (!loc_ok(&p->loc[TLSSNIFF_ARG_SSL], entry || forget) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_BUF], data) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_NUM], data) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_OUTLEN], entry && func_is_ex(p->func)) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_OUTLEN],
+                            p->kind == TLSSNIFF_PROBE_ENTRY && func_is_ex(p->func)) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_RESULT], !entry && !forget) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_RTYPE], p->func == TLSSNIFF_FUNC_SSL_READ_BYTES) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_PEEK], p->func == TLSSNIFF_FUNC_SSL_READ_BYTES)) {
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_RTYPE],
+                            entry && p->func == TLSSNIFF_FUNC_SSL_READ_BYTES) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_PEEK],
+                            entry && p->func == TLSSNIFF_FUNC_SSL_READ_BYTES)) {
                         snprintf(reason, reason_size, "probe %u: invalid value location", i);
                         return -EINVAL;
                 }

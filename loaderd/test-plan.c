@@ -173,9 +173,18 @@ int main(void)
         p.probes[0].loc[TLSSNIFF_ARG_PEEK] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 2 };
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0); /* not 4-aligned */
         p.probes[0].loc[TLSSNIFF_ARG_PEEK] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 0 };
-        p.probes[0].kind = TLSSNIFF_PROBE_ENTRY; /* ssl_read_bytes only on its copy */
+        /* ssl_read_bytes at its entry needs the count pointer too (_ex form), and not placed
+         * returns: only on its copy or at entry and return. */
+        p.probes[0].kind = TLSSNIFF_PROBE_ENTRY;
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
-        assert(strstr(why, "other than on its copy"));
+        p.probes[0].loc[TLSSNIFF_ARG_OUTLEN] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 8 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+        p.probes[0].kind = TLSSNIFF_PROBE_RETURN_AT;
+        p.probes[0].loc[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "other than on its copy or at its entry and return"));
+        p.probes[0].loc[TLSSNIFF_ARG_OUTLEN] = (struct tlssniff_loc){};
+        p.probes[0].loc[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){};
         p.probes[0].kind = TLSSNIFF_PROBE_COPY;
         p.probes[0].func = TLSSNIFF_FUNC_SSL_READ; /* no copy probe on the API functions */
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);

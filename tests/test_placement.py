@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: optimized probe placement (OpenSSL 3.0's reads on its memcpy to the caller) captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0 (TLS and DTLS), OpenSSL 1.1.1 (bullseye), node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch and Read probed on its copy to the caller vs entry probes on the function entry and a probe on every RET); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode and SSL_peek's bytes are captured once; an SSL BIO user (s_server -WWW) is captured with optimized placement; a server that only reads gets its connection's addresses (from the handshake) in both modes; the placement decision is logged.
+# Proves: optimized probe placement (OpenSSL 3.0's reads on its memcpy to the caller) captures exactly what plain entry/return probes capture (same bytes, directions, connection attribution) for OpenSSL 3.0 and 1.1.1 (bullseye), TLS and DTLS, node's static OpenSSL, curl and Go (1.15 ABI0 and 1.19 ABIInternal: entry probes on the stack-check branch and Read probed on its copy to the caller vs entry probes on the function entry and a probe on every RET); error returns (WANT_READ, a rejected argument, EOF) produce no data in either mode and SSL_peek's bytes are captured once; an SSL BIO user (s_server -WWW) is captured with optimized placement; a server that only reads gets its connection's addresses (from the handshake) in both modes; the placement decision is logged.
 
 import os
 import shutil
@@ -343,12 +343,13 @@ def run_mode(t, mode, cert, key, port, data):
     # DTLS (UDP): reads on the copy in dtls1_read_bytes. Small messages: DTLS does not
     # retransmit application data, and one datagram must hold each.
     dtls = data["dtls_payloads"]
+    dtls_expect = ({"write": b"".join(p[0] for p in dtls), "read": b"".join(p[1] for p in dtls)},
+                   {"write": b"".join(p[1] for p in dtls), "read": b"".join(p[0] for p in dtls)})
     runs["openssl-3.0-dtls"] = (run_openssl_pair(t, "dtls3", "openssl", None, cert, key, port,
-                                                 dtls, dtls=True),
-                                ({"write": b"".join(p[0] for p in dtls),
-                                  "read": b"".join(p[1] for p in dtls)},
-                                 {"write": b"".join(p[1] for p in dtls),
-                                  "read": b"".join(p[0] for p in dtls)}))
+                                                 dtls, dtls=True), dtls_expect)
+    # 1.1.1's dtls1_read_bytes is probed whole (its copy cannot be placed), TLS on the copy.
+    runs["openssl-1.1.1-dtls"] = (run_openssl_pair(t, "dtls11", OPENSSL11, LIBSSL11.parent, cert,
+                                                   key, port, dtls, dtls=True), dtls_expect)
     runs["node"] = (run_node(t, port, cert, key, data["node_payload"], data["node_reply"]),
                     ({"write": data["node_payload"], "read": data["node_reply"]},
                      {"write": data["node_reply"], "read": data["node_payload"]}))
@@ -435,15 +436,16 @@ def main(t):
     fallback, fb_log = run_mode(t, "fallback", cert, key, port, data)
 
     # The modes really differ where it matters, and the decision is logged.
-    # libssl3: reads on the memcpy in ssl3_read_bytes/dtls1_read_bytes (one probe per record
-    # delivered), writes on the internal function; 1.1.1: both on the internal functions (its
-    # dtls1_read_bytes cannot be placed on the copy).
-    for lib, reads in (("libssl.so.3", "reads copy"), ("libssl.so.1.1", "SSL_read callee")):
+    # libssl3 and 1.1.1: reads on the memcpy in ssl3_read_bytes (one probe per record
+    # delivered; 1.1.1's dtls1_read_bytes at its entry and return, libssl3's on its copy too),
+    # writes on the internal function.
+    for lib, reads in (("libssl.so.3", "reads copy"), ("libssl.so.1.1", "reads copy")):
         line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f"({lib};" in ln]
         if not line or reads not in line[0] or "SSL_write_ex callee" not in line[0]:
             raise TestFailure(f"auto mode did not place the probes of {lib} as expected "
                               f"({reads}); the comparison would prove nothing: {line}")
-    if "reads: on the copy: memcpy at" not in auto_log:
+    if "reads: on the copy: memcpy at" not in auto_log or \
+            "DTLS_method's read_bytes (0x" not in auto_log:
         raise TestFailure("the decision to capture reads on the copy was not logged")
     # Where the kernel has uprobe sessions, auto mode uses them for its entry + return pairs, so
     # the comparison below is also sessions against separate uprobes and uretprobes.

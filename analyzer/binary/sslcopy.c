@@ -397,7 +397,22 @@ bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result 
                 if (!place_family(elf, src, methods.addr[m], targets, n_targets,
                                   ret->probe + ret->n, ELEMENTSOF(ret->probe) - ret->n, &n, &fn,
                                   &why, ret)) {
+                        /*
+                         * Not TLS's: that family's read_bytes itself gets an entry and a return
+                         * probe (its reads are rare: DTLS), the others stay on the copy.
+                         */
+                        if (m > 0 && fn && ret->n_whole < ELEMENTSOF(ret->whole)) {
+                                ret->whole[ret->n_whole++] = fn;
+                                if (used < sizeof(ret->reason))
+                                        used += (size_t)snprintf(
+                                                ret->reason + used, sizeof(ret->reason) - used,
+                                                "%s%s's read_bytes (0x%llx) at entry and return "
+                                                "(%s)", used ? ", " : "", method_names[m],
+                                                (unsigned long long)fn, why ? why : "no copy");
+                                continue;
+                        }
                         ret->n = 0;
+                        ret->n_whole = 0;
                         ret->n_handshake = 0;
                         snprintf(ret->reason, sizeof(ret->reason), "%s: %s", method_names[m],
                                  why ? why : "not placed");

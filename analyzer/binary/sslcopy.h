@@ -40,6 +40,13 @@ struct sslcopy_result {
          */
         unsigned n_handshake;
         uint64_t handshake[4];
+        /*
+         * read_bytes functions of families other than TLS whose copy could not be placed
+         * (OpenSSL 1.1.1's DTLS): entry and return probes on the whole function instead, which
+         * report a read of application data that is not a peek, as SSL_read_ex would.
+         */
+        unsigned n_whole;
+        uint64_t whole[2];
         char reason[200];             /* where they are, or why there are none */
 };
 

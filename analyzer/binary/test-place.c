@@ -782,9 +782,18 @@ static void test_real(void)
                 node[strcspn(node, "\n")] = '\0';
         }
         if (node[0] && plan_of(node, p, &d) == 0 && p->n_probes > 0) {
-                /* The upstream build (static OpenSSL) starts every function with a push. */
-                for (int i = 0; i < 4; i++)
-                        assert(strstr(d.function[i], "entry: first instruction (push)"));
+                /*
+                 * The upstream build (static OpenSSL) starts every function with a push: the
+                 * writes there; reads on the two copies of its ssl3_read_bytes (the compiler
+                 * made a loop with peek and one without), its dtls1_read_bytes whole.
+                 */
+                assert(strstr(d.function[1], "entry: first instruction (push)"));
+                assert(strstr(d.function[3], "entry: first instruction (push)"));
+                assert(strstr(d.function[0], "reads on the copy"));
+                assert(strstr(d.function[4], "reads: on the copy: memcpy at 0x") &&
+                       strstr(d.function[4], "DTLS_method's read_bytes (0x"));
+                assert(probe_of(p, TLSSNIFF_FUNC_SSL_READ_BYTES, TLSSNIFF_PROBE_ENTRY) &&
+                       probe_of(p, TLSSNIFF_FUNC_SSL_READ_BYTES, TLSSNIFF_PROBE_RETURN));
         } else {
                 assert(!ci || strcmp(ci, "true") != 0);
                 printf("node without OpenSSL symbols, skipped\n");
@@ -799,13 +808,25 @@ static void test_real(void)
                 struct place_result r;
                 int fd;
 
-                /* dtls1_read_bytes reuses type's register before its copy: no copy probes
-                 * (TLS alone would leave DTLS reads uncaptured), the read functions keep theirs. */
-                assert(p->n_probes == 4);
-                for (int i = 0; i < 4; i++)
-                        assert(strstr(d.function[i], "callee: the internal function"));
-                assert(strstr(d.function[4], "reads: not on the copy: DTLS_method: s, type or "
-                                             "peek is not provably anywhere"));
+                /*
+                 * dtls1_read_bytes reuses type's register before its copy: it is probed at its
+                 * entry (s, type, buf, len, peek in registers, readbytes at sp+8) and return;
+                 * TLS reads on the copy, writes on the internal function.
+                 */
+                const struct msg_probe *e = probe_of(p, TLSSNIFF_FUNC_SSL_READ_BYTES,
+                                                     TLSSNIFF_PROBE_ENTRY);
+
+                assert(probe_of(p, TLSSNIFF_FUNC_SSL_READ_BYTES, TLSSNIFF_PROBE_COPY));
+                assert(e && probe_of(p, TLSSNIFF_FUNC_SSL_READ_BYTES, TLSSNIFF_PROBE_RETURN));
+                assert(e->loc[TLSSNIFF_ARG_OUTLEN].kind == TLSSNIFF_LOC_STACK &&
+                       e->loc[TLSSNIFF_ARG_OUTLEN].off == 8);
+                assert(e->loc[TLSSNIFF_ARG_RTYPE].reg == 4 && e->loc[TLSSNIFF_ARG_PEEK].reg == 9);
+                assert(!probe_of(p, TLSSNIFF_FUNC_SSL_READ_EX, TLSSNIFF_PROBE_ENTRY));
+                assert(strstr(d.function[1], "callee: the internal function"));
+                assert(strstr(d.function[3], "callee: the internal function"));
+                assert(strstr(d.function[4], "DTLS_method's read_bytes (0x") &&
+                       strstr(d.function[4], ") at entry and "
+                                             "return (s, type or peek is not provably anywhere"));
                 assert(dynsym(libssl11, "SSL_read", &addr, &size) && size <= sizeof(code));
                 fd = open(libssl11, O_RDONLY | O_CLOEXEC);
                 assert(fd >= 0 && pread(fd, code, size, (off_t)addr) == (ssize_t)size);

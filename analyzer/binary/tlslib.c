@@ -172,6 +172,7 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
 {
         struct sslcopy_result cr;
         uint64_t off[ELEMENTSOF(cr.probe)], forget_off[2], handshake_off[ELEMENTSOF(cr.handshake)];
+        uint64_t whole_off[ELEMENTSOF(cr.whole)];
         struct tlssniff_loc forget_loc[2][_TLSSNIFF_ARG_MAX];
         size_t used = strlen(summary);
         bool ok = sslcopy_find(elf, src, &cr);
@@ -180,6 +181,11 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
                 if (elf_file_offset(elf, cr.probe[i].addr, 0, true, &off[i]) < 0) {
                         ok = false;
                         snprintf(cr.reason, sizeof(cr.reason), "copy call outside the code");
+                }
+        for (unsigned w = 0; ok && w < cr.n_whole; w++)
+                if (elf_file_offset(elf, cr.whole[w], 0, true, &whole_off[w]) < 0) {
+                        ok = false;
+                        snprintf(cr.reason, sizeof(cr.reason), "read_bytes outside the code");
                 }
         for (unsigned h = 0; ok && h < cr.n_handshake; h++)
                 if (elf_file_offset(elf, cr.handshake[h], 0, true, &handshake_off[h]) < 0) {
@@ -207,6 +213,29 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
         for (unsigned f = 0; f < 2; f++)
                 msg_plan_add_probe(plan, TLSSNIFF_PROBE_FORGET, TLSSNIFF_FUNC_SSL_FREE,
                                    forget_off[f], forget_loc[f]);
+        /* A read_bytes function not placed on its copy: entry and uretprobe at its start. */
+        for (unsigned w = 0; w < cr.n_whole; w++) {
+                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {}, ret[_TLSSNIFF_ARG_MAX] = {};
+                static const struct {
+                        uint8_t arg, reg;
+                } regs[] = {
+                        /* (s, type, recvd_type, buf, len, peek, readbytes on the stack) */
+                        { TLSSNIFF_ARG_SSL, 5 },   { TLSSNIFF_ARG_RTYPE, 4 },
+                        { TLSSNIFF_ARG_BUF, 2 },   { TLSSNIFF_ARG_NUM, 8 },
+                        { TLSSNIFF_ARG_PEEK, 9 },
+                };
+
+                for (size_t k = 0; k < ELEMENTSOF(regs); k++)
+                        entry[regs[k].arg] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
+                                                                    .reg = regs[k].reg };
+                entry[TLSSNIFF_ARG_OUTLEN] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_STACK,
+                                                                    .off = 8 };
+                ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG };
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, TLSSNIFF_FUNC_SSL_READ_BYTES,
+                                   whole_off[w], entry);
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN, TLSSNIFF_FUNC_SSL_READ_BYTES,
+                                   whole_off[w], ret);
+        }
         /* The handshake's frame: entry (the TLS object in rdi) and uretprobe at its start. */
         for (unsigned h = 0; h < cr.n_handshake; h++) {
                 struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {}, ret[_TLSSNIFF_ARG_MAX] = {};
