@@ -21,29 +21,31 @@
 #define METHOD_ACCEPT 0x28
 #define METHOD_CONNECT 0x30
 
-static const char *const newer_symbols[] = { "SSL_handle_events", "SSL_new_stream" };
+/* The function symbols looked up, by index (one pass over the symbol tables finds them all). */
+enum {
+        SYM_TLS_METHOD,
+        SYM_DTLS_METHOD,
+        SYM_HANDLE_EVENTS, /* OpenSSL 3.2 and later */
+        SYM_NEW_STREAM,    /* OpenSSL 3.2 and later */
+        SYM_MEMCPY,        /* memcpy's own code (a static executable) */
+        SYM_MEMCPY_CHK,
+        _SYM_MAX,
+};
 
-struct sym_find {
-        const char *const *names;
-        size_t n;
-        uint64_t addr[4];
+static const char *const sym_names[_SYM_MAX] = {
+        [SYM_TLS_METHOD] = "TLS_method",   [SYM_DTLS_METHOD] = "DTLS_method",
+        [SYM_HANDLE_EVENTS] = "SSL_handle_events", [SYM_NEW_STREAM] = "SSL_new_stream",
+        [SYM_MEMCPY] = "memcpy",           [SYM_MEMCPY_CHK] = "__memcpy_chk",
 };
 
 static int note_sym(const char *name, const GElf_Sym *sym, void *userdata)
 {
-        struct sym_find *f = userdata;
+        uint64_t *addr = userdata;
 
-        for (size_t i = 0; i < f->n; i++)
-                if (!f->addr[i] && strcmp(name, f->names[i]) == 0)
-                        f->addr[i] = sym->st_value;
+        for (size_t i = 0; i < _SYM_MAX; i++)
+                if (!addr[i] && strcmp(name, sym_names[i]) == 0)
+                        addr[i] = sym->st_value;
         return 0;
-}
-
-/* Function symbols by name, .dynsym first, then .symtab. */
-static void find_symbols(Elf *elf, struct sym_find *f)
-{
-        (void)elf_func_symbols(elf, SHT_DYNSYM, note_sym, f);
-        (void)elf_func_symbols(elf, SHT_SYMTAB, note_sym, f);
 }
 
 /* n bytes at virtual address va of any loaded segment (exec_only: an executable one). */
@@ -87,9 +89,9 @@ static bool method_table(Elf *elf, const struct elf_source *src, uint64_t fn, ui
 }
 
 /*
- * The pointer stored at virtual address va once the file is loaded: the addend of a
- * R_X86_64_RELATIVE (or the symbol + addend of a R_X86_64_64) relocation of it, else the word
- * in the file (an executable linked at a fixed address).
+ * The pointer stored at virtual address va once the file is loaded: the addend of its
+ * R_X86_64_RELATIVE relocation, else the word in the file (an executable linked at a fixed
+ * address). false when another relocation sets it (a symbol's address, not this file's code).
  */
 static bool pointer_at(Elf *elf, const struct elf_source *src, uint64_t va, uint64_t *ret)
 {
@@ -247,10 +249,6 @@ static uint64_t function_extent(Elf *elf, uint64_t fn)
         return best;
 }
 
-/*
- * The copy calls in the ssl_read_bytes of one method family: up to max probes in ret, their
- * number in *ret_n; false with *why when there is none or one cannot be probed.
- */
 /* The handshake functions of a method table, added to ret's list once each. */
 static bool note_handshakes(Elf *elf, const struct elf_source *src, uint64_t table,
                             struct sslcopy_result *ret)
@@ -275,6 +273,11 @@ static bool note_handshakes(Elf *elf, const struct elf_source *src, uint64_t tab
         return true;
 }
 
+/*
+ * The copy calls in the ssl_read_bytes of one method family: up to max probes in ret, their
+ * number in *ret_n; false with *why when there is none or one cannot be probed. *ret_fn is the
+ * function once the table gave it; its handshake functions go into res.
+ */
 static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method_fn,
                          const uint64_t *copiers, size_t n_copiers, struct sslcopy_probe *ret,
                          size_t max, size_t *ret_n, uint64_t *ret_fn, const char **why,
@@ -351,12 +354,13 @@ static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method
 
 bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result *ret)
 {
-        static const char *const method_names[] = { "TLS_method", "DTLS_method" };
-        static const char *const copier_names[] = { "memcpy", "__memcpy_chk" };
-        struct sym_find methods = { .names = method_names, .n = ELEMENTSOF(method_names) };
-        struct sym_find newer = { .names = newer_symbols, .n = ELEMENTSOF(newer_symbols) };
-        struct sym_find copiers = { .names = copier_names, .n = ELEMENTSOF(copier_names) };
-        uint64_t slots[ELEMENTSOF(copier_names)] = {}, targets[8];
+        /* The method families (TLS, DTLS) and the copy routines, as runs of sym_names. */
+        const char *const *method_names = sym_names + SYM_TLS_METHOD;
+        const char *const *copier_names = sym_names + SYM_MEMCPY;
+        enum { N_METHODS = 2, N_COPIERS = 2 };
+        uint64_t addr[_SYM_MAX] = {};
+        const uint64_t *methods = addr + SYM_TLS_METHOD, *copiers = addr + SYM_MEMCPY;
+        uint64_t slots[N_COPIERS] = {}, targets[8];
         size_t n_targets, used = 0;
         GElf_Ehdr eh;
 
@@ -365,36 +369,36 @@ bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result 
                 snprintf(ret->reason, sizeof(ret->reason), "x86-64 only");
                 return false;
         }
-        find_symbols(elf, &methods);
-        if (!methods.addr[0]) {
+        /* .dynsym first, then .symtab */
+        (void)elf_func_symbols(elf, SHT_DYNSYM, note_sym, addr);
+        (void)elf_func_symbols(elf, SHT_SYMTAB, note_sym, addr);
+        if (!addr[SYM_TLS_METHOD]) {
                 snprintf(ret->reason, sizeof(ret->reason), "no TLS_method (OpenSSL < 1.1)");
                 return false;
         }
-        find_symbols(elf, &newer);
-        if (newer.addr[0] || newer.addr[1]) {
+        if (addr[SYM_HANDLE_EVENTS] || addr[SYM_NEW_STREAM]) {
                 snprintf(ret->reason, sizeof(ret->reason),
                          "OpenSSL 3.2 or later: method layout not known");
                 return false;
         }
         /* memcpy: its PLT entries, or its own code in a static executable. */
-        jump_slots(elf, copier_names, ELEMENTSOF(copier_names), slots);
+        jump_slots(elf, copier_names, N_COPIERS, slots);
         n_targets = plt_entries(elf, src, slots, ELEMENTSOF(slots), targets, ELEMENTSOF(targets));
-        find_symbols(elf, &copiers);
-        for (size_t k = 0; k < ELEMENTSOF(copier_names); k++)
-                if (copiers.addr[k] && n_targets < ELEMENTSOF(targets))
-                        targets[n_targets++] = copiers.addr[k];
+        for (size_t k = 0; k < N_COPIERS; k++)
+                if (copiers[k] && n_targets < ELEMENTSOF(targets))
+                        targets[n_targets++] = copiers[k];
         if (n_targets == 0) {
                 snprintf(ret->reason, sizeof(ret->reason), "memcpy not found");
                 return false;
         }
-        for (size_t m = 0; m < ELEMENTSOF(method_names); m++) {
+        for (size_t m = 0; m < N_METHODS; m++) {
                 const char *why = NULL;
                 uint64_t fn = 0;
                 size_t n = 0;
 
-                if (!methods.addr[m])
+                if (!methods[m])
                         continue; /* no DTLS in this build: nothing to cover */
-                if (!place_family(elf, src, methods.addr[m], targets, n_targets,
+                if (!place_family(elf, src, methods[m], targets, n_targets,
                                   ret->probe + ret->n, ELEMENTSOF(ret->probe) - ret->n, &n, &fn,
                                   &why, ret)) {
                         /*

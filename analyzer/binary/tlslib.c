@@ -166,6 +166,16 @@ static bool plan_forget(Elf *elf, const struct elf_source *src, uint64_t vaddr, 
         return elf_file_offset(elf, at, 0, true, ret_off) == 0;
 }
 
+/* The file offset of code at va for a probe; false, with the reason in cr, when it has none. */
+static bool code_offset(Elf *elf, uint64_t va, uint64_t *ret, struct sslcopy_result *cr,
+                        const char *what)
+{
+        if (elf_file_offset(elf, va, 0, true, ret) == 0)
+                return true;
+        snprintf(cr->reason, sizeof(cr->reason), "%s outside the code", what);
+        return false;
+}
+
 static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wanted_found *found,
                       struct msg_plan *plan, struct tlslib_details *details, char *summary,
                       size_t summary_size)
@@ -178,20 +188,11 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
         bool ok = sslcopy_find(elf, src, &cr);
 
         for (unsigned i = 0; ok && i < cr.n; i++)
-                if (elf_file_offset(elf, cr.probe[i].addr, 0, true, &off[i]) < 0) {
-                        ok = false;
-                        snprintf(cr.reason, sizeof(cr.reason), "copy call outside the code");
-                }
+                ok = code_offset(elf, cr.probe[i].addr, &off[i], &cr, "copy call");
         for (unsigned w = 0; ok && w < cr.n_whole; w++)
-                if (elf_file_offset(elf, cr.whole[w], 0, true, &whole_off[w]) < 0) {
-                        ok = false;
-                        snprintf(cr.reason, sizeof(cr.reason), "read_bytes outside the code");
-                }
+                ok = code_offset(elf, cr.whole[w], &whole_off[w], &cr, "read_bytes");
         for (unsigned h = 0; ok && h < cr.n_handshake; h++)
-                if (elf_file_offset(elf, cr.handshake[h], 0, true, &handshake_off[h]) < 0) {
-                        ok = false;
-                        snprintf(cr.reason, sizeof(cr.reason), "handshake outside the code");
-                }
+                ok = code_offset(elf, cr.handshake[h], &handshake_off[h], &cr, "handshake");
         /* A TLS object's end (SSL_free, SSL_clear for reuse) must be seen: see tls_forget. */
         for (unsigned f = 0; ok && f < 2; f++)
                 if (!found->addr[FORGET_FIRST + f] ||
