@@ -356,6 +356,17 @@ static __always_inline __u64 read_loc(const struct pt_regs *regs, const struct t
         return v;
 }
 
+/*
+ * An ssl_read_bytes call (spec: its record type and peek flag) that hands the caller bytes it
+ * consumes: application data, not a peek (SSL_peek's bytes are copied again by the next read).
+ */
+static __always_inline bool delivers_app_data(const struct pt_regs *regs,
+                                              const struct tlssniff_probe_spec *spec)
+{
+        return (int)read_loc(regs, &spec->loc[TLSSNIFF_ARG_RTYPE]) == SSL3_RT_APPLICATION_DATA &&
+               (int)read_loc(regs, &spec->loc[TLSSNIFF_ARG_PEEK]) == 0;
+}
+
 /* &c->f[i] with i masked where the verifier sees it (the compiler drops a mask it can prove). */
 static __always_inline struct call_frame *frame_at(struct active_call *c, __u32 i)
 {
@@ -428,9 +439,7 @@ static __always_inline int tls_entry_do(struct pt_regs *ctx)
         f->quiet = spec->func == TLSSNIFF_FUNC_SSL_HANDSHAKE;
         /* ssl_read_bytes probed whole (sslcopy.h): only a read of application data that is
          * not a peek delivers the caller's bytes; any other is a frame for the socket only. */
-        if (spec->func == TLSSNIFF_FUNC_SSL_READ_BYTES &&
-            ((int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_RTYPE]) != SSL3_RT_APPLICATION_DATA ||
-             (int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_PEEK]) != 0))
+        if (spec->func == TLSSNIFF_FUNC_SSL_READ_BYTES && !delivers_app_data(&regs, spec))
                 f->quiet = 1;
         for (__u32 i = 0; i < CALL_FRAMES - 1; i++) {
                 struct call_frame *o;
@@ -1053,9 +1062,17 @@ static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_pr
 }
 
 /* A TLS call that did no socket I/O of its own: see membio_tgids. */
+/* A read through a memory BIO: the socket the thread read last (see membio_tgids). */
+static __always_inline void learn_from_last_read(struct conn_key *key, __u32 tid)
+{
+        struct io_sock *io = bpf_map_lookup_elem(&last_read_fd, &tid);
+
+        if (io)
+                learn_socket(key, io);
+}
+
 static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u32 tgid, __u8 dir)
 {
-        struct io_sock *io;
         __u8 one = 1;
 
         if (!bpf_map_lookup_elem(&membio_tgids, &tgid)) {
@@ -1063,9 +1080,7 @@ static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u3
                 membio_any = 1;
         }
         if (dir == TLSSNIFF_DIR_READ) {
-                io = bpf_map_lookup_elem(&last_read_fd, &tid);
-                if (io)
-                        learn_socket(key, io);
+                learn_from_last_read(key, tid);
         } else {
                 bpf_map_update_elem(&pending_write, &tid, key, BPF_ANY);
         }
@@ -1221,8 +1236,9 @@ int tls_return(struct pt_regs *ctx)
  * the read delivers; the function's own arguments, where the analysis proved them, say whether
  * this is a read of application data (type) that consumes it (not SSL_peek: the later read
  * copies the same bytes again). One trap per record delivered, none for reads that find nothing,
- * and no frame: the socket is the one the TLS object already has, else learnt later (its first
- * write) and the analyzer holds these bytes until then (analyzer/conn/identity.c).
+ * and no frame: the socket is the one the TLS object got in its handshake's frame (or, for a
+ * connection older than tlssniff, at its first write; the analyzer holds these bytes until then,
+ * analyzer/conn/identity.c).
  */
 SEC("uprobe")
 int tls_copy(struct pt_regs *ctx)
@@ -1246,9 +1262,8 @@ int tls_copy(struct pt_regs *ctx)
         if (!spec)
                 return 0;
         tlssniff_regs_copy(&regs, ctx);
-        if ((int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_RTYPE]) != SSL3_RT_APPLICATION_DATA ||
-            (int)read_loc(&regs, &spec->loc[TLSSNIFF_ARG_PEEK]) != 0)
-                return 0; /* a handshake message, or a peek: not bytes the caller consumed */
+        if (!delivers_app_data(&regs, spec))
+                return 0; /* a handshake message, or a peek */
         key.handle = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
         src = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
         n = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
@@ -1256,10 +1271,7 @@ int tls_copy(struct pt_regs *ctx)
                 return 0; /* an empty record: the read goes on to the next one */
         ci = bpf_map_lookup_elem(&conns, &key);
         if ((!ci || !ci->sk) && membio_any && bpf_map_lookup_elem(&membio_tgids, &tgid)) {
-                struct io_sock *io = bpf_map_lookup_elem(&last_read_fd, &tid);
-
-                if (io)
-                        learn_socket(&key, io);
+                learn_from_last_read(&key, tid);
                 ci = NULL; /* it may have replaced the element: emit_call looks it up again */
         }
         emit_call(&key, ci, tid, src, n, TLSSNIFF_DIR_READ, TLSSNIFF_SOURCE_OPENSSL, 0);
