@@ -61,6 +61,10 @@ enum tlssniff_func {
         /* int ossl_statem_accept/connect(ssl), the handshake: entry + return probes whose frame
          * ties the TLS object to the socket it does I/O on, and moves no bytes */
         TLSSNIFF_FUNC_SSL_HANDSHAKE = 9,
+        /* int do_ssl3_write(s, type, buf, ...): only its copy of a record's plaintext out of the
+         * caller's buffer is probed (copy(pkt, src, len)); DTLS's ssl_write_bytes,
+         * dtls1_write_app_data_bytes(s, type, buf, len, *written), is probed whole */
+        TLSSNIFF_FUNC_SSL_WRITE_BYTES = 10,
         _TLSSNIFF_FUNC_MAX,
 };
 

@@ -359,6 +359,7 @@ static __always_inline __u64 read_loc(const struct pt_regs *regs, const struct t
 /*
  * An ssl_read_bytes call (spec: its record type and peek flag) that hands the caller bytes it
  * consumes: application data, not a peek (SSL_peek's bytes are copied again by the next read).
+ * A record written (ssl_write_bytes, do_ssl3_write: no peek flag, read as 0): application data.
  */
 static __always_inline bool delivers_app_data(const struct pt_regs *regs,
                                               const struct tlssniff_probe_spec *spec)
@@ -377,7 +378,8 @@ static __always_inline struct call_frame *frame_at(struct active_call *c, __u32 
 
 static __always_inline bool func_writes(__u8 func)
 {
-        return func == TLSSNIFF_FUNC_SSL_WRITE || func == TLSSNIFF_FUNC_SSL_WRITE_EX;
+        return func == TLSSNIFF_FUNC_SSL_WRITE || func == TLSSNIFF_FUNC_SSL_WRITE_EX ||
+               func == TLSSNIFF_FUNC_SSL_WRITE_BYTES;
 }
 
 /*
@@ -437,9 +439,12 @@ static __always_inline int tls_entry_do(struct pt_regs *ctx)
         f->wrapper = 0;
         f->writes = func_writes(spec->func);
         f->quiet = spec->func == TLSSNIFF_FUNC_SSL_HANDSHAKE;
-        /* ssl_read_bytes probed whole (sslcopy.h): only a read of application data that is
-         * not a peek delivers the caller's bytes; any other is a frame for the socket only. */
-        if (spec->func == TLSSNIFF_FUNC_SSL_READ_BYTES && !delivers_app_data(&regs, spec))
+        /* ssl_read_bytes or ssl_write_bytes probed whole (sslcopy.h): only a call with
+         * application data (a read: not a peek) moves the caller's bytes; any other is a frame
+         * for the socket only. */
+        if ((spec->func == TLSSNIFF_FUNC_SSL_READ_BYTES ||
+             spec->func == TLSSNIFF_FUNC_SSL_WRITE_BYTES) &&
+            !delivers_app_data(&regs, spec))
                 f->quiet = 1;
         for (__u32 i = 0; i < CALL_FRAMES - 1; i++) {
                 struct call_frame *o;
@@ -1230,15 +1235,18 @@ int tls_return(struct pt_regs *ctx)
 }
 
 /*
- * Reads on OpenSSL's copy to the caller (TLSSNIFF_PROBE_COPY on TLSSNIFF_FUNC_SSL_READ_BYTES,
- * planned by analyzer/binary/sslcopy.c): the memcpy in ssl3_read_bytes/dtls1_read_bytes that
- * moves a record's plaintext into the caller's buffer. memcpy's source and count are the bytes
- * the read delivers; the function's own arguments, where the analysis proved them, say whether
- * this is a read of application data (type) that consumes it (not SSL_peek: the later read
- * copies the same bytes again). One trap per record delivered, none for reads that find nothing,
- * and no frame: the socket is the one the TLS object got in its handshake's frame (or, for a
- * connection older than tlssniff, at its first write; the analyzer holds these bytes until then,
- * analyzer/conn/identity.c).
+ * Reads and writes on OpenSSL's copies (TLSSNIFF_PROBE_COPY, planned by
+ * analyzer/binary/sslcopy.c). Reads (TLSSNIFF_FUNC_SSL_READ_BYTES): the memcpy in
+ * ssl3_read_bytes/dtls1_read_bytes that moves a record's plaintext into the caller's buffer; the
+ * function's own arguments, where the analysis proved them, say whether this is a read of
+ * application data (type) that consumes it (not SSL_peek: the later read copies the same bytes
+ * again). Writes (TLSSNIFF_FUNC_SSL_WRITE_BYTES): the copy in do_ssl3_write that moves a
+ * record's plaintext out of the caller's buffer into the record, once per record whatever the
+ * retries, with the record's type. The copy's source and count are the bytes moved. One trap per
+ * record, none for reads that find nothing, no return probe and no frame: the socket is the one
+ * the TLS object got in its handshake's frame, or, for a connection older than tlssniff (or over
+ * a memory BIO), the socket its thread writes next after a write's copy (resolve_membio); the
+ * analyzer holds a connection's bytes until its socket is known (analyzer/conn/identity.c).
  */
 SEC("uprobe")
 int tls_copy(struct pt_regs *ctx)
@@ -1251,6 +1259,7 @@ int tls_copy(struct pt_regs *ctx)
         struct conn_info *ci;
         struct pt_regs regs;
         __u64 src, n;
+        __u8 dir;
 
         /* First, as cheap as it can be for the processes that are not captured (a copy of a
          * handshake message they make is counted too: one per connection). */
@@ -1263,18 +1272,26 @@ int tls_copy(struct pt_regs *ctx)
                 return 0;
         tlssniff_regs_copy(&regs, ctx);
         if (!delivers_app_data(&regs, spec))
-                return 0; /* a handshake message, or a peek */
+                return 0; /* a handshake message or an alert, or a peek */
+        dir = spec->func == TLSSNIFF_FUNC_SSL_WRITE_BYTES ? TLSSNIFF_DIR_WRITE : TLSSNIFF_DIR_READ;
         key.handle = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_SSL]);
         src = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_BUF]);
         n = read_loc(&regs, &spec->loc[TLSSNIFF_ARG_NUM]);
         if (n == 0)
-                return 0; /* an empty record: the read goes on to the next one */
+                return 0; /* an empty record (a read goes on to the next one) */
         ci = bpf_map_lookup_elem(&conns, &key);
-        if ((!ci || !ci->sk) && membio_any && bpf_map_lookup_elem(&membio_tgids, &tgid)) {
-                learn_from_last_read(&key, tid);
-                ci = NULL; /* it may have replaced the element: emit_call looks it up again */
+        if (!ci || !ci->sk) {
+                if (dir == TLSSNIFF_DIR_WRITE) {
+                        /* The record goes out on the socket this thread writes next. */
+                        resolve_membio(&key, tid, tgid, dir);
+                        ci = NULL; /* emit_call looks it up again */
+                } else if (membio_any && bpf_map_lookup_elem(&membio_tgids, &tgid)) {
+                        learn_from_last_read(&key, tid);
+                        ci = NULL; /* it may have replaced the element */
+                }
         }
-        emit_call(&key, ci, tid, src, n, TLSSNIFF_DIR_READ, TLSSNIFF_SOURCE_OPENSSL, 0);
+        emit_call(&key, ci, tid, src, n, dir, TLSSNIFF_SOURCE_OPENSSL,
+                  dir == TLSSNIFF_DIR_WRITE ? bpf_ktime_get_boot_ns() : 0);
         return 0;
 }
 

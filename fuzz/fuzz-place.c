@@ -60,6 +60,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         CHECK(pc[i].call_addr >= vaddr && pc[i].call_addr + 5 <= vaddr + size);
                         CHECK(code[pc[i].call_addr - vaddr] == 0xe8 || !pc[i].emulated);
                 }
+                {
+                        struct place_call calls[8];
+
+                        rc = place_calls(code, size, vaddr, EM_X86_64, calls, 8, &n, &why);
+                        CHECK(rc == 0 || rc == -EOPNOTSUPP || rc == -ENOMEM);
+                        for (size_t i = 0; rc == 0 && i < n && i < 8; i++) {
+                                CHECK(calls[i].call_addr >= vaddr &&
+                                      calls[i].call_addr < vaddr + size);
+                                for (int a = 0; a < 6; a++)
+                                        CHECK(calls[i].passes[a] >= -1 && calls[i].passes[a] < 6);
+                        }
+                }
                 rc = place_every_call(code, size, vaddr, EM_X86_64, data[0] % 6, &at, &loc);
                 CHECK(rc == 0 || rc == -ENOENT || rc == -EOPNOTSUPP);
                 CHECK(at >= vaddr && at < vaddr + size);

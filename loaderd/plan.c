@@ -24,7 +24,13 @@ static bool loc_ok(const struct tlssniff_loc *l, bool required)
 static bool func_is_ex(uint8_t func)
 {
         return func == TLSSNIFF_FUNC_SSL_READ_EX || func == TLSSNIFF_FUNC_SSL_WRITE_EX ||
-               func == TLSSNIFF_FUNC_SSL_READ_BYTES;
+               func == TLSSNIFF_FUNC_SSL_READ_BYTES || func == TLSSNIFF_FUNC_SSL_WRITE_BYTES;
+}
+
+/* OpenSSL's record layer: probed on its copies, or whole (sslcopy.h). */
+static bool func_is_record_layer(uint8_t func)
+{
+        return func == TLSSNIFF_FUNC_SSL_READ_BYTES || func == TLSSNIFF_FUNC_SSL_WRITE_BYTES;
 }
 
 static bool func_is_go(uint8_t func)
@@ -77,9 +83,9 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                                  i);
                         return -EINVAL;
                 }
-                /* Copy probes: Go's Read (go_copy) and OpenSSL's ssl_read_bytes (tls_copy). */
+                /* Copy probes: Go's Read (go_copy) and OpenSSL's record layer (tls_copy). */
                 if (p->kind == TLSSNIFF_PROBE_COPY && p->func != TLSSNIFF_FUNC_GO_READ &&
-                    p->func != TLSSNIFF_FUNC_SSL_READ_BYTES) {
+                    !func_is_record_layer(p->func)) {
                         snprintf(reason, reason_size, "probe %u: copy probe on %s", i,
                                  func_is_go(p->func) ? "Go's Write" : "an OpenSSL API function");
                         return -EINVAL;
@@ -92,10 +98,12 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                                          : "SSL_free probed other than to forget");
                         return -EINVAL;
                 }
-                if (p->func == TLSSNIFF_FUNC_SSL_READ_BYTES && p->kind != TLSSNIFF_PROBE_COPY &&
+                if (func_is_record_layer(p->func) && p->kind != TLSSNIFF_PROBE_COPY &&
                     p->kind != TLSSNIFF_PROBE_ENTRY && p->kind != TLSSNIFF_PROBE_RETURN) {
-                        snprintf(reason, reason_size, "probe %u: ssl_read_bytes probed other "
-                                 "than on its copy or at its entry and return", i);
+                        snprintf(reason, reason_size, "probe %u: %s probed other than on its "
+                                 "copy or at its entry and return", i,
+                                 p->func == TLSSNIFF_FUNC_SSL_READ_BYTES ? "ssl_read_bytes"
+                                                                        : "ssl_write_bytes");
                         return -EINVAL;
                 }
                 /* A uretprobe rewrites the return address, which Go's stack handling breaks. */
@@ -121,11 +129,11 @@ int plan_validate(const struct msg_plan *plan, const struct elf_segments *segs, 
                 if (!loc_ok(&p->loc[TLSSNIFF_ARG_SSL], entry || forget) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_BUF], data) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_NUM], data) ||
+                    /* a copy's count is the copy's: no pointer to it */
                     !loc_ok(&p->loc[TLSSNIFF_ARG_OUTLEN],
                             p->kind == TLSSNIFF_PROBE_ENTRY && func_is_ex(p->func)) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_RESULT], !entry && !forget) ||
-                    !loc_ok(&p->loc[TLSSNIFF_ARG_RTYPE],
-                            entry && p->func == TLSSNIFF_FUNC_SSL_READ_BYTES) ||
+                    !loc_ok(&p->loc[TLSSNIFF_ARG_RTYPE], entry && func_is_record_layer(p->func)) ||
                     !loc_ok(&p->loc[TLSSNIFF_ARG_PEEK],
                             entry && p->func == TLSSNIFF_FUNC_SSL_READ_BYTES)) {
                         snprintf(reason, reason_size, "probe %u: invalid value location", i);

@@ -199,6 +199,32 @@ int main(void)
         p.probes[1].kind = TLSSNIFF_PROBE_ENTRY;
         assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
 
+        /*
+         * OpenSSL writes on the copy: a copy probe in do_ssl3_write (ssl_write_bytes) needs s,
+         * source, count and type, no peek; whole, at entry and return, the count pointer too.
+         */
+        p = good_plan(inside);
+        p.probes[0].kind = TLSSNIFF_PROBE_COPY;
+        p.probes[0].func = TLSSNIFF_FUNC_SSL_WRITE_BYTES;
+        p.probes[0].loc[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 14, 0 };
+        p.probes[0].loc[TLSSNIFF_ARG_RTYPE] = (struct tlssniff_loc){ TLSSNIFF_LOC_STACK, 0, 48 };
+        p.n_probes = 1;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+        p.probes[0].loc[TLSSNIFF_ARG_RTYPE].kind = TLSSNIFF_LOC_NONE;
+        p.probes[0].loc[TLSSNIFF_ARG_RTYPE].off = 0;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0); /* type: application data? */
+        p.probes[0].loc[TLSSNIFF_ARG_RTYPE] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 4, 0 };
+        p.probes[0].kind = TLSSNIFF_PROBE_ENTRY;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0); /* no count pointer */
+        p.probes[0].loc[TLSSNIFF_ARG_OUTLEN] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 8, 0 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) == 0);
+        p.probes[0].kind = TLSSNIFF_PROBE_FORGET;
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        p.probes[0].kind = TLSSNIFF_PROBE_RETURN_AT;
+        p.probes[0].loc[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ TLSSNIFF_LOC_REG, 0, 0 };
+        assert(plan_validate(&p, &segs, why, sizeof(why)) < 0);
+        assert(strstr(why, "ssl_write_bytes probed other than on its copy"));
+
         /* A handshake: entry (the TLS object only) and return, nothing else. */
         p = good_plan(inside);
         p.probes[0].func = p.probes[1].func = TLSSNIFF_FUNC_SSL_HANDSHAKE;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: processes killed inside SSL_write and SSL_read are counted (kernel_calls_interrupted; a read placed on OpenSSL's copy has nothing in progress to count) and disturb nothing after them; processes that map a library and exit while tlssniff starts and attaches do not stop the library from being probed; a library replaced on disk (a new file renamed over it) while a process still maps the old one is captured exactly in both the old and the new process.
+# Proves: processes killed inside SSL_write and SSL_read are counted (kernel_calls_interrupted, with the fallback placement's entry and return probes; on OpenSSL's copies nothing is in progress, and a killed writer's stream is a prefix of what it wrote) and disturb nothing after them; processes that map a library and exit while tlssniff starts and attaches do not stop the library from being probed; a library replaced on disk (a new file renamed over it) while a process still maps the old one is captured exactly in both the old and the new process.
 
 import glob
 import json
@@ -152,12 +152,14 @@ def main(t):
     old_res = harness.client_results(t, old)
     new_res = harness.client_results(t, new)
 
-    # With reads on OpenSSL's copy to the caller (docs/design.md; the system libssl3 here) a
-    # read has no call in progress to lose: the probe fires only when bytes are delivered. The
-    # client killed inside SSL_write is counted either way.
-    copy_reads = any("Attached" in ln and "(libssl.so.3;" in ln and "reads copy" in ln
-                     for ln in t.loaderd_err.lines)
-    want = 1 if copy_reads else 2
+    # With reads on OpenSSL's copy to the caller and writes on its copy into the record
+    # (docs/design.md; the system libssl3 here) no call is in progress to lose: a probe fires
+    # only when bytes are delivered or a record is built. The entry and return probes of the
+    # fallback placement count both (checked at the end, with a loaderd of its own).
+    attached3 = [ln for ln in t.loaderd_err.lines if "Attached" in ln and "(libssl.so.3;" in ln]
+    copy_reads = any("reads copy" in ln for ln in attached3)
+    copy_writes = any("writes copy" in ln for ln in attached3)
+    want = 0 if copy_writes else 1 if copy_reads else 2
     stuck = killed_mid_call(t, cert, key, want)
 
     # After all that, a normal exchange through the system libssl.
@@ -173,8 +175,7 @@ def main(t):
     stats = cap.stats or {}
     if stats.get("kernel_calls_interrupted", 0) < want:
         raise TestFailure(f"kernel_calls_interrupted = {stats.get('kernel_calls_interrupted')}, "
-                          f"expected >= {want} (one killed in SSL_write"
-                          + (")" if copy_reads else ", one in SSL_read)"))
+                          f"expected >= {want}")
     for p in stuck:
         if cap.streams_of(p.pid, "read"):
             raise TestFailure(f"{p.name}: a read stream was captured, but the silent server "
@@ -183,15 +184,40 @@ def main(t):
         if stats.get(k, 0) != 0:
             raise TestFailure(f"{k} = {stats[k]}, expected 0")
     for p in stuck:
-        if cap.streams_of(p.pid, "write"):
+        streams = cap.streams_of(p.pid, "write")
+        if not copy_writes and streams:
             raise TestFailure(f"{p.name}: a write stream was captured for a call that never "
                               "returned")
+        # On the copy: the records built before the kill, from the start of the stream, and
+        # nothing but what the client wrote.
+        for st in streams:
+            data = st.data
+            if st.problems or not data or data != b"x" * len(data) or len(data) > 64 << 20:
+                raise TestFailure(f"{p.name}: the write stream of the killed writer is not a "
+                                  f"prefix of what it wrote ({len(data)} B)")
+    if copy_writes and not any(cap.streams_of(p.pid, "write") for p in stuck):
+        raise TestFailure("the records the killed writer built were not captured")
     attached = [ln for ln in t.loaderd_err.lines if "Attached" in ln and str(copy) in ln]
     if len(attached) < 2:
         raise TestFailure(f"expected the old and the new file under {copy} to be probed: "
                           f"{attached}")
     harness.log(f"old and new library captured; {stats['kernel_calls_interrupted']} calls "
                 f"interrupted by SIGKILL counted; {len(churn)} short-lived mappers came and went")
+
+    # The entry and return probes of the fallback placement: both killed calls are in progress
+    # when their processes die, and are counted; neither leaves a stream.
+    t.start_loaderd("--placement", "fallback")
+    stuck = killed_mid_call(t, cert, key, 2)
+    cap = t.stop_loaderd()
+    stats = cap.stats or {}
+    if stats.get("kernel_calls_interrupted", 0) < 2:
+        raise TestFailure(f"fallback: kernel_calls_interrupted = "
+                          f"{stats.get('kernel_calls_interrupted')}, expected >= 2 (one killed "
+                          "in SSL_write, one in SSL_read)")
+    for p in stuck:
+        if cap.streams_of(p.pid, "write") or cap.streams_of(p.pid, "read"):
+            raise TestFailure(f"fallback: {p.name}: a stream was captured for a call that "
+                              "never returned")
 
 
 if __name__ == "__main__":

@@ -437,16 +437,21 @@ def main(t):
 
     # The modes really differ where it matters, and the decision is logged.
     # libssl3 and 1.1.1: reads on the memcpy in ssl3_read_bytes (one probe per record
-    # delivered; 1.1.1's dtls1_read_bytes at its entry and return, libssl3's on its copy too),
-    # writes on the internal function.
-    for lib, reads in (("libssl.so.3", "reads copy"), ("libssl.so.1.1", "reads copy")):
+    # delivered; 1.1.1's dtls1_read_bytes at its entry and return, libssl3's on its copy too).
+    # libssl3's writes on the copy into the record in do_ssl3_write (its DTLS write_bytes at
+    # entry and return); 1.1.1's on the internal write function.
+    for lib, placed in (("libssl.so.3", "reads copy, writes copy"),
+                        ("libssl.so.1.1", "reads copy, SSL_write callee, SSL_write_ex callee")):
         line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f"({lib};" in ln]
-        if not line or reads not in line[0] or "SSL_write_ex callee" not in line[0]:
+        if not line or placed not in line[0]:
             raise TestFailure(f"auto mode did not place the probes of {lib} as expected "
-                              f"({reads}); the comparison would prove nothing: {line}")
+                              f"({placed}); the comparison would prove nothing: {line}")
     if "reads: on the copy: memcpy at" not in auto_log or \
             "DTLS_method's read_bytes (0x" not in auto_log:
         raise TestFailure("the decision to capture reads on the copy was not logged")
+    if "writes: on the copy: copy at" not in auto_log or \
+            "DTLS_method's write_bytes (0x" not in auto_log:
+        raise TestFailure("the decision to capture writes on the copy was not logged")
     # Where the kernel has uprobe sessions, auto mode uses them for its entry + return pairs, so
     # the comparison below is also sessions against separate uprobes and uretprobes.
     if "The kernel has no uprobe sessions" not in auto_log:

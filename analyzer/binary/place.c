@@ -57,9 +57,15 @@ struct value {
 
 struct state {
         struct value reg[NREGS];
-        struct value slot[PLACE_SLOTS]; /* slot[i] is the word at entry sp - 8 * (i + 1) */
         /*
-         * half[j] is the 32-bit value at entry sp - 4 * (j + 1): what a 4-byte load there reads
+         * slot[i] is the word at entry sp + base - 8 * (i + 1): base is 0 (the top of the
+         * frame), or lower for a second look at the bottom of a frame larger than the slots
+         * cover (place_calls). The same in every state of one analysis.
+         */
+        int64_t base;
+        struct value slot[PLACE_SLOTS];
+        /*
+         * half[j] is the 32-bit value at entry sp + base - 4 * (j + 1): what a 4-byte load reads
          * (an int argument spilled with a 32-bit store, or the low half of a word). Kept beside
          * the words: a store of either size updates both views of the bytes it covers.
          */
@@ -109,6 +115,7 @@ struct ctx {
         /* Functions that return their first argument, like memcpy (place_copy_calls). */
         const uint64_t *copiers;
         size_t n_copiers;
+        int64_t slot_base; /* struct state's base for this analysis */
 };
 
 static const struct {
@@ -235,20 +242,35 @@ static struct value sum_derived(const struct value *a, const struct value *b)
         return unknown();
 }
 
-/* Slot index of the word at entry sp + delta, or -1 when it is not one we track. */
-static int slot_index(int64_t delta)
+/* Entry sp + delta of slot i (word) or half j. */
+static int64_t slot_delta(const struct state *s, int i)
 {
-        if (delta >= 0 || delta < -8 * PLACE_SLOTS || delta % 8 != 0)
+        return s->base - 8 * (int64_t)(i + 1);
+}
+
+static int64_t half_delta(const struct state *s, int j)
+{
+        return s->base - 4 * (int64_t)(j + 1);
+}
+
+/* Slot index of the word at entry sp + delta, or -1 when it is not one we track. */
+static int slot_index(const struct state *s, int64_t delta)
+{
+        int64_t d = delta - s->base;
+
+        if (d >= 0 || d < -8 * PLACE_SLOTS || d % 8 != 0)
                 return -1;
-        return (int)(-delta / 8 - 1);
+        return (int)(-d / 8 - 1);
 }
 
 /* Index in half[] of the 32-bit value at entry sp + delta, or -1 when it is not one we track. */
-static int half_index(int64_t delta)
+static int half_index(const struct state *s, int64_t delta)
 {
-        if (delta >= 0 || delta < -8 * PLACE_SLOTS || delta % 4 != 0)
+        int64_t d = delta - s->base;
+
+        if (d >= 0 || d < -8 * PLACE_SLOTS || d % 4 != 0)
                 return -1;
-        return (int)(-delta / 4 - 1);
+        return (int)(-d / 4 - 1);
 }
 
 /* The low 32 bits of a value, as a 32-bit load or register read sees them. */
@@ -273,13 +295,13 @@ static void slots_forget_all(struct state *s)
 static void slots_forget(struct state *s, int64_t delta, int64_t size)
 {
         for (int i = 0; i < PLACE_SLOTS; i++) {
-                int64_t lo = -8 * (int64_t)(i + 1);
+                int64_t lo = slot_delta(s, i);
 
                 if (lo < delta + size && delta < lo + 8)
                         s->slot[i] = unknown();
         }
         for (int j = 0; j < 2 * PLACE_SLOTS; j++) {
-                int64_t lo = -4 * (int64_t)(j + 1);
+                int64_t lo = half_delta(s, j);
 
                 if (lo < delta + size && delta < lo + 4)
                         s->half[j] = unknown();
@@ -290,10 +312,10 @@ static void slots_forget(struct state *s, int64_t delta, int64_t size)
 static void slots_forget_below(struct state *s, int64_t sp)
 {
         for (int i = 0; i < PLACE_SLOTS; i++)
-                if (-8 * (int64_t)(i + 1) < sp)
+                if (slot_delta(s, i) < sp)
                         s->slot[i] = unknown();
         for (int j = 0; j < 2 * PLACE_SLOTS; j++)
-                if (-4 * (int64_t)(j + 1) < sp)
+                if (half_delta(s, j) < sp)
                         s->half[j] = unknown();
 }
 
@@ -315,7 +337,7 @@ static void escape(struct state *s, const struct value *v)
 static void slot_store(struct state *s, int i, struct value v)
 {
         s->slot[i] = v;
-        s->half[2 * i + 1] = narrowed(v); /* the lower address: entry sp - 8 * (i + 1) */
+        s->half[2 * i + 1] = narrowed(v); /* the lower address: slot_delta(s, i) */
         s->half[2 * i] = unknown();
 }
 
@@ -391,10 +413,10 @@ static struct value mem_load(const struct state *s, const x86_op_mem *m, int siz
         if ((size != 8 && size != 4) || !mem_delta(s, m, &in_frame, &d))
                 return unknown();
         if (size == 4) {
-                i = half_index(d);
+                i = half_index(s, d);
                 return i < 0 ? unknown() : s->half[i];
         }
-        i = slot_index(d);
+        i = slot_index(s, d);
         return i < 0 ? unknown() : s->slot[i];
 }
 
@@ -405,7 +427,7 @@ static void mem_store(struct state *s, const x86_op_mem *m, int size, struct val
 
         escape(s, &v);
         if (mem_delta(s, m, &in_frame, &d)) {
-                int i = slot_index(d), j = half_index(d);
+                int i = slot_index(s, d), j = half_index(s, d);
 
                 if (size == 8 && i >= 0) {
                         slot_store(s, i, v);
@@ -490,7 +512,7 @@ static void pop_into(struct state *s, int r)
                 s->reg[r] = unknown();
                 return;
         }
-        i8 = slot_index(sp.v);
+        i8 = slot_index(s, sp.v);
         s->reg[r] = i8 >= 0 ? s->slot[i8] : unknown();
         set_sp(s, stack_at(sp.v + 8));
 }
@@ -535,8 +557,21 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
         }
 
         if (is_string_op(ci->id)) {
+                struct value di = s->reg[R_DI];
+
+                /*
+                 * stos/movs write upward from rdi (the direction flag is clear: the ABI's rule
+                 * at every call and return, and a function that sets it is not analysed): from
+                 * a frame address up to the entry sp; elsewhere, what escaped frame addresses
+                 * reach, as any store through a pointer.
+                 */
                 generic(c, ci, s);
-                slots_forget_all(s);
+                if (di.kind == V_STACK && di.v < 0)
+                        slots_forget(s, di.v, -di.v);
+                else if (di.kind == V_STACK)
+                        ;
+                else
+                        slots_forget_escaped(s);
                 return;
         }
         switch (ci->id) {
@@ -549,7 +584,7 @@ static void transfer(struct ctx *c, size_t i, struct state *s)
         case X86_INS_PUSH:
                 if (sp.kind == V_STACK) {
                         struct value v = unknown();
-                        int i8 = slot_index(sp.v - 8);
+                        int i8 = slot_index(s, sp.v - 8);
 
                         if (r0 >= 0 && w0 == 8)
                                 v = s->reg[r0];
@@ -740,6 +775,7 @@ static int analyse(struct ctx *c, int32_t blocked)
         memset(c->live, 0, c->n * sizeof(*c->live));
         memset(c->queued, 0, c->n * sizeof(*c->queued));
         memset(&c->st[0], 0, sizeof(c->st[0]));
+        c->st[0].base = c->slot_base;
         for (size_t a = 0; a < ELEMENTSOF(arg_regs); a++)
                 c->st[0].reg[arg_regs[a]] = (struct value){ .kind = V_ARG, .v = (int64_t)a };
         c->st[0].reg[R_SP] = stack_at(0);
@@ -757,6 +793,10 @@ static int analyse(struct ctx *c, int32_t blocked)
                 }
                 if (i == blocked)
                         continue;
+                if (c->ci[i].id == X86_INS_STD) {
+                        c->fail = "sets the direction flag";
+                        return -1;
+                }
                 s = c->st[i];
                 transfer(c, (size_t)i, &s);
                 switch (in->flow) {
@@ -1168,7 +1208,7 @@ static struct place_arg_loc arg_loc_in(const struct state *e, int64_t a)
                         continue;
                 for (int i = 0; i < (narrow ? 2 * PLACE_SLOTS : PLACE_SLOTS); i++) {
                         const struct value *v = narrow ? &e->half[i] : &e->slot[i];
-                        int64_t delta = (narrow ? -4 : -8) * (int64_t)(i + 1);
+                        int64_t delta = narrow ? half_delta(e, i) : slot_delta(e, i);
                         int64_t off = delta - e->reg[R_SP].v;
 
                         if (v->kind != V_ARG || v->v != a || (!narrow && v->narrow) ||
@@ -1276,6 +1316,82 @@ int place_copy_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t 
         }
 out:
         ctx_done(&c);
+        return r;
+}
+
+/* The lowest stack pointer (entry sp + delta) any reached instruction runs with. */
+static int64_t lowest_sp(const struct ctx *c)
+{
+        int64_t low = 0;
+
+        for (size_t i = 0; i < c->n; i++)
+                if (c->live[i] && c->st[i].reg[R_SP].kind == V_STACK && c->st[i].reg[R_SP].v < low)
+                        low = c->st[i].reg[R_SP].v;
+        return low;
+}
+
+/* Fills pc from the state e at a call; keeps what an earlier look (first) found. */
+static void call_from_state(struct place_call *pc, const struct insn *in, const struct state *e,
+                            bool first)
+{
+        if (first) {
+                memset(pc, 0, sizeof(*pc));
+                pc->call_addr = in->addr;
+                pc->target = in->target_addr;
+                pc->emulated = in->emulated;
+        }
+        for (int a = 0; a < 6; a++) {
+                const struct value *v = &e->reg[arg_regs[a]];
+                struct place_arg_loc l = arg_loc_in(e, a);
+
+                /* Both looks are sound: where one knows more (a whole value), take it. */
+                if (first || pc->arg[a].loc.kind == TLSSNIFF_LOC_NONE ||
+                    (pc->arg[a].narrow && l.loc.kind != TLSSNIFF_LOC_NONE && !l.narrow))
+                        pc->arg[a] = l;
+                if (first || pc->passes[a] < 0 || (pc->passes_narrow[a] && v->kind == V_ARG &&
+                                                   !v->narrow)) {
+                        pc->passes[a] = v->kind == V_ARG ? (int8_t)v->v : -1;
+                        pc->passes_narrow[a] = v->kind == V_ARG && v->narrow;
+                }
+        }
+}
+
+int place_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
+                struct place_call *ret, size_t max, size_t *ret_n, const char **ret_why)
+{
+        int64_t low = 0;
+        int r = 0;
+
+        *ret_why = NULL;
+        *ret_n = 0;
+        if (!code || size == 0 || machine != EM_X86_64 || (!ret && max > 0))
+                return -EINVAL;
+        /*
+         * The slots cover the top of the frame. A function with a frame larger than that (local
+         * arrays) keeps its spills near its stack pointer, at the bottom: a second analysis
+         * with the slots there, each call's values from whichever look proves them.
+         */
+        for (int look = 0; look < 2 && r == 0; look++) {
+                struct ctx c = { .slot_base = look == 0 ? 0 : (low + 8 * PLACE_SLOTS) & ~7 };
+                size_t n = 0;
+
+                r = ctx_analyse(&c, code, size, vaddr, ret_why);
+                if (r == 0) {
+                        for (size_t i = 0; i < c.n; i++) {
+                                if (!c.live[i] || c.in[i].flow != FLOW_CALL)
+                                        continue;
+                                if (n < max)
+                                        call_from_state(&ret[n], &c.in[i], &c.st[i], look == 0);
+                                n++;
+                        }
+                        if (look == 0)
+                                low = lowest_sp(&c);
+                        *ret_n = n;
+                }
+                ctx_done(&c);
+                if (low >= -8 * PLACE_SLOTS)
+                        break;
+        }
         return r;
 }
 

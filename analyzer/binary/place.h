@@ -93,6 +93,29 @@ int place_copy_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t 
                      const uint64_t *callees, size_t n_callees, int dst_arg,
                      struct place_copy *ret, size_t max, size_t *ret_n, const char **ret_why);
 
+/* A direct call in a function (place_calls). */
+struct place_call {
+        uint64_t call_addr;
+        uint64_t target;
+        bool emulated;               /* the kernel emulates the call instruction */
+        struct place_arg_loc arg[6]; /* the function's entry arguments at the call */
+        /*
+         * For each of the callee's argument registers (rdi, rsi, rdx, rcx, r8, r9): the
+         * function's own argument it holds on every path, or -1; passes_narrow[i] when only
+         * its low 32 bits (an int passed on with a 32-bit move).
+         */
+        int8_t passes[6];
+        bool passes_narrow[6];
+};
+
+/*
+ * Every direct call the function of size bytes at vaddr makes on some path from its entry, in
+ * address order: up to max of them in ret, how many there are in *ret_n. Returns 0; -EINVAL for
+ * bad arguments; -EOPNOTSUPP when the code is outside what the analysis models (*ret_why).
+ */
+int place_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
+                struct place_call *ret, size_t max, size_t *ret_n, const char **ret_why);
+
 /*
  * An instruction that every call of the function runs (on the straight line from its entry up
  * to its first branch) which the kernel emulates and where argument arg is whole in a register

@@ -18,6 +18,7 @@
  * library that exports 3.2's functions is not placed this way.
  */
 #define METHOD_READ_BYTES 0x68
+#define METHOD_WRITE_BYTES 0x70 /* ssl_write_bytes, right after ssl_read_bytes */
 #define METHOD_ACCEPT 0x28
 #define METHOD_CONNECT 0x30
 
@@ -391,6 +392,9 @@ bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result 
                 snprintf(ret->reason, sizeof(ret->reason), "memcpy not found");
                 return false;
         }
+        memcpy(ret->method_fn, methods, sizeof(ret->method_fn));
+        memcpy(ret->memcpy_at, targets, n_targets * sizeof(targets[0]));
+        ret->n_memcpy = (unsigned)n_targets;
         for (size_t m = 0; m < N_METHODS; m++) {
                 const char *why = NULL;
                 uint64_t fn = 0;
@@ -431,4 +435,221 @@ bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result 
                 ret->n += (unsigned)n;
         }
         return ret->n > 0;
+}
+
+/* The code of the function at fn (up to its extent), malloc'ed; NULL when it cannot be read. */
+static uint8_t *function_code(Elf *elf, const struct elf_source *src, uint64_t fn, size_t *ret_n)
+{
+        uint64_t size = function_extent(elf, fn), off;
+        uint8_t *code;
+        ssize_t got;
+
+        if (elf_file_offset(elf, fn, 1, true, &off) < 0)
+                return NULL;
+        code = malloc(size);
+        if (!code)
+                return NULL;
+        got = elf_source_read(src, code, size, off);
+        if (got <= 0) {
+                free(code);
+                return NULL;
+        }
+        *ret_n = (size_t)got;
+        return code;
+}
+
+#define WRITE_CALLS_MAX 256  /* direct calls looked at in one function */
+#define WRITE_CANDIDATES_MAX 8
+
+/* What is known of the functions asked about: copy routines of (src, len) or not. */
+struct copier_cache {
+        size_t n;
+        uint64_t fn[64];
+        bool copies[64];
+};
+
+/*
+ * A copy routine of its second and third arguments: memcpy itself, or a function that passes
+ * its own rsi and rdx on to memcpy unchanged on every path to that call (WPACKET_memcpy(pkt,
+ * src, len): allocate len bytes in the packet, memcpy(dest, src, len)).
+ */
+static bool is_copier(Elf *elf, const struct elf_source *src, uint64_t fn,
+                      const struct sslcopy_result *res, struct copier_cache *cc)
+{
+        _cleanup_free_ struct place_call *calls = NULL;
+        _cleanup_free_ uint8_t *code = NULL;
+        const char *why;
+        size_t size, n = 0;
+        bool copies = false;
+
+        for (unsigned k = 0; k < res->n_memcpy; k++)
+                if (res->memcpy_at[k] == fn)
+                        return true;
+        for (size_t i = 0; i < cc->n; i++)
+                if (cc->fn[i] == fn)
+                        return cc->copies[i];
+        /* Bounded work on untrusted code: at most this many functions are looked into. */
+        if (cc->n == ELEMENTSOF(cc->fn))
+                return false;
+        code = function_code(elf, src, fn, &size);
+        calls = calloc(WRITE_CALLS_MAX, sizeof(*calls));
+        if (code && calls &&
+            place_calls(code, size, fn, EM_X86_64, calls, WRITE_CALLS_MAX, &n, &why) == 0)
+                for (size_t i = 0; i < n && i < WRITE_CALLS_MAX && !copies; i++)
+                        for (unsigned k = 0; k < res->n_memcpy; k++)
+                                copies |= calls[i].target == res->memcpy_at[k] &&
+                                          calls[i].passes[1] == 1 && !calls[i].passes_narrow[1] &&
+                                          calls[i].passes[2] == 2 && !calls[i].passes_narrow[2];
+        cc->fn[cc->n] = fn;
+        cc->copies[cc->n++] = copies;
+        return copies;
+}
+
+/*
+ * The copy calls of TLS's do_ssl3_write: among the functions ssl_write_bytes (wb) calls with its
+ * own s and type, the one that calls a copy routine; the probes on those calls in ret.
+ */
+static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
+                        const struct sslcopy_result *res, struct sslcopy_probe *ret, size_t max,
+                        size_t *ret_n, uint64_t *ret_fn, const char **why)
+{
+        _cleanup_free_ struct place_call *calls = NULL, *inner = NULL;
+        _cleanup_free_ struct copier_cache *cc = calloc(1, sizeof(*cc));
+        _cleanup_free_ uint8_t *code = NULL;
+        uint64_t cand[WRITE_CANDIDATES_MAX], found_fn = 0;
+        size_t size, n = 0, n_cand = 0, n_sites = 0;
+
+        calls = calloc(WRITE_CALLS_MAX, sizeof(*calls));
+        inner = calloc(WRITE_CALLS_MAX, sizeof(*inner));
+        code = function_code(elf, src, wb, &size);
+        if (!calls || !inner || !cc || !code) {
+                *why = "ssl_write_bytes cannot be read";
+                return false;
+        }
+        if (place_calls(code, size, wb, EM_X86_64, calls, WRITE_CALLS_MAX, &n, why) < 0)
+                return false;
+        for (size_t i = 0; i < n && i < WRITE_CALLS_MAX; i++) {
+                bool known = false;
+
+                if (calls[i].passes[0] != 0 || calls[i].passes_narrow[0] ||
+                    calls[i].passes[1] != 1 || calls[i].target == wb)
+                        continue;
+                for (size_t k = 0; k < n_cand; k++)
+                        known |= cand[k] == calls[i].target;
+                if (known)
+                        continue;
+                if (n_cand == ELEMENTSOF(cand)) {
+                        *why = "ssl_write_bytes passes s and type on to too many functions";
+                        return false;
+                }
+                cand[n_cand++] = calls[i].target;
+        }
+        for (size_t c = 0; c < n_cand; c++) {
+                _cleanup_free_ uint8_t *cc_code = function_code(elf, src, cand[c], &size);
+                size_t m = 0, sites = 0;
+
+                if (!cc_code || place_calls(cc_code, size, cand[c], EM_X86_64, inner,
+                                            WRITE_CALLS_MAX, &m, why) < 0)
+                        continue; /* not a function we can follow: not the one */
+                if (m > WRITE_CALLS_MAX) {
+                        *why = "too many calls in a function ssl_write_bytes calls";
+                        return false;
+                }
+                for (size_t i = 0; i < m; i++) {
+                        struct sslcopy_probe *p;
+
+                        if (inner[i].target == cand[c] || !is_copier(elf, src, inner[i].target, res, cc))
+                                continue;
+                        if (found_fn && found_fn != cand[c]) {
+                                *why = "more than one function ssl_write_bytes calls copies";
+                                return false;
+                        }
+                        found_fn = cand[c];
+                        if (++sites > max) {
+                                *why = "too many copy calls in do_ssl3_write";
+                                return false;
+                        }
+                        /* s whole; type an int (its low 32 bits suffice). */
+                        if (!inner[i].emulated || inner[i].arg[0].loc.kind == TLSSNIFF_LOC_NONE ||
+                            inner[i].arg[0].narrow ||
+                            inner[i].arg[1].loc.kind == TLSSNIFF_LOC_NONE) {
+                                *why = !inner[i].emulated
+                                               ? "a copy call in do_ssl3_write is not emulated"
+                                               : "s or type is not provably anywhere at a copy "
+                                                 "call in do_ssl3_write";
+                                return false;
+                        }
+                        p = &ret[sites - 1];
+                        memset(p, 0, sizeof(*p));
+                        p->addr = inner[i].call_addr;
+                        p->loc[TLSSNIFF_ARG_SSL] = inner[i].arg[0].loc;
+                        p->loc[TLSSNIFF_ARG_RTYPE] = inner[i].arg[1].loc;
+                        /* copy(dst, src, len) or copy(pkt, src, len): src and len as passed. */
+                        p->loc[TLSSNIFF_ARG_BUF] =
+                                (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 4 };
+                        p->loc[TLSSNIFF_ARG_NUM] =
+                                (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 1 };
+                }
+                n_sites = found_fn == cand[c] ? sites : n_sites;
+        }
+        if (!found_fn) {
+                *why = "no function ssl_write_bytes passes s and type to copies";
+                return false;
+        }
+        *ret_fn = found_fn;
+        *ret_n = n_sites;
+        return true;
+}
+
+bool sslcopy_find_write(Elf *elf, const struct elf_source *src, struct sslcopy_result *ret)
+{
+        static const char *const family[2] = { "TLS_method", "DTLS_method" };
+        size_t used = 0;
+
+        ret->n_write = ret->n_write_whole = 0;
+        ret->write_reason[0] = '\0';
+        if (!ret->method_fn[0]) {
+                snprintf(ret->write_reason, sizeof(ret->write_reason), "%s",
+                         ret->reason[0] ? ret->reason : "no TLS_method");
+                return false;
+        }
+        for (size_t m = 0; m < ELEMENTSOF(family); m++) {
+                uint64_t table, wb, off, fn = 0;
+                const char *why = NULL;
+                size_t n = 0;
+
+                if (!ret->method_fn[m])
+                        continue;
+                if (!method_table(elf, src, ret->method_fn[m], &table) ||
+                    !pointer_at(elf, src, table + METHOD_WRITE_BYTES, &wb) ||
+                    elf_file_offset(elf, wb, 1, true, &off) < 0) {
+                        why = "the method table holds no function of this file for "
+                              "ssl_write_bytes";
+                } else if (m > 0) {
+                        /* DTLS: its write_bytes whole (application data only, rare). */
+                        ret->write_whole[ret->n_write_whole++] = wb;
+                        if (used < sizeof(ret->write_reason))
+                                used += (size_t)snprintf(ret->write_reason + used,
+                                                         sizeof(ret->write_reason) - used,
+                                        ", %s's write_bytes (0x%llx) at entry and return",
+                                        family[m], (unsigned long long)wb);
+                        continue;
+                } else if (place_write(elf, src, wb, ret, ret->write, ELEMENTSOF(ret->write), &n,
+                                       &fn, &why)) {
+                        ret->n_write = (unsigned)n;
+                        for (size_t i = 0; i < n && used < sizeof(ret->write_reason); i++)
+                                used += (size_t)snprintf(
+                                        ret->write_reason + used, sizeof(ret->write_reason) - used,
+                                        "%scopy at 0x%llx in %s's record writer (0x%llx, called by "
+                                        "write_bytes 0x%llx)", i ? ", " : "",
+                                        (unsigned long long)ret->write[i].addr, family[m],
+                                        (unsigned long long)fn, (unsigned long long)wb);
+                        continue;
+                }
+                ret->n_write = ret->n_write_whole = 0;
+                snprintf(ret->write_reason, sizeof(ret->write_reason), "%s: %s", family[m],
+                         why ? why : "not placed");
+                return false;
+        }
+        return ret->n_write > 0;
 }

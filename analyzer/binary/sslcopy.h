@@ -48,6 +48,21 @@ struct sslcopy_result {
         unsigned n_whole;
         uint64_t whole[2];
         char reason[200];             /* where they are, or why there are none */
+        /*
+         * Writes on the copy into the record (sslcopy_find_write): the call in TLS's
+         * do_ssl3_write that copies a record's plaintext out of the caller's buffer, and the
+         * ssl_write_bytes functions of the other families (DTLS), probed whole.
+         */
+        unsigned n_write;
+        struct sslcopy_probe write[SSLCOPY_PER_FAMILY_MAX];
+        unsigned n_write_whole;
+        uint64_t write_whole[2];
+        char write_reason[200];
+        /* Found by sslcopy_find for sslcopy_find_write: TLS_method, DTLS_method, memcpy's
+         * entries (its PLT entries or its code). */
+        uint64_t method_fn[2];
+        unsigned n_memcpy;
+        uint64_t memcpy_at[8];
 };
 
 /*
@@ -56,3 +71,15 @@ struct sslcopy_result {
  * functions need no probes of their own).
  */
 bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result *ret);
+
+/*
+ * Writes on the copy: OpenSSL 1.1.1 to 3.1 build each record in do_ssl3_write (called by
+ * ssl3_write_bytes, TLS_method()'s ssl_write_bytes, with its own s and type) and copy its
+ * plaintext out of the caller's buffer with one call of a copy routine (WPACKET_memcpy(pkt,
+ * src, len), or memcpy): once per record, whatever the retries after WANT_WRITE, never for a
+ * record that is not built. The probe sits on that call, where src and len are the record's
+ * plaintext, and reads s and type (application data only) where the analysis proves them.
+ * After sslcopy_find on the same file: fills the write fields of ret; true when TLS's copy is
+ * placed (DTLS, if present, gets its ssl_write_bytes probed whole).
+ */
+bool sslcopy_find_write(Elf *elf, const struct elf_source *src, struct sslcopy_result *ret);

@@ -389,6 +389,80 @@ static void test_args_at(void)
         expect_arg(&l[5], 5, TLSSNIFF_LOC_STACK, 0x0, true);
 }
 
+/*
+ * place_calls: what each argument register holds at a call (a copy routine passes its own
+ * source and length on to memcpy), and the second look at the bottom of a large frame.
+ */
+static void test_calls(void)
+{
+        /* push rbp; push rbx; sub $0x18,%rsp; mov %rdx,%rbx; mov %rsi,%rbp; mov %rsp,%rdx;
+         * mov %rbx,%rsi; call alloc; mov (%rsp),%rdi; mov %rbx,%rdx; mov %rbp,%rsi;
+         * call memcpy; add $0x18,%rsp; pop rbx; pop rbp; ret (WPACKET_memcpy's shape) */
+        static uint8_t copier[] = {
+                0x55, 0x53, 0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0xd3, 0x48, 0x89, 0xf5,
+                0x48, 0x89, 0xe2, 0x48, 0x89, 0xde, 0xe8, 0x00, 0x00, 0x00, 0x00, 0x48,
+                0x8b, 0x3c, 0x24, 0x48, 0x89, 0xda, 0x48, 0x89, 0xee, 0xe8, 0x00, 0x00,
+                0x00, 0x00, 0x48, 0x83, 0xc4, 0x18, 0x5b, 0x5d, 0xc3,
+        };
+        /* push r14; mov %rdi,%r14; sub $0x1000,%rsp; mov %esi,0x30(%rsp);
+         * lea 0x200(%rsp),%rdi; mov $0x40,%ecx; xor %eax,%eax; rep stos; call f;
+         * mov %r14,%rdi; call g; add $0x1000,%rsp; pop r14; ret */
+        static uint8_t big[] = {
+                0x41, 0x56, 0x49, 0x89, 0xfe, 0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00,
+                0x89, 0x74, 0x24, 0x30, 0x48, 0x8d, 0xbc, 0x24, 0x00, 0x02, 0x00, 0x00,
+                0xb9, 0x40, 0x00, 0x00, 0x00, 0x31, 0xc0, 0xf3, 0x48, 0xab, 0xe8, 0x00,
+                0x00, 0x00, 0x00, 0x4c, 0x89, 0xf7, 0xe8, 0x00, 0x00, 0x00, 0x00, 0x48,
+                0x81, 0xc4, 0x00, 0x10, 0x00, 0x00, 0x41, 0x5e, 0xc3,
+        };
+        struct place_call pc[4];
+        const char *why;
+        size_t n = 0;
+
+        printf("calls of a copy routine:\n");
+        assert(place_calls(copier, sizeof(copier), VADDR, EM_X86_64, pc, 4, &n, &why) == 0);
+        assert(n == 2 && pc[1].call_addr == VADDR + 0x21 && pc[1].target == VADDR + 0x26);
+        /* memcpy(dest, src, len): its rsi and rdx are the routine's own, whole */
+        assert(pc[1].passes[1] == 1 && !pc[1].passes_narrow[1]);
+        assert(pc[1].passes[2] == 2 && !pc[1].passes_narrow[2]);
+        assert(pc[1].passes[0] == -1); /* the allocated destination */
+        /* the first call gets (pkt, len, &dest) */
+        assert(pc[0].passes[0] == 0 && pc[0].passes[1] == 2 && pc[0].passes[2] == -1);
+        /* mov %rbx,%rsi instead of mov %rbp,%rsi: the length, not the source */
+        copier[0x20] = 0xde;
+        assert(place_calls(copier, sizeof(copier), VADDR, EM_X86_64, pc, 4, &n, &why) == 0);
+        assert(n == 2 && pc[1].passes[1] == 2);
+        copier[0x20] = 0xee;
+        /* max 1: counted, not filled past it */
+        assert(place_calls(copier, sizeof(copier), VADDR, EM_X86_64, pc, 1, &n, &why) == 0 &&
+               n == 2);
+
+        printf("calls in a 4 KiB frame:\n");
+        assert(place_calls(big, sizeof(big), VADDR, EM_X86_64, pc, 4, &n, &why) == 0);
+        assert(n == 2 && pc[1].call_addr == VADDR + 0x2a);
+        /* s in rdi (and r14); type spilled 0x30 above the stack pointer, 4 KiB below the entry's: only
+         * the second look sees it, past a rep stos that clears a local array above it */
+        expect_arg(&pc[1].arg[0], 0, TLSSNIFF_LOC_REG, 5, false);
+        expect_arg(&pc[1].arg[1], 1, TLSSNIFF_LOC_STACK, 0x30, true);
+        assert(pc[1].passes[0] == 0 && !pc[1].passes_narrow[0]);
+        /* the array at sp+0x10 instead: cleared over type */
+        big[0x14] = 0x10;
+        big[0x15] = 0x00;
+        assert(place_calls(big, sizeof(big), VADDR, EM_X86_64, pc, 4, &n, &why) == 0 && n == 2);
+        expect_arg(&pc[1].arg[1], 1, TLSSNIFF_LOC_NONE, 0, false);
+        expect_arg(&pc[1].arg[0], 0, TLSSNIFF_LOC_REG, 5, false);
+        big[0x14] = 0x00;
+        big[0x15] = 0x02;
+        /* std; nop instead of xor %eax,%eax: the direction flag set, not analysed */
+        big[0x1d] = 0xfd;
+        big[0x1e] = 0x90;
+        assert(place_calls(big, sizeof(big), VADDR, EM_X86_64, pc, 4, &n, &why) == -EOPNOTSUPP &&
+               strstr(why, "direction flag"));
+        big[0x1d] = 0x31;
+        big[0x1e] = 0xc0;
+        assert(place_calls(big, 0, VADDR, EM_X86_64, pc, 4, &n, &why) == -EINVAL);
+        assert(place_calls(big, sizeof(big), VADDR, EM_X86_64, NULL, 4, &n, &why) == -EINVAL);
+}
+
 static void test_garbage(void)
 {
         uint8_t buf[512];
@@ -652,9 +726,10 @@ static void test_real(void)
          * on SSL_read/SSL_read_ex), SSL_free and SSL_clear forget their object (emulated: the
          * je after SSL_free's test of its argument, SSL_clear's push), the handshake functions
          * (ossl_statem_accept/connect, from the same tables) get entry + return for the socket
-         * their I/O is on, writes on the internal function: entry + return.
+         * their I/O is on, writes on the copy into the record in do_ssl3_write (one probe) and
+         * dtls1_write_app_data_bytes whole (entry + return).
          */
-        assert(p->n_probes == 10);
+        assert(p->n_probes == 11);
         {
                 unsigned hs = 0;
 
@@ -683,19 +758,38 @@ static void test_real(void)
                 assert(b == 0x0f || (b >= 0x70 && b <= 0x7f) || (b >= 0x50 && b <= 0x57));
         }
         {
-                const struct msg_probe *e = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_EX,
+                const struct msg_probe *e = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_BYTES,
                                                      TLSSNIFF_PROBE_ENTRY);
-                const struct msg_probe *r = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_EX,
+                const struct msg_probe *r = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_BYTES,
                                                      TLSSNIFF_PROBE_RETURN);
-                uint8_t b;
+                const struct msg_probe *w = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_BYTES,
+                                                     TLSSNIFF_PROBE_COPY);
                 unsigned copies = 0;
 
+                /* DTLS's write_bytes whole: s, type, buf, len, written in rdi, rsi, rdx, rcx, r8 */
                 assert(e && r && e->offset == r->offset);
-                b = byte_at(libssl3, e->offset);
-                assert((b >= 0x50 && b <= 0x57) || b == 0x41); /* push */
-                assert(e->loc[TLSSNIFF_ARG_OUTLEN].kind == TLSSNIFF_LOC_REG);
-                assert(!probe_of(p, TLSSNIFF_FUNC_SSL_READ_EX, TLSSNIFF_PROBE_ENTRY));
-                assert(!probe_of(p, TLSSNIFF_FUNC_SSL_READ, TLSSNIFF_PROBE_ENTRY));
+                assert(e->loc[TLSSNIFF_ARG_OUTLEN].kind == TLSSNIFF_LOC_REG &&
+                       e->loc[TLSSNIFF_ARG_OUTLEN].reg == 8);
+                assert(e->loc[TLSSNIFF_ARG_RTYPE].kind == TLSSNIFF_LOC_REG &&
+                       e->loc[TLSSNIFF_ARG_RTYPE].reg == 4);
+                /*
+                 * TLS's: WPACKET_memcpy(pkt, src, len) in do_ssl3_write (a call rel32): src and
+                 * len as passed, s in r14, type where the function spilled it, at the bottom of
+                 * its 4.5 KiB frame (the second look of place_calls), past a rep stos that clears
+                 * a local array above it.
+                 */
+                assert(w && byte_at(libssl3, w->offset) == 0xe8);
+                assert(w->loc[TLSSNIFF_ARG_BUF].kind == TLSSNIFF_LOC_REG &&
+                       w->loc[TLSSNIFF_ARG_BUF].reg == 4);
+                assert(w->loc[TLSSNIFF_ARG_NUM].kind == TLSSNIFF_LOC_REG &&
+                       w->loc[TLSSNIFF_ARG_NUM].reg == 1);
+                assert(w->loc[TLSSNIFF_ARG_SSL].kind == TLSSNIFF_LOC_REG &&
+                       w->loc[TLSSNIFF_ARG_SSL].reg == 14);
+                assert(w->loc[TLSSNIFF_ARG_RTYPE].kind == TLSSNIFF_LOC_STACK &&
+                       w->loc[TLSSNIFF_ARG_PEEK].kind == TLSSNIFF_LOC_NONE);
+                for (uint8_t fn = TLSSNIFF_FUNC_SSL_READ; fn <= TLSSNIFF_FUNC_SSL_WRITE_EX; fn++)
+                        assert(!probe_of(p, fn, TLSSNIFF_PROBE_ENTRY) &&
+                               !probe_of(p, fn, TLSSNIFF_PROBE_RETURN));
                 for (uint32_t i = 0; i < p->n_probes; i++) {
                         const struct msg_probe *c = &p->probes[i];
 
@@ -716,9 +810,11 @@ static void test_real(void)
         }
         assert(strstr(d.function[0], "no probe of its own (reads on the copy)"));
         assert(strstr(d.function[2], "no probe of its own (reads on the copy)"));
-        assert(strstr(d.function[1], "callee: the internal function"));
-        assert(strstr(d.function[3], "callee: the internal function"));
+        assert(strstr(d.function[1], "no probe of its own (writes on the copy)"));
+        assert(strstr(d.function[3], "no probe of its own (writes on the copy)"));
         assert(strstr(d.function[4], "reads: on the copy: memcpy at 0x"));
+        assert(strstr(d.function[5], "writes: on the copy: copy at 0x") &&
+               strstr(d.function[5], "DTLS_method's write_bytes (0x"));
         {
                 /* Without the copy (the fallback mode): all four on their internal functions. */
                 struct msg_plan *fb = calloc(1, sizeof(*fb));
@@ -783,13 +879,15 @@ static void test_real(void)
         }
         if (node[0] && plan_of(node, p, &d) == 0 && p->n_probes > 0) {
                 /*
-                 * The upstream build (static OpenSSL) starts every function with a push: the
-                 * writes there; reads on the two copies of its ssl3_read_bytes (the compiler
-                 * made a loop with peek and one without), its dtls1_read_bytes whole.
+                 * The upstream build (static OpenSSL): writes on the copy in do_ssl3_write and
+                 * its DTLS write_bytes whole; reads on the two copies of its ssl3_read_bytes (the
+                 * compiler made a loop with peek and one without), its dtls1_read_bytes whole.
                  */
-                assert(strstr(d.function[1], "entry: first instruction (push)"));
-                assert(strstr(d.function[3], "entry: first instruction (push)"));
+                assert(strstr(d.function[1], "writes on the copy"));
+                assert(strstr(d.function[3], "writes on the copy"));
                 assert(strstr(d.function[0], "reads on the copy"));
+                assert(probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_BYTES, TLSSNIFF_PROBE_COPY) &&
+                       probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_BYTES, TLSSNIFF_PROBE_ENTRY));
                 assert(strstr(d.function[4], "reads: on the copy: memcpy at 0x") &&
                        strstr(d.function[4], "DTLS_method's read_bytes (0x"));
                 assert(probe_of(p, TLSSNIFF_FUNC_SSL_READ_BYTES, TLSSNIFF_PROBE_ENTRY) &&
@@ -849,6 +947,7 @@ int main(void)
         test_sequences();
         test_callee();
         test_args_at();
+        test_calls();
         test_garbage();
         test_real();
         printf("ok\n");

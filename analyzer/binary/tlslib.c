@@ -176,9 +176,63 @@ static bool code_offset(Elf *elf, uint64_t va, uint64_t *ret, struct sslcopy_res
         return false;
 }
 
+/* Entry and return probes on a whole record-layer function (arguments in registers). */
+static void plan_whole(struct msg_plan *plan, uint8_t func, uint64_t off,
+                       const struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX])
+{
+        struct tlssniff_loc ret[_TLSSNIFF_ARG_MAX] = {};
+
+        ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG };
+        msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, off, entry);
+        msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN, func, off, ret);
+}
+
+/*
+ * Writes on the copy into the record (sslcopy_find_write), once reads are on theirs (the
+ * handshake probes give both their sockets): true when placed, the decision in the details.
+ */
+static bool plan_copy_writes(Elf *elf, const struct elf_source *src, struct sslcopy_result *cr,
+                             struct msg_plan *plan, struct tlslib_details *details)
+{
+        uint64_t off[ELEMENTSOF(cr->write)], whole_off[ELEMENTSOF(cr->write_whole)];
+        bool ok = sslcopy_find_write(elf, src, cr);
+
+        for (unsigned i = 0; ok && i < cr->n_write; i++)
+                ok = code_offset(elf, cr->write[i].addr, &off[i], cr, "copy call");
+        for (unsigned w = 0; ok && w < cr->n_write_whole; w++)
+                ok = code_offset(elf, cr->write_whole[w], &whole_off[w], cr, "write_bytes");
+        if (details)
+                snprintf(details->function[FUNCS_N + 1], sizeof(details->function[FUNCS_N + 1]),
+                         "writes: %s%s", ok ? "on the copy: " : "not on the copy: ",
+                         ok ? cr->write_reason : cr->write_reason[0] ? cr->write_reason
+                                                                    : cr->reason);
+        if (!ok)
+                return false;
+        for (unsigned i = 0; i < cr->n_write; i++)
+                msg_plan_add_probe(plan, TLSSNIFF_PROBE_COPY, TLSSNIFF_FUNC_SSL_WRITE_BYTES,
+                                   off[i], cr->write[i].loc);
+        for (unsigned w = 0; w < cr->n_write_whole; w++) {
+                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {};
+                static const struct {
+                        uint8_t arg, reg;
+                } regs[] = {
+                        /* dtls1_write_app_data_bytes(s, type, buf, len, written) */
+                        { TLSSNIFF_ARG_SSL, 5 }, { TLSSNIFF_ARG_RTYPE, 4 },
+                        { TLSSNIFF_ARG_BUF, 1 }, { TLSSNIFF_ARG_NUM, 2 },
+                        { TLSSNIFF_ARG_OUTLEN, 8 },
+                };
+
+                for (size_t k = 0; k < ELEMENTSOF(regs); k++)
+                        entry[regs[k].arg] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
+                                                                    .reg = regs[k].reg };
+                plan_whole(plan, TLSSNIFF_FUNC_SSL_WRITE_BYTES, whole_off[w], entry);
+        }
+        return true;
+}
+
 static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wanted_found *found,
                       struct msg_plan *plan, struct tlslib_details *details, char *summary,
-                      size_t summary_size)
+                      size_t summary_size, bool *ret_copy_writes)
 {
         struct sslcopy_result cr;
         uint64_t off[ELEMENTSOF(cr.probe)], forget_off[2], handshake_off[ELEMENTSOF(cr.handshake)];
@@ -216,7 +270,7 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
                                    forget_off[f], forget_loc[f]);
         /* A read_bytes function not placed on its copy: entry and uretprobe at its start. */
         for (unsigned w = 0; w < cr.n_whole; w++) {
-                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {}, ret[_TLSSNIFF_ARG_MAX] = {};
+                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {};
                 static const struct {
                         uint8_t arg, reg;
                 } regs[] = {
@@ -231,26 +285,20 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
                                                                     .reg = regs[k].reg };
                 entry[TLSSNIFF_ARG_OUTLEN] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_STACK,
                                                                     .off = 8 };
-                ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG };
-                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, TLSSNIFF_FUNC_SSL_READ_BYTES,
-                                   whole_off[w], entry);
-                msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN, TLSSNIFF_FUNC_SSL_READ_BYTES,
-                                   whole_off[w], ret);
+                plan_whole(plan, TLSSNIFF_FUNC_SSL_READ_BYTES, whole_off[w], entry);
         }
         /* The handshake's frame: entry (the TLS object in rdi) and uretprobe at its start. */
         for (unsigned h = 0; h < cr.n_handshake; h++) {
-                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {}, ret[_TLSSNIFF_ARG_MAX] = {};
+                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {};
 
                 entry[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
                                                                  .reg = 5 };
-                ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG };
-                msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, TLSSNIFF_FUNC_SSL_HANDSHAKE,
-                                   handshake_off[h], entry);
-                msg_plan_add_probe(plan, TLSSNIFF_PROBE_RETURN, TLSSNIFF_FUNC_SSL_HANDSHAKE,
-                                   handshake_off[h], ret);
+                plan_whole(plan, TLSSNIFF_FUNC_SSL_HANDSHAKE, handshake_off[h], entry);
         }
+        *ret_copy_writes = plan_copy_writes(elf, src, &cr, plan, details);
         if (used < summary_size)
-                snprintf(summary + used, summary_size - used, "%sreads copy", used ? ", " : "");
+                snprintf(summary + used, summary_size - used, "%sreads copy%s", used ? ", " : "",
+                         *ret_copy_writes ? ", writes copy" : "");
         return true;
 }
 
@@ -275,7 +323,7 @@ static int plan_elf(Elf *elf, const struct elf_source *src, enum place_mode mode
 {
         struct wanted_found found = {};
         char summary[MSG_TEXT_MAX] = "";
-        bool copy_reads = false;
+        bool copy_reads = false, copy_writes = false;
         GElf_Ehdr eh;
 
         plan->n_probes = 0;
@@ -306,15 +354,16 @@ static int plan_elf(Elf *elf, const struct elf_source *src, enum place_mode mode
                 snprintf(plan->library, sizeof(plan->library), "OpenSSL (static)");
         if (mode == PLACE_MODE_AUTO)
                 copy_reads = plan_copy(elf, src, &found, plan, details, summary,
-                                       sizeof(summary));
+                                       sizeof(summary), &copy_writes);
         for (size_t w = 0; w < FUNCS_N; w++) {
                 if (!found.addr[w])
                         continue;
-                if (copy_reads && !func_writes(wanted[w].func)) {
+                if (func_writes(wanted[w].func) ? copy_writes : copy_reads) {
                         if (details)
                                 snprintf(details->function[w], sizeof(details->function[w]),
-                                         "%s: no probe of its own (reads on the copy)",
-                                         wanted[w].name);
+                                         "%s: no probe of its own (%s on the copy)",
+                                         wanted[w].name,
+                                         func_writes(wanted[w].func) ? "writes" : "reads");
                         continue;
                 }
                 (void)plan_function(elf, src, eh.e_machine, mode, w, found.addr[w],

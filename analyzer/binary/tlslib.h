@@ -14,7 +14,7 @@
  * whether reads are captured on OpenSSL's copy to the caller (sslcopy.h) and why.
  */
 struct tlslib_details {
-        char function[5][240]; /* "SSL_read: call-site: call at +0x1e, jle at +0x25"; "" absent */
+        char function[6][240]; /* "SSL_read: call-site: call at +0x1e, jle at +0x25"; "" absent */
 };
 
 /*
