@@ -33,6 +33,7 @@ ROLE_UNKNOWN, ROLE_CLIENT, ROLE_SERVER = 0, 1, 2
 DATA_TRUNCATED, DATA_NO_SOCKET, DATA_LAST = 1, 2, 4
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 FUNC_SSL_READ, FUNC_SSL_WRITE, FUNC_SSL_READ_BYTES, FUNC_SSL_FREE = 1, 2, 7, 8
+FUNC_SSL_WRITE_BYTES = 10
 PROBE_ENTRY, PROBE_RETURN, PROBE_COPY, PROBE_FORGET = 1, 2, 4, 5
 LOC_REG, LOC_STACK = 1, 2
 
@@ -112,14 +113,18 @@ def plan(file_id=1, n_probes=2):
 
 
 def copy_plan(file_id=1):
-    """Reads on the copy (memcpy in ssl3_read_bytes) and SSL_free's forget probe."""
+    """Reads and writes on the copies (memcpy in ssl3_read_bytes, WPACKET_memcpy in
+    do_ssl3_write) and SSL_free's forget probe."""
     none = [0, 0, 0]
     copy_locs = [[LOC_STACK, 0, 40], [LOC_REG, 4, 0], [LOC_REG, 1, 0], none, none,
                  [LOC_STACK, 0, 4], [LOC_STACK, 0, 0]]
+    write_locs = [[LOC_REG, 14, 0], [LOC_REG, 4, 0], [LOC_REG, 1, 0], none, none,
+                  [LOC_STACK, 0, 48], none]
     forget_locs = [[LOC_REG, 5, 0]] + [none] * 6
     probes = [[PROBE_COPY, FUNC_SSL_READ_BYTES, 0x54FA2, copy_locs],
+              [PROBE_COPY, FUNC_SSL_WRITE_BYTES, 0x53773, write_locs],
               [PROBE_FORGET, FUNC_SSL_FREE, 0x3B353, forget_locs]]
-    return frame(A_PLAN, mp([file_id, "libssl.so.3", "reads copy", probes]))
+    return frame(A_PLAN, mp([file_id, "libssl.so.3", "reads copy, writes copy", probes]))
 
 
 def stats():

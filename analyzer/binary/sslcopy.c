@@ -459,7 +459,7 @@ static uint8_t *function_code(Elf *elf, const struct elf_source *src, uint64_t f
 }
 
 #define WRITE_CALLS_MAX 256  /* direct calls looked at in one function */
-#define WRITE_CANDIDATES_MAX 8
+#define WRITE_CANDIDATES_MAX 32
 
 /* What is known of the functions asked about: copy routines of (src, len) or not. */
 struct copier_cache {
@@ -532,7 +532,7 @@ static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                 bool known = false;
 
                 if (calls[i].passes[0] != 0 || calls[i].passes_narrow[0] ||
-                    calls[i].passes[1] != 1 || calls[i].target == wb)
+                    calls[i].target == wb)
                         continue;
                 for (size_t k = 0; k < n_cand; k++)
                         known |= cand[k] == calls[i].target;
