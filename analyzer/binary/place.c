@@ -59,7 +59,7 @@ struct state {
         struct value reg[NREGS];
         /*
          * slot[i] is the word at entry sp + base - 8 * (i + 1): base is 0 (the top of the
-         * frame), or lower for a second look at the bottom of a frame larger than the slots
+         * frame), or lower for the bottom of a frame larger than the slots
          * cover (place_calls). The same in every state of one analysis.
          */
         int64_t base;
@@ -1319,79 +1319,88 @@ out:
         return r;
 }
 
-/* The lowest stack pointer (entry sp + delta) any reached instruction runs with. */
-static int64_t lowest_sp(const struct ctx *c)
+/*
+ * The stack pointer (entry sp + delta) after the function's prologue: its pushes and its
+ * sub $N,%rsp on the straight line from the entry, up to the first branch or call.
+ */
+static int64_t prologue_sp(const uint8_t *code, size_t size, uint64_t vaddr)
 {
-        int64_t low = 0;
+        cs_insn *insn = NULL;
+        int64_t sp = 0;
+        size_t n;
+        csh cs;
 
-        for (size_t i = 0; i < c->n; i++)
-                if (c->live[i] && c->st[i].reg[R_SP].kind == V_STACK && c->st[i].reg[R_SP].v < low)
-                        low = c->st[i].reg[R_SP].v;
-        return low;
-}
+        if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+                return 0;
+        cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+        n = cs_disasm(cs, code, size < 128 ? size : 128, vaddr, 24, &insn);
+        for (size_t i = 0; i < n; i++) {
+                const cs_x86 *x = &insn[i].detail->x86;
 
-/* Fills pc from the state e at a call; keeps what an earlier look (first) found. */
-static void call_from_state(struct place_call *pc, const struct insn *in, const struct state *e,
-                            bool first)
-{
-        if (first) {
-                memset(pc, 0, sizeof(*pc));
-                pc->call_addr = in->addr;
-                pc->target = in->target_addr;
-                pc->emulated = in->emulated;
+                if (cs_insn_group(cs, &insn[i], X86_GRP_JUMP) ||
+                    cs_insn_group(cs, &insn[i], X86_GRP_CALL) ||
+                    cs_insn_group(cs, &insn[i], X86_GRP_RET))
+                        break;
+                if (insn[i].id == X86_INS_PUSH)
+                        sp -= 8;
+                else if (insn[i].id == X86_INS_SUB && x->op_count == 2 &&
+                         x->operands[0].type == X86_OP_REG &&
+                         x->operands[0].reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM &&
+                         x->operands[1].imm > 0 && x->operands[1].imm < (1 << 20))
+                        sp -= x->operands[1].imm;
         }
-        for (int a = 0; a < 6; a++) {
-                const struct value *v = &e->reg[arg_regs[a]];
-                struct place_arg_loc l = arg_loc_in(e, a);
-
-                /* Both looks are sound: where one knows more (a whole value), take it. */
-                if (first || pc->arg[a].loc.kind == TLSSNIFF_LOC_NONE ||
-                    (pc->arg[a].narrow && l.loc.kind != TLSSNIFF_LOC_NONE && !l.narrow))
-                        pc->arg[a] = l;
-                if (first || pc->passes[a] < 0 || (pc->passes_narrow[a] && v->kind == V_ARG &&
-                                                   !v->narrow)) {
-                        pc->passes[a] = v->kind == V_ARG ? (int8_t)v->v : -1;
-                        pc->passes_narrow[a] = v->kind == V_ARG && v->narrow;
-                }
-        }
+        if (insn)
+                cs_free(insn, n);
+        cs_close(&cs);
+        return sp;
 }
 
 int place_calls(const uint8_t *code, size_t size, uint64_t vaddr, uint16_t machine,
                 struct place_call *ret, size_t max, size_t *ret_n, const char **ret_why)
 {
-        int64_t low = 0;
-        int r = 0;
+        struct ctx c = {};
+        int64_t low;
+        size_t n = 0;
+        int r;
 
         *ret_why = NULL;
         *ret_n = 0;
         if (!code || size == 0 || machine != EM_X86_64 || (!ret && max > 0))
                 return -EINVAL;
         /*
-         * The slots cover the top of the frame. A function with a frame larger than that (local
-         * arrays) keeps its spills near its stack pointer, at the bottom: a second analysis
-         * with the slots there, each call's values from whichever look proves them.
+         * The slots cover the top of the frame. A function whose prologue makes a frame larger
+         * than that (local arrays) keeps its spills near its stack pointer, at the bottom: the
+         * slots go there instead (either way the analysis is sound; it proves less elsewhere).
          */
-        for (int look = 0; look < 2 && r == 0; look++) {
-                struct ctx c = { .slot_base = look == 0 ? 0 : (low + 8 * PLACE_SLOTS) & ~7 };
-                size_t n = 0;
+        low = prologue_sp(code, size, vaddr);
+        if (low < -8 * PLACE_SLOTS)
+                c.slot_base = (low + 8 * PLACE_SLOTS) & ~7;
+        r = ctx_analyse(&c, code, size, vaddr, ret_why);
+        if (r == 0) {
+                for (size_t i = 0; i < c.n; i++) {
+                        const struct state *e = &c.st[i];
+                        struct place_call *pc;
 
-                r = ctx_analyse(&c, code, size, vaddr, ret_why);
-                if (r == 0) {
-                        for (size_t i = 0; i < c.n; i++) {
-                                if (!c.live[i] || c.in[i].flow != FLOW_CALL)
-                                        continue;
-                                if (n < max)
-                                        call_from_state(&ret[n], &c.in[i], &c.st[i], look == 0);
-                                n++;
+                        if (!c.live[i] || c.in[i].flow != FLOW_CALL)
+                                continue;
+                        if (n < max) {
+                                pc = &ret[n];
+                                pc->call_addr = c.in[i].addr;
+                                pc->target = c.in[i].target_addr;
+                                pc->emulated = c.in[i].emulated;
+                                for (int a = 0; a < 6; a++) {
+                                        const struct value *v = &e->reg[arg_regs[a]];
+
+                                        pc->arg[a] = arg_loc_in(e, a);
+                                        pc->passes[a] = v->kind == V_ARG ? (int8_t)v->v : -1;
+                                        pc->passes_narrow[a] = v->kind == V_ARG && v->narrow;
+                                }
                         }
-                        if (look == 0)
-                                low = lowest_sp(&c);
-                        *ret_n = n;
+                        n++;
                 }
-                ctx_done(&c);
-                if (low >= -8 * PLACE_SLOTS)
-                        break;
+                *ret_n = n;
         }
+        ctx_done(&c);
         return r;
 }
 

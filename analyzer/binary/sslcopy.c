@@ -250,6 +250,78 @@ static uint64_t function_extent(Elf *elf, uint64_t fn)
         return best;
 }
 
+/*
+ * Whether fn starts a function in the .eh_frame_hdr search table (every compiled function of a
+ * library has an entry there; PLT stubs and the middle of functions do not).
+ */
+static bool is_function_start(Elf *elf, uint64_t fn)
+{
+        Elf_Scn *scn = NULL;
+        size_t shstrndx;
+
+        if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+                return false;
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                const char *name;
+                const uint8_t *b;
+                Elf_Data *d;
+                uint32_t count, lo = 0, hi;
+
+                if (!gelf_getshdr(scn, &sh))
+                        continue;
+                name = elf_strptr(elf, shstrndx, sh.sh_name);
+                if (!name || strcmp(name, ".eh_frame_hdr") != 0)
+                        continue;
+                d = elf_getdata(scn, NULL);
+                if (!d || !d->d_buf || d->d_size < 12)
+                        return false;
+                b = d->d_buf;
+                if (b[0] != 1 || b[1] != 0x1b || b[2] != 0x03 || b[3] != 0x3b)
+                        return false;
+                count = le32(b + 8);
+                if (count > (d->d_size - 12) / 8)
+                        return false;
+                /* The table is sorted by start (binary search; the file is untrusted, so a
+                 * table out of order only makes this answer no). */
+                hi = count;
+                while (lo < hi) {
+                        uint32_t mid = lo + (hi - lo) / 2;
+                        uint64_t start = sh.sh_addr +
+                                         (uint64_t)(int64_t)(int32_t)le32(b + 12 + 8 * mid);
+
+                        if (start == fn)
+                                return true;
+                        if (start < fn)
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                return false;
+        }
+        return false;
+}
+
+/*
+ * Whether the code has a call rel32 to one of the n targets anywhere in it (a byte scan: a
+ * cheap first look before the analysis, which alone decides).
+ */
+static bool may_call(const uint8_t *code, size_t size, uint64_t vaddr, const uint64_t *targets,
+                     size_t n)
+{
+        for (size_t i = 0; i + 5 <= size; i++) {
+                uint64_t to;
+
+                if (code[i] != 0xe8)
+                        continue;
+                to = vaddr + i + 5 + (uint64_t)(int64_t)(int32_t)le32(code + i + 1);
+                for (size_t k = 0; k < n; k++)
+                        if (to == targets[k])
+                                return true;
+        }
+        return false;
+}
+
 /* The handshake functions of a method table, added to ret's list once each. */
 static bool note_handshakes(Elf *elf, const struct elf_source *src, uint64_t table,
                             struct sslcopy_result *ret)
@@ -488,12 +560,13 @@ static bool is_copier(Elf *elf, const struct elf_source *src, uint64_t fn,
         for (size_t i = 0; i < cc->n; i++)
                 if (cc->fn[i] == fn)
                         return cc->copies[i];
-        /* Bounded work on untrusted code: at most this many functions are looked into. */
-        if (cc->n == ELEMENTSOF(cc->fn))
+        /* Bounded work on untrusted code: at most this many functions are looked into, each a
+         * function start with a call of memcpy in it. */
+        if (cc->n == ELEMENTSOF(cc->fn) || !is_function_start(elf, fn))
                 return false;
         code = function_code(elf, src, fn, &size);
         calls = calloc(WRITE_CALLS_MAX, sizeof(*calls));
-        if (code && calls &&
+        if (code && calls && may_call(code, size, fn, res->memcpy_at, res->n_memcpy) &&
             place_calls(code, size, fn, EM_X86_64, calls, WRITE_CALLS_MAX, &n, &why) == 0)
                 for (size_t i = 0; i < n && i < WRITE_CALLS_MAX && !copies; i++)
                         for (unsigned k = 0; k < res->n_memcpy; k++)
@@ -503,6 +576,23 @@ static bool is_copier(Elf *elf, const struct elf_source *src, uint64_t fn,
         cc->fn[cc->n] = fn;
         cc->copies[cc->n++] = copies;
         return copies;
+}
+
+/* Whether the code has a call rel32 to a copy routine (a byte scan; see may_call). */
+static bool calls_a_copier(Elf *elf, const struct elf_source *src, const uint8_t *code,
+                           size_t size, uint64_t vaddr, const struct sslcopy_result *res,
+                           struct copier_cache *cc)
+{
+        for (size_t i = 0; i + 5 <= size; i++) {
+                uint64_t to;
+
+                if (code[i] != 0xe8)
+                        continue;
+                to = vaddr + i + 5 + (uint64_t)(int64_t)(int32_t)le32(code + i + 1);
+                if (to != vaddr && is_copier(elf, src, to, res, cc))
+                        return true;
+        }
+        return false;
 }
 
 /*
@@ -532,7 +622,7 @@ static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                 bool known = false;
 
                 if (calls[i].passes[0] != 0 || calls[i].passes_narrow[0] ||
-                    calls[i].target == wb)
+                    calls[i].target == wb || !is_function_start(elf, calls[i].target))
                         continue;
                 for (size_t k = 0; k < n_cand; k++)
                         known |= cand[k] == calls[i].target;
@@ -548,8 +638,10 @@ static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                 _cleanup_free_ uint8_t *cc_code = function_code(elf, src, cand[c], &size);
                 size_t m = 0, sites = 0;
 
-                if (!cc_code || place_calls(cc_code, size, cand[c], EM_X86_64, inner,
-                                            WRITE_CALLS_MAX, &m, why) < 0)
+                /* The analysis only for a function whose code calls a copy routine at all. */
+                if (!cc_code || !calls_a_copier(elf, src, cc_code, size, cand[c], res, cc) ||
+                    place_calls(cc_code, size, cand[c], EM_X86_64, inner, WRITE_CALLS_MAX, &m,
+                                why) < 0)
                         continue; /* not a function we can follow: not the one */
                 if (m > WRITE_CALLS_MAX) {
                         *why = "too many calls in a function ssl_write_bytes calls";

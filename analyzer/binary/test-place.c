@@ -391,7 +391,7 @@ static void test_args_at(void)
 
 /*
  * place_calls: what each argument register holds at a call (a copy routine passes its own
- * source and length on to memcpy), and the second look at the bottom of a large frame.
+ * source and length on to memcpy), and the slots at the bottom of a large frame.
  */
 static void test_calls(void)
 {
@@ -439,8 +439,9 @@ static void test_calls(void)
         printf("calls in a 4 KiB frame:\n");
         assert(place_calls(big, sizeof(big), VADDR, EM_X86_64, pc, 4, &n, &why) == 0);
         assert(n == 2 && pc[1].call_addr == VADDR + 0x2a);
-        /* s in rdi (and r14); type spilled 0x30 above the stack pointer, 4 KiB below the entry's: only
-         * the second look sees it, past a rep stos that clears a local array above it */
+        /* s in rdi (and r14); type spilled 0x30 above the stack pointer, 4 KiB below the
+         * entry's: seen with the slots at the bottom of the frame its prologue makes, past a
+         * rep stos that clears a local array above it */
         expect_arg(&pc[1].arg[0], 0, TLSSNIFF_LOC_REG, 5, false);
         expect_arg(&pc[1].arg[1], 1, TLSSNIFF_LOC_STACK, 0x30, true);
         assert(pc[1].passes[0] == 0 && !pc[1].passes_narrow[0]);
@@ -775,7 +776,7 @@ static void test_real(void)
                 /*
                  * TLS's: WPACKET_memcpy(pkt, src, len) in do_ssl3_write (a call rel32): src and
                  * len as passed, s in r14, type where the function spilled it, at the bottom of
-                 * its 4.5 KiB frame (the second look of place_calls), past a rep stos that clears
+                 * its 4.5 KiB frame (where place_calls puts the slots for it), past a rep stos that clears
                  * a local array above it.
                  */
                 assert(w && byte_at(libssl3, w->offset) == 0xe8);
