@@ -231,16 +231,54 @@ int SSL_read_ex(void *s, void *b, unsigned long n, unsigned long *r) { *r = n; r
 int SSL_write_ex(void *s, const void *b, unsigned long n, unsigned long *w) { *w = n; return 1; }
 """
 
+# OpenSSL's shape where sslcopy.c looks (analyzer/binary/sslcopy.h): TLS_method() returns a
+# table whose ssl_accept/ssl_connect (+0x28/+0x30), ssl_read_bytes (+0x68) and ssl_write_bytes
+# (+0x70) members are this file's functions; read_bytes copies into buf with memcpy, write_bytes
+# calls the record writer, which copies through a WPACKET_memcpy-like routine. Internal
+# functions hidden (direct calls, relative relocations), as in libssl.
+SSL_METHODS_C = r"""
+#define API __attribute__((visibility("default")))
+void *memcpy(void *d, const void *s, unsigned long n);
+struct pkt { unsigned char *p; unsigned long n; };
+API int SSL_other(void) { return 0; }
+__attribute__((noinline)) int wp_memcpy(struct pkt *k, const void *src, unsigned long len)
+{ if (!len) return 1; memcpy(k->p + k->n, src, len); k->n += len; return 1; }
+__attribute__((noinline)) int do_write(void *s, int type, const unsigned char *buf,
+                                       unsigned long len)
+{ struct pkt k = { (unsigned char *)s + 64, 0 }; if (!wp_memcpy(&k, buf, len)) return -1;
+  *(int *)s = type; return (int)k.n; }
+__attribute__((noinline)) int write_bytes(void *s, int type, const void *buf, unsigned long len,
+                                          unsigned long *w)
+{ int r = do_write(s, type, buf, len); *w = len; return r; }
+__attribute__((noinline)) int read_bytes(void *s, int type, int *rt, unsigned char *buf,
+                                         unsigned long len, int peek, unsigned long *rb)
+{ memcpy(buf, (unsigned char *)s + 8, len); *rb = len; *(int *)s = type; return peek ? 0 : type; }
+__attribute__((noinline)) int hs_accept(void *s) { return s != 0; }
+__attribute__((noinline)) int hs_connect(void *s) { return s == 0; }
+static const void *const table[20] = { [5] = hs_accept, [6] = hs_connect, [13] = read_bytes,
+                                       [14] = write_bytes };
+API const void *TLS_method(void) { return table; }
+API int SSL_read(void *s, void *b, int n) { unsigned long r; return read_bytes(s, 23, 0, b, n, 0, &r); }
+API int SSL_write(void *s, const void *b, int n) { unsigned long w; return write_bytes(s, 23, b, n, &w); }
+API int SSL_read_ex(void *s, void *b, unsigned long n, unsigned long *r)
+{ return read_bytes(s, 23, 0, b, n, 0, r); }
+API int SSL_write_ex(void *s, const void *b, unsigned long n, unsigned long *w)
+{ return write_bytes(s, 23, b, n, w) > 0; }
+API void SSL_free(void *s) { if (s) hs_accept(s); }
+API int SSL_clear(void *s) { return hs_connect(s); }
+"""
+
 NO_SSL_C = "int not_tls(int x) { return x * 2; }\n"
 
 
-def build_elf(tmp, name, source, extra):
+def build_elf(tmp, name, source, extra, unwind=False):
     src = os.path.join(tmp, name + ".c")
     out = os.path.join(tmp, name)
     with open(src, "w") as f:
         f.write(source)
-    subprocess.run(["clang", "-O1", "-fno-asynchronous-unwind-tables", "-nostdlib", src, "-o",
-                    out] + extra, check=True)
+    flags = [] if unwind else ["-fno-asynchronous-unwind-tables"]
+    subprocess.run(["clang", "-O1"] + flags + ["-nostdlib", src, "-o", out] + extra,
+                   check=True)
     return out
 
 
@@ -262,6 +300,12 @@ def elf_seeds():
         lib = build_elf(tmp, "libssl.so.3", SSL_C,
                         ["-shared", "-fPIC", "-Wl,-soname,libssl.so.3"] + small)
         seeds["libssl-so"] = strip(lib)
+        # With the method tables and .eh_frame_hdr (function extents): reads and writes on
+        # the copies (analyzer/binary/test-place.c plans it).
+        lib = build_elf(tmp, "libssl-methods.so.3", SSL_METHODS_C,
+                        ["-shared", "-fPIC", "-fvisibility=hidden", "-Wl,-soname,libssl.so.3",
+                         "-Wl,--eh-frame-hdr"] + small, unwind=True)
+        seeds["libssl-so-methods"] = strip(lib)
         exe = build_elf(tmp, "static-exe", SSL_C + "void _start(void) { for (;;); }\n",
                         ["-static", "-fno-pic"] + small)
         seeds["static-exe-symtab"] = strip(exe, keep_symtab=True)

@@ -952,7 +952,36 @@ static void test_real(void)
         free(p);
 }
 
-int main(void)
+/*
+ * A library built by clang from fuzz/make-seeds.py's SSL_METHODS_C (the seed
+ * fuzz/corpus/tlslib/libssl-so-methods): OpenSSL's method tables and record layer in
+ * miniature, compiled by another compiler than Debian's libssl. Both copies are found: the
+ * memcpy into buf in its read_bytes, the call of its WPACKET_memcpy-like routine in the record
+ * writer its write_bytes calls with s; the API functions keep no probe.
+ */
+static void test_methods(const char *path)
+{
+        struct msg_plan *p = calloc(1, sizeof(*p));
+        const struct msg_probe *r, *w;
+        struct tlslib_details d;
+
+        printf("the method-table seed %s:\n", path);
+        assert(p && plan_of(path, p, &d) == 0);
+        assert(strstr(p->reason, "reads copy, writes copy"));
+        r = probe_of(p, TLSSNIFF_FUNC_SSL_READ_BYTES, TLSSNIFF_PROBE_COPY);
+        w = probe_of(p, TLSSNIFF_FUNC_SSL_WRITE_BYTES, TLSSNIFF_PROBE_COPY);
+        assert(r && w && r->offset != w->offset);
+        assert(w->loc[TLSSNIFF_ARG_BUF].kind == TLSSNIFF_LOC_REG &&
+               w->loc[TLSSNIFF_ARG_BUF].reg == 4 && w->loc[TLSSNIFF_ARG_NUM].reg == 1);
+        assert(w->loc[TLSSNIFF_ARG_SSL].kind != TLSSNIFF_LOC_NONE &&
+               w->loc[TLSSNIFF_ARG_RTYPE].kind != TLSSNIFF_LOC_NONE);
+        for (uint8_t fn = TLSSNIFF_FUNC_SSL_READ; fn <= TLSSNIFF_FUNC_SSL_WRITE_EX; fn++)
+                assert(!probe_of(p, fn, TLSSNIFF_PROBE_ENTRY));
+        assert(strstr(d.function[5], "writes: on the copy: copy at 0x"));
+        free(p);
+}
+
+int main(int argc, char **argv)
 {
         setvbuf(stdout, NULL, _IONBF, 0);
         test_sequences();
@@ -961,6 +990,8 @@ int main(void)
         test_calls();
         test_garbage();
         test_real();
+        if (argc > 1)
+                test_methods(argv[1]);
         printf("ok\n");
         return 0;
 }
