@@ -24,9 +24,13 @@ static void check_plan(const struct msg_plan *plan)
         for (uint32_t i = 0; i < plan->n_probes; i++) {
                 const struct msg_probe *p = &plan->probes[i];
 
-                CHECK(p->kind == TLSSNIFF_PROBE_ENTRY || p->kind == TLSSNIFF_PROBE_RETURN ||
-                      p->kind == TLSSNIFF_PROBE_RETURN_AT);
+                CHECK(p->kind >= TLSSNIFF_PROBE_ENTRY && p->kind < _TLSSNIFF_PROBE_KIND_MAX);
                 CHECK(p->func >= TLSSNIFF_FUNC_SSL_READ && p->func < _TLSSNIFF_FUNC_MAX);
+                /* The pairings loaderd accepts (loaderd/plan.c) */
+                if (p->kind == TLSSNIFF_PROBE_COPY)
+                        CHECK(p->func == TLSSNIFF_FUNC_SSL_READ_BYTES ||
+                              p->func == TLSSNIFF_FUNC_SSL_WRITE_BYTES);
+                CHECK((p->kind == TLSSNIFF_PROBE_FORGET) == (p->func == TLSSNIFF_FUNC_SSL_FREE));
         }
 
         /* The analyzer sends the plan: it must survive the wire. */
