@@ -597,7 +597,8 @@ static bool calls_a_copier(Elf *elf, const struct elf_source *src, const uint8_t
 
 /*
  * The copy calls of TLS's do_ssl3_write: among the functions ssl_write_bytes (wb) calls with its
- * own s and type, the one that calls a copy routine; the probes on those calls in ret.
+ * own s (OpenSSL 1.1.1 passes type on from a register the analysis does not prove), the one
+ * that calls a copy routine; the probes on those calls in ret.
  */
 static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                         const struct sslcopy_result *res, struct sslcopy_probe *ret, size_t max,
@@ -629,7 +630,7 @@ static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                 if (known)
                         continue;
                 if (n_cand == ELEMENTSOF(cand)) {
-                        *why = "ssl_write_bytes passes s and type on to too many functions";
+                        *why = "ssl_write_bytes passes s on to too many functions";
                         return false;
                 }
                 cand[n_cand++] = calls[i].target;
@@ -685,7 +686,7 @@ static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                 n_sites = found_fn == cand[c] ? sites : n_sites;
         }
         if (!found_fn) {
-                *why = "no function ssl_write_bytes passes s and type to copies";
+                *why = "no function ssl_write_bytes passes s to copies";
                 return false;
         }
         *ret_fn = found_fn;
