@@ -585,6 +585,7 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
 {
         struct conn_info *ci, fresh = {};
         struct sock_info *si;
+        bool stored = false;
         struct sock *sk;
         int fd = io->fd;
         __u64 skp;
@@ -636,7 +637,21 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
         fresh.fd = fd;
         fresh.role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
         fill_addrs(&fresh, sk);
-        if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
+        /*
+         * The object had no connection: insert ours unless a call of the same object on another
+         * thread did so since our lookup (Go learns the socket on every call, and an HTTP/2
+         * server reads and writes a connection from two goroutines at once). Its connection is
+         * then this socket's: one connection, one open record.
+         */
+        if (!ci) {
+                stored = bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST) == 0;
+                if (!stored) {
+                        ci = bpf_map_lookup_elem(&conns, key);
+                        if (ci && ci->sk == skp)
+                                return true;
+                }
+        }
+        if (!stored && bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
                 stat_add(STAT_CONN_DROPS, 1);
         bpf_map_update_elem(&tracked_socks, &skp, &fresh.conn_id, BPF_ANY);
         emit_open(key->tgid, &fresh, si);
