@@ -1081,7 +1081,6 @@ static __always_inline __u64 moved_bytes(struct pt_regs *ctx, struct tlssniff_pr
         return n;
 }
 
-/* A TLS call that did no socket I/O of its own: see membio_tgids. */
 /* A read through a memory BIO: the socket the thread read last (see membio_tgids). */
 static __always_inline void learn_from_last_read(struct conn_key *key, __u32 tid)
 {
@@ -1091,6 +1090,7 @@ static __always_inline void learn_from_last_read(struct conn_key *key, __u32 tid
                 learn_socket(key, io);
 }
 
+/* A TLS call that did no socket I/O of its own: see membio_tgids. */
 static __always_inline void resolve_membio(struct conn_key *key, __u32 tid, __u32 tgid, __u8 dir)
 {
         __u8 one = 1;

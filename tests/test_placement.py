@@ -42,10 +42,13 @@ console.log('WAITING');
 process.stdin.once('data', () => { process.stdin.pause(); go(); });
 """
 
-# A TLS server for tls-errors: reads len(message) bytes, sends the reply, closes cleanly.
-ERR_SERVER_PY = r"""
+# A TLS server for tls-errors: reads len(message) bytes, sends the reply, closes cleanly. Without
+# a reply file it only reads (a log receiver, say) and closes without writing: with reads on the
+# copy that server's socket comes from the handshake's frame (docs/design.md).
+SERVER_PY = r"""
 import socket, ssl, sys
-port, cert, key, msg_len, reply_file = sys.argv[1:6]
+port, cert, key, msg_len = sys.argv[1:5]
+reply_file = sys.argv[5] if len(sys.argv) > 5 else None
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
 ls = socket.socket()
@@ -61,38 +64,14 @@ while len(got) < int(msg_len):
     if not d:
         sys.exit("eof before the message")
     got += d
-s.sendall(open(reply_file, "rb").read())
-s.unwrap()
+if reply_file:
+    s.sendall(open(reply_file, "rb").read())
+    s.unwrap()
 s.close()
 print("DONE", flush=True)
 """
 
-
-# A TLS server that only reads (a log receiver, say): reads len bytes, closes without writing.
-# With reads on the copy its socket comes from the handshake's frame (docs/design.md).
-READONLY_SERVER_PY = r"""
-import socket, ssl, sys
-port, cert, key, msg_len = sys.argv[1:5]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", int(port)))
-ls.listen(1)
-print("LISTENING", flush=True)
-c, _ = ls.accept()
-s = ctx.wrap_socket(c, server_side=True)
-got = 0
-while got < int(msg_len):
-    d = s.recv(65536)
-    if not d:
-        sys.exit("eof before the message")
-    got += len(d)
-s.close()
-print("DONE", flush=True)
-"""
-
-# Its client: sends the payload file, waits for the server to close.
+# The client of the server that only reads: sends the payload file, waits for the close.
 READONLY_CLIENT_PY = r"""
 import socket, ssl, sys
 port, payload_file = sys.argv[1:3]
@@ -111,7 +90,7 @@ print("DONE", flush=True)
 
 
 def run_readonly(t, port, cert, key, payload):
-    server = t.spawn([harness.PYTHON, t.tmp / "roserver.py", port, cert, key, len(payload)],
+    server = t.spawn([harness.PYTHON, t.tmp / "server.py", port, cert, key, len(payload)],
                      name="readonly-server")
     server.out = harness.ByteReader(server.stdout, server.name)
     t.expect_line(server, "LISTENING", 20)
@@ -254,7 +233,7 @@ def run_curl_bio(t, port, cert, key):
 
 
 def run_errors(t, tag, libssl, port, cert, key, message, reply):
-    server = t.spawn([harness.PYTHON, t.tmp / "errserver.py", port, cert, key, len(message),
+    server = t.spawn([harness.PYTHON, t.tmp / "server.py", port, cert, key, len(message),
                       t.tmp / "err-reply.bin"], name=f"{tag}-errserver")
     server.out = harness.ByteReader(server.stdout, server.name)
     t.expect_line(server, "LISTENING", 20)
@@ -423,8 +402,7 @@ def main(t):
     t.write_file("client.js", NODE_JS.encode())
     t.write_file("node-payload.bin", data["node_payload"])
     t.write_file("www.bin", data["www"])
-    t.write_file("errserver.py", ERR_SERVER_PY.encode())
-    t.write_file("roserver.py", READONLY_SERVER_PY.encode())
+    t.write_file("server.py", SERVER_PY.encode())
     t.write_file("roclient.py", READONLY_CLIENT_PY.encode())
     t.write_file("ro-payload.bin", data["ro_payload"])
     t.write_file("httpserver.py", HTTP_SERVER_PY.encode())

@@ -206,18 +206,18 @@ static size_t plt_entries(Elf *elf, const struct elf_source *src, const uint64_t
 }
 
 /*
- * An upper bound of the extent of the function at fn: up to the next function start in the
- * .eh_frame_hdr search table (the usual encoding: pc-relative pointer, 4-byte count, table of
- * data-relative 4-byte pairs), at most CODE_MAX bytes.
+ * The .eh_frame_hdr search table (the usual encoding: pc-relative pointer, 4-byte count, table
+ * of data-relative 4-byte pairs, sorted by function start): its entries and the section's
+ * address; false when the file has none or it is malformed.
  */
-static uint64_t function_extent(Elf *elf, uint64_t fn)
+static bool eh_frame_table(Elf *elf, const uint8_t **ret_table, uint32_t *ret_count,
+                           uint64_t *ret_base)
 {
         Elf_Scn *scn = NULL;
         size_t shstrndx;
-        uint64_t best = CODE_MAX;
 
         if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-                return best;
+                return false;
         while ((scn = elf_nextscn(elf, scn))) {
                 GElf_Shdr sh;
                 const char *name;
@@ -232,20 +232,44 @@ static uint64_t function_extent(Elf *elf, uint64_t fn)
                         continue;
                 d = elf_getdata(scn, NULL);
                 if (!d || !d->d_buf || d->d_size < 12)
-                        return best;
+                        return false;
                 b = d->d_buf;
                 if (b[0] != 1 || b[1] != 0x1b || b[2] != 0x03 || b[3] != 0x3b)
-                        return best;
+                        return false;
                 count = le32(b + 8);
                 if (count > (d->d_size - 12) / 8)
-                        return best;
-                for (uint32_t i = 0; i < count; i++) {
-                        uint64_t start = sh.sh_addr + (uint64_t)(int64_t)(int32_t)le32(b + 12 + 8 * i);
+                        return false;
+                *ret_table = b + 12;
+                *ret_count = count;
+                *ret_base = sh.sh_addr;
+                return true;
+        }
+        return false;
+}
 
-                        if (start > fn && start - fn < best)
-                                best = start - fn;
-                }
+/* The function start in entry i of the search table. */
+static uint64_t eh_frame_start(const uint8_t *table, uint64_t base, uint32_t i)
+{
+        return base + (uint64_t)(int64_t)(int32_t)le32(table + 8 * (size_t)i);
+}
+
+/*
+ * An upper bound of the extent of the function at fn: up to the next function start in the
+ * .eh_frame_hdr search table, at most CODE_MAX bytes.
+ */
+static uint64_t function_extent(Elf *elf, uint64_t fn)
+{
+        const uint8_t *table;
+        uint64_t base, best = CODE_MAX;
+        uint32_t count;
+
+        if (!eh_frame_table(elf, &table, &count, &base))
                 return best;
+        for (uint32_t i = 0; i < count; i++) {
+                uint64_t start = eh_frame_start(table, base, i);
+
+                if (start > fn && start - fn < best)
+                        best = start - fn;
         }
         return best;
 }
@@ -256,50 +280,71 @@ static uint64_t function_extent(Elf *elf, uint64_t fn)
  */
 static bool is_function_start(Elf *elf, uint64_t fn)
 {
-        Elf_Scn *scn = NULL;
-        size_t shstrndx;
+        const uint8_t *table;
+        uint64_t base;
+        uint32_t count, lo = 0, hi;
 
-        if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        if (!eh_frame_table(elf, &table, &count, &base))
                 return false;
-        while ((scn = elf_nextscn(elf, scn))) {
-                GElf_Shdr sh;
-                const char *name;
-                const uint8_t *b;
-                Elf_Data *d;
-                uint32_t count, lo = 0, hi;
+        /* Binary search; the file is untrusted, so a table out of order only makes this
+         * answer no. */
+        hi = count;
+        while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                uint64_t start = eh_frame_start(table, base, mid);
 
-                if (!gelf_getshdr(scn, &sh))
-                        continue;
-                name = elf_strptr(elf, shstrndx, sh.sh_name);
-                if (!name || strcmp(name, ".eh_frame_hdr") != 0)
-                        continue;
-                d = elf_getdata(scn, NULL);
-                if (!d || !d->d_buf || d->d_size < 12)
-                        return false;
-                b = d->d_buf;
-                if (b[0] != 1 || b[1] != 0x1b || b[2] != 0x03 || b[3] != 0x3b)
-                        return false;
-                count = le32(b + 8);
-                if (count > (d->d_size - 12) / 8)
-                        return false;
-                /* The table is sorted by start (binary search; the file is untrusted, so a
-                 * table out of order only makes this answer no). */
-                hi = count;
-                while (lo < hi) {
-                        uint32_t mid = lo + (hi - lo) / 2;
-                        uint64_t start = sh.sh_addr +
-                                         (uint64_t)(int64_t)(int32_t)le32(b + 12 + 8 * mid);
-
-                        if (start == fn)
-                                return true;
-                        if (start < fn)
-                                lo = mid + 1;
-                        else
-                                hi = mid;
-                }
-                return false;
+                if (start == fn)
+                        return true;
+                if (start < fn)
+                        lo = mid + 1;
+                else
+                        hi = mid;
         }
         return false;
+}
+
+/* The code of the function at fn (up to its extent), malloc'ed; NULL when it cannot be read. */
+static uint8_t *function_code(Elf *elf, const struct elf_source *src, uint64_t fn, size_t *ret_n)
+{
+        uint64_t size = function_extent(elf, fn), off;
+        uint8_t *code;
+        ssize_t got;
+
+        if (elf_file_offset(elf, fn, 1, true, &off) < 0)
+                return NULL;
+        code = malloc(size);
+        if (!code)
+                return NULL;
+        got = elf_source_read(src, code, size, off);
+        if (got <= 0) {
+                free(code);
+                return NULL;
+        }
+        *ret_n = (size_t)got;
+        return code;
+}
+
+/* The target of the call rel32 at code[i], if one starts there. */
+static bool call_rel32_at(const uint8_t *code, size_t size, uint64_t vaddr, size_t i,
+                          uint64_t *ret_to)
+{
+        if (i + 5 > size || code[i] != 0xe8)
+                return false;
+        *ret_to = vaddr + i + 5 + (uint64_t)(int64_t)(int32_t)le32(code + i + 1);
+        return true;
+}
+
+/*
+ * A function of this file in member `member` of a method table: its address, or false when the
+ * member holds anything else (another file's symbol, not executable code).
+ */
+static bool table_function(Elf *elf, const struct elf_source *src, uint64_t table,
+                           uint64_t member, uint64_t *ret)
+{
+        uint64_t off;
+
+        return pointer_at(elf, src, table + member, ret) &&
+               elf_file_offset(elf, *ret, 1, true, &off) == 0;
 }
 
 /*
@@ -309,17 +354,34 @@ static bool is_function_start(Elf *elf, uint64_t fn)
 static bool may_call(const uint8_t *code, size_t size, uint64_t vaddr, const uint64_t *targets,
                      size_t n)
 {
-        for (size_t i = 0; i + 5 <= size; i++) {
+        for (size_t i = 0; i < size; i++) {
                 uint64_t to;
 
-                if (code[i] != 0xe8)
+                if (!call_rel32_at(code, size, vaddr, i, &to))
                         continue;
-                to = vaddr + i + 5 + (uint64_t)(int64_t)(int32_t)le32(code + i + 1);
                 for (size_t k = 0; k < n; k++)
                         if (to == targets[k])
                                 return true;
         }
         return false;
+}
+
+/*
+ * The probe on a copy call at addr: s (argument 0) and type (1) of the function where the
+ * analysis found them, peek (5) too for a read; the copy's source and count as the call
+ * receives them (memcpy(dst, src, n), WPACKET_memcpy(pkt, src, len): rsi, rdx).
+ */
+static void copy_probe(struct sslcopy_probe *p, uint64_t addr, const struct place_arg_loc arg[6],
+                       bool peek)
+{
+        memset(p, 0, sizeof(*p));
+        p->addr = addr;
+        p->loc[TLSSNIFF_ARG_SSL] = arg[0].loc;
+        p->loc[TLSSNIFF_ARG_RTYPE] = arg[1].loc;
+        if (peek)
+                p->loc[TLSSNIFF_ARG_PEEK] = arg[5].loc;
+        p->loc[TLSSNIFF_ARG_BUF] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 4 };
+        p->loc[TLSSNIFF_ARG_NUM] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 1 };
 }
 
 /* The handshake functions of a method table, added to ret's list once each. */
@@ -329,11 +391,10 @@ static bool note_handshakes(Elf *elf, const struct elf_source *src, uint64_t tab
         static const uint64_t members[] = { METHOD_ACCEPT, METHOD_CONNECT };
 
         for (size_t i = 0; i < ELEMENTSOF(members); i++) {
-                uint64_t fn, off;
+                uint64_t fn;
                 bool known = false;
 
-                if (!pointer_at(elf, src, table + members[i], &fn) ||
-                    elf_file_offset(elf, fn, 1, true, &off) < 0)
+                if (!table_function(elf, src, table, members[i], &fn))
                         return false;
                 for (unsigned k = 0; k < ret->n_handshake; k++)
                         known |= ret->handshake[k] == fn;
@@ -357,18 +418,15 @@ static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method
                          struct sslcopy_result *res)
 {
         _cleanup_free_ uint8_t *code = NULL;
-        uint64_t table, fn, size;
+        uint64_t table, fn;
         struct place_copy pc[SSLCOPY_PER_FAMILY_MAX];
-        size_t n = 0;
-        ssize_t got;
-        uint64_t off;
+        size_t n = 0, size;
 
         if (!method_table(elf, src, method_fn, &table)) {
                 *why = "the method function does not just return its table";
                 return false;
         }
-        if (!pointer_at(elf, src, table + METHOD_READ_BYTES, &fn) ||
-            elf_file_offset(elf, fn, 1, true, &off) < 0) {
+        if (!table_function(elf, src, table, METHOD_READ_BYTES, &fn)) {
                 *why = "the method table holds no function of this file for ssl_read_bytes";
                 return false;
         }
@@ -377,18 +435,12 @@ static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method
                 *why = "the method table holds no handshake functions of this file";
                 return false;
         }
-        size = function_extent(elf, fn);
-        code = malloc(size);
+        code = function_code(elf, src, fn, &size);
         if (!code) {
-                *why = "out of memory";
-                return false;
-        }
-        got = elf_source_read(src, code, size, off);
-        if (got <= 0) {
                 *why = "ssl_read_bytes cannot be read";
                 return false;
         }
-        if (place_copy_calls(code, (size_t)got, fn, EM_X86_64, copiers, n_copiers, 3, pc,
+        if (place_copy_calls(code, size, fn, EM_X86_64, copiers, n_copiers, 3, pc,
                              ELEMENTSOF(pc), &n, why) < 0)
                 return false;
         if (n == 0 || n > ELEMENTSOF(pc) || n > max) {
@@ -397,8 +449,6 @@ static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method
                 return false;
         }
         for (size_t i = 0; i < n; i++) {
-                struct sslcopy_probe *p = &ret[i];
-
                 if (!pc[i].emulated) {
                         *why = "a memcpy call is not emulated";
                         return false;
@@ -410,16 +460,7 @@ static bool place_family(Elf *elf, const struct elf_source *src, uint64_t method
                         *why = "s, type or peek is not provably anywhere at a memcpy into buf";
                         return false;
                 }
-                memset(p, 0, sizeof(*p));
-                p->addr = pc[i].call_addr;
-                p->loc[TLSSNIFF_ARG_SSL] = pc[i].arg[0].loc;
-                p->loc[TLSSNIFF_ARG_RTYPE] = pc[i].arg[1].loc;
-                p->loc[TLSSNIFF_ARG_PEEK] = pc[i].arg[5].loc;
-                /* memcpy(dst, src, n): the source and the count, as the call receives them. */
-                p->loc[TLSSNIFF_ARG_BUF] =
-                        (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 4 };
-                p->loc[TLSSNIFF_ARG_NUM] =
-                        (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 1 };
+                copy_probe(&ret[i], pc[i].call_addr, pc[i].arg, true);
         }
         *ret_n = n;
         return true;
@@ -509,27 +550,6 @@ bool sslcopy_find(Elf *elf, const struct elf_source *src, struct sslcopy_result 
         return ret->n > 0;
 }
 
-/* The code of the function at fn (up to its extent), malloc'ed; NULL when it cannot be read. */
-static uint8_t *function_code(Elf *elf, const struct elf_source *src, uint64_t fn, size_t *ret_n)
-{
-        uint64_t size = function_extent(elf, fn), off;
-        uint8_t *code;
-        ssize_t got;
-
-        if (elf_file_offset(elf, fn, 1, true, &off) < 0)
-                return NULL;
-        code = malloc(size);
-        if (!code)
-                return NULL;
-        got = elf_source_read(src, code, size, off);
-        if (got <= 0) {
-                free(code);
-                return NULL;
-        }
-        *ret_n = (size_t)got;
-        return code;
-}
-
 #define WRITE_CALLS_MAX 256  /* direct calls looked at in one function */
 #define WRITE_CANDIDATES_MAX 32
 
@@ -583,13 +603,11 @@ static bool calls_a_copier(Elf *elf, const struct elf_source *src, const uint8_t
                            size_t size, uint64_t vaddr, const struct sslcopy_result *res,
                            struct copier_cache *cc)
 {
-        for (size_t i = 0; i + 5 <= size; i++) {
+        for (size_t i = 0; i < size; i++) {
                 uint64_t to;
 
-                if (code[i] != 0xe8)
-                        continue;
-                to = vaddr + i + 5 + (uint64_t)(int64_t)(int32_t)le32(code + i + 1);
-                if (to != vaddr && is_copier(elf, src, to, res, cc))
+                if (call_rel32_at(code, size, vaddr, i, &to) && to != vaddr &&
+                    is_copier(elf, src, to, res, cc))
                         return true;
         }
         return false;
@@ -649,9 +667,8 @@ static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                         return false;
                 }
                 for (size_t i = 0; i < m; i++) {
-                        struct sslcopy_probe *p;
-
-                        if (inner[i].target == cand[c] || !is_copier(elf, src, inner[i].target, res, cc))
+                        if (inner[i].target == cand[c] ||
+                            !is_copier(elf, src, inner[i].target, res, cc))
                                 continue;
                         if (found_fn && found_fn != cand[c]) {
                                 *why = "more than one function ssl_write_bytes calls copies";
@@ -672,16 +689,7 @@ static bool place_write(Elf *elf, const struct elf_source *src, uint64_t wb,
                                                  "call in do_ssl3_write";
                                 return false;
                         }
-                        p = &ret[sites - 1];
-                        memset(p, 0, sizeof(*p));
-                        p->addr = inner[i].call_addr;
-                        p->loc[TLSSNIFF_ARG_SSL] = inner[i].arg[0].loc;
-                        p->loc[TLSSNIFF_ARG_RTYPE] = inner[i].arg[1].loc;
-                        /* copy(dst, src, len) or copy(pkt, src, len): src and len as passed. */
-                        p->loc[TLSSNIFF_ARG_BUF] =
-                                (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 4 };
-                        p->loc[TLSSNIFF_ARG_NUM] =
-                                (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG, .reg = 1 };
+                        copy_probe(&ret[sites - 1], inner[i].call_addr, inner[i].arg, false);
                 }
                 n_sites = found_fn == cand[c] ? sites : n_sites;
         }
@@ -707,15 +715,14 @@ bool sslcopy_find_write(Elf *elf, const struct elf_source *src, struct sslcopy_r
                 return false;
         }
         for (size_t m = 0; m < ELEMENTSOF(family); m++) {
-                uint64_t table, wb, off, fn = 0;
+                uint64_t table, wb, fn = 0;
                 const char *why = NULL;
                 size_t n = 0;
 
                 if (!ret->method_fn[m])
                         continue;
                 if (!method_table(elf, src, ret->method_fn[m], &table) ||
-                    !pointer_at(elf, src, table + METHOD_WRITE_BYTES, &wb) ||
-                    elf_file_offset(elf, wb, 1, true, &off) < 0) {
+                    !table_function(elf, src, table, METHOD_WRITE_BYTES, &wb)) {
                         why = "the method table holds no function of this file for "
                               "ssl_write_bytes";
                 } else if (m > 0) {

@@ -176,11 +176,22 @@ static bool code_offset(Elf *elf, uint64_t va, uint64_t *ret, struct sslcopy_res
         return false;
 }
 
-/* Entry and return probes on a whole record-layer function (arguments in registers). */
+/* Which register (DWARF numbering) holds a value at a function's entry. */
+struct arg_reg {
+        uint8_t arg, reg;
+};
+
+/* Entry and return probes at the start of a whole function, the values in entry (the arguments
+ * in regs, n of them, set there) and the result in rax. */
 static void plan_whole(struct msg_plan *plan, uint8_t func, uint64_t off,
-                       const struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX])
+                       struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX], const struct arg_reg *regs,
+                       size_t n)
 {
         struct tlssniff_loc ret[_TLSSNIFF_ARG_MAX] = {};
+
+        for (size_t k = 0; k < n; k++)
+                entry[regs[k].arg] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
+                                                            .reg = regs[k].reg };
 
         ret[TLSSNIFF_ARG_RESULT] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG };
         msg_plan_add_probe(plan, TLSSNIFF_PROBE_ENTRY, func, off, entry);
@@ -213,19 +224,15 @@ static bool plan_copy_writes(Elf *elf, const struct elf_source *src, struct sslc
                                    off[i], cr->write[i].loc);
         for (unsigned w = 0; w < cr->n_write_whole; w++) {
                 struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {};
-                static const struct {
-                        uint8_t arg, reg;
-                } regs[] = {
+                static const struct arg_reg regs[] = {
                         /* dtls1_write_app_data_bytes(s, type, buf, len, written) */
                         { TLSSNIFF_ARG_SSL, 5 }, { TLSSNIFF_ARG_RTYPE, 4 },
                         { TLSSNIFF_ARG_BUF, 1 }, { TLSSNIFF_ARG_NUM, 2 },
                         { TLSSNIFF_ARG_OUTLEN, 8 },
                 };
 
-                for (size_t k = 0; k < ELEMENTSOF(regs); k++)
-                        entry[regs[k].arg] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
-                                                                    .reg = regs[k].reg };
-                plan_whole(plan, TLSSNIFF_FUNC_SSL_WRITE_BYTES, whole_off[w], entry);
+                plan_whole(plan, TLSSNIFF_FUNC_SSL_WRITE_BYTES, whole_off[w], entry, regs,
+                           ELEMENTSOF(regs));
         }
         return true;
 }
@@ -270,30 +277,26 @@ static bool plan_copy(Elf *elf, const struct elf_source *src, const struct wante
                                    forget_off[f], forget_loc[f]);
         /* A read_bytes function not placed on its copy: entry and uretprobe at its start. */
         for (unsigned w = 0; w < cr.n_whole; w++) {
-                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {};
-                static const struct {
-                        uint8_t arg, reg;
-                } regs[] = {
-                        /* (s, type, recvd_type, buf, len, peek, readbytes on the stack) */
+                /* (s, type, recvd_type, buf, len, peek, readbytes on the stack) */
+                struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {
+                        [TLSSNIFF_ARG_OUTLEN] = { .kind = TLSSNIFF_LOC_STACK, .off = 8 },
+                };
+                static const struct arg_reg regs[] = {
                         { TLSSNIFF_ARG_SSL, 5 },   { TLSSNIFF_ARG_RTYPE, 4 },
                         { TLSSNIFF_ARG_BUF, 2 },   { TLSSNIFF_ARG_NUM, 8 },
                         { TLSSNIFF_ARG_PEEK, 9 },
                 };
 
-                for (size_t k = 0; k < ELEMENTSOF(regs); k++)
-                        entry[regs[k].arg] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
-                                                                    .reg = regs[k].reg };
-                entry[TLSSNIFF_ARG_OUTLEN] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_STACK,
-                                                                    .off = 8 };
-                plan_whole(plan, TLSSNIFF_FUNC_SSL_READ_BYTES, whole_off[w], entry);
+                plan_whole(plan, TLSSNIFF_FUNC_SSL_READ_BYTES, whole_off[w], entry, regs,
+                           ELEMENTSOF(regs));
         }
         /* The handshake's frame: entry (the TLS object in rdi) and uretprobe at its start. */
         for (unsigned h = 0; h < cr.n_handshake; h++) {
                 struct tlssniff_loc entry[_TLSSNIFF_ARG_MAX] = {};
+                static const struct arg_reg regs[] = { { TLSSNIFF_ARG_SSL, 5 } };
 
-                entry[TLSSNIFF_ARG_SSL] = (struct tlssniff_loc){ .kind = TLSSNIFF_LOC_REG,
-                                                                 .reg = 5 };
-                plan_whole(plan, TLSSNIFF_FUNC_SSL_HANDSHAKE, handshake_off[h], entry);
+                plan_whole(plan, TLSSNIFF_FUNC_SSL_HANDSHAKE, handshake_off[h], entry, regs,
+                           ELEMENTSOF(regs));
         }
         *ret_copy_writes = plan_copy_writes(elf, src, &cr, plan, details);
         if (used < summary_size)
