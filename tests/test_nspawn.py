@@ -40,6 +40,7 @@ SERVER_UNIT = "tlssniff-test-https.service"
 SECURITY_EXPOSURE_MAX = 5.0
 PORT = 8443
 CAPTURE = "var/log/tlssniff/capture.jsonl"
+RESPONSE_END = b"</HTML>\r\n\r\n"  # how openssl s_server -www ends its page
 CACHE = "/var/cache/tlssniff"
 READY_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a802"
 STARTED_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a801"
@@ -381,12 +382,24 @@ def check_capture(t, c, rootfs, marker):
         if not capture_path.exists():
             return None
         cap = harness.Capture(capture_path)  # no stats line yet: the service is running
-        ok = any(s.data == request for p_ in (curl_hpid, curl_cpid)
-                 for s in cap.streams_of(p_, "write"))
-        return cap if ok else None
+        # The whole exchange: curl's request, the server's read of it and curl's read of
+        # the response to its end (s_server -www ends it with </HTML>), each of which the
+        # analyzer writes when its record arrives, in that order or not.
+        for p_ in (curl_hpid, curl_cpid):
+            for w_ in cap.streams_of(p_, "write"):
+                if w_.data != request:
+                    continue
+                if not any(s.conn_id == w_.conn_id and s.data.endswith(RESPONSE_END)
+                           for s in cap.streams_of(p_, "read")):
+                    return None
+                if not any(s.data == request for q in (srv_hpid, srv_cpid)
+                           for s in cap.streams_of(q, "read")):
+                    return None
+                return cap
+        return None
 
     try:
-        cap = harness.wait_until(captured, 15, f"curl's request in {CAPTURE}")
+        cap = harness.wait_until(captured, 15, f"curl's exchange in {CAPTURE}")
     except TestFailure as e:
         raise TestFailure(f"{e}\n" + (harness.Capture(capture_path).summary()
                                       if capture_path.exists() else f"(no {CAPTURE})"))
@@ -400,7 +413,8 @@ def check_capture(t, c, rootfs, marker):
                               rec["local"]["port"]), ("127.0.0.1", PORT), "client")
     cport = rec["local"]["port"]
     reads = [s for s in cap.streams_of(pid, "read") if s.conn_id == w.conn_id]
-    if len(reads) != 1 or not reads[0].data.startswith(b"HTTP/1.0 200 ok\r\n"):
+    if len(reads) != 1 or not reads[0].data.startswith(b"HTTP/1.0 200 ok\r\n") or \
+            not reads[0].data.endswith(RESPONSE_END):
         raise TestFailure(f"curl's read of the response on conn {w.conn_id}: "
                           f"{[s.describe() for s in reads]}")
     _, r = find_stream(cap, (srv_hpid, srv_cpid), "read", request, "the server's read")
