@@ -118,7 +118,7 @@ struct tlssniff_probe_spec {
         __u8 pad;
         struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX];
         __u32 file; /* loaderd's file id: key of go_files for Go probes */
-        __u32 pad2;
+        __u32 epoch; /* the probe acts only while this is the programs' spec_epoch */
 };
 
 /* Where a Go function finds the running goroutine's g. */

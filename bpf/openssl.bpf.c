@@ -55,6 +55,13 @@ __u64 next_conn_id = 0;
  */
 __u32 io_from_syscalls = 1;
 
+/*
+ * Probes whose spec has this epoch act; the others return at once. loaderd moves probes (into
+ * other processes: loaderd/attach.c) by attaching the new set with the next epoch, setting this,
+ * then detaching the old set: a hit is handled by one of the two sets, not both.
+ */
+__u32 spec_epoch = 0;
+
 struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
         __uint(max_entries, 32 << 20); /* resized by loaderd */
@@ -313,6 +320,14 @@ static __always_inline bool under_cgroup(void *cgroups, __u32 n)
         return false;
 }
 
+/* The spec of probe idx, if its probe is one of the current set (spec_epoch); else NULL. */
+static __always_inline struct tlssniff_probe_spec *spec_current(__u32 idx)
+{
+        struct tlssniff_probe_spec *spec = bpf_map_lookup_elem(&probe_specs, &idx);
+
+        return spec && spec->epoch == spec_epoch ? spec : NULL;
+}
+
 /* See struct tlssniff_filter_state. */
 static __always_inline bool is_target(__u32 tgid)
 {
@@ -403,7 +418,7 @@ static __always_inline int tls_entry_do(struct pt_regs *ctx)
                 stat_add(STAT_FILTERED, 1);
                 return 1;
         }
-        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        spec = spec_current(spec_idx);
         if (!spec)
                 return 1;
         cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL,
@@ -1196,6 +1211,9 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
         __u64 sp = PT_REGS_SP(ctx);
         __u32 n;
 
+        spec = spec_current(spec_idx);
+        if (!spec)
+                return; /* a probe of the set being replaced or put in: the other one pops */
         cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL, 0);
         n = cur ? cur->n : 0;
         /*
@@ -1220,9 +1238,8 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
         cur->n = n - 1;
         if (frame.wrapper || frame.quiet)
                 return; /* the outer call reports these bytes; a handshake moves none */
-        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
         entry_spec = bpf_map_lookup_elem(&probe_specs, &call->spec);
-        if (!spec || !entry_spec || spec->func != entry_spec->func) {
+        if (!entry_spec || spec->func != entry_spec->func) {
                 stat_add(STAT_UNMATCHED_RETURN, 1);
                 return;
         }
@@ -1282,7 +1299,7 @@ int tls_copy(struct pt_regs *ctx)
                 stat_add(STAT_FILTERED, 1);
                 return 0;
         }
-        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        spec = spec_current(spec_idx);
         if (!spec)
                 return 0;
         tlssniff_regs_copy(&regs, ctx);
@@ -1323,7 +1340,7 @@ int tls_forget(struct pt_regs *ctx)
         struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
         struct pt_regs regs;
 
-        spec = bpf_map_lookup_elem(&probe_specs, &spec_idx);
+        spec = spec_current(spec_idx);
         if (!spec)
                 return 0;
         tlssniff_regs_copy(&regs, ctx);

@@ -177,12 +177,6 @@ static void check_ready(struct loaderd *l)
         msgpack_sbuffer_destroy(&sb);
 }
 
-/* Probes of the plan attached to tf: an uprobe session is an entry and a return probe. */
-static unsigned file_probes(const struct traced_file *tf)
-{
-        return tf->n_links + 2 * tf->n_sessions;
-}
-
 static void report_attached(struct loaderd *l, struct traced_file *tf, const char *error)
 {
         struct msg_attached m = { .file_id = tf->id, .probes = file_probes(tf) };
@@ -193,198 +187,6 @@ static void report_attached(struct loaderd *l, struct traced_file *tf, const cha
         msg_encode_attached(&sb, &m);
         (void)send_frame(l, FRAME_L_ATTACHED, &sb, -1);
         msgpack_sbuffer_destroy(&sb);
-}
-
-/*
- * The bpf() attribute of an uprobe_multi link, as in the kernel's union bpf_attr (link_create):
- * Debian 12's libbpf 1.1 and uapi headers predate uprobe_multi links (Linux 6.6) and uprobe
- * sessions (BPF_TRACE_UPROBE_SESSION, Linux 6.13), so loaderd makes the system call itself.
- */
-struct link_create_uprobe_multi {
-        uint32_t prog_fd;
-        uint32_t target_fd;
-        uint32_t attach_type;
-        uint32_t flags;
-        uint64_t path;
-        uint64_t offsets;
-        uint64_t ref_ctr_offsets;
-        uint64_t cookies;
-        uint32_t cnt;
-        uint32_t multi_flags;
-        uint32_t pid;
-        uint32_t pad;
-};
-#define ATTACH_TYPE_UPROBE_SESSION 57 /* enum bpf_attach_type, Linux 6.13 */
-
-static int attach_session(int prog_fd, const char *path, uint64_t offset, uint64_t cookie)
-{
-        struct link_create_uprobe_multi a = {
-                .prog_fd = (uint32_t)prog_fd,
-                .attach_type = ATTACH_TYPE_UPROBE_SESSION,
-                .path = (uint64_t)(uintptr_t)path,
-                .offsets = (uint64_t)(uintptr_t)&offset,
-                .cookies = (uint64_t)(uintptr_t)&cookie,
-                .cnt = 1,
-        };
-        int fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof(a)); /* CLOEXEC: bpf's own */
-
-        return fd < 0 ? -errno : fd;
-}
-
-/*
- * The other half of an entry + uretprobe pair that probe i is part of (the same function at the
- * same offset), not yet attached; -1: none.
- */
-static int plan_pair_of(const struct msg_plan *plan, uint32_t i, const bool *used)
-{
-        const struct msg_probe *a = &plan->probes[i];
-        uint8_t other;
-
-        if (plan->has_go || (a->kind != TLSSNIFF_PROBE_ENTRY && a->kind != TLSSNIFF_PROBE_RETURN))
-                return -1;
-        other = a->kind == TLSSNIFF_PROBE_ENTRY ? TLSSNIFF_PROBE_RETURN : TLSSNIFF_PROBE_ENTRY;
-        for (uint32_t j = 0; j < plan->n_probes; j++) {
-                const struct msg_probe *p = &plan->probes[j];
-
-                if (!used[j] && p->kind == other && p->offset == a->offset && p->func == a->func)
-                        return (int)j;
-        }
-        return -1;
-}
-
-/* One probe of the plan as its own uprobe (or uretprobe), running the program for its kind. */
-static int attach_one(struct loaderd *l, struct traced_file *tf, const char *fdpath, bool go,
-                      const struct msg_probe *p, uint32_t idx, char *err, size_t err_size)
-{
-        LIBBPF_OPTS(bpf_uprobe_opts, uo);
-        struct bpf_program *prog;
-        int r;
-
-        uo.retprobe = p->kind == TLSSNIFF_PROBE_RETURN;
-        uo.bpf_cookie = idx;
-        /* A placed return probe is a plain uprobe running the return program. */
-        if (go)
-                prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.go_entry
-                       : p->kind == TLSSNIFF_PROBE_COPY ? l->skel->progs.go_copy
-                                                        : l->skel->progs.go_return;
-        else
-                prog = p->kind == TLSSNIFF_PROBE_ENTRY ? l->skel->progs.tls_entry
-                       : p->kind == TLSSNIFF_PROBE_COPY   ? l->skel->progs.tls_copy
-                       : p->kind == TLSSNIFF_PROBE_FORGET ? l->skel->progs.tls_forget
-                                                          : l->skel->progs.tls_return;
-        tf->links[tf->n_links] = bpf_program__attach_uprobe_opts(prog, -1, fdpath, p->offset, &uo);
-        if (!tf->links[tf->n_links]) {
-                r = -errno;
-                snprintf(err, err_size, "uprobe at 0x%llx: %s", (unsigned long long)p->offset,
-                         strerror(-r));
-                return r;
-        }
-        tf->n_links++;
-        return 0;
-}
-
-static int attach_plan(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan,
-                       char *err, size_t err_size)
-{
-        _cleanup_free_ bool *used = NULL;
-        char fdpath[64];
-        int r;
-
-        if (!l->skel) {
-                snprintf(err, err_size, "no BPF object loaded");
-                return -ENODEV; /* unit tests and the fuzzer drive the handler without one */
-        }
-        tf->links = calloc(plan->n_probes, sizeof(*tf->links));
-        tf->session_fds = calloc(plan->n_probes, sizeof(*tf->session_fds));
-        used = calloc(plan->n_probes, sizeof(*used));
-        if (!tf->links || !tf->session_fds || !used)
-                return -ENOMEM;
-        if (plan->has_go) {
-                /* The executable's own offsets, found by the programs through the spec's file. */
-                r = bpf_map__update_elem(l->skel->maps.go_files, &tf->id, sizeof(tf->id),
-                                         &plan->go, sizeof(plan->go), BPF_ANY);
-                if (r < 0) {
-                        snprintf(err, err_size, "Go offsets update: %s", strerror(-r));
-                        return r;
-                }
-        }
-        /* The probe goes on the very file loaderd opened, whatever its path is now. */
-        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", tf->fd);
-        for (uint32_t i = 0; i < plan->n_probes; i++) {
-                const struct msg_probe *p = &plan->probes[i], *ret = NULL;
-                struct tlssniff_probe_spec spec = {
-                        .func = p->func,
-                        .kind = p->kind,
-                        .source = plan->has_go ? TLSSNIFF_SOURCE_GO : TLSSNIFF_SOURCE_OPENSSL,
-                        .file = tf->id,
-                };
-                uint32_t idx;
-                int pair;
-
-                if (used[i])
-                        continue; /* the other half of a pair attached before */
-                used[i] = true;
-                if (l->next_spec >= TLSSNIFF_PROBE_SPECS_MAX) {
-                        snprintf(err, err_size, "probe spec table full");
-                        return -ENOSPC;
-                }
-                idx = l->next_spec++;
-                pair = l->sessions ? plan_pair_of(plan, i, used) : -1;
-                if (pair >= 0) {
-                        /* One spec for both halves: the entry's arguments, the return's result. */
-                        used[pair] = true;
-                        if (p->kind == TLSSNIFF_PROBE_RETURN) {
-                                ret = p;
-                                p = &plan->probes[pair];
-                        } else {
-                                ret = &plan->probes[pair];
-                        }
-                        spec.kind = TLSSNIFF_PROBE_ENTRY;
-                }
-                memcpy(spec.loc, p->loc, sizeof(spec.loc));
-                if (ret)
-                        spec.loc[TLSSNIFF_ARG_RESULT] = ret->loc[TLSSNIFF_ARG_RESULT];
-                r = bpf_map__update_elem(l->skel->maps.probe_specs, &idx, sizeof(idx), &spec,
-                                         sizeof(spec), BPF_ANY);
-                if (r < 0) {
-                        snprintf(err, err_size, "probe spec update: %s", strerror(-r));
-                        return r;
-                }
-                if (ret) {
-                        r = attach_session(bpf_program__fd(l->skel->progs.tls_session), fdpath,
-                                           p->offset, idx);
-                        if (r >= 0) {
-                                tf->session_fds[tf->n_sessions++] = r;
-                                continue;
-                        }
-                        /* Both halves then go on separately, with the same spec. */
-                        log_warning_errno(r, "Failed to attach an uprobe session to %s at 0x%llx, "
-                                             "using an uprobe and a uretprobe from now on: %m",
-                                          tf->path, (unsigned long long)p->offset);
-                        l->sessions = false;
-                        r = attach_one(l, tf, fdpath, false, ret, idx, err, err_size);
-                        if (r < 0)
-                                return r;
-                }
-                r = attach_one(l, tf, fdpath, plan->has_go, p, idx, err, err_size);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static void detach_file(struct traced_file *tf)
-{
-        for (unsigned i = 0; i < tf->n_links; i++)
-                bpf_link__destroy(tf->links[i]);
-        free(tf->links);
-        tf->links = NULL;
-        tf->n_links = 0;
-        for (unsigned i = 0; i < tf->n_sessions; i++)
-                safe_close(tf->session_fds[i]);
-        free(tf->session_fds);
-        tf->session_fds = NULL;
-        tf->n_sessions = 0;
 }
 
 static int refuse(struct loaderd *l, uint16_t type, int error, const char *why)
@@ -462,12 +264,12 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
                 refuse(l, FRAME_A_PLAN, 0, reason);
                 goto done;
         }
-        r = attach_plan(l, tf, plan, reason, sizeof(reason));
+        r = attach_file(l, tf, plan, reason, sizeof(reason));
         if (r < 0) {
                 log_struct_id(LOG_WARNING, MID_PROBE_FAILED,
                               "Failed to attach probes to %s (%s): %s", tf->path, plan->library,
                               reason);
-                detach_file(tf);
+                detach_file(l, tf);
                 tf->state = FILE_FAILED;
                 l->files_failed++;
                 report_attached(l, tf, reason);
@@ -475,9 +277,10 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
         }
         tf->state = FILE_ATTACHED;
         l->probes_attached += file_probes(tf);
-        log_struct_id(LOG_INFO, MID_PROBE_ATTACHED, "Attached %u probes to %s (%s; %s%s).",
+        log_struct_id(LOG_INFO, MID_PROBE_ATTACHED, "Attached %u probes to %s (%s; %s%s%s).",
                       file_probes(tf), tf->path, plan->library, plan->reason,
-                      tf->n_sessions ? "; entry and return as uprobe sessions" : "");
+                      tf->set.n_sessions ? "; entry and return as uprobe sessions" : "",
+                      l->scope.n_pids ? "; in the target processes only" : "");
         report_attached(l, tf, NULL);
 done:
         if (tf->state != FILE_ATTACHED)
@@ -532,6 +335,18 @@ static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
                 bool attach = m.verb == MSG_CONTROL_ATTACH;
 
                 r = targets_override(l, attach, m.arg, msg, sizeof(msg));
+                if (r >= 0) {
+                        char scope_err[256];
+                        size_t len = strlen(msg);
+
+                        /* A process attached to a scope of processes gets probes of its own; a
+                         * unit makes it every process. */
+                        if (loaderd_rescope(l, scope_err, sizeof(scope_err)) < 0) {
+                                snprintf(msg + len, sizeof(msg) - len,
+                                         "; but its probes could not be attached: %s", scope_err);
+                                r = -EIO;
+                        }
+                }
                 if (r >= 0)
                         log_struct_id(LOG_NOTICE, MID_TARGETS_CHANGED, "tlssniffctl: %s.", msg);
                 else
@@ -619,7 +434,7 @@ static void keep_restart_settings(const struct options *old, struct options *n, 
 int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
 {
         struct options n;
-        char err[OPTIONS_ERROR_MAX] = "", kept[256];
+        char err[OPTIONS_ERROR_MAX] = "", kept[256], scope_err[256] = "";
         _cleanup_close_ int out_fd = -1;
         bool out_changed = false, send_config;
         int r;
@@ -665,6 +480,15 @@ int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
         options_free(&l->opt);
         l->opt = n;
         (void)targets_finish_reload(l);
+        if (loaderd_rescope(l, scope_err, sizeof(scope_err)) < 0) {
+                l->reload_failures++;
+                log_struct_id(LOG_ERR, MID_RELOAD_FAILED,
+                              "Reload: the probes could not be moved for the new targets, they "
+                              "stay where they were: %s",
+                              scope_err);
+        } else {
+                scope_err[0] = '\0';
+        }
         if (send_config && l->sock >= 0) {
                 struct msg_config *c = calloc(1, sizeof(*c));
                 msgpack_sbuffer sb;
@@ -681,9 +505,12 @@ int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
                 }
         }
         l->reloads++;
-        snprintf(msg, msg_size, "reloaded %s%s%s%s", l->opt.config ? l->opt.config : "(no file)",
+        snprintf(msg, msg_size, "reloaded %s%s%s%s%s%s",
+                 l->opt.config ? l->opt.config : "(no file)",
                  kept[0] ? "; these settings take effect at the next restart: " : "", kept,
-                 send_config ? "; output settings applied" : "");
+                 send_config ? "; output settings applied" : "",
+                 scope_err[0] ? "; the probes could not be moved for the new targets: " : "",
+                 scope_err);
         log_struct_id(LOG_NOTICE, MID_RELOADED, "Reloaded the configuration: %s.", msg + 9);
         return 0;
 }
@@ -992,6 +819,8 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_reload_failures", l->reload_failures);
         ADD("loaderd_unit_moves", l->targets.unit_moves);
         ADD("loaderd_attached_pids", l->targets.n_force_pids);
+        ADD("loaderd_scope_pids", l->scope.n_pids);
+        ADD("loaderd_scope_changes", l->scope_changes);
         ADD("loaderd_detached_pids", l->targets.n_exclude_pids);
 #undef ADD
         msgpack_sbuffer_init(&sb);
@@ -1062,6 +891,7 @@ static int setup_bpf(struct loaderd *l)
         r = targets_setup(l, err, sizeof(err));
         if (r < 0)
                 return log_error_errno(r, "Failed to set the targets: %s", err);
+        loaderd_scope_init(l);
 
         r = attach_tracepoints(l);
         if (r < 0)
@@ -1490,7 +1320,7 @@ out:
         if (r >= 0 && l.analyzer_failed)
                 r = -EIO;
         for (unsigned i = 0; i < l.n_files; i++) {
-                detach_file(&l.files[i]);
+                detach_file(&l, &l.files[i]);
                 safe_close(l.files[i].fd);
                 free(l.files[i].path);
         }

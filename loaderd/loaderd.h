@@ -51,6 +51,31 @@ enum file_state {
         FILE_FAILED,   /* plan refused or attach failed */
 };
 
+/* One probe of a plan, or an entry + uretprobe pair at one place, and its spec. */
+struct probe_unit {
+        uint16_t probe; /* index in the plan (the entry of a pair) */
+        int16_t ret;    /* the pair's uretprobe, -1: none */
+        uint32_t spec;  /* its probe_specs index: the attach cookie */
+};
+
+/* A plan's probes in the kernel: the units' links, in every process of the scope. */
+struct probe_set {
+        struct probe_unit *units;
+        unsigned n_units;
+        struct bpf_link **links; /* uprobes and uretprobes */
+        unsigned n_links, cap_links;
+        int *session_fds; /* uprobe sessions: each one unit's entry + return */
+        unsigned n_sessions, cap_sessions;
+};
+
+#define LOADERD_SCOPE_PIDS_MAX 16 /* more target processes: probes in every process */
+
+/* Where probes are put (attach.c): every process (n_pids 0), or only these. */
+struct probe_scope {
+        unsigned n_pids;
+        uint32_t pids[LOADERD_SCOPE_PIDS_MAX];
+};
+
 struct traced_file {
         uint32_t id;
         uint64_t dev; /* st_dev */
@@ -59,10 +84,8 @@ struct traced_file {
         enum file_state state;
         bool initial; /* found by the start-up scan; counts towards readiness */
         uint8_t kind; /* enum msg_file_kind */
-        unsigned n_links;
-        struct bpf_link **links;
-        unsigned n_sessions; /* uprobe sessions: each one entry + return probe of the plan */
-        int *session_fds;
+        struct msg_plan *plan; /* attached: kept to attach it again when the scope changes */
+        struct probe_set set;
         char *path;
 };
 
@@ -103,6 +126,11 @@ struct loaderd {
         unsigned n_files, cap_files;
         uint32_t next_file_id;
         uint32_t next_spec;
+        uint32_t free_specs[TLSSNIFF_PROBE_SPECS_MAX]; /* of probe sets detached */
+        unsigned n_free_specs;
+        uint32_t spec_epoch; /* the programs' spec_epoch */
+        struct probe_scope scope;
+        uint64_t scope_changes; /* probes of every file replaced for a new scope */
         unsigned pending_initial;
         unsigned probes_attached;
 
@@ -145,6 +173,22 @@ void targets_tick(struct loaderd *l);
 int targets_override(struct loaderd *l, bool attach, const char *arg, char *msg, size_t msg_size);
 /* One frame from the analyzer through the dispatch table (also used by tests and fuzzing). */
 int loaderd_dispatch_frame(struct loaderd *l, const struct frame_header *h, const uint8_t *body);
+
+/* attach.c */
+#define ATTACH_TYPE_UPROBE_SESSION 57 /* enum bpf_attach_type, Linux 6.13 */
+/* tf's checked plan (copied) in the current scope; -errno with the reason in err. */
+int attach_file(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan,
+                char *err, size_t err_size);
+void detach_file(struct loaderd *l, struct traced_file *tf);
+/* Probes of tf's plan (in each process of the scope). */
+unsigned file_probes(const struct traced_file *tf);
+/* The scope the targets and options ask for. */
+void scope_wanted(const struct loaderd *l, struct probe_scope *ret);
+/* At start, before any file is attached: the scope, logged. */
+void loaderd_scope_init(struct loaderd *l);
+/* After the targets changed: every attached file's probes moved to the scope they now ask
+ * for. On error the probes stay where they were and err says why. */
+int loaderd_rescope(struct loaderd *l, char *err, size_t err_size);
 
 /* discover.c */
 /* An executable file mapping, from one line of /proc/PID/maps. */

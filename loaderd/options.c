@@ -36,6 +36,7 @@ enum {
         OPT_VERSION,
         OPT_CONTROL,
         OPT_PLACEMENT,
+        OPT_PROBE_SCOPE,
         OPT_NO_DATA,
         OPT_PREVIEW,
         OPT_SECRETS,
@@ -67,6 +68,7 @@ static const struct setting settings[] = {
         { "call-cap", "capture", OPT_CALL_CAP, false, false },
         { "ringbuf-size", "capture", OPT_RINGBUF, false, false },
         { "placement", "capture", OPT_PLACEMENT, false, false },
+        { "probe-scope", "capture", OPT_PROBE_SCOPE, false, false },
         { "syscall-hooks", "capture", OPT_SYSCALL_HOOKS, false, false },
         { "uprobe-sessions", "capture", OPT_UPROBE_SESSIONS, true, false },
         { "direct-read", "capture", OPT_DIRECT_READ, true, false },
@@ -148,6 +150,10 @@ void options_help(void)
                "      --placement MODE     auto: probes where the analysis proves them cheap\n"
                "                           (default); fallback: entry + uretprobe on every\n"
                "                           function (slower; for comparison)\n"
+               "      --probe-scope MODE   auto: when the targets are process ids only (at\n"
+               "                           most 16), probes in those processes alone, so no\n"
+               "                           other process hits them (default); all: in every\n"
+               "                           process, the targets checked on each hit\n"
                "Service:\n"
                "      --config FILE        read FILE instead of " TLSSNIFF_CONFIG_FILE "\n"
                "                           (\"\" for none); it must exist\n"
@@ -357,6 +363,11 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 if (strcmp(arg, "auto") != 0 && strcmp(arg, "fallback") != 0)
                         return fail(err, err_size, "'%s' is not auto or fallback", arg);
                 o->placement_fallback = strcmp(arg, "fallback") == 0;
+                break;
+        case OPT_PROBE_SCOPE:
+                if (strcmp(arg, "auto") != 0 && strcmp(arg, "all") != 0)
+                        return fail(err, err_size, "'%s' is not auto or all", arg);
+                o->probe_scope_all = strcmp(arg, "all") == 0;
                 break;
         case OPT_MAX_PRINT:
                 if (parse_size(arg, 0, 1u << 20, &v) < 0)

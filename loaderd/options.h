@@ -26,6 +26,7 @@ enum syscall_hooks {
 struct options {
         bool json;
         bool placement_fallback; /* --placement=fallback: entry + uretprobe everywhere */
+        bool probe_scope_all;    /* --probe-scope=all: probes in every process, pid targets too */
         bool exchanges, no_data, show_secrets;
         bool journal_exchanges; /* --journal-exchanges (implies --exchanges) */
         enum syscall_hooks syscall_hooks; /* --syscall-hooks */

@@ -70,7 +70,7 @@ static void test_dispatch(uint64_t inside)
                 h.type = FRAME_A_PLAN;
                 h.length = (uint32_t)sb.size;
                 assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
-                assert(l.frames_refused == 6 && tf.state == FILE_FAILED && tf.n_links == 0);
+                assert(l.frames_refused == 6 && tf.state == FILE_FAILED && tf.set.n_links == 0);
                 /* A second plan for the same file is refused too. */
                 assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
                 assert(l.frames_refused == 7);

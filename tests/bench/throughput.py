@@ -10,8 +10,13 @@ runs of the same invocation:
   untraced           nothing attached
   tlssniff-all       tlssniff-loaderd --json --output FILE: everything captured and written
                      to a real file, whose content is checked against what the workload moved
-  tlssniff-excluded  tlssniff-loaderd --pid PID of an idle process: probes attached, the
-                     workload filtered out in the kernel
+  tlssniff-excluded  tlssniff-loaderd --pid PID of an idle process: the probes are put into
+                     that process alone (the probe scope), the workload never hits them
+  tlssniff-excluded-comm
+                     tlssniff-loaderd --comm no-such-comm: probes in every process, the
+                     workload's calls dropped by the programs' target check on each hit
+                     (what --pid costs with --probe-scope=all, and every name, cgroup or unit
+                     target)
   tlssniff-all-fallback, tlssniff-excluded-fallback
                      the same with --placement=fallback: entry uprobe + uretprobe on every
                      function, as every peer places them (the issue-7 comparison)
@@ -71,6 +76,7 @@ ALL_CONFIGS = [
     "untraced",
     "tlssniff-all",
     "tlssniff-excluded",
+    "tlssniff-excluded-comm",
     "tlssniff-all-fallback",
     "tlssniff-excluded-fallback",
     "bpftrace-empty",
@@ -652,7 +658,9 @@ class Tracer:
                 "--log-target",
                 "stderr",
             ] + self.opts.loaderd_arg + extra
-            if base.startswith("tlssniff-excluded"):
+            if base.startswith("tlssniff-excluded-comm"):
+                argv += ["--comm", "no-such-comm"]
+            elif base.startswith("tlssniff-excluded"):
                 argv += ["--pid", str(self.idle_pid)]
             if base.endswith("-fallback"):
                 argv += ["--placement", "fallback"]
