@@ -54,9 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (void)loaderd_dispatch_frame(&l, &h, body);
                 free(body);
                 off += len;
-                CHECK(tf.n_links == 0); /* nothing can attach without a BPF object */
+                CHECK(tf.set.n_links == 0 && !tf.plan); /* nothing attaches without a BPF object */
         }
-        free(tf.links);
+        free(tf.set.links);
         frame_writer_done(&l.out);
         return 0;
 }

@@ -122,7 +122,8 @@ static bool is_target(struct loaderd *l, pid_t pid, const char *comm, char *why,
         for (unsigned i = 0; i < o->n_pids; i++)
                 hit = hit || o->pids[i] == (uint32_t)pid;
         if (!hit) {
-                snprintf(why, size, "not a target: its pid is not one of the targets' pids");
+                snprintf(why, size, "not a target: its pid is not one of the targets' pids%s",
+                         l->scope.n_pids ? " (no probe is in its memory)" : "");
                 return false;
         }
         hit = o->n_comms == 0;

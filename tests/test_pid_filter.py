@@ -9,6 +9,7 @@
 # --probe-scope=all the same --pid run puts probes in every process and the target check drops
 # B's and the server's calls (kernel_calls_filtered > 0).
 
+import json
 import os
 import re
 import signal
@@ -96,6 +97,12 @@ def scoped(t, cert, key):
     expect_breakpoints("client A (the target)", a.pid, True)
     expect_breakpoints("the server (not a target)", server.pid, False)
     expect_breakpoints("client C (not a target yet)", c.pid, False)
+    r = subprocess.run([str(CTL), "--socket", sock, "--json", "processes", str(server.pid)],
+                       capture_output=True, text=True, timeout=30)
+    p = json.loads(r.stdout)["processes"]["list"] if r.returncode == 0 else None
+    if not p or p[0]["traced"] or "no probe is in its memory" not in p[0]["reason"]:
+        raise TestFailure(f"tlssniffctl processes {server.pid}: {r.returncode} {p} "
+                          f"{r.stderr!r}")
     go(a)
     res_a = harness.client_results(t, a)
     b = harness.spawn_client(t, "client-B", port, [(os.urandom(9000), 7000),
