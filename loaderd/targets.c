@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,12 @@ int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t 
 /* After targets_apply and l->opt being the options applied: units, then the state. */
 static int targets_commit(struct loaderd *l)
 {
+        /* A pid is a process, not a name: one that is not running is never captured. */
+        for (unsigned i = 0; i < l->opt.n_pids; i++)
+                if (kill((pid_t)l->opt.pids[i], 0) < 0 && errno == ESRCH)
+                        log_warning("Target process %u does not exist: nothing will be captured "
+                                    "from it.",
+                                    l->opt.pids[i]);
         place_all_units(l);
         for (unsigned i = 0; i < l->targets.n_units; i++)
                 if (!l->targets.units[i].cgroup_id)

@@ -213,8 +213,21 @@ def scope_all(t, cert, key):
                 "filtered by the programs")
 
 
+def missing_process(t):
+    """A pid that is not running: said at start, not silently ignored."""
+    gone = t.spawn(["/bin/true"], name="true")
+    t.wait_proc(gone, 10)
+    t.start_loaderd("--pid", gone.pid)
+    want = f"Target process {gone.pid} does not exist"
+    if not any(want in ln for ln in t.loaderd_err.lines):
+        raise TestFailure(f"--pid of a process that exited: no warning '{want}'")
+    t.stop_loaderd()
+    harness.log(f"--pid {gone.pid} (exited): warned")
+
+
 def main(t):
     cert, key = t.make_cert()
+    missing_process(t)
     scoped(t, cert, key)
     reload_to_names(t, cert, key)
     scope_all(t, cert, key)
