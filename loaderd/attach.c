@@ -175,34 +175,39 @@ static int set_prepare(struct loaderd *l, struct traced_file *tf, struct probe_s
         return 0;
 }
 
+/* Room in *arr (*cap elements of size bytes) for element n. */
+static int set_grow(void **arr, unsigned *cap, unsigned n, size_t size)
+{
+        unsigned c = *cap ? 2 * *cap : 16;
+        void *p;
+
+        if (n < *cap)
+                return 0;
+        p = realloc(*arr, c * size);
+        if (!p)
+                return -ENOMEM;
+        *arr = p;
+        *cap = c;
+        return 0;
+}
+
 static int set_add_link(struct probe_set *s, struct bpf_link *link)
 {
-        if (s->n_links == s->cap_links) {
-                unsigned cap = s->cap_links ? 2 * s->cap_links : 16;
-                struct bpf_link **n = realloc(s->links, cap * sizeof(*n));
+        int r = set_grow((void **)&s->links, &s->cap_links, s->n_links, sizeof(*s->links));
 
-                if (!n)
-                        return -ENOMEM;
-                s->links = n;
-                s->cap_links = cap;
-        }
-        s->links[s->n_links++] = link;
-        return 0;
+        if (r >= 0)
+                s->links[s->n_links++] = link;
+        return r;
 }
 
 static int set_add_session(struct probe_set *s, int fd)
 {
-        if (s->n_sessions == s->cap_sessions) {
-                unsigned cap = s->cap_sessions ? 2 * s->cap_sessions : 16;
-                int *n = realloc(s->session_fds, cap * sizeof(*n));
+        int r = set_grow((void **)&s->session_fds, &s->cap_sessions, s->n_sessions,
+                         sizeof(*s->session_fds));
 
-                if (!n)
-                        return -ENOMEM;
-                s->session_fds = n;
-                s->cap_sessions = cap;
-        }
-        s->session_fds[s->n_sessions++] = fd;
-        return 0;
+        if (r >= 0)
+                s->session_fds[s->n_sessions++] = fd;
+        return r;
 }
 
 /* One probe as its own uprobe (or uretprobe) in process pid (-1: every process). */
@@ -310,19 +315,16 @@ static int set_attach_scope(struct loaderd *l, struct traced_file *tf, struct pr
         return 0;
 }
 
-int attach_file(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan,
-                char *err, size_t err_size)
+int attach_file(struct loaderd *l, struct traced_file *tf, struct msg_plan *plan, char *err,
+                size_t err_size)
 {
         int r;
 
+        tf->plan = plan;
         if (!l->skel) {
                 snprintf(err, err_size, "no BPF object loaded");
                 return -ENODEV; /* unit tests and the fuzzer drive the handler without one */
         }
-        tf->plan = malloc(sizeof(*tf->plan));
-        if (!tf->plan)
-                return -ENOMEM;
-        *tf->plan = *plan;
         if (plan->has_go) {
                 /* The executable's own offsets, found by the programs through the spec's file. */
                 r = bpf_map__update_elem(l->skel->maps.go_files, &tf->id, sizeof(tf->id),
@@ -332,7 +334,7 @@ int attach_file(struct loaderd *l, struct traced_file *tf, const struct msg_plan
                         return r;
                 }
         }
-        r = set_prepare(l, tf, &tf->set, l->spec_epoch, err, err_size);
+        r = set_prepare(l, tf, &tf->set, l->skel->bss->spec_epoch, err, err_size);
         if (r < 0)
                 return r;
         return set_attach_scope(l, tf, &tf->set, &l->scope, err, err_size);
@@ -404,17 +406,25 @@ void scope_wanted(const struct loaderd *l, struct probe_scope *ret)
         *ret = s;
 }
 
-static void scope_describe(const struct probe_scope *s, char *buf, size_t size)
+/* Where the probes are; a scope of every process is said only when it is news. */
+static void scope_log(const struct probe_scope *s, bool every_process)
 {
-        size_t len = 0;
+        char what[LOADERD_SCOPE_PIDS_MAX * 12 + 32];
+        size_t len;
 
         if (s->n_pids == 0) {
-                snprintf(buf, size, "every process");
+                if (every_process)
+                        log_info("Probes in every process that maps a traced file: the targets "
+                                 "are checked when a probe hits.");
                 return;
         }
-        len = (size_t)snprintf(buf, size, "process%s", s->n_pids > 1 ? "es" : "");
-        for (unsigned i = 0; i < s->n_pids && len < size; i++)
-                len += (size_t)snprintf(buf + len, size - len, "%s %u", i ? "," : "", s->pids[i]);
+        len = (size_t)snprintf(what, sizeof(what), "process%s", s->n_pids > 1 ? "es" : "");
+        for (unsigned i = 0; i < s->n_pids && len < sizeof(what); i++)
+                len += (size_t)snprintf(what + len, sizeof(what) - len, "%s %u", i ? "," : "",
+                                        s->pids[i]);
+        log_info("Probes in %s only: the targets are process ids, and no other process hits the "
+                 "probes.",
+                 what);
 }
 
 /* Links of a set beyond a mark go (an addition that failed part-way). */
@@ -462,31 +472,27 @@ static int scope_add_processes(struct loaderd *l, const struct probe_scope *want
 
 void loaderd_scope_init(struct loaderd *l)
 {
-        char what[LOADERD_SCOPE_PIDS_MAX * 12 + 32];
-
         scope_wanted(l, &l->scope);
-        if (l->scope.n_pids) {
-                scope_describe(&l->scope, what, sizeof(what));
-                log_info("Probes in %s only: the targets are process ids, and no other process "
-                         "hits the probes.",
-                         what);
-        }
+        scope_log(&l->scope, false);
+}
+
+/* The same processes, or both every process. */
+static bool scope_same(const struct probe_scope *a, const struct probe_scope *b)
+{
+        return a->n_pids == b->n_pids && (a->n_pids == 0 || scope_within(a, b));
 }
 
 int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
 {
         struct probe_scope want;
         struct probe_set *sets = NULL;
-        char what[LOADERD_SCOPE_PIDS_MAX * 12 + 32];
         uint32_t epoch;
         int r = 0;
 
         if (!l->skel)
                 return 0;
         scope_wanted(l, &want);
-        if (want.n_pids == l->scope.n_pids && scope_within(&want, &l->scope))
-                return 0;
-        if (want.n_pids == 0 && l->scope.n_pids == 0)
+        if (scope_same(&want, &l->scope))
                 return 0;
         if (scope_within(&l->scope, &want)) {
                 /* Processes added: their own probes; the others' stay as they are. */
@@ -496,7 +502,7 @@ int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
         } else {
                 /* Every file's probes replaced: the new set first, then the epoch, then the old
                  * set goes. */
-                epoch = l->spec_epoch + 1;
+                epoch = l->skel->bss->spec_epoch + 1;
                 sets = calloc(l->n_files ? l->n_files : 1, sizeof(*sets));
                 if (!sets) {
                         snprintf(err, err_size, "out of memory");
@@ -518,7 +524,6 @@ int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
                         return r;
                 }
                 l->skel->bss->spec_epoch = epoch;
-                l->spec_epoch = epoch;
                 for (unsigned i = 0; i < l->n_files; i++) {
                         if (l->files[i].state != FILE_ATTACHED)
                                 continue;
@@ -529,13 +534,6 @@ int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
                 l->scope_changes++;
         }
         l->scope = want;
-        scope_describe(&l->scope, what, sizeof(what));
-        if (want.n_pids)
-                log_info("Probes in %s only: the targets are process ids, and no other process "
-                         "hits the probes.",
-                         what);
-        else
-                log_info("Probes in every process that maps a traced file: the targets are "
-                         "checked when a probe hits.");
+        scope_log(&l->scope, true);
         return 0;
 }

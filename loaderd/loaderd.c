@@ -265,10 +265,11 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
                 goto done;
         }
         r = attach_file(l, tf, plan, reason, sizeof(reason));
+        plan = NULL; /* tf's now */
         if (r < 0) {
                 log_struct_id(LOG_WARNING, MID_PROBE_FAILED,
-                              "Failed to attach probes to %s (%s): %s", tf->path, plan->library,
-                              reason);
+                              "Failed to attach probes to %s (%s): %s", tf->path,
+                              tf->plan->library, reason);
                 detach_file(l, tf);
                 tf->state = FILE_FAILED;
                 l->files_failed++;
@@ -278,7 +279,7 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
         tf->state = FILE_ATTACHED;
         l->probes_attached += file_probes(tf);
         log_struct_id(LOG_INFO, MID_PROBE_ATTACHED, "Attached %u probes to %s (%s; %s%s%s).",
-                      file_probes(tf), tf->path, plan->library, plan->reason,
+                      file_probes(tf), tf->path, tf->plan->library, tf->plan->reason,
                       tf->set.n_sessions ? "; entry and return as uprobe sessions" : "",
                       l->scope.n_pids ? "; in the target processes only" : "");
         report_attached(l, tf, NULL);

@@ -128,7 +128,6 @@ struct loaderd {
         uint32_t next_spec;
         uint32_t free_specs[TLSSNIFF_PROBE_SPECS_MAX]; /* of probe sets detached */
         unsigned n_free_specs;
-        uint32_t spec_epoch; /* the programs' spec_epoch */
         struct probe_scope scope;
         uint64_t scope_changes; /* probes of every file replaced for a new scope */
         unsigned pending_initial;
@@ -176,9 +175,10 @@ int loaderd_dispatch_frame(struct loaderd *l, const struct frame_header *h, cons
 
 /* attach.c */
 #define ATTACH_TYPE_UPROBE_SESSION 57 /* enum bpf_attach_type, Linux 6.13 */
-/* tf's checked plan (copied) in the current scope; -errno with the reason in err. */
-int attach_file(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan,
-                char *err, size_t err_size);
+/* tf's checked plan (allocated: tf's from now on, detach_file frees it) in the current scope;
+ * -errno with the reason in err. */
+int attach_file(struct loaderd *l, struct traced_file *tf, struct msg_plan *plan, char *err,
+                size_t err_size);
 void detach_file(struct loaderd *l, struct traced_file *tf);
 /* Probes of tf's plan (in each process of the scope). */
 unsigned file_probes(const struct traced_file *tf);
