@@ -270,33 +270,39 @@ def pct(xs, q):
 BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
 
 
-def bpf_stats_off():
-    """Turns the kernel's BPF run-time statistics off (they cost every program run two clock
-    reads); returns the value to put back, or None when there is nothing to put back."""
+def bpf_stats_set(want):
+    """Sets the kernel's BPF run-time statistics to want ("0" or "1"; on, they cost every
+    program run two clock reads); returns the value to put back with bpf_stats_restore, or None
+    when nothing changed."""
     try:
         with open(BPF_STATS_SYSCTL) as f:
             was = f.read().strip()
-        if was == "0":
+        if was == want:
             return None
         with open(BPF_STATS_SYSCTL, "w") as f:
-            f.write("0")
+            f.write(want)
     except OSError:
         return None
-    print("note: kernel.bpf_stats_enabled was on: off for the run, put back after",
-          file=sys.stderr)
     return was
+
+
+def bpf_stats_restore(was):
+    if was is not None:
+        with open(BPF_STATS_SYSCTL, "w") as f:
+            f.write(was)
 
 
 def run_main(main):
     """Runs main(argv) with the BPF statistics off and always ends the processes it started."""
-    was = bpf_stats_off()
+    was = bpf_stats_set("0")
+    if was is not None:
+        print("note: kernel.bpf_stats_enabled was on: off for the run, put back after",
+              file=sys.stderr)
     try:
         rc = main(sys.argv[1:])
     finally:
         cleanup_all()
-        if was is not None:
-            with open(BPF_STATS_SYSCTL, "w") as f:
-                f.write(was)
+        bpf_stats_restore(was)
     sys.exit(rc)
 
 

@@ -68,6 +68,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_LOADERD = os.path.join(ROOT, "build", "loaderd", "tlssniff-loaderd")
@@ -931,9 +934,6 @@ def nonzero_losses(stats):
 # The benchmark
 
 
-BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
-
-
 def bpf_prog_ids(pid):
     """Ids of the BPF programs pid holds through its fds (prog_id in their fdinfo)."""
     ids = set()
@@ -1627,18 +1627,11 @@ def main(argv):
     if opts.bpf_stats and not shutil.which("bpftool"):
         print("FAIL: --bpf-stats needs bpftool")
         return 1
-    with open(BPF_STATS_SYSCTL) as f:
-        stats_was = f.read().strip()
-    want = "1" if opts.bpf_stats else "0"
-    if stats_was != want:
-        with open(BPF_STATS_SYSCTL, "w") as f:
-            f.write(want)
-        if not opts.bpf_stats:
-            meta["notes"].append(
-                "kernel.bpf_stats_enabled was on: turned off for the run, put back after"
-            )
-    else:
-        stats_was = None
+    stats_was = benchlib.bpf_stats_set("1" if opts.bpf_stats else "0")
+    if stats_was is not None and not opts.bpf_stats:
+        meta["notes"].append(
+            "kernel.bpf_stats_enabled was on: turned off for the run, put back after"
+        )
     workdir = opts.workdir or tempfile.mkdtemp(prefix="tlssniff-bench-")
     os.makedirs(workdir, exist_ok=True)
     server = Server(server_kind, workdir, ncpu)
@@ -1669,9 +1662,7 @@ def main(argv):
     except KeyboardInterrupt:
         failed = "interrupted"
     finally:
-        if stats_was is not None:
-            with open(BPF_STATS_SYSCTL, "w") as f:
-                f.write(stats_was)
+        benchlib.bpf_stats_restore(stats_was)
         server.stop()
         if idle:
             end_process(idle)
