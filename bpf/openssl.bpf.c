@@ -1192,7 +1192,12 @@ static __always_inline void emit_call(struct conn_key *key, struct conn_info *ci
                 stat_add(STAT_TRUNC_BYTES, moved - cap);
         }
         stat_add(STAT_CALLS, 1);
-        bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk, &ec, 0);
+        /* Most calls fit in one record: no loop (a helper call and an indirect one) for them. */
+        if (ec.captured <= TLSSNIFF_CHUNK_MAX)
+                emit_chunk(0, &ec);
+        else
+                bpf_loop((ec.captured + TLSSNIFF_CHUNK_MAX - 1) / TLSSNIFF_CHUNK_MAX, emit_chunk,
+                         &ec, 0);
 }
 
 /* The return side of a TLS call: pops its frame and emits the bytes it moved. */
