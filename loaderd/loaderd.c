@@ -885,10 +885,9 @@ static int setup_bpf(struct loaderd *l)
         if (skel->rodata->direct_read)
                 log_info("Plaintext read straight into the ring buffer.");
         else
-                log_info("Plaintext copied into the ring buffer through a scratch buffer%s.",
-                         o->direct_read ? " (--direct-read: the kernel has no "
-                                          "bpf_probe_read_user_dynptr)"
-                                        : "");
+                log_info("Plaintext copied into the ring buffer through a scratch buffer (%s).",
+                         o->direct_read ? "the kernel has no bpf_probe_read_user_dynptr"
+                                        : "--direct-read=no");
 
         r = targets_setup(l, err, sizeof(err));
         if (r < 0)

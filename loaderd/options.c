@@ -145,8 +145,8 @@ void options_help(void)
                "                           probe; no: always a separate uprobe and uretprobe\n"
                "      --direct-read[=no]   read the plaintext straight into the ring buffer\n"
                "                           where the kernel can (bpf_probe_read_user_dynptr,\n"
-               "                           Linux 6.16+); no (the default): through a per-CPU\n"
-               "                           scratch buffer, which costs the traced process less\n"
+               "                           Linux 6.16+; yes); no: through a per-CPU scratch\n"
+               "                           buffer (faster, but not safe on a preemptible kernel)\n"
                "      --placement MODE     auto: probes where the analysis proves them cheap\n"
                "                           (default); fallback: entry + uretprobe on every\n"
                "                           function (slower; for comparison)\n"
@@ -196,7 +196,7 @@ void options_defaults(struct options *o)
                 .log_target = LOG_TARGET_AUTO,
                 .log_level = LOG_INFO,
                 .uprobe_sessions = true,
-                .direct_read = false,
+                .direct_read = true,
                 .batch_scheduling = true,
         };
 }

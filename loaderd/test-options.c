@@ -153,7 +153,7 @@ int main(void)
                o.syscall_hooks == SYSCALL_HOOKS_PER_CALL);
         options_free(&o);
         assert(load(&o, NULL, err, sizeof(err), 0) == OPTIONS_RUN &&
-               o.syscall_hooks == SYSCALL_HOOKS_AUTO && o.uprobe_sessions && !o.direct_read &&
+               o.syscall_hooks == SYSCALL_HOOKS_AUTO && o.uprobe_sessions && o.direct_read &&
                o.batch_scheduling);
         options_free(&o);
         assert(load(&o, "[capture]\ndirect-read = no\n", err, sizeof(err), 1, "--direct-read") ==

@@ -20,7 +20,7 @@ def main(t):
     cert, key = t.make_cert()
     for direct, said, placement in (
             ("yes", "Plaintext read straight into the ring buffer.", "auto"),
-            ("no", "Plaintext copied into the ring buffer through a scratch buffer.", "fallback")):
+            ("no", "through a scratch buffer (--direct-read=no)", "fallback")):
         burst(t, cert, key, direct, said, placement)
 
 
