@@ -148,7 +148,6 @@ struct conn_info {
         __u8 pad[3];
         __u8 laddr[16];
         __u8 raddr[16];
-        __u64 sk_born; /* the socket's open_ns in sock_roles, 0 if opened before tlssniff */
 };
 
 /* TLS object -> socket. LRU: connections that go away are evicted by newer ones. */
@@ -601,9 +600,10 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
 {
         struct conn_info *ci, fresh = {};
         struct sock_info *si;
+        bool stored = false;
         struct sock *sk;
         int fd = io->fd;
-        __u64 skp, born;
+        __u64 skp;
 
         if (io->sk) {
                 sk = (struct sock *)io->sk;
@@ -613,19 +613,18 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                         return false; /* not a socket: a pipe, an eventfd, a file */
         }
         skp = (__u64)sk;
-        /*
-         * A socket is told from a later one the kernel put at the same address by when it was
-         * opened (0 for one opened before tlssniff): the TLS object may be freed and allocated
-         * again at the same address too (Go's allocator does that) and must not carry the old
-         * connection over. The stamp is the socket's own, written before any of its I/O, so two
-         * threads of one connection (an HTTP/2 server reads and writes from two goroutines at
-         * once) agree on it whatever their order.
-         */
-        si = bpf_map_lookup_elem(&sock_roles, &skp);
-        born = si ? si->open_ns : 0;
         ci = bpf_map_lookup_elem(&conns, key);
-        if (ci && ci->sk == skp && ci->sk_born == born)
-                return true;
+        if (ci && ci->sk == skp) {
+                __u64 *tracked = bpf_map_lookup_elem(&tracked_socks, &skp);
+
+                /*
+                 * Still the same connection, unless that socket closed and the kernel gave its
+                 * memory to a new one that the same TLS object (reallocated at the same address:
+                 * Go's allocator does that) now uses.
+                 */
+                if (tracked && *tracked == ci->conn_id)
+                        return true;
+        }
         /*
          * Not the connection the TLS object had: the socket's fd (found only now, off the common
          * path) is reported only if it is provably this socket's.
@@ -636,47 +635,38 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                 if (fd >= 0 && sock_from_fd(fd) != sk)
                         fd = -1;
         }
-        fresh.sk = skp;
-        fresh.sk_born = born;
-        fresh.fd = fd;
-        fresh.role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
-        fill_addrs(&fresh, sk);
-        if (!ci) {
-                /* The object had no connection: ours, unless a call of the same object on
-                 * another thread made one since our lookup; then that one is looked at below. */
-                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-                if (bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST) == 0) {
-                        bpf_map_update_elem(&tracked_socks, &skp, &fresh.conn_id, BPF_ANY);
-                        emit_open(key->tgid, &fresh, si);
-                        return true;
-                }
-                ci = bpf_map_lookup_elem(&conns, key);
-                if (ci && ci->sk == skp && ci->sk_born == born)
-                        return true;
-        }
+        si = bpf_map_lookup_elem(&sock_roles, &skp);
         if (ci && ci->sk == 0) {
-                /*
-                 * First socket seen for a TLS object whose data was captured before: the same
-                 * connection. Everything but the socket first, the socket last, so that another
-                 * thread that sees the socket sees the rest (two threads here write the same).
-                 */
-                ci->sk_born = born;
-                ci->fd = fd;
-                ci->role = fresh.role;
-                ci->family = fresh.family;
-                ci->lport = fresh.lport;
-                ci->rport = fresh.rport;
-                __builtin_memcpy(ci->laddr, fresh.laddr, 16);
-                __builtin_memcpy(ci->raddr, fresh.raddr, 16);
-                asm volatile("" ::: "memory");
+                /* First socket seen for a TLS object whose data was captured before. */
                 ci->sk = skp;
+                ci->fd = fd;
                 bpf_map_update_elem(&tracked_socks, &skp, &ci->conn_id, BPF_ANY);
+                ci->role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
+                fill_addrs(ci, sk);
                 emit_open(key->tgid, ci, si);
                 return true;
         }
-        /* Another socket than the object's connection had: a new connection. */
+        /* New connection (or the TLS object was reused for another socket). */
         fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-        if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
+        fresh.sk = skp;
+        fresh.fd = fd;
+        fresh.role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
+        fill_addrs(&fresh, sk);
+        /*
+         * The object had no connection: insert ours unless a call of the same object on another
+         * thread did so since our lookup (Go learns the socket on every call, and an HTTP/2
+         * server reads and writes a connection from two goroutines at once). Its connection is
+         * then this socket's: one connection, one open record.
+         */
+        if (!ci) {
+                stored = bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST) == 0;
+                if (!stored) {
+                        ci = bpf_map_lookup_elem(&conns, key);
+                        if (ci && ci->sk == skp)
+                                return true;
+                }
+        }
+        if (!stored && bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
                 stat_add(STAT_CONN_DROPS, 1);
         bpf_map_update_elem(&tracked_socks, &skp, &fresh.conn_id, BPF_ANY);
         emit_open(key->tgid, &fresh, si);
