@@ -969,11 +969,54 @@ static __always_inline __u64 data_wakeup_flag(struct scratch *s, __u64 size)
         return BPF_RB_FORCE_WAKEUP;
 }
 
+/* One call's records: everything a record's header is built from, per record. */
 struct emit_ctx {
         struct scratch *s;
+        const struct conn_key *key;
+        const struct conn_info *ci;
         __u64 buf;
+        __u64 base;     /* stream offset of the call's first byte */
+        __u64 ts;
+        __u32 tid;
+        __s32 fd;       /* -1 while the connection has no socket */
         __u32 captured; /* bytes to capture: min(moved, cap) */
+        __u32 call_len;
+        __u8 dir;
+        __u8 source;
+        __u8 flags; /* TLSSNIFF_DATA_NO_SOCKET, TLSSNIFF_DATA_TRUNCATED */
 };
+
+/* The header of the record of [off, off + len) of the call. */
+static __always_inline void fill_header(struct tlssniff_data_record *h, const struct emit_ctx *ec,
+                                        __u32 off, __u32 len)
+{
+        const struct conn_info *ci = ec->ci;
+
+        h->type = TLSSNIFF_REC_DATA;
+        h->pid = ec->key->tgid;
+        h->tid = ec->tid;
+        h->fd = ec->fd;
+        h->timestamp_ns = ec->ts;
+        h->conn_id = ci->conn_id;
+        h->handle = ec->key->handle;
+        h->stream_offset = ec->base + off;
+        h->call_len = ec->call_len;
+        h->call_offset = off;
+        h->len = len;
+        h->family = ci->family;
+        h->lport = ci->lport;
+        h->rport = ci->rport;
+        h->direction = ec->dir;
+        h->role = ci->role;
+        h->flags = ec->flags;
+        if (off + len >= ec->captured)
+                h->flags |= TLSSNIFF_DATA_LAST;
+        h->source = ec->source;
+        h->pad = 0;
+        __builtin_memcpy(h->laddr, ci->laddr, 16);
+        __builtin_memcpy(h->raddr, ci->raddr, 16);
+        bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
 
 /*
  * Reads user memory straight into a ring buffer record (kernel 6.16+): the plaintext is copied
@@ -1000,10 +1043,15 @@ static __always_inline void count_ring_drop(__u64 len)
         stat_add(STAT_DROP_RINGBUF_BYTES, len);
 }
 
-/* One record, its payload read from user memory into the reserved space: see above. */
-static __always_inline void emit_direct(struct scratch *s, __u64 src, __u32 len)
+/*
+ * One record, built where it goes: the header written into the reserved space and the payload
+ * read from user memory after it. Nothing passes through a buffer another program run could
+ * use (a uprobe's program can be preempted on a kernel that preempts kernel code).
+ */
+static __always_inline void emit_direct(const struct emit_ctx *ec, __u32 off, __u32 len)
 {
-        __u32 size = sizeof(s->rec) + len;
+        struct tlssniff_data_record *h;
+        __u32 size = sizeof(*h) + len;
         struct bpf_dynptr dp;
 
         if (bpf_ringbuf_reserve_dynptr(&events, size, 0, &dp) < 0) {
@@ -1011,25 +1059,32 @@ static __always_inline void emit_direct(struct scratch *s, __u64 src, __u32 len)
                 count_ring_drop(len);
                 return;
         }
-        if (bpf_probe_read_user_dynptr(&dp, sizeof(s->rec), len, (void *)src) < 0 ||
-            bpf_dynptr_write(&dp, 0, &s->rec, sizeof(s->rec), 0) < 0) {
+        h = bpf_dynptr_data(&dp, 0, sizeof(*h));
+        if (!h || bpf_probe_read_user_dynptr(&dp, sizeof(*h), len, (void *)(ec->buf + off)) < 0) {
                 bpf_ringbuf_discard_dynptr(&dp, BPF_RB_NO_WAKEUP);
                 stat_add(STAT_READ_FAIL_BYTES, len);
                 return;
         }
-        bpf_ringbuf_submit_dynptr(&dp, data_wakeup_flag(s, size));
+        fill_header(h, ec, off, len);
+        bpf_ringbuf_submit_dynptr(&dp, data_wakeup_flag(ec->s, size));
         count_emitted(len);
 }
 
-/* The same through the scratch, for kernels without bpf_probe_read_user_dynptr. */
-static __always_inline void emit_copied(struct scratch *s, __u64 src, __u32 len)
+/*
+ * The same through the CPU's scratch, for kernels without bpf_probe_read_user_dynptr (or
+ * --direct-read=no): not safe where uprobe programs can be preempted (docs/design.md).
+ */
+static __always_inline void emit_copied(const struct emit_ctx *ec, __u32 off, __u32 len)
 {
+        struct scratch *s = ec->s;
+
         if (len == 0 || len > TLSSNIFF_CHUNK_MAX)
                 return;
-        if (bpf_probe_read_user(s->data, len, (void *)src) < 0) {
+        if (bpf_probe_read_user(s->data, len, (void *)(ec->buf + off)) < 0) {
                 stat_add(STAT_READ_FAIL_BYTES, len);
                 return;
         }
+        fill_header(&s->rec, ec, off, len);
         if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len,
                                data_wakeup_flag(s, sizeof(s->rec) + len)) < 0)
                 count_ring_drop(len);
@@ -1039,7 +1094,6 @@ static __always_inline void emit_copied(struct scratch *s, __u64 src, __u32 len)
 
 static long emit_chunk(__u32 i, struct emit_ctx *ec)
 {
-        struct scratch *s = ec->s;
         __u64 off = (__u64)i * TLSSNIFF_CHUNK_MAX;
         __u64 len;
 
@@ -1052,17 +1106,10 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
         asm volatile("" : "+r"(len));
         if (len == 0 || len > TLSSNIFF_CHUNK_MAX)
                 return 1;
-        s->rec.call_offset = off;
-        s->rec.len = len;
-        s->rec.flags &= ~TLSSNIFF_DATA_LAST;
-        if (off + len >= ec->captured)
-                s->rec.flags |= TLSSNIFF_DATA_LAST;
-        s->rec.stream_offset += off;
         if (direct_read && bpf_ksym_exists(bpf_probe_read_user_dynptr))
-                emit_direct(s, ec->buf + off, len);
+                emit_direct(ec, off, len);
         else
-                emit_copied(s, ec->buf + off, len);
-        s->rec.stream_offset -= off;
+                emit_copied(ec, off, len);
         return 0;
 }
 
@@ -1136,7 +1183,7 @@ static __always_inline void emit_call(struct conn_key *key, struct conn_info *ci
         struct emit_ctx ec = {};
         struct scratch *s;
         __u32 zero = 0;
-        __u64 base, cap;
+        __u64 cap;
 
         if (!ci)
                 ci = bpf_map_lookup_elem(&conns, key);
@@ -1154,40 +1201,27 @@ static __always_inline void emit_call(struct conn_key *key, struct conn_info *ci
         if (!s)
                 return;
 
-        base = __sync_fetch_and_add(&ci->offset[dir & 1], moved);
-        s->rec.type = TLSSNIFF_REC_DATA;
-        s->rec.pid = key->tgid;
-        s->rec.tid = tid;
-        s->rec.fd = ci->sk ? ci->fd : -1;
-        s->rec.timestamp_ns = dir == TLSSNIFF_DIR_WRITE ? entry_ts : bpf_ktime_get_boot_ns();
-        s->rec.conn_id = ci->conn_id;
-        s->rec.handle = key->handle;
-        s->rec.stream_offset = base;
-        s->rec.call_len = moved > 0xffffffffull ? 0xffffffffu : (__u32)moved;
-        s->rec.family = ci->family;
-        s->rec.lport = ci->lport;
-        s->rec.rport = ci->rport;
-        s->rec.direction = dir;
-        s->rec.role = ci->role;
-        s->rec.source = source;
-        s->rec.pad = 0;
-        s->rec.flags = 0;
-        __builtin_memcpy(s->rec.laddr, ci->laddr, 16);
-        __builtin_memcpy(s->rec.raddr, ci->raddr, 16);
-        bpf_get_current_comm(s->rec.comm, sizeof(s->rec.comm));
+        ec.s = s;
+        ec.key = key;
+        ec.ci = ci;
+        ec.buf = buf;
+        ec.base = __sync_fetch_and_add(&ci->offset[dir & 1], moved);
+        ec.ts = dir == TLSSNIFF_DIR_WRITE ? entry_ts : bpf_ktime_get_boot_ns();
+        ec.tid = tid;
+        ec.call_len = moved > 0xffffffffull ? 0xffffffffu : (__u32)moved;
+        ec.dir = dir;
+        ec.source = source;
+        ec.captured = moved;
+        ec.fd = ci->sk ? ci->fd : -1;
         if (!ci->sk) {
-                s->rec.flags |= TLSSNIFF_DATA_NO_SOCKET;
+                ec.flags |= TLSSNIFF_DATA_NO_SOCKET;
                 stat_add(STAT_NO_SOCKET, 1);
         }
-
-        ec.s = s;
-        ec.buf = buf;
-        ec.captured = moved;
         f = filter_state_get();
         cap = f && f->call_cap ? f->call_cap : TLSSNIFF_CALL_CAP_DEFAULT;
         if (moved > cap) {
                 ec.captured = cap;
-                s->rec.flags |= TLSSNIFF_DATA_TRUNCATED;
+                ec.flags |= TLSSNIFF_DATA_TRUNCATED;
                 stat_add(STAT_TRUNC_CALLS, 1);
                 stat_add(STAT_TRUNC_BYTES, moved - cap);
         }
