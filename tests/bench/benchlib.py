@@ -22,6 +22,8 @@ import throughput as tp  # noqa: E402  (the shared process helpers live there)
 from throughput import (  # noqa: E402,F401  (re-exported)
     BenchError,
     CLK_TCK,
+    bpf_stats_restore,
+    bpf_stats_set,
     DEFAULT_LOADERD,
     STARTED,
     cleanup_all,
@@ -265,31 +267,6 @@ def pct(xs, q):
     s = sorted(xs)
     i = min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))
     return s[i]
-
-
-BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
-
-
-def bpf_stats_set(want):
-    """Sets the kernel's BPF run-time statistics to want ("0" or "1"; on, they cost every
-    program run two clock reads); returns the value to put back with bpf_stats_restore, or None
-    when nothing changed."""
-    try:
-        with open(BPF_STATS_SYSCTL) as f:
-            was = f.read().strip()
-        if was == want:
-            return None
-        with open(BPF_STATS_SYSCTL, "w") as f:
-            f.write(want)
-    except OSError:
-        return None
-    return was
-
-
-def bpf_stats_restore(was):
-    if was is not None:
-        with open(BPF_STATS_SYSCTL, "w") as f:
-            f.write(was)
 
 
 def run_main(main):

@@ -68,9 +68,6 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchlib  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_LOADERD = os.path.join(ROOT, "build", "loaderd", "tlssniff-loaderd")
@@ -934,6 +931,31 @@ def nonzero_losses(stats):
 # The benchmark
 
 
+BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def bpf_stats_set(want):
+    """Sets the kernel's BPF run-time statistics to want ("0" or "1"; on, they cost every
+    program run two clock reads); returns the value to put back with bpf_stats_restore, or None
+    when nothing changed."""
+    try:
+        with open(BPF_STATS_SYSCTL) as f:
+            was = f.read().strip()
+        if was == want:
+            return None
+        with open(BPF_STATS_SYSCTL, "w") as f:
+            f.write(want)
+    except OSError:
+        return None
+    return was
+
+
+def bpf_stats_restore(was):
+    if was is not None:
+        with open(BPF_STATS_SYSCTL, "w") as f:
+            f.write(was)
+
+
 def bpf_prog_ids(pid):
     """Ids of the BPF programs pid holds through its fds (prog_id in their fdinfo)."""
     ids = set()
@@ -1627,7 +1649,7 @@ def main(argv):
     if opts.bpf_stats and not shutil.which("bpftool"):
         print("FAIL: --bpf-stats needs bpftool")
         return 1
-    stats_was = benchlib.bpf_stats_set("1" if opts.bpf_stats else "0")
+    stats_was = bpf_stats_set("1" if opts.bpf_stats else "0")
     if stats_was is not None and not opts.bpf_stats:
         meta["notes"].append(
             "kernel.bpf_stats_enabled was on: turned off for the run, put back after"
@@ -1662,7 +1684,7 @@ def main(argv):
     except KeyboardInterrupt:
         failed = "interrupted"
     finally:
-        benchlib.bpf_stats_restore(stats_was)
+        bpf_stats_restore(stats_was)
         server.stop()
         if idle:
             end_process(idle)
