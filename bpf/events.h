@@ -273,5 +273,6 @@ enum tlssniff_stat {
         STAT_GO_NO_GOID,          /* Go probe hits whose goroutine id could not be read */
         STAT_GO_NO_FD,            /* Go calls whose socket fd could not be read from the tls.Conn */
         STAT_FILTERED_RETURNS,    /* return probes run for filtered calls (none with sessions) */
+        STAT_CONN_WAIT_TIMEOUTS,  /* gave up waiting for another thread's new connection */
         _STAT_MAX,
 };

@@ -33,6 +33,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define PROT_EXEC 4
 #define SSL3_RT_APPLICATION_DATA 23 /* the record type of the caller's bytes */
 
+/* One load or store the compiler keeps, in program order: fields other threads' runs read. */
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+
 /* Tunables, set by loaderd between open and load. */
 const volatile __u32 self_tgid = 0;
 /*
@@ -145,9 +149,11 @@ struct conn_info {
         __u16 lport;
         __u16 rport;
         __u8 role;
-        __u8 pad[3];
+        __u8 publishing; /* sk set, its tracked_socks entry not yet: see learn_socket */
+        __u8 pad[2];
         __u8 laddr[16];
         __u8 raddr[16];
+        __u64 next_id; /* set (once) by the thread replacing this connection: see learn_socket */
 };
 
 /* TLS object -> socket. LRU: connections that go away are evicted by newer ones. */
@@ -593,14 +599,69 @@ static __always_inline int syscall_fd(int kind)
 }
 
 /*
+ * A connection just inserted with publishing set gets its tracked_socks entry, then loses the
+ * flag (unless another thread replaced it meanwhile), and is announced.
+ */
+static __always_inline void publish_fresh(struct conn_key *key, struct conn_info *fresh,
+                                          const struct sock_info *si)
+{
+        struct conn_info *ci;
+
+        bpf_map_update_elem(&tracked_socks, &fresh->sk, &fresh->conn_id, BPF_ANY);
+        ci = bpf_map_lookup_elem(&conns, key);
+        if (ci && ci->conn_id == fresh->conn_id)
+                WRITE_ONCE(ci->publishing, 0);
+        emit_open(key->tgid, fresh, si);
+}
+
+/*
+ * How long a thread waits for a connection another thread is inserting: an update of the LRU
+ * map took up to 73 us in the tests (its lists are rebalanced now and then), a virtual CPU can
+ * stall longer. The bound is on time; the loop's count only has to exceed it (a lookup takes
+ * about 25 ns).
+ */
+#define CONN_WAIT_NS 500000ull
+#define CONN_WAIT_LOOKUPS (1 << 16)
+
+struct wait_new {
+        struct conn_key key;
+        __u64 id;    /* the connection awaited */
+        __u64 until; /* bpf_ktime_get_ns() deadline */
+        __u64 sk;    /* its socket, once found */
+        int found;
+};
+
+static long wait_new_conn(__u32 i, void *arg)
+{
+        struct wait_new *w = arg;
+        struct conn_info *ci = bpf_map_lookup_elem(&conns, &w->key);
+
+        if (!ci || READ_ONCE(ci->conn_id) != w->id)
+                return bpf_ktime_get_ns() > w->until;
+        w->sk = READ_ONCE(ci->sk);
+        w->found = 1;
+        return 1;
+}
+
+/*
  * Ties the TLS object of key to the socket of io (the socket the thread did I/O on, or the one
  * behind its fd), starting a new connection if needed.
+ *
+ * Two threads may do this for one object at once (Go learns the socket on every call, and an
+ * HTTP/2 server reads and writes a connection from two goroutines): they must agree on one
+ * connection (docs/design.md). A thread that finds the object's connection on this socket takes
+ * it as the same connection when the socket's tracked_socks entry names it, or while the thread
+ * that tied them is still publishing; a socket whose entry is gone or names another connection
+ * closed, and the kernel gave its memory to a new one that the same TLS object (reallocated at
+ * the same address: Go's allocator does that) now uses. So the entry is written before the
+ * connection shows the socket, or the connection is inserted flagged as publishing until it is.
+ * A first connection is inserted only if none exists; a replacement only by the thread that
+ * marked the old connection superseded (next_id), the others waiting for it to appear.
  */
 static __always_inline bool learn_socket(struct conn_key *key, const struct io_sock *io)
 {
         struct conn_info *ci, fresh = {};
         struct sock_info *si;
-        bool stored = false;
         struct sock *sk;
         int fd = io->fd;
         __u64 skp;
@@ -614,15 +675,10 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
         }
         skp = (__u64)sk;
         ci = bpf_map_lookup_elem(&conns, key);
-        if (ci && ci->sk == skp) {
+        if (ci && READ_ONCE(ci->sk) == skp) {
                 __u64 *tracked = bpf_map_lookup_elem(&tracked_socks, &skp);
 
-                /*
-                 * Still the same connection, unless that socket closed and the kernel gave its
-                 * memory to a new one that the same TLS object (reallocated at the same address:
-                 * Go's allocator does that) now uses.
-                 */
-                if (tracked && *tracked == ci->conn_id)
+                if ((tracked && *tracked == ci->conn_id) || READ_ONCE(ci->publishing))
                         return true;
         }
         /*
@@ -636,40 +692,72 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                         fd = -1;
         }
         si = bpf_map_lookup_elem(&sock_roles, &skp);
-        if (ci && ci->sk == 0) {
-                /* First socket seen for a TLS object whose data was captured before. */
-                ci->sk = skp;
-                ci->fd = fd;
-                bpf_map_update_elem(&tracked_socks, &skp, &ci->conn_id, BPF_ANY);
-                ci->role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
-                fill_addrs(ci, sk);
-                emit_open(key->tgid, ci, si);
-                return true;
-        }
-        /* New connection (or the TLS object was reused for another socket). */
-        fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
         fresh.sk = skp;
         fresh.fd = fd;
         fresh.role = si ? si->role : TLSSNIFF_ROLE_UNKNOWN;
+        fresh.publishing = 1;
         fill_addrs(&fresh, sk);
-        /*
-         * The object had no connection: insert ours unless a call of the same object on another
-         * thread did so since our lookup (Go learns the socket on every call, and an HTTP/2
-         * server reads and writes a connection from two goroutines at once). Its connection is
-         * then this socket's: one connection, one open record.
-         */
         if (!ci) {
-                stored = bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST) == 0;
-                if (!stored) {
-                        ci = bpf_map_lookup_elem(&conns, key);
-                        if (ci && ci->sk == skp)
+                /*
+                 * The object had no connection: insert ours unless another thread's call of the
+                 * same object did so since our lookup; its connection is then this socket's, or
+                 * one without a socket yet (adopted below).
+                 */
+                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+                if (bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST) == 0) {
+                        publish_fresh(key, &fresh, si);
+                        return true;
+                }
+                ci = bpf_map_lookup_elem(&conns, key);
+                if (ci && READ_ONCE(ci->sk) == skp)
+                        return true;
+        }
+        if (ci && READ_ONCE(ci->sk) == 0) {
+                /* First socket seen for a TLS object whose data was captured before. */
+                bpf_map_update_elem(&tracked_socks, &skp, &ci->conn_id, BPF_ANY);
+                ci->fd = fd;
+                ci->role = fresh.role;
+                fill_addrs(ci, sk);
+                WRITE_ONCE(ci->sk, skp);
+                emit_open(key->tgid, ci, si);
+                return true;
+        }
+        /*
+         * The TLS object was reused for another socket. Threads that find that at once agree
+         * through the old connection: the one that marks it superseded (next_id, compare and
+         * swap) inserts the new connection, the others wait for it to appear.
+         */
+        if (!fresh.conn_id)
+                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+        if (ci) {
+                __u64 old_id = READ_ONCE(ci->conn_id);
+                __u64 won = __sync_val_compare_and_swap(&ci->next_id, 0, fresh.conn_id);
+
+                if (won) {
+                        struct wait_new w = { .key = *key, .id = won,
+                                              .until = bpf_ktime_get_ns() + CONN_WAIT_NS };
+
+                        bpf_loop(CONN_WAIT_LOOKUPS, wait_new_conn, &w, 0);
+                        if (!w.found) {
+                                stat_add(STAT_CONN_WAIT_TIMEOUTS, 1);
                                 return true;
+                        }
+                        if (w.sk == skp)
+                                return true;
+                        ci = NULL; /* the winner saw another socket: replace its connection */
+                } else if (READ_ONCE(ci->conn_id) != old_id) {
+                        /* The element was freed and reused for another connection: undo. */
+                        __sync_val_compare_and_swap(&ci->next_id, fresh.conn_id, 0);
+                        ci = NULL;
                 }
         }
-        if (!stored && bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0)
+        if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0) {
                 stat_add(STAT_CONN_DROPS, 1);
-        bpf_map_update_elem(&tracked_socks, &skp, &fresh.conn_id, BPF_ANY);
-        emit_open(key->tgid, &fresh, si);
+                if (ci) /* the old connection stays: a later call may replace it */
+                        __sync_val_compare_and_swap(&ci->next_id, fresh.conn_id, 0);
+                return true;
+        }
+        publish_fresh(key, &fresh, si);
         return true;
 }
 

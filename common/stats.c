@@ -25,6 +25,7 @@ static const char *const kernel_names[_STAT_MAX] = {
         [STAT_GO_NO_GOID] = "go_no_goid",
         [STAT_GO_NO_FD] = "go_calls_without_fd",
         [STAT_FILTERED_RETURNS] = "returns_filtered",
+        [STAT_CONN_WAIT_TIMEOUTS] = "conn_wait_timeouts",
 };
 
 const char *stat_kernel_name(enum tlssniff_stat s)

@@ -3,13 +3,16 @@
 Three toolchains, all from Debian (tools/bootstrap.sh --tests installs or unpacks them): bookworm's
 Go 1.19 (ABIInternal), Go 1.15 from bullseye (ABI0) and Go 1.23 from bookworm-backports. A build
 cache under /var/cache/tlssniff-test keeps repeated runs fast; the standard library needs no
-module download.
+module download. Below the builds: starting tlspeer's servers and clients and reading the JSON
+lines they print.
 """
 
+import json
 import os
 import pathlib
 import subprocess
 
+import harness
 from harness import TestFailure, log
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -78,3 +81,30 @@ def analyze(path):
     r = subprocess.run([str(exe), "--analyze", str(path)], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=120)
     return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+# ---------------------------------------------------------------- running tlspeer
+
+def events(t, proc, event, n=1, timeout=60.0):
+    """The next n JSON lines of proc's stdout with this event."""
+    out = []
+    while len(out) < n:
+        line = t.expect_line(proc, "{", timeout)
+        obj = json.loads("{" + line)
+        if obj.get("event") == event:
+            out.append(obj)
+    return out
+
+
+def start_server(t, exe, name, *args):
+    p = t.spawn([exe, *args, "-listen", "127.0.0.1:0"], name=name)
+    p.out = harness.ByteReader(p.stdout, name + " stdout")
+    return p, events(t, p, "listening")[0]["port"]
+
+
+def run_client(t, exe, name, *args, timeout=120.0):
+    p = t.spawn([exe, *args], name=name)
+    p.out = harness.ByteReader(p.stdout, name + " stdout")
+    t.wait_proc(p, timeout)
+    lines = [json.loads(ln) for ln in p.out.rest().decode().splitlines() if ln.startswith("{")]
+    return p, lines

@@ -8,6 +8,7 @@ import subprocess
 
 import gobuild
 import harness
+from gobuild import events, run_client, start_server
 from harness import TestFailure
 
 SIZES = "1,100,65536,1048576"
@@ -16,31 +17,6 @@ BUILDS = [(tc, s) for tc in ("go1.15", "go1.19", "go1.23") for s in (False, True
 
 def label(build):
     return build[0] + ("-stripped" if build[1] else "")
-
-
-def events(t, proc, event, n=1, timeout=60.0):
-    """The next n JSON lines of proc's stdout with this event."""
-    out = []
-    while len(out) < n:
-        line = t.expect_line(proc, "{", timeout)
-        obj = json.loads("{" + line)
-        if obj.get("event") == event:
-            out.append(obj)
-    return out
-
-
-def start_server(t, exe, name, *args):
-    p = t.spawn([exe, *args, "-listen", "127.0.0.1:0"], name=name)
-    p.out = harness.ByteReader(p.stdout, name + " stdout")
-    return p, events(t, p, "listening")[0]["port"]
-
-
-def run_client(t, exe, name, *args, timeout=120.0):
-    p = t.spawn([exe, *args], name=name)
-    p.out = harness.ByteReader(p.stdout, name + " stdout")
-    t.wait_proc(p, timeout)
-    lines = [json.loads(ln) for ln in p.out.rest().decode().splitlines() if ln.startswith("{")]
-    return p, lines
 
 
 def one_stream(cap, pid, direction, local_port, remote_port, what):

@@ -16,6 +16,8 @@
 //	http-server  net/http over TLS, HTTP/1.1 or (-h2) HTTP/2
 //	http-client  GET /hello and POST /echo rounds against http-server
 //	once         one connection: send a message, half-close, print the reply
+//	duplex-server, duplex-client
+//	             each connection read and written at once by two goroutines (below)
 //
 // The echo-transform protocol: the client sends a 12-byte header ("TSP1", u32 request
 // length L, u32 response length M, big endian) and L bytes of body; the server answers M
@@ -23,6 +25,12 @@
 // first request body (0 if that body is empty). A "TSPQ" header ends the connection. A
 // connection whose first 4 bytes are neither magic is answered "echo:" + everything the
 // client sent before half-closing (the once mode).
+//
+// The duplex modes: after the handshake each side starts a reading and a writing goroutine;
+// both first write nothing at the same instant (two threads' first calls on the connection
+// race, as an HTTP/2 server's reading and writing goroutines' do), then the writer sends
+// -writes messages of -size bytes and half-closes and the reader reads to EOF. Each
+// connection prints the bytes both ways.
 package main
 
 import (
@@ -68,11 +76,13 @@ func main() {
 		usage()
 	}
 	modes := map[string]func([]string){
-		"server":      runServer,
-		"client":      runClient,
-		"http-server": runHTTPServer,
-		"http-client": runHTTPClient,
-		"once":        runOnce,
+		"server":        runServer,
+		"client":        runClient,
+		"http-server":   runHTTPServer,
+		"http-client":   runHTTPClient,
+		"once":          runOnce,
+		"duplex-server": runDuplexServer,
+		"duplex-client": runDuplexClient,
 	}
 	run, ok := modes[os.Args[1]]
 	if !ok {
@@ -82,7 +92,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tlspeer server|client|http-server|http-client|once [flags]")
+	fmt.Fprintln(os.Stderr, "usage: tlspeer server|client|http-server|http-client|once|duplex-server|duplex-client [flags]")
 	os.Exit(1)
 }
 
@@ -486,18 +496,26 @@ func runClient(args []string) {
 		waitForFile(*waitFile)
 	}
 
+	exit(runConns("client", *conns, *parallel, func(i int) (interface{}, error) {
+		return clientConn(i, opts)
+	}))
+}
+
+// runConns runs conn(0) .. conn(n-1), parallel at a time, and prints each one's event; the
+// exit status: 1 once any failed.
+func runConns(mode string, n, parallel int, conn func(i int) (interface{}, error)) int {
 	var wg sync.WaitGroup
 	var failed int32
-	slots := make(chan struct{}, *parallel)
-	for i := 0; i < *conns; i++ {
+	slots := make(chan struct{}, parallel)
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			ev, err := clientConn(i, opts)
+			ev, err := conn(i)
 			if err != nil {
-				warnf("client: connection %d: %v", i, err)
+				warnf("%s: connection %d: %v", mode, i, err)
 				atomic.StoreInt32(&failed, 1)
 				return
 			}
@@ -505,9 +523,7 @@ func runClient(args []string) {
 		}(i)
 	}
 	wg.Wait()
-	if failed != 0 {
-		exit(1)
-	}
+	return int(atomic.LoadInt32(&failed))
 }
 
 // waitForFile lets the test attach tlssniff before any TLS happens.
@@ -644,6 +660,158 @@ func runOnce(args []string) {
 	}
 	c.Close()
 	emit(onceEvent{"once", port(c.LocalAddr()), string(reply)})
+}
+
+// ---------------------------------------------------------------- duplex
+
+type duplexEvent struct {
+	Event      string `json:"event"`
+	LocalPort  int    `json:"local_port"`
+	RemotePort int    `json:"remote_port"`
+	Sent       string `json:"sent"`     // hex
+	Received   string `json:"received"` // hex
+}
+
+// duplex reads and writes a handshaken c from two goroutines (see the package comment). The
+// bytes of message i are byte(j*13+i) ^ tag, the first message starting with tag and id in
+// 7 digits. With skew < 0 both goroutines first write
+// nothing at the same instant. With skew >= 0 (the server) the peer's first message is left
+// time to arrive, then the reader's first Read (which finds it waiting) races a Write of
+// nothing that the writer makes after spinning skew steps: Read reaches its copy to the
+// caller, where tlssniff learns the socket and captures, a few microseconds after its entry,
+// and varying skew over connections puts the two threads' calls at every offset in that range.
+func duplex(c *tls.Conn, id, writes, size int, tag byte, skew int) (duplexEvent, error) {
+	var sent, received []byte
+	var werr, rerr error
+	var wg sync.WaitGroup
+	var ready, sink int32
+	// Each goroutine spins until the other runs (a channel would wake them microseconds apart).
+	together := func(writer bool) {
+		atomic.AddInt32(&ready, 1)
+		for atomic.LoadInt32(&ready) < 2 {
+		}
+		if skew < 0 || writer {
+			for i := 0; i < skew; i++ {
+				atomic.AddInt32(&sink, 1)
+			}
+			c.Write(nil)
+		}
+	}
+	if skew >= 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		together(true)
+		for i := 0; i < writes && werr == nil; i++ {
+			msg := make([]byte, size)
+			for j := range msg {
+				msg[j] = byte(j*13+i) ^ tag
+			}
+			if i == 0 {
+				copy(msg, fmt.Sprintf("%c%07d", tag, id)) // no two connections alike
+			}
+			var n int
+			n, werr = c.Write(msg)
+			sent = append(sent, msg[:n]...)
+		}
+		if werr == nil {
+			werr = c.CloseWrite()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		together(false)
+		buf := make([]byte, 16384)
+		for {
+			n, err := c.Read(buf)
+			received = append(received, buf[:n]...)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				rerr = err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	c.Close()
+	ev := duplexEvent{"duplex_conn", port(c.LocalAddr()), port(c.RemoteAddr()),
+		hex.EncodeToString(sent), hex.EncodeToString(received)}
+	if werr != nil {
+		return ev, fmt.Errorf("write: %v", werr)
+	}
+	if rerr != nil {
+		return ev, fmt.Errorf("read: %v", rerr)
+	}
+	return ev, nil
+}
+
+func duplexFlags(fs *flag.FlagSet) (writes, size *int) {
+	writes = fs.Int("writes", 20, "messages each side writes per connection")
+	size = fs.Int("size", 100, "bytes per message")
+	return
+}
+
+func runDuplexServer(args []string) {
+	fs := flag.NewFlagSet("duplex-server", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	writes, size := duplexFlags(fs)
+	parseFlags(fs, args)
+
+	cfg := serverTLSConfig(false)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fatalf("listen: %v", err)
+	}
+	var failed int32
+	exitOnSignal(func() int { return int(atomic.LoadInt32(&failed)) })
+	emit(listeningEvent{"listening", port(ln.Addr())})
+	for n := 0; ; n++ {
+		raw, err := ln.Accept()
+		if err != nil {
+			fatalf("accept: %v", err)
+		}
+		id, skew := n, n*37%200*10 // skew: 0 to 1990 steps, about 0 to 15 us, in 200 stages
+		go func() {
+			c := tls.Server(raw, cfg)
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			err := c.Handshake()
+			var ev duplexEvent
+			if err == nil {
+				ev, err = duplex(c, id, *writes, *size, 'S', skew)
+			}
+			if err != nil {
+				warnf("duplex-server: connection from %v: %v", raw.RemoteAddr(), err)
+				raw.Close()
+				atomic.StoreInt32(&failed, 1)
+				return
+			}
+			emit(ev)
+		}()
+	}
+}
+
+func runDuplexClient(args []string) {
+	fs := flag.NewFlagSet("duplex-client", flag.ContinueOnError)
+	connect := fs.String("connect", "", "server address HOST:PORT")
+	conns := fs.Int("conns", 1, "number of connections")
+	parallel := fs.Int("parallel", 1, "connections running at a time")
+	writes, size := duplexFlags(fs)
+	parseFlags(fs, args)
+	if *connect == "" || *conns < 0 || *parallel < 1 || *writes < 0 || *size < 1 {
+		fatalf("duplex-client: need -connect, -conns >= 0, -parallel >= 1, -writes >= 0, -size >= 1")
+	}
+	exit(runConns("duplex-client", *conns, *parallel, func(i int) (interface{}, error) {
+		c, err := dialTLS(*connect, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return nil, err
+		}
+		return duplex(c, i, *writes, *size, 'C', -1)
+	}))
 }
 
 // ---------------------------------------------------------------- HTTP
