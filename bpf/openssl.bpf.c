@@ -713,13 +713,17 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                         return true;
         }
         if (ci && READ_ONCE(ci->sk) == 0) {
-                /* First socket seen for a TLS object whose data was captured before. */
+                /*
+                 * First socket seen for a TLS object whose data was captured before. Threads
+                 * doing this at once write the same values; the one whose compare-and-swap
+                 * sets the socket announces it.
+                 */
                 bpf_map_update_elem(&tracked_socks, &skp, &ci->conn_id, BPF_ANY);
                 ci->fd = fd;
                 ci->role = fresh.role;
                 fill_addrs(ci, sk);
-                WRITE_ONCE(ci->sk, skp);
-                emit_open(key->tgid, ci, si);
+                if (__sync_val_compare_and_swap(&ci->sk, 0, skp) == 0)
+                        emit_open(key->tgid, ci, si);
                 return true;
         }
         /*
