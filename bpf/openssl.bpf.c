@@ -1070,12 +1070,11 @@ struct emit_ctx {
         __u64 base;     /* stream offset of the call's first byte */
         __u64 ts;
         __u32 tid;
-        __s32 fd;       /* -1 while the connection has no socket */
         __u32 captured; /* bytes to capture: min(moved, cap) */
         __u32 call_len;
         __u8 dir;
         __u8 source;
-        __u8 flags; /* TLSSNIFF_DATA_NO_SOCKET, TLSSNIFF_DATA_TRUNCATED */
+        __u8 flags; /* TLSSNIFF_DATA_TRUNCATED (fill_header adds TLSSNIFF_DATA_NO_SOCKET) */
 };
 
 /* The header of the record of [off, off + len) of the call. */
@@ -1083,11 +1082,17 @@ static __always_inline void fill_header(struct tlssniff_data_record *h, const st
                                         __u32 off, __u32 len)
 {
         const struct conn_info *ci = ec->ci;
+        /*
+         * The socket is set last (learn_socket): once it shows, the addresses are there. Read
+         * per record, so that each record's fd, flag and addresses agree even when another
+         * thread ties the connection to its socket in the middle of a call.
+         */
+        bool has_sk = READ_ONCE(ci->sk) != 0;
 
         h->type = TLSSNIFF_REC_DATA;
         h->pid = ec->key->tgid;
         h->tid = ec->tid;
-        h->fd = ec->fd;
+        h->fd = has_sk ? ci->fd : -1;
         h->timestamp_ns = ec->ts;
         h->conn_id = ci->conn_id;
         h->handle = ec->key->handle;
@@ -1100,7 +1105,7 @@ static __always_inline void fill_header(struct tlssniff_data_record *h, const st
         h->rport = ci->rport;
         h->direction = ec->dir;
         h->role = ci->role;
-        h->flags = ec->flags;
+        h->flags = ec->flags | (has_sk ? 0 : TLSSNIFF_DATA_NO_SOCKET);
         if (off + len >= ec->captured)
                 h->flags |= TLSSNIFF_DATA_LAST;
         h->source = ec->source;
@@ -1304,11 +1309,8 @@ static __always_inline void emit_call(struct conn_key *key, struct conn_info *ci
         ec.dir = dir;
         ec.source = source;
         ec.captured = moved;
-        ec.fd = ci->sk ? ci->fd : -1;
-        if (!ci->sk) {
-                ec.flags |= TLSSNIFF_DATA_NO_SOCKET;
-                stat_add(STAT_NO_SOCKET, 1);
-        }
+        if (!READ_ONCE(ci->sk))
+                stat_add(STAT_NO_SOCKET, 1); /* the records say so each (fill_header) */
         f = filter_state_get();
         cap = f && f->call_cap ? f->call_cap : TLSSNIFF_CALL_CAP_DEFAULT;
         if (moved > cap) {
