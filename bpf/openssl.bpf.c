@@ -625,9 +625,10 @@ static __always_inline void publish_fresh(struct conn_key *key, struct conn_info
 
 struct wait_new {
         struct conn_key key;
-        __u64 id;    /* the connection awaited */
-        __u64 until; /* bpf_ktime_get_ns() deadline */
-        __u64 sk;    /* its socket, once found */
+        __u64 id;       /* the connection awaited */
+        __u64 sk;       /* the waiting thread's socket: a connection on it ends the wait too */
+        __u64 until;    /* bpf_ktime_get_ns() deadline */
+        __u64 found_sk; /* the socket of the connection found */
         int found;
 };
 
@@ -635,10 +636,14 @@ static long wait_new_conn(__u32 i, void *arg)
 {
         struct wait_new *w = arg;
         struct conn_info *ci = bpf_map_lookup_elem(&conns, &w->key);
+        __u64 sk;
 
-        if (!ci || READ_ONCE(ci->conn_id) != w->id)
+        if (!ci)
                 return bpf_ktime_get_ns() > w->until;
-        w->sk = READ_ONCE(ci->sk);
+        sk = READ_ONCE(ci->sk);
+        if (READ_ONCE(ci->conn_id) != w->id && sk != w->sk)
+                return bpf_ktime_get_ns() > w->until;
+        w->found_sk = sk;
         w->found = 1;
         return 1;
 }
@@ -737,8 +742,21 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                 __u64 old_id = READ_ONCE(ci->conn_id);
                 __u64 won = __sync_val_compare_and_swap(&ci->next_id, 0, fresh.conn_id);
 
-                if (won) {
-                        struct wait_new w = { .key = *key, .id = won,
+                if (READ_ONCE(ci->conn_id) != old_id) {
+                        /*
+                         * Since our lookup another thread replaced the object's connection and
+                         * the old element was freed and reused for another one (the LRU map
+                         * reuses elements at once): undo, and take the object's connection now
+                         * if it is on this socket.
+                         */
+                        if (!won)
+                                __sync_val_compare_and_swap(&ci->next_id, fresh.conn_id, 0);
+                        ci = bpf_map_lookup_elem(&conns, key);
+                        if (ci && READ_ONCE(ci->sk) == skp)
+                                return true;
+                        ci = NULL;
+                } else if (won) {
+                        struct wait_new w = { .key = *key, .id = won, .sk = skp,
                                               .until = bpf_ktime_get_ns() + CONN_WAIT_NS };
 
                         bpf_loop(CONN_WAIT_LOOKUPS, wait_new_conn, &w, 0);
@@ -746,13 +764,9 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                                 stat_add(STAT_CONN_WAIT_TIMEOUTS, 1);
                                 return true;
                         }
-                        if (w.sk == skp)
+                        if (w.found_sk == skp)
                                 return true;
                         ci = NULL; /* the winner saw another socket: replace its connection */
-                } else if (READ_ONCE(ci->conn_id) != old_id) {
-                        /* The element was freed and reused for another connection: undo. */
-                        __sync_val_compare_and_swap(&ci->next_id, fresh.conn_id, 0);
-                        ci = NULL;
                 }
         }
         if (bpf_map_update_elem(&conns, key, &fresh, BPF_ANY) < 0) {
