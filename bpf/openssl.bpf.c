@@ -49,8 +49,13 @@ const volatile __u64 wakeup_bytes = 128 << 10;
 /* Payloads read straight into the ring buffer (emit_direct): --direct-read, where the kernel can. */
 const volatile bool direct_read = false;
 
-/* Source of connection ids; only ever incremented atomically. */
+/* Source of connection ids; only ever incremented atomically (new_conn_id). */
 __u64 next_conn_id = 0;
+
+static __always_inline __u64 new_conn_id(void)
+{
+        return __sync_fetch_and_add(&next_conn_id, 1) + 1;
+}
 
 /*
  * Whether the system call programs learn sockets (set by loaderd, after load too: it falls back
@@ -628,8 +633,7 @@ struct wait_new {
         __u64 id;       /* the connection awaited */
         __u64 sk;       /* the waiting thread's socket: a connection on it ends the wait too */
         __u64 until;    /* bpf_ktime_get_ns() deadline */
-        __u64 found_sk; /* the socket of the connection found */
-        int found;
+        __u64 found_sk; /* the socket of the connection found (never 0), 0 until then */
 };
 
 static long wait_new_conn(__u32 i, void *arg)
@@ -644,7 +648,6 @@ static long wait_new_conn(__u32 i, void *arg)
         if (READ_ONCE(ci->conn_id) != w->id && sk != w->sk)
                 return bpf_ktime_get_ns() > w->until;
         w->found_sk = sk;
-        w->found = 1;
         return 1;
 }
 
@@ -708,7 +711,7 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                  * same object did so since our lookup; its connection is then this socket's, or
                  * one without a socket yet (adopted below).
                  */
-                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+                fresh.conn_id = new_conn_id();
                 if (bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST) == 0) {
                         publish_fresh(key, &fresh, si);
                         return true;
@@ -737,7 +740,7 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
          * swap) inserts the new connection, the others wait for it to appear.
          */
         if (!fresh.conn_id)
-                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+                fresh.conn_id = new_conn_id();
         if (ci) {
                 __u64 old_id = READ_ONCE(ci->conn_id);
                 __u64 won = __sync_val_compare_and_swap(&ci->next_id, 0, fresh.conn_id);
@@ -760,7 +763,7 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                                               .until = bpf_ktime_get_ns() + CONN_WAIT_NS };
 
                         bpf_loop(CONN_WAIT_LOOKUPS, wait_new_conn, &w, 0);
-                        if (!w.found) {
+                        if (!w.found_sk) {
                                 stat_add(STAT_CONN_WAIT_TIMEOUTS, 1);
                                 return true;
                         }
@@ -1299,7 +1302,7 @@ static __always_inline void emit_call(struct conn_key *key, struct conn_info *ci
         if (!ci)
                 ci = bpf_map_lookup_elem(&conns, key);
         if (!ci) {
-                fresh.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+                fresh.conn_id = new_conn_id();
                 fresh.fd = -1;
                 bpf_map_update_elem(&conns, key, &fresh, BPF_NOEXIST);
                 ci = bpf_map_lookup_elem(&conns, key);
