@@ -631,21 +631,28 @@ static __always_inline void publish_fresh(struct conn_key *key, struct conn_info
 struct wait_new {
         struct conn_key key;
         __u64 id;       /* the connection awaited */
-        __u64 sk;       /* the waiting thread's socket: a connection on it ends the wait too */
+        __u64 old_id;   /* the connection it replaces */
+        __u64 sk;       /* the waiting thread's socket: a new connection on it ends the wait */
         __u64 until;    /* bpf_ktime_get_ns() deadline */
         __u64 found_sk; /* the socket of the connection found (never 0), 0 until then */
 };
 
+/*
+ * The old connection never ends the wait, even on the waiting thread's socket: the kernel often
+ * gives a new socket the memory of the one just freed, so the old connection can show the same
+ * socket pointer, and taking it would put the thread's records into the old connection.
+ */
 static long wait_new_conn(__u32 i, void *arg)
 {
         struct wait_new *w = arg;
         struct conn_info *ci = bpf_map_lookup_elem(&conns, &w->key);
-        __u64 sk;
+        __u64 sk, id;
 
         if (!ci)
                 return bpf_ktime_get_ns() > w->until;
         sk = READ_ONCE(ci->sk);
-        if (READ_ONCE(ci->conn_id) != w->id && sk != w->sk)
+        id = READ_ONCE(ci->conn_id);
+        if (id != w->id && (sk != w->sk || id == w->old_id))
                 return bpf_ktime_get_ns() > w->until;
         w->found_sk = sk;
         return 1;
@@ -759,7 +766,8 @@ static __always_inline bool learn_socket(struct conn_key *key, const struct io_s
                                 return true;
                         ci = NULL;
                 } else if (won) {
-                        struct wait_new w = { .key = *key, .id = won, .sk = skp,
+                        struct wait_new w = { .key = *key, .id = won, .old_id = old_id,
+                                              .sk = skp,
                                               .until = bpf_ktime_get_ns() + CONN_WAIT_NS };
 
                         bpf_loop(CONN_WAIT_LOOKUPS, wait_new_conn, &w, 0);
