@@ -227,21 +227,31 @@ struct tlssniff_open_record {
 };
 
 /*
- * The target filters and the per-call cap, in the one-element filter_state map so that a
- * reload or tlssniffctl attach/detach changes them while running. A process is a target when
- * it is not tlssniff itself, not excluded (detach), and either forced (attach) or matched by
- * the configured filters: OR within a kind, AND across kinds.
+ * The target filters and the per-call cap, in the filter_state map so that a reload or
+ * tlssniffctl attach/detach changes them while running. A process is a target when it is not
+ * tlssniff itself, not excluded (detach), and either forced (attach) or matched by the
+ * configured filters: OR within a kind, AND across kinds.
+ *
+ * The configured filters come in two generations, so that a reload switches from one set to
+ * the other at one instant (the programs' filter_gen) instead of key by key: filter_state has a
+ * state per generation, a filter_pids or filter_comms key belongs to generation g when its value
+ * has bit g (gen_bit) set, and generation g's cgroups are filter_cgroups[cgroups_base ...].
  */
+#define TLSSNIFF_FILTER_GENS 2
+
 struct tlssniff_filter_state {
         __u32 call_cap;
         __u8 pids_on;         /* filter_pids holds the allowed processes */
         __u8 comms_on;        /* filter_comms holds the allowed names */
-        __u8 cgroups_n;       /* filter_cgroups[0..n) are the allowed cgroups */
+        __u8 cgroups_n;       /* filter_cgroups[cgroups_base, +n) are the allowed cgroups */
         __u8 force_pids_on;   /* force_pids: attached with tlssniffctl */
         __u8 exclude_pids_on; /* exclude_pids: detached with tlssniffctl */
         __u8 force_cgroups_n; /* force_cgroups[0..n) */
         __u8 exclude_cgroups_n; /* exclude_cgroups[0..n) */
         __u8 report_execs;    /* every exec is reported (loaderd follows systemd units) */
+        __u8 gen_bit;         /* 1 << this state's generation: see above */
+        __u8 cgroups_base;    /* its first filter_cgroups slot */
+        __u8 pad[2];
 };
 
 /* Key of the known_files map: files loaderd has handled (probed or found without TLS). */

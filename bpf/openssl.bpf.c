@@ -71,6 +71,9 @@ __u32 io_from_syscalls = 1;
  */
 __u32 spec_epoch = 0;
 
+/* The generation of the configured target filters in force (struct tlssniff_filter_state). */
+__u32 filter_gen = 0;
+
 struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
         __uint(max_entries, 32 << 20); /* resized by loaderd */
@@ -241,26 +244,26 @@ struct {
         __uint(type, BPF_MAP_TYPE_HASH);
         __uint(max_entries, 1024);
         __type(key, __u32);
-        __type(value, __u8);
+        __type(value, __u8); /* the generations the process is in (gen_bit) */
 } filter_pids SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_HASH);
-        __uint(max_entries, 64);
+        __uint(max_entries, 128);
         __type(key, char[TLSSNIFF_COMM_LEN]);
-        __type(value, __u8);
+        __type(value, __u8); /* the generations the name is in (gen_bit) */
 } filter_comms SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-        __uint(max_entries, TLSSNIFF_FILTER_CGROUPS_MAX);
+        __uint(max_entries, TLSSNIFF_FILTER_GENS * TLSSNIFF_FILTER_CGROUPS_MAX);
         __type(key, __u32);
         __type(value, __u32);
 } filter_cgroups SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_ARRAY);
-        __uint(max_entries, 1);
+        __uint(max_entries, TLSSNIFF_FILTER_GENS);
         __type(key, __u32);
         __type(value, struct tlssniff_filter_state);
 } filter_state SEC(".maps");
@@ -315,20 +318,29 @@ static __always_inline void stat_add(__u32 idx, __u64 n)
                 *v += n; /* per-CPU slot: no other writer */
 }
 
+/* The filter state of the generation in force: read once per decision. */
 static __always_inline const struct tlssniff_filter_state *filter_state_get(void)
 {
-        __u32 zero = 0;
+        __u32 gen = READ_ONCE(filter_gen) & (TLSSNIFF_FILTER_GENS - 1);
 
-        return bpf_map_lookup_elem(&filter_state, &zero);
+        return bpf_map_lookup_elem(&filter_state, &gen);
 }
 
-/* Whether the current task is under one of cgroups[0..n). */
-static __always_inline bool under_cgroup(void *cgroups, __u32 n)
+/* Whether the current task is under one of cgroups[base, base + n). */
+static __always_inline bool under_cgroup(void *cgroups, __u32 base, __u32 n)
 {
         for (__u32 i = 0; i < TLSSNIFF_FILTER_CGROUPS_MAX && i < n; i++)
-                if (bpf_current_task_under_cgroup(cgroups, i) == 1)
+                if (bpf_current_task_under_cgroup(cgroups, base + i) == 1)
                         return true;
         return false;
+}
+
+/* Whether a filter_pids or filter_comms key is in the generation of gen_bit. */
+static __always_inline bool in_gen(void *map, const void *key, __u8 gen_bit)
+{
+        __u8 *v = bpf_map_lookup_elem(map, key);
+
+        return v && (*v & gen_bit);
 }
 
 /* The spec of probe idx, if its probe is one of the current set (spec_epoch); else NULL. */
@@ -348,22 +360,22 @@ static __always_inline bool is_target(__u32 tgid)
                 return false;
         if (f->exclude_pids_on && bpf_map_lookup_elem(&exclude_pids, &tgid))
                 return false;
-        if (f->exclude_cgroups_n && under_cgroup(&exclude_cgroups, f->exclude_cgroups_n))
+        if (f->exclude_cgroups_n && under_cgroup(&exclude_cgroups, 0, f->exclude_cgroups_n))
                 return false;
         if (f->force_pids_on && bpf_map_lookup_elem(&force_pids, &tgid))
                 return true;
-        if (f->force_cgroups_n && under_cgroup(&force_cgroups, f->force_cgroups_n))
+        if (f->force_cgroups_n && under_cgroup(&force_cgroups, 0, f->force_cgroups_n))
                 return true;
-        if (f->pids_on && !bpf_map_lookup_elem(&filter_pids, &tgid))
+        if (f->pids_on && !in_gen(&filter_pids, &tgid, f->gen_bit))
                 return false;
         if (f->comms_on) {
                 char comm[TLSSNIFF_COMM_LEN] = {};
 
                 bpf_get_current_comm(comm, sizeof(comm));
-                if (!bpf_map_lookup_elem(&filter_comms, comm))
+                if (!in_gen(&filter_comms, comm, f->gen_bit))
                         return false;
         }
-        if (f->cgroups_n && !under_cgroup(&filter_cgroups, f->cgroups_n))
+        if (f->cgroups_n && !under_cgroup(&filter_cgroups, f->cgroups_base, f->cgroups_n))
                 return false;
         return true;
 }

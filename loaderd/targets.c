@@ -130,46 +130,87 @@ static int set_slot(struct bpf_map *map, uint32_t idx, const char *path)
 }
 
 /*
- * Makes the set map hold exactly keys[0..n) (each key_size bytes): the new keys go in first,
- * then the keys not among them go, so a process in both the old and the new targets is never
- * filtered out in between.
+ * The configured filters' generations (struct tlssniff_filter_state): the one in force, and the
+ * one a reload prepares beside it and then switches to at one instant, so that a process in
+ * both the old and the new targets is never filtered out in between, and one in neither never
+ * let through.
  */
-static int set_keys(struct bpf_map *map, const void *keys, size_t n, size_t key_size)
+static uint32_t gen_now(const struct loaderd *l)
 {
-        uint8_t key[64], next[64], one = 1;
+        return __atomic_load_n(&l->skel->bss->filter_gen, __ATOMIC_RELAXED) &
+               (TLSSNIFF_FILTER_GENS - 1);
+}
+
+static uint32_t gen_next(const struct loaderd *l)
+{
+        return gen_now(l) ^ 1;
+}
+
+static uint32_t gen_cgroup(uint32_t gen, uint32_t i)
+{
+        return gen * TLSSNIFF_FILTER_CGROUPS_MAX + i;
+}
+
+static bool key_among(const void *key, const void *keys, size_t n, size_t key_size)
+{
+        for (size_t i = 0; i < n; i++)
+                if (memcmp(key, (const uint8_t *)keys + i * key_size, key_size) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * Makes keys[0..n) (each key_size bytes) the members of generation gen of map (a filter_pids
+ * or filter_comms: a key's value has bit gen set while it is a member), leaving the other
+ * generation's members as they are; a key in neither goes.
+ */
+static int set_gen_keys(struct bpf_map *map, const void *keys, size_t n, size_t key_size,
+                        uint32_t gen)
+{
+        uint8_t key[64], next[64], bit = (uint8_t)(1u << gen), v;
         bool have = false;
         int r;
 
         if (key_size > sizeof(key))
                 return -EINVAL;
         for (size_t i = 0; i < n; i++) {
-                r = bpf_map__update_elem(map, (const uint8_t *)keys + i * key_size, key_size,
-                                         &one, 1, BPF_ANY);
+                const uint8_t *k = (const uint8_t *)keys + i * key_size;
+
+                if (bpf_map__lookup_elem(map, k, key_size, &v, 1, 0) < 0)
+                        v = 0;
+                v |= bit;
+                r = bpf_map__update_elem(map, k, key_size, &v, 1, BPF_ANY);
                 if (r < 0)
                         return r;
         }
         for (;;) {
-                bool keep = false;
-
                 r = bpf_map__get_next_key(map, have ? key : NULL, next, key_size);
                 if (r == -ENOENT)
                         return 0;
                 if (r < 0)
                         return r;
-                for (size_t i = 0; i < n && !keep; i++)
-                        keep = memcmp(next, (const uint8_t *)keys + i * key_size, key_size) == 0;
-                if (!keep) {
-                        r = bpf_map__delete_elem(map, next, key_size, 0);
-                        if (r < 0)
-                                return r;
-                        continue; /* the walk goes on from the same previous key */
+                if (!key_among(next, keys, n, key_size) &&
+                    bpf_map__lookup_elem(map, next, key_size, &v, 1, 0) == 0) {
+                        if ((v & ~bit) == 0) {
+                                r = bpf_map__delete_elem(map, next, key_size, 0);
+                                if (r < 0)
+                                        return r;
+                                continue; /* the walk goes on from the same previous key */
+                        }
+                        if (v & bit) {
+                                v &= (uint8_t)~bit;
+                                r = bpf_map__update_elem(map, next, key_size, &v, 1, BPF_EXIST);
+                                if (r < 0)
+                                        return r;
+                        }
                 }
                 memcpy(key, next, key_size);
                 have = true;
         }
 }
 
-static int write_state(struct loaderd *l)
+/* Writes generation gen's filter state (the overrides and the cap are the same in both). */
+static int write_state(struct loaderd *l, uint32_t gen)
 {
         const struct options *o = &l->opt;
         const struct targets *t = &l->targets;
@@ -183,10 +224,11 @@ static int write_state(struct loaderd *l)
                 .force_cgroups_n = (uint8_t)t->n_force_units,
                 .exclude_cgroups_n = (uint8_t)t->n_exclude_units,
                 .report_execs = t->n_units + t->n_force_units + t->n_exclude_units > 0,
+                .gen_bit = (uint8_t)(1u << gen),
+                .cgroups_base = (uint8_t)gen_cgroup(gen, 0),
         };
-        uint32_t zero = 0;
 
-        return bpf_map__update_elem(l->skel->maps.filter_state, &zero, sizeof(zero), &s,
+        return bpf_map__update_elem(l->skel->maps.filter_state, &gen, sizeof(gen), &s,
                                     sizeof(s), BPF_ANY);
 }
 
@@ -216,14 +258,15 @@ static int place_unit(struct targets *t, struct bpf_map *map, uint32_t idx,
         return 1;
 }
 
-static void place_all_units(struct loaderd *l)
+/* Places the units: the configured ones in generation gen's cgroups, the overrides. */
+static void place_all_units(struct loaderd *l, uint32_t gen)
 {
         struct targets *t = &l->targets;
         bool moved = false;
 
         for (unsigned i = 0; i < t->n_units; i++)
-                moved |= place_unit(t, l->skel->maps.filter_cgroups, l->opt.n_cgroups + i,
-                                    &t->units[i]) > 0;
+                moved |= place_unit(t, l->skel->maps.filter_cgroups,
+                                    gen_cgroup(gen, l->opt.n_cgroups + i), &t->units[i]) > 0;
         for (unsigned i = 0; i < t->n_force_units; i++)
                 moved |= place_unit(t, l->skel->maps.force_cgroups, i, &t->force_units[i]) > 0;
         for (unsigned i = 0; i < t->n_exclude_units; i++)
@@ -237,6 +280,7 @@ int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t 
         struct bpf_map *cg = l->skel->maps.filter_cgroups;
         struct targets *t = &l->targets;
         char comms[LOADERD_FILTER_MAX][TLSSNIFF_COMM_LEN] = {};
+        uint32_t gen = gen_next(l);
         int r;
 
         if (o->n_cgroups + o->n_units > TLSSNIFF_FILTER_CGROUPS_MAX) {
@@ -253,14 +297,15 @@ int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t 
                         return -EINVAL;
                 }
         }
-        /* Checked: from here on the kernel's filters change. */
+        /* Checked: the generation not in force is prepared (targets_commit switches to it). */
         for (unsigned i = 0; i < o->n_comms; i++)
                 strncpy(comms[i], o->comms[i], TLSSNIFF_COMM_LEN - 1);
-        r = set_keys(l->skel->maps.filter_pids, o->pids, o->n_pids, sizeof(uint32_t));
+        r = set_gen_keys(l->skel->maps.filter_pids, o->pids, o->n_pids, sizeof(uint32_t), gen);
         if (r >= 0)
-                r = set_keys(l->skel->maps.filter_comms, comms, o->n_comms, TLSSNIFF_COMM_LEN);
+                r = set_gen_keys(l->skel->maps.filter_comms, comms, o->n_comms,
+                                 TLSSNIFF_COMM_LEN, gen);
         for (uint32_t i = 0; r >= 0 && i < TLSSNIFF_FILTER_CGROUPS_MAX; i++)
-                r = set_slot(cg, i, i < o->n_cgroups ? o->cgroups[i] : NULL);
+                r = set_slot(cg, gen_cgroup(gen, i), i < o->n_cgroups ? o->cgroups[i] : NULL);
         if (r < 0) {
                 snprintf(err, err_size, "setting the kernel's filters: %s", strerror(-r));
                 return r;
@@ -273,22 +318,32 @@ int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t 
         return 0;
 }
 
-/* After targets_apply and l->opt being the options applied: units, then the state. */
+/*
+ * After targets_apply and l->opt being the options applied: the prepared generation gets its
+ * units and its state, then the programs switch to it.
+ */
 static int targets_commit(struct loaderd *l)
 {
+        uint32_t gen = gen_next(l);
+        int r;
+
         /* A pid is a process, not a name: one that is not running is never captured. */
         for (unsigned i = 0; i < l->opt.n_pids; i++)
                 if (kill((pid_t)l->opt.pids[i], 0) < 0 && errno == ESRCH)
                         log_warning("Target process %u does not exist: nothing will be captured "
                                     "from it.",
                                     l->opt.pids[i]);
-        place_all_units(l);
+        place_all_units(l, gen);
         for (unsigned i = 0; i < l->targets.n_units; i++)
                 if (!l->targets.units[i].cgroup_id)
                         log_notice("Unit %s has no cgroup (not running); it is traced once it "
                                    "starts.",
                                    l->targets.units[i].name);
-        return write_state(l);
+        r = write_state(l, gen);
+        if (r < 0)
+                return r;
+        __atomic_store_n(&l->skel->bss->filter_gen, gen, __ATOMIC_RELEASE);
+        return 0;
 }
 
 int targets_setup(struct loaderd *l, char *err, size_t err_size)
@@ -311,7 +366,7 @@ int targets_finish_reload(struct loaderd *l)
 void targets_tick(struct loaderd *l)
 {
         if (l->targets.n_units + l->targets.n_force_units + l->targets.n_exclude_units)
-                place_all_units(l);
+                place_all_units(l, gen_now(l));
 }
 
 void targets_on_exec(struct loaderd *l, pid_t pid)
@@ -345,7 +400,7 @@ void targets_on_exec(struct loaderd *l, pid_t pid)
         }
         fclose(f);
         if (ours)
-                place_all_units(l);
+                place_all_units(l, gen_now(l));
 }
 
 /* The processes in a cgroup and below, offered like any new process. */
@@ -438,7 +493,7 @@ static int override_unit(struct loaderd *l, bool attach, const char *unit, char 
                 relist(t, attach ? l->skel->maps.force_cgroups : l->skel->maps.exclude_cgroups, add,
                        *n_add);
         }
-        r = write_state(l);
+        r = write_state(l, gen_now(l));
         if (r < 0) {
                 snprintf(msg, msg_size, "updating the kernel's filters: %s", strerror(-r));
                 return r;
@@ -490,7 +545,7 @@ static int override_pid(struct loaderd *l, bool attach, uint32_t pid, char *msg,
                 }
                 (*n_add)++;
         }
-        r = write_state(l);
+        r = write_state(l, gen_now(l));
         if (r < 0) {
                 snprintf(msg, msg_size, "updating the kernel's filters: %s", strerror(-r));
                 return r;

@@ -137,11 +137,13 @@ def scoped(t, cert, key):
 def reload_to_names(t, cert, key):
     """Reloads that move the probes between A's memory alone and every process while A is in
     the middle of a stream of exchanges: each move attaches the new probes before the old ones
-    go (one spec epoch to the next), and A's bytes are captured exactly, none lost or doubled."""
+    go (one spec epoch to the next) and switches the filters from one generation to the next at
+    one instant (changing them key by key lost calls of A in between), and A's bytes are
+    captured exactly, none lost or doubled."""
     server, port = t.start_server("framed", cert, key, HOST)
-    exchanges = [(os.urandom(20000), 15000) for _ in range(120)]
+    exchanges = [(os.urandom(20000), 15000) for _ in range(400)]
     a = harness.spawn_client(t, "client-A2", port, [(*exchanges[0], exchanges[1:])], cert,
-                             flags=["--wait-go", "--pause", "0.05"])
+                             flags=["--wait-go", "--pause", "0.01"])
     t.expect_line(a, "WAITING")
     conf = t.tmp / "scope.conf"
     by_pid, by_name = f"[targets]\npid = {a.pid}\n", "[targets]\ncomm = python3\n"
@@ -149,14 +151,14 @@ def reload_to_names(t, cert, key):
     t.start_loaderd("--config", str(conf))
     expect_breakpoints("the server (not a target)", server.pid, False)
     go(a)
-    reloads = 6
+    reloads = 12
     for i in range(reloads):
         conf.write_text(by_name if i % 2 == 0 else by_pid)
         t.loaderd.send_signal(signal.SIGHUP)
         harness.wait_until(lambda: sum("Reloaded the configuration" in ln
                                        for ln in t.loaderd_err.lines) == i + 1, 20,
                            f"reload {i + 1}")
-        time.sleep(0.1)
+        time.sleep(0.02)
     if a.poll() is not None:
         raise TestFailure("client A2 ended before the reloads did: the moves were not made "
                           "under traffic")
