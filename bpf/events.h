@@ -118,7 +118,7 @@ struct tlssniff_probe_spec {
         __u8 pad;
         struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX];
         __u32 file; /* loaderd's file id: key of go_files for Go probes */
-        __u32 epoch; /* the probe acts only while this is the programs' spec_epoch */
+        __u32 set; /* loaderd's probe set: two are attached while probes move (probes_moving) */
 };
 
 /* Where a Go function finds the running goroutine's g. */
@@ -284,5 +284,7 @@ enum tlssniff_stat {
         STAT_GO_NO_FD,            /* Go calls whose socket fd could not be read from the tls.Conn */
         STAT_FILTERED_RETURNS,    /* return probes run for filtered calls (none with sessions) */
         STAT_CONN_WAIT_TIMEOUTS,  /* gave up waiting for another thread's new connection */
+        STAT_MOVE_UNMARKED,       /* hits while probes moved that could not be marked */
+        STAT_LOST_RETURNS,        /* calls whose return was never seen: bytes not captured */
         _STAT_MAX,
 };

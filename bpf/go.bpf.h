@@ -106,7 +106,7 @@ static __always_inline int go_probe_begin(struct pt_regs *ctx, struct tlssniff_p
 {
         __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
 
-        *spec = spec_current(spec_idx);
+        *spec = spec_current(ctx, spec_idx);
         if (!*spec)
                 return GO_NO_SPEC;
         *gi = bpf_map_lookup_elem(&go_files, &(*spec)->file);
@@ -227,7 +227,7 @@ int go_copy(struct pt_regs *ctx)
                 stat_add(STAT_FILTERED, 1);
                 return 0;
         }
-        spec = spec_current(spec_idx);
+        spec = spec_current(ctx, spec_idx);
         if (!spec)
                 return 0;
         gi = bpf_map_lookup_elem(&go_files, &spec->file);

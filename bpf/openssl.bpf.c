@@ -65,11 +65,12 @@ static __always_inline __u64 new_conn_id(void)
 __u32 io_from_syscalls = 1;
 
 /*
- * Probes whose spec has this epoch act; the others return at once. loaderd moves probes (into
- * other processes: loaderd/attach.c) by attaching the new set with the next epoch, setting this,
- * then detaching the old set: a hit is handled by one of the two sets, not both.
+ * Set by loaderd while it moves probes into other processes (loaderd/attach.c): it attaches the
+ * new set of probes, then detaches the old one, and in between a hit of a process in both
+ * scopes runs a program of each set. The first to run takes the hit and leaves a mark on the
+ * thread; the other one finds it and leaves the hit alone (spec_current).
  */
-__u32 spec_epoch = 0;
+__u32 probes_moving = 0;
 
 /* The generation of the configured target filters in force (struct tlssniff_filter_state). */
 __u32 filter_gen = 0;
@@ -141,6 +142,22 @@ struct {
         __type(key, int);
         __type(value, struct active_call);
 } active_calls SEC(".maps");
+
+/* The hit a thread's program took last while probes move (spec_current). */
+struct move_mark {
+        __u64 ip;
+        __u64 sp;
+        __u64 ts;  /* bpf_ktime_get_ns() */
+        __u32 set; /* the probe set of the program that took it */
+        __u32 pad;
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+        __uint(map_flags, BPF_F_NO_PREALLOC);
+        __type(key, int);
+        __type(value, struct move_mark);
+} move_marks SEC(".maps");
 
 struct conn_key {
         __u64 handle;
@@ -343,12 +360,55 @@ static __always_inline bool in_gen(void *map, const void *key, __u8 gen_bit)
         return v && (*v & gen_bit);
 }
 
-/* The spec of probe idx, if its probe is one of the current set (spec_epoch); else NULL. */
-static __always_inline struct tlssniff_probe_spec *spec_current(__u32 idx)
+/*
+ * Two programs of one hit run one after the other, with the same registers, within this of each
+ * other (unless the thread is preempted in between for longer: then both take the hit). A mark
+ * older than this is of another hit: a thread whose hit ran only the old set's program and whose
+ * next hit at the same place runs only the new set's is at least a detach apart (which waits
+ * for a grace period of the kernel's, milliseconds).
+ */
+#define MOVE_MARK_NS 1000000ull
+
+/*
+ * Whether the program of set takes this hit while probes move: yes unless the other set's
+ * program took it already (a mark of the other set at the same instruction and stack pointer,
+ * just made). The kernel runs a hit's programs in an order of its own, so either may come first;
+ * the second clears the mark, so the thread's next hit at the same place starts afresh. A hit of
+ * a process in one scope only runs one program, and its mark is then of the same set as the next.
+ */
+static __noinline bool move_takes_hit(struct pt_regs *ctx, __u32 set)
+{
+        struct move_mark *m = bpf_task_storage_get(&move_marks, bpf_get_current_task_btf(), NULL,
+                                                   BPF_LOCAL_STORAGE_GET_F_CREATE);
+        __u64 ip, sp, now = bpf_ktime_get_ns();
+
+        ip = PT_REGS_IP(ctx);
+        sp = PT_REGS_SP(ctx);
+        if (!m) {
+                stat_add(STAT_MOVE_UNMARKED, 1); /* taken by both sets, perhaps */
+                return true;
+        }
+        if (m->set != set && m->ip == ip && m->sp == sp && now - m->ts < MOVE_MARK_NS) {
+                m->ts = 0;
+                return false;
+        }
+        m->ip = ip;
+        m->sp = sp;
+        m->ts = now;
+        m->set = set;
+        return true;
+}
+
+/* The spec of probe idx, unless the hit is another set's (see probes_moving); else NULL. */
+static __always_inline struct tlssniff_probe_spec *spec_current(struct pt_regs *ctx, __u32 idx)
 {
         struct tlssniff_probe_spec *spec = bpf_map_lookup_elem(&probe_specs, &idx);
 
-        return spec && spec->epoch == spec_epoch ? spec : NULL;
+        if (!spec)
+                return NULL;
+        if (READ_ONCE(probes_moving) && !move_takes_hit(ctx, spec->set))
+                return NULL;
+        return spec;
 }
 
 /* See struct tlssniff_filter_state. */
@@ -414,6 +474,17 @@ static __always_inline struct call_frame *frame_at(struct active_call *c, __u32 
         return &c->f[i];
 }
 
+/*
+ * A frame dropped because its call is gone without its return probe having run (a longjmp, a
+ * return the kernel did not report: an uprobe session whose set of probes was detached while
+ * the call was in progress): the bytes of a call that moves them are lost, and counted.
+ */
+static __always_inline void count_lost_return(const struct call_frame *f)
+{
+        if (!f->wrapper && !f->quiet)
+                stat_add(STAT_LOST_RETURNS, 1);
+}
+
 static __always_inline bool func_writes(__u8 func)
 {
         return func == TLSSNIFF_FUNC_SSL_WRITE || func == TLSSNIFF_FUNC_SSL_WRITE_EX ||
@@ -441,7 +512,7 @@ static __always_inline int tls_entry_do(struct pt_regs *ctx)
                 stat_add(STAT_FILTERED, 1);
                 return 1;
         }
-        spec = spec_current(spec_idx);
+        spec = spec_current(ctx, spec_idx);
         if (!spec)
                 return 1;
         cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL,
@@ -455,6 +526,7 @@ static __always_inline int tls_entry_do(struct pt_regs *ctx)
         for (int i = 0; i < CALL_FRAMES; i++) {
                 if (n == 0 || n > CALL_FRAMES || frame_at(cur, n - 1)->sp > sp)
                         break;
+                count_lost_return(frame_at(cur, n - 1));
                 n--;
         }
         if (n >= CALL_FRAMES) {
@@ -1381,7 +1453,7 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
         __u64 sp = PT_REGS_SP(ctx);
         __u32 n;
 
-        spec = spec_current(spec_idx);
+        spec = spec_current(ctx, spec_idx);
         if (!spec)
                 return; /* a probe of the set being replaced or put in: the other one pops */
         cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL, 0);
@@ -1393,6 +1465,7 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
         for (int i = 0; i < CALL_FRAMES; i++) {
                 if (n == 0 || n > CALL_FRAMES || frame_at(cur, n - 1)->sp + 8 >= sp)
                         break;
+                count_lost_return(frame_at(cur, n - 1));
                 n--;
         }
         if (!cur || n == 0 || n > CALL_FRAMES) {
@@ -1469,7 +1542,7 @@ int tls_copy(struct pt_regs *ctx)
                 stat_add(STAT_FILTERED, 1);
                 return 0;
         }
-        spec = spec_current(spec_idx);
+        spec = spec_current(ctx, spec_idx);
         if (!spec)
                 return 0;
         tlssniff_regs_copy(&regs, ctx);
@@ -1510,7 +1583,7 @@ int tls_forget(struct pt_regs *ctx)
         struct conn_key key = { .tgid = bpf_get_current_pid_tgid() >> 32 };
         struct pt_regs regs;
 
-        spec = spec_current(spec_idx);
+        spec = spec_current(ctx, spec_idx);
         if (!spec)
                 return 0;
         tlssniff_regs_copy(&regs, ctx);

@@ -26,6 +26,8 @@ static const char *const kernel_names[_STAT_MAX] = {
         [STAT_GO_NO_FD] = "go_calls_without_fd",
         [STAT_FILTERED_RETURNS] = "returns_filtered",
         [STAT_CONN_WAIT_TIMEOUTS] = "conn_wait_timeouts",
+        [STAT_MOVE_UNMARKED] = "move_unmarked_hits",
+        [STAT_LOST_RETURNS] = "lost_returns",
 };
 
 const char *stat_kernel_name(enum tlssniff_stat s)

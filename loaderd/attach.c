@@ -11,10 +11,10 @@
  *
  * The scope changes with the targets (reload, tlssniffctl attach/detach). A process added to a
  * scope of processes gets probes of its own; any other change replaces every file's probes: the
- * new set is attached with the next spec epoch, the programs' spec_epoch is moved to it, and the
- * old set is detached. A probe acts only while its spec's epoch is the current one, so each hit
- * is handled by one set (the hit in progress when the epoch moves may, at worst, be handled by
- * both sets or by neither: one instant per change).
+ * programs are told probes are moving (probes_moving), the new set is attached, the old set is
+ * detached (the kernel waits for its programs to finish), and the programs are told the move is
+ * over. In between, a hit of a process in both scopes runs a program of each set, and the first
+ * to run takes it (bpf/openssl.bpf.c, spec_current): each hit is handled once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -116,11 +116,11 @@ static void set_destroy(struct loaderd *l, struct probe_set *s)
 
 /*
  * The units of tf's plan (a probe, or an entry + uretprobe pair at one place) and their specs,
- * written for the given epoch. Where sessions are possible a pair shares one spec: the entry's
+ * written as members of probe set set_id. Where sessions are possible a pair shares one spec: the entry's
  * arguments and the return's result.
  */
 static int set_prepare(struct loaderd *l, struct traced_file *tf, struct probe_set *s,
-                       uint32_t epoch, char *err, size_t err_size)
+                       uint32_t set_id, char *err, size_t err_size)
 {
         const struct msg_plan *plan = tf->plan;
         bool used[MSG_PLAN_PROBES_MAX] = {};
@@ -137,7 +137,7 @@ static int set_prepare(struct loaderd *l, struct traced_file *tf, struct probe_s
                         .kind = p->kind,
                         .source = plan->has_go ? TLSSNIFF_SOURCE_GO : TLSSNIFF_SOURCE_OPENSSL,
                         .file = tf->id,
-                        .epoch = epoch,
+                        .set = set_id,
                 };
                 int pair;
 
@@ -334,7 +334,7 @@ int attach_file(struct loaderd *l, struct traced_file *tf, struct msg_plan *plan
                         return r;
                 }
         }
-        r = set_prepare(l, tf, &tf->set, l->skel->bss->spec_epoch, err, err_size);
+        r = set_prepare(l, tf, &tf->set, l->probe_set, err, err_size);
         if (r < 0)
                 return r;
         return set_attach_scope(l, tf, &tf->set, &l->scope, err, err_size);
@@ -486,7 +486,7 @@ int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
 {
         struct probe_scope want;
         struct probe_set *sets = NULL;
-        uint32_t epoch;
+        uint32_t set_id;
         int r = 0;
 
         if (!l->skel)
@@ -500,20 +500,20 @@ int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
                 if (r < 0)
                         return r;
         } else {
-                /* Every file's probes replaced: the new set first, then the epoch, then the old
-                 * set goes. */
-                epoch = l->skel->bss->spec_epoch + 1;
+                /* Every file's probes replaced: the new set first, then the old set goes. */
+                set_id = l->probe_set + 1;
                 sets = calloc(l->n_files ? l->n_files : 1, sizeof(*sets));
                 if (!sets) {
                         snprintf(err, err_size, "out of memory");
                         return -ENOMEM;
                 }
+                __atomic_store_n(&l->skel->bss->probes_moving, 1, __ATOMIC_SEQ_CST);
                 for (unsigned i = 0; r >= 0 && i < l->n_files; i++) {
                         struct traced_file *tf = &l->files[i];
 
                         if (tf->state != FILE_ATTACHED)
                                 continue;
-                        r = set_prepare(l, tf, &sets[i], epoch, err, err_size);
+                        r = set_prepare(l, tf, &sets[i], set_id, err, err_size);
                         if (r >= 0)
                                 r = set_attach_scope(l, tf, &sets[i], &want, err, err_size);
                 }
@@ -521,9 +521,9 @@ int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
                         for (unsigned i = 0; i < l->n_files; i++)
                                 set_destroy(l, &sets[i]);
                         free(sets);
+                        __atomic_store_n(&l->skel->bss->probes_moving, 0, __ATOMIC_SEQ_CST);
                         return r;
                 }
-                l->skel->bss->spec_epoch = epoch;
                 for (unsigned i = 0; i < l->n_files; i++) {
                         if (l->files[i].state != FILE_ATTACHED)
                                 continue;
@@ -531,6 +531,8 @@ int loaderd_rescope(struct loaderd *l, char *err, size_t err_size)
                         l->files[i].set = sets[i];
                 }
                 free(sets);
+                l->probe_set = set_id;
+                __atomic_store_n(&l->skel->bss->probes_moving, 0, __ATOMIC_SEQ_CST);
                 l->scope_changes++;
         }
         l->scope = want;

@@ -129,6 +129,7 @@ struct loaderd {
         uint32_t free_specs[TLSSNIFF_PROBE_SPECS_MAX]; /* of probe sets detached */
         unsigned n_free_specs;
         struct probe_scope scope;
+        uint32_t probe_set; /* the id of the probe set attached (struct tlssniff_probe_spec) */
         uint64_t scope_changes; /* probes of every file replaced for a new scope */
         unsigned pending_initial;
         unsigned probes_attached;

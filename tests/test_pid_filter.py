@@ -191,6 +191,101 @@ def reload_to_names(t, cert, key):
                 f"{len(exchanges)} exchanges captured exactly")
 
 
+# One connection whose client is blocked in SSL_read while the probes move. Client: connect,
+# "READY", wait for "go" on stdin, send a request, read the reply (blocked until the server
+# sends it), then write once more ("after": its entry finds the read's frame gone) and read the
+# "ok". Server: the request, "REQ", wait for "reply" on stdin, the reply, "after", "ok".
+MID_READ = r"""
+import os, socket, ssl, sys
+role, arg, cert = sys.argv[1], sys.argv[2], sys.argv[3]
+def line(s):
+    print(s, flush=True)
+def recv_exact(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            raise SystemExit("short read")
+        b += d
+    return b
+if role == "server":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, sys.argv[4])
+    ls = socket.create_server(("127.0.0.1", 0))
+    line(f"LISTENING {ls.getsockname()[1]}")
+    c = ctx.wrap_socket(ls.accept()[0], server_side=True)
+    recv_exact(c, 7)
+    line("REQ")
+    sys.stdin.readline()
+    c.sendall(open(arg, "rb").read())
+    recv_exact(c, 5)
+    c.sendall(b"ok")
+    c.close()
+else:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cert)
+    ctx.check_hostname = False
+    line("WAITING")
+    sys.stdin.readline()
+    c = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(arg))))
+    c.sendall(b"request")
+    reply = recv_exact(c, int(sys.argv[4]))
+    c.sendall(b"after")
+    recv_exact(c, 2)
+    line(f"GOT {len(reply)}")
+    c.close()
+"""
+
+
+def moved_mid_read(t, cert, key):
+    """A read in progress while the probes move, with entry and return probes (the fallback
+    placement) as uprobe sessions: the kernel reports a session's return only to the set whose
+    entry saw the call, and that set is detached by then, so the read's bytes cannot be captured;
+    the loss is counted (kernel_lost_returns, or kernel_calls_interrupted if the thread ended
+    first), never silent."""
+    reply = os.urandom(3000)
+    script = t.write_file("midread.py", MID_READ.encode())
+    srv = t.spawn([harness.PYTHON, script, "server", t.write_file("reply.bin", reply), cert, key],
+                  name="midread-server")
+    srv.out = harness.ByteReader(srv.stdout, "midread-server stdout")
+    port = t.expect_line(srv, "LISTENING ")
+    cli = t.spawn([harness.PYTHON, script, "client", port, cert, str(len(reply))],
+                  name="midread-client")
+    cli.out = harness.ByteReader(cli.stdout, "midread-client stdout")
+    t.expect_line(cli, "WAITING")
+    conf = t.tmp / "midread.conf"
+    conf.write_text(f"[targets]\npid = {cli.pid}\n")
+    t.start_loaderd("--config", str(conf), "--placement", "fallback")
+    expect_breakpoints("the mid-read client", cli.pid, True)
+    go(cli)
+    t.expect_line(srv, "REQ")
+    time.sleep(0.2)  # the client is in SSL_read, waiting
+    conf.write_text("[targets]\ncomm = python3\n")
+    t.loaderd.send_signal(signal.SIGHUP)
+    harness.wait_until(lambda: any("Probes in every process" in ln
+                                   for ln in t.loaderd_err.lines), 20,
+                       "the move of the probes into every process")
+    srv.stdin.write(b"reply\n")
+    srv.stdin.flush()
+    if int(t.expect_line(cli, "GOT ")) != len(reply):
+        raise TestFailure("the mid-read client did not get the whole reply")
+    t.wait_proc(cli)
+    t.wait_proc(srv)
+    cap = t.stop_loaderd()
+    st = cap.stats or {}
+    got = b"".join(s.data for s in cap.streams_of(cli.pid, "read"))
+    counted = st.get("kernel_lost_returns", 0) + st.get("kernel_calls_interrupted", 0)
+    if reply in got:
+        harness.log("the read in progress during the move was captured")
+    elif counted < 1:
+        raise TestFailure(f"the reply read while the probes moved is not in the capture "
+                          f"({len(got)} B read captured) and no loss is counted: {st}")
+    else:
+        harness.log(f"the read in progress during the move was lost and counted "
+                    f"(kernel_lost_returns {st.get('kernel_lost_returns', 0)}, "
+                    f"kernel_calls_interrupted {st.get('kernel_calls_interrupted', 0)})")
+
+
 def scope_all(t, cert, key):
     server, port = t.start_server("framed", cert, key, HOST)
     a = harness.spawn_client(t, "client-A3", port, [(os.urandom(3000), 2000)], cert,
@@ -232,6 +327,7 @@ def main(t):
     missing_process(t)
     scoped(t, cert, key)
     reload_to_names(t, cert, key)
+    moved_mid_read(t, cert, key)
     scope_all(t, cert, key)
 
 

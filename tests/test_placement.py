@@ -374,7 +374,8 @@ def run_mode(t, mode, cert, key, port, data):
     if not cv["read"][0].endswith(data["www"]) or not cv["write"][0].startswith(b"GET /www.bin"):
         raise TestFailure(f"{mode} curl: request or file missing from the capture")
     stats = cap.stats or {}
-    for k in ("kernel_unmatched_returns", "kernel_drop_entries", "kernel_drop_ringbuf_records"):
+    for k in ("kernel_unmatched_returns", "kernel_drop_entries", "kernel_drop_ringbuf_records",
+              "kernel_lost_returns"):
         if stats.get(k, -1) != 0:
             raise TestFailure(f"{mode}: stats {k} = {stats.get(k)}, 0 expected")
     return views, log
