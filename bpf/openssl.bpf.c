@@ -1121,12 +1121,36 @@ int BPF_PROG(process_exec, struct task_struct *p, pid_t old_pid, struct linux_bi
         return 0;
 }
 
+/*
+ * Set by loaderd when sock_destroy is attached: a socket's tracked_socks entry then stays from
+ * TCP_CLOSE until the kernel destroys the socket. A socket reaches TCP_CLOSE while its reader
+ * may still have bytes to read (one that sent its FIN first goes to TIME_WAIT as soon as the
+ * peer's data and FIN arrive), and a thread that learns the socket again on a later call (Go
+ * does on every call) must still find it its connection's, not take it for a new socket at a
+ * closed one's address (learn_socket).
+ */
+__u32 forget_at_destroy = 0;
+
+/* The socket is about to be freed: its memory may be a new socket's next. */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(sock_destroy, struct sock *sk)
+{
+        __u64 key = (__u64)sk;
+
+        bpf_map_delete_elem(&tracked_socks, &key);
+        return 0;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
         __u64 key = (__u64)sk;
         struct sock_info si = { .open_ns = bpf_ktime_get_boot_ns() };
 
+        if (newstate == TCP_SYN_SENT || newstate == TCP_SYN_RECV)
+                /* A connection starts on this socket (connect() again after a close can reuse
+                 * it): whatever it was tied to has ended. */
+                bpf_map_delete_elem(&tracked_socks, &key);
         if (newstate == TCP_SYN_SENT)
                 si.role = TLSSNIFF_ROLE_CLIENT;
         else if (newstate == TCP_SYN_RECV)
@@ -1146,7 +1170,8 @@ int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const in
                                 /* loaderd drains every few ms: no wake-up for this. */
                                 if (bpf_ringbuf_output(&events, &r, sizeof(r), BPF_RB_NO_WAKEUP))
                                         stat_add(STAT_CLOSE_EVENT_DROPS, 1);
-                                bpf_map_delete_elem(&tracked_socks, &key);
+                                if (!forget_at_destroy)
+                                        bpf_map_delete_elem(&tracked_socks, &key);
                         }
                 }
                 return 0;

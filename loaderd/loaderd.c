@@ -604,6 +604,7 @@ struct kernel_features {
         bool socket_tracepoints; /* sock_recv_length and sock_send_length */
         bool uprobe_sessions;    /* BPF_TRACE_UPROBE_SESSION and bpf_session_is_return() */
         bool read_user_dynptr;   /* bpf_probe_read_user_dynptr() (6.16+) */
+        bool tcp_destroy_sock;   /* the tcp_destroy_sock tracepoint */
 };
 
 static bool btf_enum_has(const struct btf *btf, const char *type, const char *value)
@@ -637,6 +638,9 @@ static struct kernel_features kernel_features_read(void)
                 btf__find_by_name_kind(vmlinux, "bpf_session_is_return", BTF_KIND_FUNC) > 0;
         k.read_user_dynptr =
                 btf__find_by_name_kind(vmlinux, "bpf_probe_read_user_dynptr", BTF_KIND_FUNC) > 0;
+        k.tcp_destroy_sock =
+                btf__find_by_name_kind(vmlinux, "btf_trace_tcp_destroy_sock", BTF_KIND_TYPEDEF) >
+                0;
         btf__free(vmlinux);
         return k;
 }
@@ -653,6 +657,7 @@ static void prepare_programs(struct loaderd *l, const struct kernel_features *k,
 
         bpf_program__set_autoload(l->skel->progs.sock_recv, socket);
         bpf_program__set_autoload(l->skel->progs.sock_send, socket);
+        bpf_program__set_autoload(l->skel->progs.sock_destroy, k->tcp_destroy_sock);
         l->sessions = try_sessions && k->uprobe_sessions;
         bpf_program__set_autoload(l->skel->progs.tls_session, l->sessions);
         if (l->sessions)
@@ -700,6 +705,9 @@ static int attach_tracepoints(struct loaderd *l)
                         per_call = false;
                 }
         }
+        /* Without the destroy tracepoint a socket is forgotten at TCP_CLOSE (bpf/openssl.bpf.c). */
+        if (r >= 0)
+                l->skel->bss->forget_at_destroy = l->skel->links.sock_destroy != NULL;
         if (r >= 0)
                 log_info("Sockets seen through %s; mmap through %s.",
                          socket     ? "the socket tracepoints (sock_recv_length, sock_send_length)"

@@ -638,22 +638,37 @@ func runOnce(args []string) {
 	fs := flag.NewFlagSet("once", flag.ContinueOnError)
 	connect := fs.String("connect", "", "server address HOST:PORT")
 	message := fs.String("message", "", "text to send")
+	tcpHalf := fs.Bool("tcp-half-close", false, "also end the TCP connection's sending side "+
+		"(a FIN) after the close_notify, as a client that half-closes its socket does")
+	readAfter := fs.Duration("read-after", 0, "wait this long before reading the reply")
 	parseFlags(fs, args)
 	if *connect == "" {
 		fatalf("once: -connect is required")
 	}
-	c, err := dialTLS(*connect, &tls.Config{InsecureSkipVerify: true})
+	raw, err := net.DialTimeout("tcp", *connect, ioTimeout)
 	if err != nil {
-		fatalf("once: %v", err)
+		fatalf("once: connecting to %s: %v", *connect, err)
 	}
+	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
 	c.SetDeadline(time.Now().Add(ioTimeout))
+	if err := c.Handshake(); err != nil {
+		fatalf("once: TLS handshake: %v", err)
+	}
 	if _, err := io.WriteString(c, *message); err != nil {
 		fatalf("once: write: %v", err)
 	}
-	// Half-close (close_notify + TCP FIN) tells the server the message is complete.
+	// Half-close (close_notify) tells the server the message is complete.
 	if err := c.CloseWrite(); err != nil {
 		fatalf("once: close write: %v", err)
 	}
+	if *tcpHalf {
+		if err := raw.(*net.TCPConn).CloseWrite(); err != nil {
+			fatalf("once: TCP close write: %v", err)
+		}
+	}
+	// With the FIN sent, the server's reply and FIN arriving meanwhile end the TCP connection
+	// in the kernel (TIME_WAIT, the socket closed) before the reply is read from it.
+	time.Sleep(*readAfter)
 	reply, err := ioutil.ReadAll(c)
 	if err != nil {
 		fatalf("once: read: %v", err)
