@@ -24,7 +24,15 @@ int conn_table_init(struct conn_table *t, bool parse, size_t preview, conn_excha
         t->close_cb = close_cb;
         t->userdata = userdata;
         t->buckets = calloc(CONN_TABLE_MAX, sizeof(*t->buckets));
-        return t->buckets ? 0 : -ENOMEM;
+        t->gone = calloc(CONN_GONE_SLOTS, sizeof(*t->gone));
+        if (!t->buckets || !t->gone) {
+                free(t->buckets);
+                free(t->gone);
+                t->buckets = NULL;
+                t->gone = NULL;
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 static void lru_unlink(struct conn_table *t, struct conn_entry *c)
@@ -88,6 +96,13 @@ static void conn_close(struct conn_table *t, struct conn_entry *c, const char *w
         free(c->held);
         if (t->close_cb)
                 t->close_cb(c, why, t->userdata);
+        if (t->gone && c->conn_id) {
+                struct conn_gone *g = &t->gone[c->conn_id % CONN_GONE_SLOTS];
+
+                g->conn_id = c->conn_id;
+                g->next[0] = c->next[0];
+                g->next[1] = c->next[1];
+        }
         free(c);
 }
 
@@ -107,6 +122,8 @@ void conn_table_done(struct conn_table *t)
                 conn_close(t, t->lru_head, "shutdown");
         free(t->buckets);
         t->buckets = NULL;
+        free(t->gone);
+        t->gone = NULL;
 }
 
 static void close_now(struct conn_table *t, uint64_t conn_id, uint64_t close_ns)
@@ -191,6 +208,14 @@ static struct conn_entry *lookup(struct conn_table *t, uint64_t conn_id)
         if (!c)
                 return NULL;
         c->conn_id = conn_id;
+        if (t->gone && conn_id && t->gone[conn_id % CONN_GONE_SLOTS].conn_id == conn_id) {
+                struct conn_gone *g = &t->gone[conn_id % CONN_GONE_SLOTS];
+
+                c->next[0] = g->next[0];
+                c->next[1] = g->next[1];
+                g->conn_id = 0;
+                t->reopened++;
+        }
         c->hash_next = t->buckets[b];
         t->buckets[b] = c;
         t->n++;

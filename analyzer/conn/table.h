@@ -76,8 +76,25 @@ typedef void (*conn_open_cb)(const struct conn_entry *c, uint64_t seen_ns, void 
 /* why: "closed" (the socket closed), "idle", "evicted", "shutdown" */
 typedef void (*conn_close_cb)(const struct conn_entry *c, const char *why, void *userdata);
 
+/*
+ * Where each direction of a connection that left the table (closed by the kernel, idle, evicted)
+ * had got to, so that its bytes arriving later go on from there: a program can read what it had
+ * received after the kernel closed the connection, or come back after an idle spell. Without
+ * this they would be held as out of order and then counted as a gap. Direct-mapped by id: a
+ * connection that left later may take an older one's slot (that one's late bytes are then held
+ * and counted as before).
+ */
+#define CONN_GONE_SLOTS 4096
+
+struct conn_gone {
+        uint64_t conn_id; /* 0: empty (ids start at 1) */
+        uint64_t next[2];
+};
+
 struct conn_table {
         struct conn_entry **buckets; /* CONN_TABLE_MAX chains */
+        struct conn_gone *gone;      /* CONN_GONE_SLOTS */
+        uint64_t reopened;           /* entries that went on from a connection that had left */
         size_t n;
         struct conn_entry *lru_head, *lru_tail;
         size_t preview;

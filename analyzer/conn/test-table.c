@@ -122,6 +122,23 @@ int main(void)
                 assert(t.held == 0 && t.gaps == 1);
                 conn_table_done(&t);
         }
+        /*
+         * Bytes that come after the connection left the table (read after the kernel closed
+         * it): they go on from where it had got to, no hold and no gap.
+         */
+        {
+                memset(&s, 0, sizeof(s));
+                assert(conn_table_init(&t, true, 64, on_exchange, NULL, &s) == 0);
+                msg(&t, TLSSNIFF_DIR_WRITE, REQ, 0, rl, 0, 1000);
+                msg(&t, TLSSNIFF_DIR_READ, RESP, 0, 20, 0, 1000);
+                conn_table_closed(&t, 1, 2000, 1000);
+                conn_table_expire(&t, 1000 + CONN_CLOSE_DELAY_NS + 1);
+                assert(t.n == 0 && t.closed == 1);
+                msg(&t, TLSSNIFF_DIR_READ, RESP, 20, sl - 20, 0, 1000 + CONN_CLOSE_DELAY_NS + 2);
+                assert(t.reopened == 1 && t.held == 0 && t.holding == 0 && t.gaps == 0);
+                assert(conn_table_find(&t, 1)->next[TLSSNIFF_DIR_READ] == sl);
+                conn_table_done(&t);
+        }
         printf("table: ok\n");
         return 0;
 }
