@@ -285,6 +285,25 @@ struct {
         __type(value, struct tlssniff_filter_state);
 } filter_state SEC(".maps");
 
+/*
+ * Never looked up by a program: loaderd updates it to wait for the programs running at that
+ * moment to finish (the kernel waits for a grace period on every update of a map of maps), so
+ * that the filter generation just left is no longer read when it rewrites it.
+ */
+struct grace_inner {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, __u32);
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __array(values, struct grace_inner);
+} programs_grace SEC(".maps");
+
 struct {
         __uint(type, BPF_MAP_TYPE_HASH);
         __uint(max_entries, 1024);

@@ -5,6 +5,7 @@
  * found again when one of its processes execs (the kernel reports every exec while units are
  * targets) or at the latest by the next once-a-second check.
  */
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -144,6 +145,37 @@ static uint32_t gen_now(const struct loaderd *l)
 static uint32_t gen_next(const struct loaderd *l)
 {
         return gen_now(l) ^ 1;
+}
+
+/*
+ * Waits until no program reads the generation that was in force before the last switch, before
+ * it is written again: an update of programs_grace (a map of maps) returns after a grace period
+ * of the kernel's, when every program that was running has finished (the programs of probes and
+ * tracepoints run under RCU). A few milliseconds, once per reload that follows another.
+ */
+static void wait_programs(struct loaderd *l)
+{
+        struct targets *t = &l->targets;
+        uint32_t zero = 0;
+
+        if (!t->switched)
+                return;
+        t->switched = false;
+        if (!t->grace_fd_set) {
+                int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tlssniff_grace", sizeof(uint32_t),
+                                        sizeof(uint32_t), 1, NULL);
+
+                if (fd >= 0) {
+                        t->grace_fd = fd;
+                        t->grace_fd_set = true;
+                }
+        }
+        if (!t->grace_fd_set ||
+            bpf_map__update_elem(l->skel->maps.programs_grace, &zero, sizeof(zero), &t->grace_fd,
+                                 sizeof(t->grace_fd), BPF_ANY) < 0) {
+                log_debug("No grace period from the kernel (%m): waiting 10 ms instead.");
+                usleep(10000); /* a program runs for microseconds */
+        }
 }
 
 static uint32_t gen_cgroup(uint32_t gen, uint32_t i)
@@ -298,6 +330,7 @@ int targets_apply(struct loaderd *l, const struct options *o, char *err, size_t 
                 }
         }
         /* Checked: the generation not in force is prepared (targets_commit switches to it). */
+        wait_programs(l);
         for (unsigned i = 0; i < o->n_comms; i++)
                 strncpy(comms[i], o->comms[i], TLSSNIFF_COMM_LEN - 1);
         r = set_gen_keys(l->skel->maps.filter_pids, o->pids, o->n_pids, sizeof(uint32_t), gen);
@@ -343,6 +376,7 @@ static int targets_commit(struct loaderd *l)
         if (r < 0)
                 return r;
         __atomic_store_n(&l->skel->bss->filter_gen, gen, __ATOMIC_RELEASE);
+        l->targets.switched = true;
         return 0;
 }
 
