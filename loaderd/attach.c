@@ -116,8 +116,8 @@ static void set_destroy(struct loaderd *l, struct probe_set *s)
 
 /*
  * The units of tf's plan (a probe, or an entry + uretprobe pair at one place) and their specs,
- * written as members of probe set set_id. Where sessions are possible a pair shares one spec: the entry's
- * arguments and the return's result.
+ * written as members of probe set set_id. Where sessions are possible a pair shares one spec:
+ * the entry's arguments and the return's result.
  */
 static int set_prepare(struct loaderd *l, struct traced_file *tf, struct probe_set *s,
                        uint32_t set_id, char *err, size_t err_size)
