@@ -399,10 +399,8 @@ static __noinline bool move_takes_hit(struct pt_regs *ctx, __u32 set)
 {
         struct move_mark *m = bpf_task_storage_get(&move_marks, bpf_get_current_task_btf(), NULL,
                                                    BPF_LOCAL_STORAGE_GET_F_CREATE);
-        __u64 ip, sp, now = bpf_ktime_get_ns();
+        __u64 ip = PT_REGS_IP(ctx), sp = PT_REGS_SP(ctx), now = bpf_ktime_get_ns();
 
-        ip = PT_REGS_IP(ctx);
-        sp = PT_REGS_SP(ctx);
         if (!m) {
                 stat_add(STAT_MOVE_UNMARKED, 1); /* taken by both sets, perhaps */
                 return true;
@@ -493,6 +491,12 @@ static __always_inline struct call_frame *frame_at(struct active_call *c, __u32 
         return &c->f[i];
 }
 
+/* Whether the frame's call reports bytes of its own (not a wrapper's inner call, a handshake). */
+static __always_inline bool frame_reports(const struct call_frame *f)
+{
+        return !f->wrapper && !f->quiet;
+}
+
 /*
  * A frame dropped because its call is gone without its return probe having run (a longjmp, a
  * return the kernel did not report: an uprobe session whose set of probes was detached while
@@ -500,7 +504,7 @@ static __always_inline struct call_frame *frame_at(struct active_call *c, __u32 
  */
 static __always_inline void count_lost_return(const struct call_frame *f)
 {
-        if (!f->wrapper && !f->quiet)
+        if (frame_reports(f))
                 stat_add(STAT_LOST_RETURNS, 1);
 }
 
@@ -1113,7 +1117,7 @@ int BPF_PROG(thread_exit, struct task_struct *p)
                 __u32 n = cur->n, lost = 0;
 
                 for (__u32 i = 0; i < CALL_FRAMES; i++)
-                        if (i < n && !frame_at(cur, i)->wrapper && !frame_at(cur, i)->quiet)
+                        if (i < n && frame_reports(frame_at(cur, i)))
                                 lost++;
                 if (lost)
                         stat_add(STAT_INTERRUPTED_CALLS, lost);
@@ -1499,7 +1503,7 @@ static __always_inline void tls_return_do(struct pt_regs *ctx)
 
         spec = spec_current(ctx, spec_idx);
         if (!spec)
-                return; /* a probe of the set being replaced or put in: the other one pops */
+                return; /* the other probe set's program took this hit (a move): it pops */
         cur = bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), NULL, 0);
         n = cur ? cur->n : 0;
         /*

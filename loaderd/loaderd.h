@@ -43,8 +43,6 @@ struct targets {
         uint64_t unit_moves; /* units found at a new cgroup (started or restarted) */
         char cgroup_root[256]; /* where cgroup v2 is mounted, found on first use */
         bool switched;       /* the filter generation changed since the programs were waited for */
-        int grace_fd;        /* the map put into programs_grace, if grace_fd_set */
-        bool grace_fd_set;
 };
 
 enum file_state {

@@ -155,27 +155,20 @@ static uint32_t gen_next(const struct loaderd *l)
  */
 static void wait_programs(struct loaderd *l)
 {
-        struct targets *t = &l->targets;
         uint32_t zero = 0;
+        int fd;
 
-        if (!t->switched)
+        if (!l->targets.switched)
                 return;
-        t->switched = false;
-        if (!t->grace_fd_set) {
-                int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tlssniff_grace", sizeof(uint32_t),
-                                        sizeof(uint32_t), 1, NULL);
-
-                if (fd >= 0) {
-                        t->grace_fd = fd;
-                        t->grace_fd_set = true;
-                }
-        }
-        if (!t->grace_fd_set ||
-            bpf_map__update_elem(l->skel->maps.programs_grace, &zero, sizeof(zero), &t->grace_fd,
-                                 sizeof(t->grace_fd), BPF_ANY) < 0) {
+        l->targets.switched = false;
+        fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tlssniff_grace", sizeof(uint32_t),
+                            sizeof(uint32_t), 1, NULL);
+        if (fd < 0 || bpf_map__update_elem(l->skel->maps.programs_grace, &zero, sizeof(zero), &fd,
+                                           sizeof(fd), BPF_ANY) < 0) {
                 log_debug("No grace period from the kernel (%m): waiting 10 ms instead.");
                 usleep(10000); /* a program runs for microseconds */
         }
+        safe_close(fd);
 }
 
 static uint32_t gen_cgroup(uint32_t gen, uint32_t i)

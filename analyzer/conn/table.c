@@ -63,6 +63,7 @@ static void lru_push_front(struct conn_table *t, struct conn_entry *c)
 static void conn_close(struct conn_table *t, struct conn_entry *c, const char *why)
 {
         struct conn_entry **pp = &t->buckets[bucket_of(c->conn_id)];
+        struct conn_gone *g;
 
         while (*pp && *pp != c)
                 pp = &(*pp)->hash_next;
@@ -96,13 +97,10 @@ static void conn_close(struct conn_table *t, struct conn_entry *c, const char *w
         free(c->held);
         if (t->close_cb)
                 t->close_cb(c, why, t->userdata);
-        if (t->gone && c->conn_id) {
-                struct conn_gone *g = &t->gone[c->conn_id % CONN_GONE_SLOTS];
-
-                g->conn_id = c->conn_id;
-                g->next[0] = c->next[0];
-                g->next[1] = c->next[1];
-        }
+        g = &t->gone[c->conn_id % CONN_GONE_SLOTS];
+        g->conn_id = c->conn_id;
+        g->next[0] = c->next[0];
+        g->next[1] = c->next[1];
         free(c);
 }
 
@@ -194,6 +192,7 @@ static struct conn_entry *lookup(struct conn_table *t, uint64_t conn_id)
 {
         size_t b = bucket_of(conn_id);
         struct conn_entry *c = find(t, conn_id);
+        struct conn_gone *g;
 
         if (c) {
                 lru_unlink(t, c);
@@ -208,9 +207,8 @@ static struct conn_entry *lookup(struct conn_table *t, uint64_t conn_id)
         if (!c)
                 return NULL;
         c->conn_id = conn_id;
-        if (t->gone && conn_id && t->gone[conn_id % CONN_GONE_SLOTS].conn_id == conn_id) {
-                struct conn_gone *g = &t->gone[conn_id % CONN_GONE_SLOTS];
-
+        g = &t->gone[conn_id % CONN_GONE_SLOTS];
+        if (conn_id && g->conn_id == conn_id) {
                 c->next[0] = g->next[0];
                 c->next[1] = g->next[1];
                 g->conn_id = 0;
