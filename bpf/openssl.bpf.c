@@ -75,10 +75,31 @@ __u32 probes_moving = 0;
 /* The generation of the configured target filters in force (struct tlssniff_filter_state). */
 __u32 filter_gen = 0;
 
+/* Every record but the data: files, connections opened and closed (and data, see data_rings). */
 struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
         __uint(max_entries, 32 << 20); /* resized by loaderd */
 } events SEC(".maps");
+
+/*
+ * Data records go into the ring of the CPU the program runs on: loaderd creates one ring per
+ * possible CPU and puts it at the CPU's index. With one ring for all, every reservation took the
+ * ring's lock and read its positions and the headers of the records committed since, all of
+ * them last written by the other CPUs: cache lines moving between CPUs on every record. A CPU
+ * whose slot holds no ring (loaderd puts events there when it cannot make rings of their own)
+ * uses events.
+ */
+struct data_ring {
+        __uint(type, BPF_MAP_TYPE_RINGBUF);
+        __uint(max_entries, 1 << 20); /* the template; loaderd sizes the rings it makes */
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+        __uint(max_entries, 1); /* the number of possible CPUs, set by loaderd */
+        __type(key, __u32);
+        __array(values, struct data_ring);
+} data_rings SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1297,6 +1318,14 @@ static __always_inline void count_ring_drop(__u64 len)
         stat_add(STAT_DROP_RINGBUF_BYTES, len);
 }
 
+/* This CPU's data ring (data_rings); NULL only before loaderd filled the slots. */
+static __always_inline void *data_ring(void)
+{
+        __u32 cpu = bpf_get_smp_processor_id();
+
+        return bpf_map_lookup_elem(&data_rings, &cpu);
+}
+
 /*
  * One record, built where it goes: the header written into the reserved space and the payload
  * read from user memory after it. Nothing passes through a buffer another program run could
@@ -1307,8 +1336,13 @@ static __always_inline void emit_direct(const struct emit_ctx *ec, __u32 off, __
         struct tlssniff_data_record *h;
         __u32 size = sizeof(*h) + len;
         struct bpf_dynptr dp;
+        void *ring = data_ring();
 
-        if (bpf_ringbuf_reserve_dynptr(&events, size, 0, &dp) < 0) {
+        if (!ring) {
+                count_ring_drop(len);
+                return;
+        }
+        if (bpf_ringbuf_reserve_dynptr(ring, size, 0, &dp) < 0) {
                 bpf_ringbuf_discard_dynptr(&dp, 0);
                 count_ring_drop(len);
                 return;
@@ -1331,15 +1365,20 @@ static __always_inline void emit_direct(const struct emit_ctx *ec, __u32 off, __
 static __always_inline void emit_copied(const struct emit_ctx *ec, __u32 off, __u32 len)
 {
         struct scratch *s = ec->s;
+        void *ring = data_ring();
 
         if (len == 0 || len > TLSSNIFF_CHUNK_MAX)
                 return;
+        if (!ring) {
+                count_ring_drop(len);
+                return;
+        }
         if (bpf_probe_read_user(s->data, len, (void *)(ec->buf + off)) < 0) {
                 stat_add(STAT_READ_FAIL_BYTES, len);
                 return;
         }
         fill_header(&s->rec, ec, off, len);
-        if (bpf_ringbuf_output(&events, &s->rec, sizeof(s->rec) + len,
+        if (bpf_ringbuf_output(ring, &s->rec, sizeof(s->rec) + len,
                                data_wakeup_flag(s, sizeof(s->rec) + len)) < 0)
                 count_ring_drop(len);
         else

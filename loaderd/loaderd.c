@@ -744,17 +744,59 @@ static int on_sample(void *ctx, void *data, size_t size)
         return 0;
 }
 
+/* A data record's place in a merged drain: its timestamp (the time of its call's copy, entry
+ * or return, docs/output.md); anything else first. */
+static uint64_t record_key(const void *data, size_t size)
+{
+        const struct tlssniff_data_record *h = data;
+
+        if (size < sizeof(*h) || h->type != TLSSNIFF_REC_DATA)
+                return 0;
+        return h->timestamp_ns;
+}
+
+/*
+ * Drains every ring: events first (a connection's open record before its data, mostly), then
+ * the CPUs' data rings as one, in timestamp order (ringbuf_merge_mem): the records of a
+ * thread that moved between CPUs, or of two threads on one connection, come in the order they
+ * were made, and the output in time order. Returns the records drained or a negative errno
+ * (-EAGAIN: stopped, the analyzer is behind).
+ */
+static int rings_consume(struct loaderd *l)
+{
+        int n, r;
+
+        if (l->n_rings == 0)
+                return 0;
+        n = ringbuf_reader_consume(&l->rings[0], on_sample, l);
+        if (n < 0)
+                return n;
+        r = ringbuf_merge_mem(l->ring_srcs, l->n_rings - 1, record_key, on_sample, l);
+        return r < 0 ? r : n + r;
+}
+
+static int ring_polling(struct loaderd *l, int op)
+{
+        for (unsigned i = 0; i < l->n_rings; i++) {
+                struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_RINGBUF };
+
+                if (epoll_ctl(l->epoll_fd, op, l->rings[i].map_fd, &ev) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
 static int update_rb_polling(struct loaderd *l)
 {
         bool pause = frame_writer_pending(&l->out) > LOADERD_BACKLOG_HIGH / 2;
-        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_RINGBUF };
         struct epoll_event sev = { .events = EPOLLIN, .data.u32 = EV_SOCK };
+        int r;
 
         if (pause != l->rb_paused) {
                 l->rb_paused = pause;
-                if (epoll_ctl(l->epoll_fd, pause ? EPOLL_CTL_DEL : EPOLL_CTL_ADD,
-                              l->ring.map_fd, &ev) < 0)
-                        return -errno;
+                r = ring_polling(l, pause ? EPOLL_CTL_DEL : EPOLL_CTL_ADD);
+                if (r < 0)
+                        return r;
         }
         if (frame_writer_pending(&l->out) > 0)
                 sev.events |= EPOLLOUT;
@@ -786,7 +828,10 @@ static void read_kernel_stats(struct loaderd *l, uint64_t out[_STAT_MAX])
 
 static uint64_t ring_used(struct loaderd *l)
 {
-        uint64_t used = ringbuf_reader_used(&l->ring);
+        uint64_t used = 0;
+
+        for (unsigned i = 0; i < l->n_rings; i++)
+                used += ringbuf_reader_used(&l->rings[i]);
 
         if (used > l->rb_used_max)
                 l->rb_used_max = used;
@@ -817,7 +862,8 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_files_failed", l->files_failed);
         ADD("loaderd_probes_attached", l->probes_attached);
         ADD("loaderd_backlog_bytes", frame_writer_pending(&l->out));
-        ADD("loaderd_ringbuf_size", l->opt.ringbuf_size);
+        ADD("loaderd_ringbuf_size", l->ring_bytes);
+        ADD("loaderd_ringbufs", l->n_rings);
         ADD("loaderd_ringbuf_used_bytes", ring_used(l));
         ADD("loaderd_ringbuf_used_max_bytes", l->rb_used_max);
         ADD("loaderd_uptime_s", (now_monotonic_ns() - l->started_ns) / 1000000000ull);
@@ -851,14 +897,84 @@ static void send_stats(struct loaderd *l)
         }
 }
 
+static void rings_close(struct loaderd *l)
+{
+        for (unsigned i = 0; i < l->n_rings; i++) {
+                ringbuf_reader_close(&l->rings[i]);
+                if (i > 0)
+                        safe_close(l->ring_fds[i]);
+        }
+        free(l->rings);
+        free(l->ring_fds);
+        free(l->ring_srcs);
+        l->rings = NULL;
+        l->ring_fds = NULL;
+        l->ring_srcs = NULL;
+        l->n_rings = 0;
+}
+
+/*
+ * Maps events and makes, maps and puts into data_rings a data ring per possible CPU (see
+ * data_rings in bpf/openssl.bpf.c). Before any program is attached: a data record with no ring
+ * in its CPU's slot would be dropped (and counted).
+ */
+static int rings_setup(struct loaderd *l, int ncpu)
+{
+        uint64_t size = options_data_ring_size(&l->opt, (unsigned)ncpu);
+        int outer = bpf_map__fd(l->skel->maps.data_rings);
+        int r;
+
+        l->rings = calloc((size_t)ncpu + 1, sizeof(*l->rings));
+        l->ring_fds = calloc((size_t)ncpu + 1, sizeof(*l->ring_fds));
+        l->ring_srcs = calloc((size_t)ncpu, sizeof(*l->ring_srcs));
+        if (!l->rings || !l->ring_fds || !l->ring_srcs)
+                return log_error_errno(-ENOMEM, "Failed to set up the ring buffers: %m");
+        r = ringbuf_reader_open(bpf_map__fd(l->skel->maps.events), LOADERD_EVENTS_RING,
+                                &l->rings[0]);
+        if (r < 0)
+                return log_error_errno(r, "Failed to map the ring buffer: %m");
+        l->n_rings = 1;
+        l->ring_bytes = LOADERD_EVENTS_RING;
+        for (int cpu = 0; cpu < ncpu; cpu++) {
+                uint32_t key = (uint32_t)cpu;
+                int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "tlssniff_data", 0, 0,
+                                        (uint32_t)size, NULL);
+
+                if (fd < 0)
+                        return log_error_errno(-errno, "Failed to create the data ring buffer "
+                                                       "of CPU %d (%llu bytes): %m",
+                                               cpu, (unsigned long long)size);
+                l->ring_fds[l->n_rings] = fd;
+                r = ringbuf_reader_open(fd, size, &l->rings[l->n_rings]);
+                if (r < 0) {
+                        safe_close(fd);
+                        return log_error_errno(r, "Failed to map the data ring buffer of CPU %d: "
+                                                  "%m", cpu);
+                }
+                l->ring_srcs[cpu] = ringbuf_reader_src(&l->rings[l->n_rings]);
+                l->n_rings++;
+                l->ring_bytes += size;
+                if (bpf_map_update_elem(outer, &key, &fd, BPF_ANY) < 0)
+                        return log_error_errno(-errno, "Failed to install the data ring buffer "
+                                                       "of CPU %d: %m", cpu);
+        }
+        log_info("Data ring buffers: %d of %llu MiB, one per CPU.", ncpu,
+                 (unsigned long long)(size >> 20));
+        return 0;
+}
+
 static int setup_bpf(struct loaderd *l)
 {
         const struct options *o = &l->opt;
         char err[OPTIONS_ERROR_MAX];
         struct kernel_features k = kernel_features_read();
         struct openssl_bpf *skel;
+        int ncpu = libbpf_num_possible_cpus();
         int r;
 
+        if (ncpu <= 0)
+                return log_error_errno(ncpu < 0 ? ncpu : -EINVAL,
+                                       "Failed to count the possible CPUs: %m");
         libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
         /* With the session program if it may be used; if that load fails, once more without. */
         for (bool try_sessions = o->uprobe_sessions;; try_sessions = false) {
@@ -868,9 +984,11 @@ static int setup_bpf(struct loaderd *l)
                 l->skel = skel;
                 skel->rodata->self_tgid = (uint32_t)getpid();
                 skel->rodata->direct_read = o->direct_read && k.read_user_dynptr;
-                r = bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ringbuf_size);
+                r = bpf_map__set_max_entries(skel->maps.events, LOADERD_EVENTS_RING);
+                if (r >= 0)
+                        r = bpf_map__set_max_entries(skel->maps.data_rings, (uint32_t)ncpu);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to size the ring buffer: %m");
+                        return log_error_errno(r, "Failed to size the ring buffers: %m");
                 prepare_programs(l, &k, try_sessions);
                 r = openssl_bpf__load(skel);
                 if (r >= 0 || !l->sessions)
@@ -897,6 +1015,9 @@ static int setup_bpf(struct loaderd *l)
                          o->direct_read ? "the kernel has no bpf_probe_read_user_dynptr"
                                         : "--direct-read=no");
 
+        r = rings_setup(l, ncpu);
+        if (r < 0)
+                return r;
         r = targets_setup(l, err, sizeof(err));
         if (r < 0)
                 return log_error_errno(r, "Failed to set the targets: %s", err);
@@ -906,10 +1027,6 @@ static int setup_bpf(struct loaderd *l)
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the tracepoints: %m");
 
-        r = ringbuf_reader_open(bpf_map__fd(skel->maps.events),
-                                bpf_map__max_entries(skel->maps.events), &l->ring);
-        if (r < 0)
-                return log_error_errno(r, "Failed to map the ring buffer: %m");
         return 0;
 }
 
@@ -1112,7 +1229,7 @@ static void shutdown_analyzer(struct loaderd *l)
 
         if (l->sock < 0)
                 return;
-        (void)ringbuf_reader_consume(&l->ring, on_sample, l);
+        (void)rings_consume(l);
         (void)flush_records(l);
         send_stats(l);
         for (int i = 0; i < 500 && frame_writer_pending(&l->out) > 0; i++) {
@@ -1158,7 +1275,7 @@ static int loop(struct loaderd *l)
                 for (int i = 0; i < n; i++) {
                         switch (evs[i].data.u32) {
                         case EV_RINGBUF:
-                                r = ringbuf_reader_consume(&l->ring, on_sample, l);
+                                r = rings_consume(l);
                                 if (r < 0 && r != -EAGAIN)
                                         return log_error_errno(r, "Ring buffer: %m");
                                 break;
@@ -1222,7 +1339,7 @@ static int loop(struct loaderd *l)
                 }
                 /* Data records do not wake us until 256 KiB wait: drain them every turn. */
                 if (!l->rb_paused) {
-                        r = ringbuf_reader_consume(&l->ring, on_sample, l);
+                        r = rings_consume(l);
                         if (r < 0 && r != -EAGAIN)
                                 return log_error_errno(r, "Ring buffer: %m");
                 }
@@ -1306,8 +1423,7 @@ int loaderd_run(struct options *opt, int argc, char **argv)
                 r = log_error_errno(errno, "Failed to set up the event loop: %m");
                 goto out;
         }
-        ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_RINGBUF };
-        epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.ring.map_fd, &ev);
+        (void)ring_polling(&l, EPOLL_CTL_ADD);
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
         epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.signal_fd, &ev);
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_TIMER };
@@ -1324,7 +1440,7 @@ int loaderd_run(struct options *opt, int argc, char **argv)
         r = loop(&l);
 out:
         (void)sd_notify(false, "STOPPING=1");
-        (void)ringbuf_reader_consume(&l.ring, on_sample, &l);
+        (void)rings_consume(&l);
         shutdown_analyzer(&l);
         if (r >= 0 && l.analyzer_failed)
                 r = -EIO;
@@ -1334,7 +1450,7 @@ out:
                 free(l.files[i].path);
         }
         free(l.files);
-        ringbuf_reader_close(&l.ring);
+        rings_close(&l);
         openssl_bpf__destroy(l.skel);
         frame_reader_done(&l.in);
         frame_writer_done(&l.out);

@@ -20,6 +20,7 @@
 #include "ringbuf.h"
 
 #define LOADERD_RECORDS_BATCH (512u << 10) /* flush a records frame at this size */
+#define LOADERD_EVENTS_RING (4u << 20)     /* the ring of the records other than data */
 #define LOADERD_BACKLOG_HIGH (16u << 20)   /* stop draining the ring buffer above this */
 #define LOADERD_OVERRIDES_MAX 1024         /* pids attached or detached with tlssniffctl */
 
@@ -102,7 +103,14 @@ struct loaderd {
         uint64_t analyzer_sent_bytes, analyzer_done_bytes, analyzer_lost_bytes;
         struct openssl_bpf *skel;
         bool sessions; /* entry + uretprobe pairs attached as uprobe sessions */
-        struct ringbuf_reader ring; /* the BPF ring buffer, mapped (ringbuf.h) */
+        /* The BPF ring buffers, mapped (ringbuf.h): [0] events (files, connections), then one
+         * data ring per possible CPU (data_rings), whose map fds ring_fds holds ([0] unused)
+         * and which ring_srcs[0..n_rings-2] drain as one. */
+        struct ringbuf_reader *rings;
+        int *ring_fds;
+        struct ringbuf_src *ring_srcs;
+        unsigned n_rings;
+        uint64_t ring_bytes; /* all rings' sizes */
         uint64_t rb_used_max;
         uint64_t started_ns; /* CLOCK_MONOTONIC */
         int epoll_fd;

@@ -132,7 +132,8 @@ void options_help(void)
                "Capture:\n"
                "      --call-cap BYTES     bytes captured per TLS call, K/M/G suffixes (4M;\n"
                "                           1..64M); bytes over it are counted as truncated\n"
-               "      --ringbuf-size BYTES ring buffer size, a power of two (32M; 1M..1G)\n"
+               "      --ringbuf-size BYTES each CPU's data ring buffer, a power of two (1M..1G;\n"
+               "                           default 64M / CPUs, 1M..16M)\n"
                "      --syscall-hooks MODE auto: socket tracepoints for socket identity where\n"
                "                           the kernel has them, per-call system call\n"
                "                           tracepoints for mmap (tracefs, mounted if needed);\n"
@@ -189,7 +190,7 @@ void options_defaults(struct options *o)
                 .max_print = 512,
                 .body_preview = 256,
                 .call_cap = TLSSNIFF_CALL_CAP_DEFAULT,
-                .ringbuf_size = 32u << 20,
+                .ringbuf_size = 0, /* loaderd_data_ring_size() */
                 .user = "tlssniff",
                 .control_socket = "/run/tlssniff/control",
                 .cache_dir = "/var/cache/tlssniff",
@@ -679,4 +680,15 @@ int options_load(struct options *o, int argc, char **argv, char *err, size_t err
                 return fail(err, err_size, "no-data needs exchanges (otherwise nothing is "
                                            "written).");
         return OPTIONS_RUN;
+}
+
+unsigned long long options_data_ring_size(const struct options *o, unsigned ncpu)
+{
+        unsigned long long size = 16u << 20;
+
+        if (o->ringbuf_size)
+                return o->ringbuf_size;
+        while (size > (1u << 20) && size * ncpu > (64u << 20))
+                size >>= 1;
+        return size;
 }

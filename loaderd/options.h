@@ -43,7 +43,7 @@ struct options {
         const char *config;         /* the file read; NULL: none */
         unsigned max_print;
         unsigned long long call_cap;
-        unsigned long long ringbuf_size;
+        unsigned long long ringbuf_size; /* each CPU's data ring; 0: options_data_ring_size */
         enum log_target log_target;
         int log_level;
         unsigned n_pids, n_comms, n_cgroups, n_units, n_redact;
@@ -78,3 +78,6 @@ void options_free(struct options *o);
 /* A copy of s owned by o (NULL stays NULL; NULL when out of memory). */
 const char *options_keep(struct options *o, const char *s);
 void options_help(void);
+/* Each CPU's data ring: --ringbuf-size when given, else 64 MiB shared out among ncpu CPUs (a
+ * power of two, 16 MiB at most and 1 MiB at least). */
+unsigned long long options_data_ring_size(const struct options *o, unsigned ncpu);

@@ -81,6 +81,9 @@ int main(void)
                o.n_cgroups == 1);
         assert(o.call_cap == 1u << 20 && o.ringbuf_size == 64u << 20 && o.placement_fallback &&
                o.syscall_hooks == SYSCALL_HOOKS_RAW && !o.uprobe_sessions && !o.direct_read);
+        /* Given, the size is each CPU's, however many there are. */
+        assert(options_data_ring_size(&o, 2) == 64u << 20 &&
+               options_data_ring_size(&o, 256) == 64u << 20);
         assert(o.json && !o.output && o.exchanges && o.no_data && o.body_preview == 1024 &&
                o.max_print == 0 && o.journal_exchanges);
         assert(o.n_redact == 1 && strcmp(o.redact[0], "X-Api-Key") == 0 && !o.show_secrets);
@@ -120,6 +123,17 @@ int main(void)
         options_defaults(&o);
         assert(options_parse_config(&o, "t.conf", "[targets]\ncomm = a\0b\n", 20, err,
                                     sizeof(err)) == -EINVAL && strstr(err, "t.conf:2: NUL"));
+        options_free(&o);
+
+        /* By default each CPU's data ring gets 64 MiB / CPUs, a power of two in 1M..16M. */
+        options_defaults(&o);
+        assert(o.ringbuf_size == 0);
+        assert(options_data_ring_size(&o, 1) == 16u << 20 &&
+               options_data_ring_size(&o, 2) == 16u << 20 &&
+               options_data_ring_size(&o, 4) == 16u << 20 &&
+               options_data_ring_size(&o, 6) == 8u << 20 &&
+               options_data_ring_size(&o, 64) == 1u << 20 &&
+               options_data_ring_size(&o, 512) == 1u << 20);
         options_free(&o);
 
         /* The command line overrides the file; its targets replace the file's. */

@@ -69,6 +69,97 @@ static int drain(struct ring *r, struct seen *s)
         return ringbuf_consume_mem(&r->consumer, &r->producer, r->data, SIZE, on_sample, s);
 }
 
+/* The merge's key in these tests: the record's byte value. */
+static uint64_t key_of(const void *data, size_t size)
+{
+        return size ? *(const uint8_t *)data : 0;
+}
+
+static int merge(struct ring **rings, unsigned n, struct seen *s)
+{
+        struct ringbuf_src src[4];
+
+        assert(n <= 4);
+        for (unsigned i = 0; i < n; i++)
+                src[i] = (struct ringbuf_src){ .consumer = &rings[i]->consumer,
+                                               .producer = &rings[i]->producer,
+                                               .data = rings[i]->data,
+                                               .size = SIZE };
+        return ringbuf_merge_mem(src, n, key_of, on_sample, s);
+}
+
+static void expect(const struct seen *s, unsigned from, const uint8_t *vals, unsigned n)
+{
+        assert(s->n == from + n);
+        for (unsigned i = 0; i < n; i++)
+                assert(s->val[from + i] == vals[i]);
+}
+
+/* Several rings drained as one, in key order, each ring's own order kept. */
+static void test_merge(void)
+{
+        struct ring *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+        struct ring *c = calloc(1, sizeof(*c)), *d = calloc(1, sizeof(*d));
+        struct ring *all[4] = { a, b, c, d };
+        struct seen s = {};
+        uint64_t busy, stop;
+
+        assert(a && b && c && d);
+        /* Interleaved by key; c empty; d's first record discarded; b's third still written:
+         * b's part ends there, the others go on. */
+        produce(a, 8, 1, 0);
+        produce(a, 16, 4, 0);
+        produce(a, 3, 5, 0);
+        produce(a, 8, 9, 0);
+        produce(b, 8, 2, 0);
+        produce(b, 100, 3, 0);
+        busy = produce(b, 8, 6, BUSY);
+        produce(b, 8, 7, 0);
+        produce(d, 8, 8, DISCARD);
+        produce(d, 8, 10, 0);
+        assert(merge(all, 4, &s) == 7);
+        expect(&s, 0, (const uint8_t[]){ 1, 2, 3, 4, 5, 9, 10 }, 7);
+        assert(a->consumer == a->producer && b->consumer == busy && c->consumer == 0 &&
+               d->consumer == d->producer);
+        {
+                uint32_t hdr = 8;
+
+                put(b, busy, &hdr, sizeof(hdr)); /* committed */
+        }
+        assert(merge(all, 4, &s) == 2);
+        expect(&s, 7, (const uint8_t[]){ 6, 7 }, 2);
+        assert(b->consumer == b->producer);
+
+        /* Keys out of order within a ring: the ring's order wins, the heads are compared. */
+        s = (struct seen){};
+        produce(a, 8, 20, 0);
+        produce(a, 8, 11, 0);
+        produce(b, 8, 15, 0);
+        assert(merge(all, 2, &s) == 3);
+        expect(&s, 0, (const uint8_t[]){ 15, 20, 11 }, 3);
+
+        /* A consumer that says stop: the records handed over are consumed, no other. */
+        s = (struct seen){ .stop_at = 2 };
+        produce(a, 8, 30, 0);
+        stop = produce(a, 8, 32, 0);
+        produce(b, 8, 31, 0);
+        assert(merge(all, 2, &s) == -EAGAIN && s.n == 2 && a->consumer == stop &&
+               b->consumer == b->producer);
+        s.stop_at = 0;
+        assert(merge(all, 2, &s) == 1 && s.val[2] == 32 && a->consumer == a->producer);
+
+        /* One ring: a plain drain. */
+        s = (struct seen){};
+        produce(c, 8, 40, 0);
+        produce(c, 8, 41, 0);
+        assert(merge(&all[2], 1, &s) == 2 && s.val[0] == 40 && s.val[1] == 41 &&
+               c->consumer == c->producer);
+        free(a);
+        free(b);
+        free(c);
+        free(d);
+}
+
 int main(void)
 {
         struct ring *r = calloc(1, sizeof(*r));
@@ -127,6 +218,7 @@ int main(void)
         assert(drain(r, &s) == 1 && s.val[2] == 0x03 && r->consumer == r->producer);
 
         free(r);
+        test_merge();
         printf("ringbuf: ok\n");
         return 0;
 }

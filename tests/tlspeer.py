@@ -11,13 +11,15 @@
 #               bytes in D/req-<client port>.bin, answers http_response(D/body.bin), closes.
 #
 #   client --host H --port P --spec FILE [--parallel] [--wait-go] [--late-import]
-#          [--connect-before-go] [--import-delay S] [--cafile C]
+#          [--connect-before-go] [--import-delay S] [--cafile C] [--hop-cpus]
 #       One TLS connection per entry of the JSON spec [{"payload": path, "reply_len": n,
 #       "then": [[path, n], ...]}] ("then": further exchanges on that connection, --pause S
 #       apart); verifies every reply, prints "RESULT {json}" per connection with its local and remote
 #       address, then "DONE". --wait-go prints "WAITING" and waits for a line on stdin before
 #       it starts (after connecting with --connect-before-go); --late-import does not import
 #       ssl (so libssl is not mapped) until then, and prints "IMPORTED <libssl path>".
+#       --hop-cpus moves the connection's thread to the next CPU it may run on before each
+#       write, and writes each request in parts: its header, then its payload in eight.
 #
 # Only modules that do not load libssl are imported at the top; ssl is imported on demand.
 
@@ -193,10 +195,29 @@ def client(args):
             for path, n in spec[i].get("then", []):
                 with open(path, "rb") as f:
                     exchanges.append((f.read(), n))
+            cpus = sorted(os.sched_getaffinity(0))
+            hops = 0
+            if args.hop_cpus:  # two writes per request: no Nagle wait for the second
+                tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def hop():
+                nonlocal hops
+                if args.hop_cpus:
+                    os.sched_setaffinity(0, {cpus[hops % len(cpus)]})  # this thread
+                    hops += 1
+
             for k, (data, n) in enumerate(exchanges):
                 if k and args.pause:
                     time.sleep(args.pause)
-                tls.sendall(struct.pack(">II", len(data), n) + data)
+                if args.hop_cpus:
+                    hop()
+                    tls.sendall(struct.pack(">II", len(data), n))
+                    step = len(data) // 8 + 1
+                    for at in range(0, len(data), step):
+                        hop()
+                        tls.sendall(data[at:at + step])
+                else:
+                    tls.sendall(struct.pack(">II", len(data), n) + data)
                 reply = recv_exact(tls, n)
                 if reply != reply_for(data, n):
                     raise RuntimeError(f"connection {i} exchange {k}: wrong reply "
@@ -264,6 +285,7 @@ def main():
     c.add_argument("--connect-before-go", action="store_true")
     c.add_argument("--import-delay", type=float, default=0.0)
     c.add_argument("--pause", type=float, default=0.0)
+    c.add_argument("--hop-cpus", action="store_true")
     args = ap.parse_args()
     if args.cmd == "server":
         return Server(args).serve()
