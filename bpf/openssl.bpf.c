@@ -85,9 +85,9 @@ struct {
  * Data records go into the ring of the CPU the program runs on: loaderd creates one ring per
  * possible CPU and puts it at the CPU's index. With one ring for all, every reservation took the
  * ring's lock and read its positions and the headers of the records committed since, all of
- * them last written by the other CPUs: cache lines moving between CPUs on every record. A CPU
- * whose slot holds no ring (loaderd puts events there when it cannot make rings of their own)
- * uses events.
+ * them last written by the other CPUs: cache lines moving between CPUs on every record. loaderd
+ * fills every slot before it attaches a probe (or does not start); a record whose CPU's slot
+ * were empty would be dropped and counted (STAT_DROP_RINGBUF_*).
  */
 struct data_ring {
         __uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -38,8 +38,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 for (unsigned i = 0; i < o.n_cgroups; i++)
                         CHECK(o.cgroups[i][0] == '/');
                 CHECK(o.call_cap >= 1 && o.call_cap <= TLSSNIFF_CALL_CAP_MAX);
-                CHECK(o.ringbuf_size >= (1u << 20) && o.ringbuf_size <= (1u << 30) &&
-                      (o.ringbuf_size & (o.ringbuf_size - 1)) == 0);
+                /* 0: the default, shared out among the CPUs (options_data_ring_size). */
+                CHECK(o.ringbuf_size == 0 ||
+                      (o.ringbuf_size >= (1u << 20) && o.ringbuf_size <= (1u << 30) &&
+                       (o.ringbuf_size & (o.ringbuf_size - 1)) == 0));
+                for (unsigned ncpu = 1; ncpu <= 4096; ncpu *= 4) {
+                        unsigned long long ring = options_data_ring_size(&o, ncpu);
+
+                        CHECK(ring >= (1u << 20) && ring <= (1u << 30) && (ring & (ring - 1)) == 0);
+                }
                 CHECK(o.body_preview <= 65536 && o.max_print <= (1u << 20));
                 CHECK(!o.control_socket || !o.control_socket[0] ||
                       (o.control_socket[0] == '/' && strlen(o.control_socket) < 108));
