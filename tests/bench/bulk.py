@@ -237,12 +237,13 @@ def capture_line(run):
 
 
 def ringbuf_size(args):
+    """loaderd's --ringbuf-size as given (each CPU's data ring), else the default's name."""
     for i, a in enumerate(args):
         if a.startswith("--ringbuf-size="):
             return a.split("=", 1)[1]
         if a == "--ringbuf-size" and i + 1 < len(args):
             return args[i + 1]
-    return "32M (default)"
+    return "default (64M shared out among the CPUs, at most 16M each)"
 
 
 def main(argv):
@@ -286,7 +287,7 @@ def main(argv):
                "ringbuf_size": ringbuf_size(opts.loaderd_arg),
                "loaderd_args": opts.loaderd_arg}
     print("tlssniff bulk benchmark: %d MiB per transfer, %d rounds, python3 ssl peers "
-          "(1 MiB SSL_write, 16 KiB SSL_read), ring buffer %s"
+          "(1 MiB SSL_write, 16 KiB SSL_read), data ring per CPU %s"
           % (opts.size >> 20, opts.rounds, summary["ringbuf_size"]))
     print()
     print("%5s %14s %12s %8s %14s %10s %12s %10s %8s"
@@ -351,7 +352,7 @@ def main(argv):
               % ("yes" if summary["accounted_exactly"] else "NO"))
         print("output holds exactly kernel_bytes of the peers' payload: %s"
               % ("yes" if summary["output_matches_kernel_bytes"] else "NO"))
-        print("zero drops: %s (dropped bytes per round %s, ring buffer %s)"
+        print("zero drops: %s (dropped bytes per round %s, data ring per CPU %s)"
               % ("yes" if summary["zero_drops"] else "NO", summary["dropped_bytes"],
                  summary["ringbuf_size"]))
         for r in tr:
