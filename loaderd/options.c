@@ -133,7 +133,7 @@ void options_help(void)
                "      --call-cap BYTES     bytes captured per TLS call, K/M/G suffixes (4M;\n"
                "                           1..64M); bytes over it are counted as truncated\n"
                "      --ringbuf-size BYTES each CPU's data ring buffer, a power of two (1M..1G;\n"
-               "                           default 64M / CPUs, 1M..16M)\n"
+               "                           default 16M / CPUs, 1M..4M)\n"
                "      --syscall-hooks MODE auto: socket tracepoints for socket identity where\n"
                "                           the kernel has them, per-call system call\n"
                "                           tracepoints for mmap (tracefs, mounted if needed);\n"
@@ -684,11 +684,11 @@ int options_load(struct options *o, int argc, char **argv, char *err, size_t err
 
 unsigned long long options_data_ring_size(const struct options *o, unsigned ncpu)
 {
-        unsigned long long size = 16u << 20;
+        unsigned long long size = 4u << 20;
 
         if (o->ringbuf_size)
                 return o->ringbuf_size;
-        while (size > (1u << 20) && size * ncpu > (64u << 20))
+        while (size > (1u << 20) && size * ncpu > (16u << 20))
                 size >>= 1;
         return size;
 }

@@ -78,6 +78,7 @@ void options_free(struct options *o);
 /* A copy of s owned by o (NULL stays NULL; NULL when out of memory). */
 const char *options_keep(struct options *o, const char *s);
 void options_help(void);
-/* Each CPU's data ring: --ringbuf-size when given, else 64 MiB shared out among ncpu CPUs (a
- * power of two, 16 MiB at most and 1 MiB at least). */
+/* Each CPU's data ring: --ringbuf-size when given, else 16 MiB shared out among ncpu CPUs (a
+ * power of two, 4 MiB at most and 1 MiB at least: a ring that fits in the caches with what
+ * else runs costs the traced programs less per record, docs/performance.md). */
 unsigned long long options_data_ring_size(const struct options *o, unsigned ncpu);

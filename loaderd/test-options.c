@@ -125,14 +125,14 @@ int main(void)
                                     sizeof(err)) == -EINVAL && strstr(err, "t.conf:2: NUL"));
         options_free(&o);
 
-        /* By default each CPU's data ring gets 64 MiB / CPUs, a power of two in 1M..16M. */
+        /* By default each CPU's data ring gets 16 MiB / CPUs, a power of two in 1M..4M. */
         options_defaults(&o);
         assert(o.ringbuf_size == 0);
-        assert(options_data_ring_size(&o, 1) == 16u << 20 &&
-               options_data_ring_size(&o, 2) == 16u << 20 &&
-               options_data_ring_size(&o, 4) == 16u << 20 &&
-               options_data_ring_size(&o, 6) == 8u << 20 &&
-               options_data_ring_size(&o, 64) == 1u << 20 &&
+        assert(options_data_ring_size(&o, 1) == 4u << 20 &&
+               options_data_ring_size(&o, 2) == 4u << 20 &&
+               options_data_ring_size(&o, 4) == 4u << 20 &&
+               options_data_ring_size(&o, 6) == 2u << 20 &&
+               options_data_ring_size(&o, 16) == 1u << 20 &&
                options_data_ring_size(&o, 512) == 1u << 20);
         options_free(&o);
 

@@ -50,8 +50,8 @@ def main(t):
     if st.get("loaderd_ringbufs") != ncpu + 1:
         raise TestFailure(f"loaderd_ringbufs is {st.get('loaderd_ringbufs')}, expected "
                           f"{ncpu + 1} (one per possible CPU and one for the other records)")
-    size = 16 << 20
-    while size > (1 << 20) and size * ncpu > (64 << 20):
+    size = 4 << 20
+    while size > (1 << 20) and size * ncpu > (16 << 20):
         size >>= 1
     if st.get("loaderd_ringbuf_size") != (4 << 20) + ncpu * size:
         raise TestFailure(f"loaderd_ringbuf_size is {st.get('loaderd_ringbuf_size')}, expected "

@@ -243,7 +243,7 @@ def ringbuf_size(args):
             return a.split("=", 1)[1]
         if a == "--ringbuf-size" and i + 1 < len(args):
             return args[i + 1]
-    return "default (64M shared out among the CPUs, at most 16M each)"
+    return "default (16M shared out among the CPUs, at most 4M each)"
 
 
 def main(argv):
