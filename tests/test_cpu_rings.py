@@ -2,8 +2,8 @@
 # Proves: data records go into a ring buffer per CPU, and a connection whose thread moves
 # between CPUs on every write (consecutive records in different rings) is captured byte-exact
 # on both ends, with no gap, and its records are in the output in stream order (loaderd
-# drains the rings as one, in time order; drained ring after ring, the records would come
-# out of order and overflow what the analyzer holds for order). Also the rings loaderd made:
+# drains the rings as one, in time order; drained ring after ring, records come out of
+# order in the output). Also the rings loaderd made:
 # one per possible CPU plus the one for the other records, at the default per-CPU size.
 
 import os
@@ -30,7 +30,7 @@ def main(t):
         raise TestFailure("this test needs at least 2 CPUs to move a thread between")
     cert, key = t.make_cert()
     # One connection, many small exchanges; the client's thread goes to the next CPU before
-    # each of its writes (a request's 8-byte header and its payload are written apart).
+    # each of its writes (a request's 8-byte header, then its payload in eight writes).
     first = (os.urandom(700), 300)
     more = [(os.urandom(100 + 37 * k % 3000), 50 + 13 * k % 900) for k in range(EXCHANGES - 1)]
     server, port = t.start_server("framed", cert, key, HOST)
