@@ -900,15 +900,15 @@ static void send_stats(struct loaderd *l)
 static void rings_close(struct loaderd *l)
 {
         for (unsigned i = 0; i < l->n_rings; i++) {
+                int fd = l->rings[i].map_fd;
+
                 ringbuf_reader_close(&l->rings[i]);
                 if (i > 0)
-                        safe_close(l->ring_fds[i]);
+                        safe_close(fd); /* ours; events' fd is the skeleton's */
         }
         free(l->rings);
-        free(l->ring_fds);
         free(l->ring_srcs);
         l->rings = NULL;
-        l->ring_fds = NULL;
         l->ring_srcs = NULL;
         l->n_rings = 0;
 }
@@ -925,9 +925,8 @@ static int rings_setup(struct loaderd *l, int ncpu)
         int r;
 
         l->rings = calloc((size_t)ncpu + 1, sizeof(*l->rings));
-        l->ring_fds = calloc((size_t)ncpu + 1, sizeof(*l->ring_fds));
         l->ring_srcs = calloc((size_t)ncpu, sizeof(*l->ring_srcs));
-        if (!l->rings || !l->ring_fds || !l->ring_srcs)
+        if (!l->rings || !l->ring_srcs)
                 return log_error_errno(-ENOMEM, "Failed to set up the ring buffers: %m");
         r = ringbuf_reader_open(bpf_map__fd(l->skel->maps.events), LOADERD_EVENTS_RING,
                                 &l->rings[0]);
@@ -944,7 +943,6 @@ static int rings_setup(struct loaderd *l, int ncpu)
                         return log_error_errno(-errno, "Failed to create the data ring buffer "
                                                        "of CPU %d (%llu bytes): %m",
                                                cpu, (unsigned long long)size);
-                l->ring_fds[l->n_rings] = fd;
                 r = ringbuf_reader_open(fd, size, &l->rings[l->n_rings]);
                 if (r < 0) {
                         safe_close(fd);

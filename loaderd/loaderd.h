@@ -104,10 +104,9 @@ struct loaderd {
         struct openssl_bpf *skel;
         bool sessions; /* entry + uretprobe pairs attached as uprobe sessions */
         /* The BPF ring buffers, mapped (ringbuf.h): [0] events (files, connections), then one
-         * data ring per possible CPU (data_rings), whose map fds ring_fds holds ([0] unused)
-         * and which ring_srcs[0..n_rings-2] drain as one. */
+         * data ring per possible CPU (data_rings), whose map fds loaderd owns and which
+         * ring_srcs[0..n_rings-2] drain as one. */
         struct ringbuf_reader *rings;
-        int *ring_fds;
         struct ringbuf_src *ring_srcs;
         unsigned n_rings;
         uint64_t ring_bytes; /* all rings' sizes */

@@ -190,7 +190,7 @@ void options_defaults(struct options *o)
                 .max_print = 512,
                 .body_preview = 256,
                 .call_cap = TLSSNIFF_CALL_CAP_DEFAULT,
-                .ringbuf_size = 0, /* loaderd_data_ring_size() */
+                .ringbuf_size = 0, /* options_data_ring_size() */
                 .user = "tlssniff",
                 .control_socket = "/run/tlssniff/control",
                 .cache_dir = "/var/cache/tlssniff",

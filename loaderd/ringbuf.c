@@ -11,6 +11,11 @@
 #define RINGBUF_DISCARD_BIT (1u << 30)
 #define RINGBUF_HDR_SZ 8u
 
+static uint64_t record_span(uint32_t len)
+{
+        return (RINGBUF_HDR_SZ + (len & ~RINGBUF_DISCARD_BIT) + 7) & ~7ull;
+}
+
 int ringbuf_consume_mem(uint64_t *consumer, const uint64_t *producer, const uint8_t *data,
                         size_t size, ringbuf_sample_fn fn, void *ctx)
 {
@@ -25,7 +30,7 @@ int ringbuf_consume_mem(uint64_t *consumer, const uint64_t *producer, const uint
 
                 if (len & RINGBUF_BUSY_BIT)
                         break; /* reserved, not yet committed: later records wait for it */
-                cons += (RINGBUF_HDR_SZ + (len & ~RINGBUF_DISCARD_BIT) + 7) & ~7ull;
+                cons += record_span(len);
                 if (!(len & RINGBUF_DISCARD_BIT)) {
                         n++;
                         r = fn(ctx, (void *)(hdr + 2), len);
@@ -42,11 +47,6 @@ int ringbuf_consume_mem(uint64_t *consumer, const uint64_t *producer, const uint
         if (cons != released)
                 __atomic_store_n(consumer, cons, __ATOMIC_RELEASE);
         return r < 0 ? r : n;
-}
-
-static uint64_t record_span(uint32_t len)
-{
-        return (RINGBUF_HDR_SZ + (len & ~RINGBUF_DISCARD_BIT) + 7) & ~7ull;
 }
 
 static void src_release(struct ringbuf_src *s)
