@@ -827,11 +827,16 @@ static int analyse(struct ctx *c, int32_t blocked)
         return 0;
 }
 
-/* Is instruction `to` reachable from `from` (by control flow alone)? */
+/*
+ * Is instruction `to` reachable from `from` (by control flow alone)? `from` may be one past the
+ * last instruction (the one after a call that ends the decoded code): nothing is reachable.
+ */
 static bool reachable(struct ctx *c, int32_t from, int32_t to)
 {
         size_t top = 0;
 
+        if (from < 0 || (size_t)from >= c->n)
+                return false;
         memset(c->queued, 0, c->n * sizeof(*c->queued));
         push_work(c, &top, from);
         while (top > 0) {

@@ -229,6 +229,10 @@ static void test_callee(void)
                 0xeb, 0x0f, 0x00, 0x00, 0x85, 0xc0, 0x7e, 0x03, 0x8b, 0x04, 0x24, 0x48,
                 0x83, 0xc4, 0x18, 0xc3, 0xe8, 0x00, 0x00, 0x00, 0x00, 0xeb, 0xf4,
         };
+        /* sub $0x18,%rsp; mov %rsp,%rcx; call (+0x1000) */
+        static const uint8_t last[12] = {
+                0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0xe1, 0xe8, 0xf4, 0x0f, 0x00, 0x00,
+        };
         struct fake_code fc = { push_callee, sizeof(push_callee) };
         struct place_result r;
 
@@ -247,6 +251,14 @@ static void test_callee(void)
                               PLACE_MODE_AUTO, fake_read, &fc, &r) == 0);
         printf("  %s\n", r.reason);
         assert(r.strategy == PLACE_CALL_SITE && r.entry_addr == VADDR + 0xe);
+
+        /* The call ends the code (found by fuzz-tlslib: the loop check read past the end). */
+        printf("callee, call is the last instruction:\n");
+        fc = (struct fake_code){ push_callee, sizeof(push_callee) };
+        assert(place_function(last, sizeof(last), VADDR, EM_X86_64, TLSSNIFF_FUNC_SSL_READ,
+                              PLACE_MODE_AUTO, fake_read, &fc, &r) == 0);
+        printf("  %s\n", r.reason);
+        assert(r.strategy == PLACE_CALLEE && r.entry_addr == VADDR + 0x1000);
 
         printf("callee, path that skips the call:\n");
         fc = (struct fake_code){ push_callee, sizeof(push_callee) };
