@@ -5,7 +5,8 @@
  * placement sits on a call rel32 followed by an emulated instruction. The same code also goes
  * through the copy-call search (the first byte's low bits pick which argument is the
  * destination; calls of vaddr + 0x40 stand for memcpy) and the every-call search, whose answers
- * must lie on instructions inside the code.
+ * must lie on instructions inside the code. When the first byte's top bit is set, every callee
+ * begins with an emulated push, so the callee placement is explored as well.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -15,6 +16,18 @@
 #include "binary/place.h"
 #include "gelf.h"
 #include "fuzz.h"
+
+/* Any callee's code: push %rbx; pop %rbx; ret. */
+static ssize_t read_callee(void *userdata, uint64_t vaddr, void *buf, size_t size)
+{
+        static const uint8_t callee[] = { 0x53, 0x5b, 0xc3 };
+        size_t n = size < sizeof(callee) ? size : sizeof(callee);
+
+        (void)userdata;
+        (void)vaddr;
+        memcpy(buf, callee, n);
+        return (ssize_t)n;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -32,16 +45,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!code)
                 return 0;
         memcpy(code, data + 1, size);
-        CHECK(place_function(code, size, vaddr, EM_X86_64, func, PLACE_MODE_AUTO, NULL, NULL, &r) ==
-              0);
+        CHECK(place_function(code, size, vaddr, EM_X86_64, func, PLACE_MODE_AUTO,
+                             data[0] & 0x80 ? read_callee : NULL, NULL, &r) == 0);
         CHECK(r.strategy == PLACE_FALLBACK || r.strategy == PLACE_ENTRY ||
-              r.strategy == PLACE_CALL_SITE);
+              r.strategy == PLACE_CALL_SITE || r.strategy == PLACE_CALLEE);
+        CHECK(r.strategy != PLACE_CALLEE || (data[0] & 0x80));
         CHECK(memchr(r.reason, '\0', sizeof(r.reason)) != NULL);
         if (r.strategy == PLACE_CALL_SITE) {
                 CHECK(r.entry_addr >= vaddr && r.entry_addr + 5 <= vaddr + size);
                 CHECK(r.return_addr > r.entry_addr && r.return_addr < vaddr + size);
                 CHECK(code[r.entry_addr - vaddr] == 0xe8);
                 CHECK(!r.return_uretprobe);
+        } else if (r.strategy == PLACE_CALLEE) {
+                CHECK(r.entry_addr == r.return_addr && r.return_uretprobe);
         } else {
                 CHECK(r.entry_addr == vaddr && r.return_addr == vaddr && r.return_uretprobe);
         }
