@@ -450,7 +450,8 @@ int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
                 out_changed = !same_str(l->opt.output, n.output);
                 if (out_changed) {
                         /* Standard output again is loaderd's own. */
-                        out_fd = n.output ? open(n.output, O_WRONLY | O_CREAT | O_APPEND |
+                        /* Read too: cut_partial_line reads back the end of the file. */
+                        out_fd = n.output ? open(n.output, O_RDWR | O_CREAT | O_APPEND |
                                                                    O_CLOEXEC | O_NOCTTY, 0640)
                                           : fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
                         if (out_fd < 0) {
@@ -1122,6 +1123,10 @@ static uint64_t cut_partial_line(int fd)
         if (flags < 0 || !(flags & O_APPEND) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
             st.st_size == 0)
                 return 0;
+        /* Killed in a direct write (analyzer/out/direct.c), it left O_DIRECT on the file, which
+         * would refuse these reads. */
+        if ((flags & O_DIRECT) && fcntl(fd, F_SETFL, flags & ~O_DIRECT) < 0)
+                return 0;
         for (end = st.st_size; end > 0;) {
                 size_t n = end > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)end;
                 ssize_t k = pread(fd, buf, n, end - (off_t)n);
@@ -1406,8 +1411,9 @@ int loaderd_run(struct options *opt, int argc, char **argv)
         if (r < 0)
                 goto out;
         if (l.opt.output) {
-                /* Opened once: a restarted analyzer goes on writing to the same file. */
-                l.output_fd = open(l.opt.output, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+                /* Opened once: a restarted analyzer goes on writing to the same file. Read
+                 * too: cut_partial_line reads back the end of the file. */
+                l.output_fd = open(l.opt.output, O_RDWR | O_CREAT | O_TRUNC | O_APPEND |
                                                          O_CLOEXEC | O_NOCTTY, 0640);
                 if (l.output_fd < 0) {
                         r = log_error_errno(errno, "Failed to open output '%s': %m",
