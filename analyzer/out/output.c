@@ -545,8 +545,7 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         p = put_lit(p, ",\"data_encoding\":\"base64\",\"data\":\"");
         p += base64_encode(m->data, m->length, p);
         p = put_lit(p, "\"}\n");
-        /* One thread uses the stream (the output's writer thread only sees what stdio hands
-         * over, out/direct.h): its lock is not needed. */
+        /* The analyzer has one thread: the stream's lock is not needed. */
         fwrite_unlocked(head, 1, (size_t)(p - head), o->f);
         return 0;
 }
