@@ -502,9 +502,6 @@ static int on_l_config(struct analyzer *a, const uint8_t *body, size_t n)
                 return -EBADMSG;
         }
         output_flush(&a->out);
-        /* What the writer thread holds belongs to the old file. */
-        if (a->out_stream && direct_writer_drain(&a->out_direct) < 0)
-                a->output_errors++;
         if (fd >= 0) {
                 /* The output is standard output: the new file takes its place. */
                 if (dup2(fd, STDOUT_FILENO) < 0)
@@ -629,8 +626,7 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_go_cache_entries", a->gocache.n);
         ADD("analyzer_go_cache_errors", a->gocache.load_errors + a->gocache.write_errors);
         ADD("analyzer_output_errors", a->output_errors);
-        ADD("analyzer_output_direct_bytes",
-            a->out_stream ? direct_writer_direct_bytes(&a->out_direct) : 0);
+        ADD("analyzer_output_direct_bytes", a->out_direct.direct_bytes);
         ADD("analyzer_control_requests", a->control.requests);
         ADD("analyzer_control_refused", a->control.refused);
         ADD("analyzer_conns", a->conns.n);
