@@ -12,21 +12,16 @@
 
 #include "output.h"
 
-void output_init_fd(struct output *o, FILE *f, int fd, bool json, unsigned max_print)
-{
-        *o = (struct output){ .f = f, .fd = fd, .json = json, .max_print = max_print };
-        output_file_changed(o);
-}
-
 void output_init(struct output *o, FILE *f, bool json, unsigned max_print)
 {
-        output_init_fd(o, f, fileno(f), json, max_print);
+        *o = (struct output){ .f = f, .json = json, .max_print = max_print };
+        output_file_changed(o);
 }
 
 void output_file_changed(struct output *o)
 {
         struct stat st;
-        int fd = o->fd;
+        int fd = fileno(o->f);
 
         o->wb_file = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
         /* What an earlier analyzer wrote is left as it is. */
@@ -37,7 +32,7 @@ void output_file_changed(struct output *o)
  * harmless, the pages simply stay cached. */
 static void writeback(struct output *o)
 {
-        int fd = o->fd;
+        int fd = fileno(o->f);
         off_t end;
 
         if (!o->wb_file)
