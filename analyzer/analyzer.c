@@ -585,8 +585,10 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         }
 #define ADD(name_, v_)                                                                             \
         do {                                                                                       \
-                names[n] = name_;                                                                  \
-                values[n++] = (v_);                                                                \
+                if (n < ANALYZER_STATS_MAX) {                                                      \
+                        names[n] = name_;                                                          \
+                        values[n++] = (v_);                                                        \
+                }                                                                                  \
         } while (0)
         ADD("analyzer_frames", a->frames);
         ADD("analyzer_frames_bad", a->frames_bad);
