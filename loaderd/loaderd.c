@@ -432,6 +432,15 @@ static void keep_restart_settings(const struct options *old, struct options *n, 
 #undef KEEP
 }
 
+/*
+ * The output file, for appending (cut_partial_line relies on it) and for reading too
+ * (cut_partial_line reads back the end of the file); flags adds O_TRUNC at start.
+ */
+static int open_output(const char *path, int flags)
+{
+        return open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | flags, 0640);
+}
+
 int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
 {
         struct options n;
@@ -450,9 +459,7 @@ int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
                 out_changed = !same_str(l->opt.output, n.output);
                 if (out_changed) {
                         /* Standard output again is loaderd's own. */
-                        /* Read too: cut_partial_line reads back the end of the file. */
-                        out_fd = n.output ? open(n.output, O_RDWR | O_CREAT | O_APPEND |
-                                                                   O_CLOEXEC | O_NOCTTY, 0640)
+                        out_fd = n.output ? open_output(n.output, 0)
                                           : fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
                         if (out_fd < 0) {
                                 snprintf(err, sizeof(err), "output '%s': %s",
@@ -1407,10 +1414,8 @@ int loaderd_run(struct options *opt, int argc, char **argv)
         if (r < 0)
                 goto out;
         if (l.opt.output) {
-                /* Opened once: a restarted analyzer goes on writing to the same file. Read
-                 * too: cut_partial_line reads back the end of the file. */
-                l.output_fd = open(l.opt.output, O_RDWR | O_CREAT | O_TRUNC | O_APPEND |
-                                                         O_CLOEXEC | O_NOCTTY, 0640);
+                /* Opened once: a restarted analyzer goes on writing to the same file. */
+                l.output_fd = open_output(l.opt.output, O_TRUNC);
                 if (l.output_fd < 0) {
                         r = log_error_errno(errno, "Failed to open output '%s': %m",
                                             l.opt.output);
