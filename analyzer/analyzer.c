@@ -93,9 +93,19 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         if (opt->fd >= 0) {
                 static char out_buf[OUTPUT_BUFFER_SIZE];
 
-                (void)setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
+                /* A regular file's whole blocks go around the page cache (out/direct.h). */
+                a->out_stream = direct_stream_open(&a->out_direct, STDOUT_FILENO, out_buf,
+                                                   sizeof(out_buf));
+                if (!a->out_stream) {
+                        log_warning_errno(errno, "Failed to set up the output stream, writing "
+                                                 "through stdio: %m");
+                        (void)setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
+                }
         }
-        output_init(&a->out, stdout, opt->json, opt->max_print);
+        if (a->out_stream)
+                output_init_fd(&a->out, a->out_stream, STDOUT_FILENO, opt->json, opt->max_print);
+        else
+                output_init(&a->out, stdout, opt->json, opt->max_print);
         a->out.redact = &a->opt.redact;
         if (opt->fd >= 0)
                 a->out.flush_at = OUTPUT_BUFFER_SIZE / 2; /* whole lines per write */
@@ -125,6 +135,11 @@ void analyzer_done(struct analyzer *a)
 {
         frame_reader_done(&a->in);
         output_done(&a->out);
+        if (a->out_stream) {
+                (void)fclose(a->out_stream); /* writes what it holds */
+                a->out_stream = NULL;
+                direct_writer_done(&a->out_direct);
+        }
         assembler_done(&a->asmb);
         identity_done(&a->identity);
         control_done(&a->control);
@@ -487,11 +502,16 @@ static int on_l_config(struct analyzer *a, const uint8_t *body, size_t n)
                 return -EBADMSG;
         }
         output_flush(&a->out);
+        /* What the writer thread holds belongs to the old file. */
+        if (a->out_stream && direct_writer_drain(&a->out_direct) < 0)
+                a->output_errors++;
         if (fd >= 0) {
                 /* The output is standard output: the new file takes its place. */
                 if (dup2(fd, STDOUT_FILENO) < 0)
                         log_warning_errno(errno, "Failed to switch to the new output: %m");
                 safe_close(fd);
+                if (a->out_stream)
+                        direct_writer_reset(&a->out_direct);
                 output_file_changed(&a->out);
         }
         a->opt.json = o.json;
@@ -609,6 +629,8 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_go_cache_entries", a->gocache.n);
         ADD("analyzer_go_cache_errors", a->gocache.load_errors + a->gocache.write_errors);
         ADD("analyzer_output_errors", a->output_errors);
+        ADD("analyzer_output_direct_bytes",
+            a->out_stream ? direct_writer_direct_bytes(&a->out_direct) : 0);
         ADD("analyzer_control_requests", a->control.requests);
         ADD("analyzer_control_refused", a->control.refused);
         ADD("analyzer_conns", a->conns.n);

@@ -18,10 +18,11 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "out/direct.h"
 #include "out/output.h"
 #include "record.h"
 
-/* loaderd's counters and the analyzer's own (analyzer_collect_stats: 37 today). */
+/* loaderd's counters and the analyzer's own (analyzer_collect_stats: 38 today). */
 #define ANALYZER_STATS_MAX (MSG_STATS_MAX + 48)
 
 struct analyzer_options {
@@ -80,6 +81,9 @@ struct analyzer {
         bool hello;
         struct frame_reader in;
         struct output out;
+        /* The output's stream when the analyzer runs under loaderd (NULL: stdout itself). */
+        FILE *out_stream;
+        struct direct_writer out_direct;
         struct assembler asmb;
         struct identity identity;
         struct control control;

@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "sandbox.h"
@@ -86,13 +87,16 @@ int sandbox_apply(void)
                 .len = (unsigned short)ELEMENTSOF(filter),
                 .filter = (struct sock_filter *)filter,
         };
+        int r;
 
         /* localtime_r reads the zone file on first use: read it now, before open is gone. */
         tzset();
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return -errno;
-        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
-                return -errno;
+        /* For every thread: the output's writer thread (out/direct.h) runs already. */
+        r = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+        if (r != 0)
+                return r < 0 ? -errno : -EBUSY; /* > 0: a thread that could not be synced */
         return 0;
 #endif
 }

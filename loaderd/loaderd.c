@@ -1130,6 +1130,10 @@ static uint64_t cut_partial_line(int fd)
         if (flags < 0 || !(flags & O_APPEND) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
             st.st_size == 0)
                 return 0;
+        /* Killed in a direct write (analyzer/out/direct.c), it left O_DIRECT on the file, which
+         * would refuse these reads. */
+        if ((flags & O_DIRECT) && fcntl(fd, F_SETFL, flags & ~O_DIRECT) < 0)
+                return 0;
         for (end = st.st_size; end > 0;) {
                 size_t n = end > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)end;
                 ssize_t k = pread(fd, buf, n, end - (off_t)n);

@@ -24,10 +24,10 @@ def main(t):
     first = children_of(loaderd.pid)
     if len(first) != 1:
         raise TestFailure(f"loaderd has children {first}, expected one analyzer")
-    # An analyzer killed in the middle of a line (the kernel can cut a large write short at a
-    # page when SIGKILL comes): stopped, so it writes nothing more, then the start of a line
-    # appended as if it had written it, then killed. loaderd must cut exactly that back before
-    # the next analyzer writes (nothing was captured yet: the file held only whole lines).
+    # An analyzer killed in the middle of a line (its batches can take a few writes, analyzer/
+    # out/direct.c): stopped, so it writes nothing more, then the start of a line appended as
+    # if it had written it, then killed. loaderd must cut exactly that back before the next
+    # analyzer writes (nothing was captured yet: the file held only whole lines).
     os.kill(first[0], signal.SIGSTOP)
     harness.wait_until(lambda: status_of(first[0])["State"].startswith("T"), 10,
                        "the analyzer to stop")

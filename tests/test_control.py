@@ -7,6 +7,7 @@
 
 import base64
 import json
+import mmap
 import time
 import os
 import socket
@@ -38,6 +39,23 @@ def raw(sock, request, user, groups):
     return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
 
 
+def takes_direct(directory):
+    """Whether files in directory take O_DIRECT writes (of one aligned 4 KiB block)."""
+    path = os.path.join(str(directory), "direct-probe")
+    buf = mmap.mmap(-1, 4096)  # page-aligned memory
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    try:
+        return os.write(fd, buf) == 4096
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
 def main(t):
     cert, key = t.make_cert()
     sock = str(t.tmp / "control")
@@ -64,6 +82,12 @@ def main(t):
               "analyzer_tail_drops"):
         if k not in stats:
             raise TestFailure(f"stats lack {k}")
+    # The output file's whole blocks went around the page cache (docs/output.md): each
+    # response's line is over 9 KiB, so every flush of one holds a whole block.
+    direct = stats.get("analyzer_output_direct_bytes")
+    if direct is None or (direct == 0) == takes_direct(t.output.parent):
+        raise TestFailure(f"analyzer_output_direct_bytes {direct} (the file system "
+                          f"{'takes' if takes_direct(t.output.parent) else 'refuses'} O_DIRECT)")
     # processes: the libssl the python peers use, with its placement, attached; the table
     # form for people names it too. A group member may read it.
     r = ctl(sock, "--json", "processes")

@@ -143,6 +143,23 @@ def main(t):
                           f"{st.get('Seccomp_filters')}, expected a filter (2)")
     if any("Failed to install the seccomp filter" in ln for ln in t.loaderd_err.lines):
         raise TestFailure("the analyzer could not install its seccomp filter")
+    # Every thread (the output's writer thread, analyzer/out/direct.h, starts before the
+    # filter): the same filter, no privileges.
+    threads = sorted(os.listdir(f"/proc/{analyzer}/task"))
+    if len(threads) < 2:
+        raise TestFailure(f"analyzer threads {threads}: expected the output's writer thread too")
+    for tid in threads:
+        ts = {}
+        with open(f"/proc/{analyzer}/task/{tid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                ts[k] = v.strip()
+        if ts["NoNewPrivs"] != "1" or int(ts["CapEff"], 16) != 0 or \
+                ts.get("Seccomp") != st.get("Seccomp") or \
+                ts.get("Seccomp_filters") != st.get("Seccomp_filters"):
+            raise TestFailure(f"analyzer thread {tid}: NoNewPrivs {ts['NoNewPrivs']} CapEff "
+                              f"{ts['CapEff']} Seccomp {ts.get('Seccomp')} filters "
+                              f"{ts.get('Seccomp_filters')}, unlike the main thread's")
     out_target = os.readlink(f"/proc/{analyzer}/fd/1")
     if out_target != str(t.output):
         raise TestFailure(f"analyzer stdout is {out_target}, expected {t.output}")

@@ -12,16 +12,21 @@
 
 #include "output.h"
 
+void output_init_fd(struct output *o, FILE *f, int fd, bool json, unsigned max_print)
+{
+        *o = (struct output){ .f = f, .fd = fd, .json = json, .max_print = max_print };
+        output_file_changed(o);
+}
+
 void output_init(struct output *o, FILE *f, bool json, unsigned max_print)
 {
-        *o = (struct output){ .f = f, .json = json, .max_print = max_print };
-        output_file_changed(o);
+        output_init_fd(o, f, fileno(f), json, max_print);
 }
 
 void output_file_changed(struct output *o)
 {
         struct stat st;
-        int fd = fileno(o->f);
+        int fd = o->fd;
 
         o->wb_file = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
         /* What an earlier analyzer wrote is left as it is. */
@@ -32,7 +37,7 @@ void output_file_changed(struct output *o)
  * harmless, the pages simply stay cached. */
 static void writeback(struct output *o)
 {
-        int fd = fileno(o->f);
+        int fd = o->fd;
         off_t end;
 
         if (!o->wb_file)
@@ -540,7 +545,8 @@ static int output_json(struct output *o, const struct message *m, uint8_t role,
         p = put_lit(p, ",\"data_encoding\":\"base64\",\"data\":\"");
         p += base64_encode(m->data, m->length, p);
         p = put_lit(p, "\"}\n");
-        /* The analyzer has one thread: the stream's lock is not needed. */
+        /* One thread uses the stream (the output's writer thread only sees what stdio hands
+         * over, out/direct.h): its lock is not needed. */
         fwrite_unlocked(head, 1, (size_t)(p - head), o->f);
         return 0;
 }

@@ -32,6 +32,7 @@ struct output_redaction {
 struct output {
         const struct output_redaction *redact; /* NULL: the usual four only */
         FILE *f;
+        int fd; /* the file under f (fileno(f) unless output_init_fd said), -1: none */
         bool json;
         unsigned max_print;
         int64_t realtime_offset_ns;
@@ -40,8 +41,9 @@ struct output {
         /*
          * Whole lines only: with flush_at set (below the stdio buffer's size), the stream is
          * flushed between messages once the bytes written since the last flush may exceed it,
-         * so stdio never writes a line in two parts and an analyzer killed between two write
-         * calls leaves only whole lines behind. 0: stdio decides.
+         * so stdio never hands a line over in two parts (out/direct.c may still write a batch
+         * in a few calls: loaderd cuts a half line an analyzer killed in between left behind).
+         * 0: stdio decides.
          */
         size_t flush_at;
         size_t pending_bound; /* upper bound of the bytes buffered since the last flush */
@@ -76,6 +78,8 @@ struct output {
 };
 
 void output_init(struct output *o, FILE *f, bool json, unsigned max_print);
+/* The same for a stream with no fd of its own (fopencookie) that writes to fd. */
+void output_init_fd(struct output *o, FILE *f, int fd, bool json, unsigned max_print);
 void output_done(struct output *o);
 /* role may differ from m->hdr.role when it was guessed. */
 int output_message(struct output *o, const struct message *m, uint8_t role, enum role_source rs);
