@@ -1363,13 +1363,13 @@ static int loop(struct loaderd *l)
 }
 
 /*
- * SCHED_BATCH for loaderd and, inherited across fork and exec, the analyzer: a task of that
- * policy that wakes up (the ring buffer's wakeup, a frame arriving) does not preempt the task
- * running on that CPU, so the traced programs are not interrupted for work that can wait a
- * few milliseconds; it still gets its fair share of the CPU, so nothing falls behind for
- * long. Measured with tests/bench/throughput.py (docs/performance.md, 2026-12-02). A policy
- * other than SCHED_OTHER was chosen by whoever started loaderd (a unit's
- * CPUSchedulingPolicy=) and is kept.
+ * With --batch-scheduling, SCHED_BATCH for loaderd and, inherited across fork and exec, the
+ * analyzer: a task of that policy that wakes up (the ring buffer's wakeup, a frame arriving)
+ * does not preempt the task running on that CPU. It was the default until the output went
+ * around the page cache: then it let the rings overflow under load, and without it capture
+ * was as fast (docs/performance.md, 2026-12-04 and 2026-12-05). A policy other than
+ * SCHED_OTHER was chosen by whoever started loaderd (a unit's CPUSchedulingPolicy=) and is
+ * kept.
  */
 static void set_scheduling(bool batch)
 {

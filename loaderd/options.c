@@ -165,10 +165,10 @@ void options_help(void)
                "      --user NAME          user the analyzer runs as (tlssniff; created if\n"
                "                           missing)\n"
                "      --batch-scheduling[=no]\n"
-               "                           loaderd and the analyzer run with the SCHED_BATCH\n"
-               "                           policy (yes): waking up to drain the ring buffer\n"
-               "                           they do not preempt the programs they trace; no:\n"
-               "                           the policy they were started with\n"
+               "                           yes: loaderd and the analyzer run with the\n"
+               "                           SCHED_BATCH policy (waking up, they do not preempt\n"
+               "                           the programs they trace); no (default): the\n"
+               "                           policy they were started with\n"
                "      --control-socket PATH  socket for tlssniffctl (/run/tlssniff/control;\n"
                "                           \"\" for none), mode 0660 root:<the user's group>\n"
                "      --cache-dir DIR      the analyzer's Go offset cache (/var/cache/tlssniff;\n"
@@ -198,7 +198,7 @@ void options_defaults(struct options *o)
                 .log_level = LOG_INFO,
                 .uprobe_sessions = true,
                 .direct_read = true,
-                .batch_scheduling = true,
+                .batch_scheduling = false,
         };
 }
 

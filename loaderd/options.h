@@ -32,7 +32,7 @@ struct options {
         enum syscall_hooks syscall_hooks; /* --syscall-hooks */
         bool uprobe_sessions;   /* --uprobe-sessions (default yes): where the kernel has them */
         bool direct_read;       /* --direct-read (default yes): where the kernel can */
-        bool batch_scheduling;  /* --batch-scheduling (default yes): SCHED_BATCH */
+        bool batch_scheduling;  /* --batch-scheduling (default no): SCHED_BATCH */
         bool check_config;      /* --check-config: read the settings, say whether they are good */
         unsigned body_preview;
         const char *output;

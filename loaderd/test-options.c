@@ -74,7 +74,7 @@ int main(void)
                      "body-preview = 1K\nmax-print = 0\njournal-exchanges = true\n"
                      "[redaction]\nredact-header = X-Api-Key\nshow-secrets = no\n"
                      "[service]\nuser = u\ncontrol-socket = \"\"\ncache-dir = /c\n"
-                     "log-target = stderr\nverbose = yes\nbatch-scheduling = no\n",
+                     "log-target = stderr\nverbose = yes\nbatch-scheduling = yes\n",
                      err, sizeof(err)) == 0);
         assert(o.n_comms == 1 && strcmp(o.comms[0], "curl") == 0 && o.n_pids == 1 &&
                o.pids[0] == 42 && o.n_units == 1 && strcmp(o.units[0], "a.service") == 0 &&
@@ -89,7 +89,7 @@ int main(void)
         assert(o.n_redact == 1 && strcmp(o.redact[0], "X-Api-Key") == 0 && !o.show_secrets);
         assert(strcmp(o.user, "u") == 0 && o.control_socket[0] == '\0' &&
                strcmp(o.cache_dir, "/c") == 0 && o.log_target == LOG_TARGET_STDERR &&
-               o.log_level == LOG_DEBUG && !o.batch_scheduling);
+               o.log_level == LOG_DEBUG && o.batch_scheduling);
         options_free(&o);
 
         /* Errors name the line and say what is wrong. */
@@ -168,7 +168,7 @@ int main(void)
         options_free(&o);
         assert(load(&o, NULL, err, sizeof(err), 0) == OPTIONS_RUN &&
                o.syscall_hooks == SYSCALL_HOOKS_AUTO && o.uprobe_sessions && o.direct_read &&
-               o.batch_scheduling);
+               !o.batch_scheduling);
         options_free(&o);
         assert(load(&o, "[capture]\ndirect-read = no\n", err, sizeof(err), 1, "--direct-read") ==
                        OPTIONS_RUN &&

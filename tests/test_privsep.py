@@ -3,9 +3,9 @@
 # no_new_privs and a seccomp filter (Seccomp 2), and is the one writing the output file that
 # loaderd opened for it; and that
 # after loaderd is SIGKILLed no uprobe of tlssniff stays behind and the analyzer exits.
-# Also that loaderd and the analyzer run with the SCHED_BATCH policy by default, keep the
-# policy they were started with under --batch-scheduling=no, and keep a policy other than
-# SCHED_OTHER that whoever started them chose.
+# Also that loaderd and the analyzer keep the policy they were started with by default
+# (SCHED_OTHER), run with SCHED_BATCH under --batch-scheduling, and keep a policy other than
+# SCHED_OTHER that whoever started them chose even then.
 
 import json
 import os
@@ -100,25 +100,26 @@ def check_policy(t, loaderd, want, how):
 
 
 def scheduling(t):
-    loaderd = t.start_loaderd("--batch-scheduling=no")
-    check_policy(t, loaderd, os.SCHED_OTHER, "--batch-scheduling=no")
+    loaderd = t.start_loaderd("--batch-scheduling")
+    check_policy(t, loaderd, os.SCHED_BATCH, "--batch-scheduling")
     t.stop_loaderd()
     # Started with SCHED_IDLE (as a unit's CPUSchedulingPolicy=idle would): kept, and said so.
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     try:
-        loaderd = t.start_loaderd()
+        loaderd = t.start_loaderd("--batch-scheduling")
     finally:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     check_policy(t, loaderd, os.SCHED_IDLE, "started with SCHED_IDLE")
     if not any("Scheduling policy 5 kept" in ln for ln in t.loaderd_err.lines):
         raise TestFailure("loaderd did not say it kept the policy it was started with")
     t.stop_loaderd()
-    harness.log("SCHED_BATCH by default; --batch-scheduling=no and a chosen policy are kept")
+    harness.log("SCHED_OTHER by default, SCHED_BATCH with --batch-scheduling; a chosen policy "
+                "is kept")
 
 
 def main(t):
     loaderd = t.start_loaderd()
-    analyzer = check_policy(t, loaderd, os.SCHED_BATCH, "by default")
+    analyzer = check_policy(t, loaderd, os.SCHED_OTHER, "by default")
     st = status_of(analyzer)
     uid = pwd.getpwnam("tlssniff").pw_uid
     if st["Uid"].split() != [str(uid)] * 4 or uid == 0:
