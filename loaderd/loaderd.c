@@ -1367,7 +1367,7 @@ static int loop(struct loaderd *l)
  * analyzer: a task of that policy that wakes up (the ring buffer's wakeup, a frame arriving)
  * does not preempt the task running on that CPU. It was the default until the output went
  * around the page cache: then it let the rings overflow under load, and without it capture
- * was as fast (docs/performance.md, 2026-12-04 and 2026-12-05). A policy other than
+ * was as fast (docs/performance.md, 2026-12-04, later and night). A policy other than
  * SCHED_OTHER was chosen by whoever started loaderd (a unit's CPUSchedulingPolicy=) and is
  * kept.
  */
