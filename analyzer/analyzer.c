@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -395,10 +396,10 @@ static int on_l_records(struct analyzer *a, const uint8_t *body, size_t n)
         r = msg_records_foreach(body, n, on_record, a);
 
         a->records_frame_bytes += n;
-        if (r >= 0) {
-                output_flush(&a->out);
+        /* The output is written out by the loop (flush_output_due) or when half its buffer is
+         * full (output_message). Tail subscribers get theirs now; their buffers are small. */
+        if (r >= 0)
                 tail_flush(&a->tail);
-        }
         return r;
 }
 
@@ -419,6 +420,10 @@ static int on_l_stats(struct analyzer *a, const uint8_t *body, size_t n)
         if (r < 0)
                 return r;
         output_flush(&a->out);
+        /* In the file, not only handed to the writer thread: a SIGKILL loses what it holds. */
+        if (a->out_stream)
+                (void)direct_writer_drain(&a->out_direct);
+        a->out_flushed_ns = now_monotonic_ns();
         a->records_frame_bytes_prev = a->records_frame_bytes;
         st.processes = conn_table_count_pids(&a->conns);
         msgpack_sbuffer_init(&sb);
@@ -661,6 +666,29 @@ static void write_final_stats(struct analyzer *a)
         (void)output_stats(&a->out, names, values, n);
 }
 
+/*
+ * The output is written out when the loop waits for frames: at once if the last write is
+ * ANALYZER_OUTPUT_COALESCE_NS old (a quiet capture's lines appear as soon as they are made),
+ * else when it is (a busy capture writes fewer, larger batches than one per frame: each is a
+ * hand-over to the writer thread and a device request). Returns the milliseconds to wait for
+ * that, or -1.
+ */
+static int flush_output_due(struct analyzer *a)
+{
+        uint64_t now, due;
+
+        if (__fpending(a->out.f) == 0)
+                return -1;
+        now = now_monotonic_ns();
+        due = a->out_flushed_ns + ANALYZER_OUTPUT_COALESCE_NS;
+        if (now >= due) {
+                output_flush(&a->out);
+                a->out_flushed_ns = now;
+                return -1;
+        }
+        return (int)((due - now + 999999) / 1000000);
+}
+
 int analyzer_run(struct analyzer *a)
 {
         struct frame_header h;
@@ -685,9 +713,11 @@ int analyzer_run(struct analyzer *a)
                                               ? 50
                                       : a->control.n_pending > 0 ? 1000
                                                                  : -1;
+                        int out_wait = flush_output_due(a);
                         int n_tail;
 
-                        output_flush(&a->out);
+                        if (out_wait >= 0 && (timeout < 0 || out_wait < timeout))
+                                timeout = out_wait;
                         tail_flush(&a->tail);
                         n_tail = tail_pollfds(&a->tail, p + 2, TAIL_SUBSCRIBERS_MAX);
                         if (poll(p, 2 + (nfds_t)n_tail, timeout) < 0 && errno != EINTR)

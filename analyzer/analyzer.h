@@ -24,6 +24,8 @@
 
 /* loaderd's counters and the analyzer's own (analyzer_collect_stats: 38 today). */
 #define ANALYZER_STATS_MAX (MSG_STATS_MAX + 48)
+/* The output is written at most this often while records keep coming (flush_output_due). */
+#define ANALYZER_OUTPUT_COALESCE_NS (5 * 1000 * 1000ull)
 
 struct analyzer_options {
         int fd;
@@ -84,6 +86,7 @@ struct analyzer {
         /* The output's stream when the analyzer runs under loaderd (NULL: stdout itself). */
         FILE *out_stream;
         struct direct_writer out_direct;
+        uint64_t out_flushed_ns; /* when the loop last wrote the output out (CLOCK_MONOTONIC) */
         struct assembler asmb;
         struct identity identity;
         struct control control;
