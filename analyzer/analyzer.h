@@ -25,7 +25,7 @@
 /* loaderd's counters and the analyzer's own (analyzer_collect_stats: 38 today). */
 #define ANALYZER_STATS_MAX (MSG_STATS_MAX + 48)
 /* The output is written at most this often while records keep coming (flush_output_due). */
-#define ANALYZER_OUTPUT_COALESCE_NS (10 * 1000 * 1000ull)
+#define ANALYZER_OUTPUT_COALESCE_NS (5 * 1000 * 1000ull)
 
 struct analyzer_options {
         int fd;
