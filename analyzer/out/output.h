@@ -16,9 +16,11 @@ enum role_source { ROLE_SOURCE_NONE, ROLE_SOURCE_KERNEL, ROLE_SOURCE_LISTEN };
 #define OUTPUT_WRITEBACK_STEP (8u << 20)
 #define OUTPUT_CACHE_KEEP (32u << 20)
 /*
- * The stdio buffer of the analyzer's output (records are flushed in whole lines at half of it):
- * 2 MiB rather than 1 made capture-everything 0.754x instead of 0.705x on throughput.py, the
- * analyzer 2.3 instead of 2.9 us per request (docs/performance.md, 2026-12-04, night).
+ * The stdio buffer of the analyzer's output (records are flushed in whole lines at half of it).
+ * Under load, fewer and larger writes cost less per byte (each is a hand-over to the writer
+ * thread, a device request and, extending the file, a journal update): 2 MiB rather than 1
+ * took the analyzer from 2.9 to 2.3 us per request on throughput.py; 4 MiB (with writes every
+ * 10 ms) was no better over two runs (docs/performance.md, 2026-12-04, night).
  */
 #define OUTPUT_BUFFER_SIZE (2u << 20)
 
