@@ -150,11 +150,7 @@ def main(t):
     if len(threads) < 2:
         raise TestFailure(f"analyzer threads {threads}: expected the output's writer thread too")
     for tid in threads:
-        ts = {}
-        with open(f"/proc/{analyzer}/task/{tid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                ts[k] = v.strip()
+        ts = status_of(tid)  # /proc/TID/status is the thread's own
         if ts["NoNewPrivs"] != "1" or int(ts["CapEff"], 16) != 0 or \
                 ts.get("Seccomp") != st.get("Seccomp") or \
                 ts.get("Seccomp_filters") != st.get("Seccomp_filters"):
