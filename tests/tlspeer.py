@@ -11,13 +11,14 @@
 #               bytes in D/req-<client port>.bin, answers http_response(D/body.bin), closes.
 #
 #   client --host H --port P --spec FILE [--parallel] [--wait-go] [--late-import]
-#          [--connect-before-go] [--import-delay S] [--cafile C] [--hop-cpus]
+#          [--connect-before-go] [--wait-after-import] [--cafile C] [--hop-cpus]
 #       One TLS connection per entry of the JSON spec [{"payload": path, "reply_len": n,
 #       "then": [[path, n], ...]}] ("then": further exchanges on that connection, --pause S
 #       apart); verifies every reply, prints "RESULT {json}" per connection with its local and remote
 #       address, then "DONE". --wait-go prints "WAITING" and waits for a line on stdin before
 #       it starts (after connecting with --connect-before-go); --late-import does not import
-#       ssl (so libssl is not mapped) until then, and prints "IMPORTED <libssl path>".
+#       ssl (so libssl is not mapped) until then, and prints "IMPORTED <libssl path>";
+#       --wait-after-import then waits for another line on stdin before the first TLS call.
 #       --hop-cpus moves the connection's thread to the next CPU it may run on before each
 #       write, and writes each request in parts: its header, then its payload in eight.
 #
@@ -176,7 +177,9 @@ def client(args):
     if args.late_import:
         importlib.import_module("ssl")  # the dlopen of libssl happens here
         print("IMPORTED " + " ".join(libssl_mappings()), flush=True)
-        time.sleep(args.import_delay)
+        if args.wait_after_import and not sys.stdin.readline():
+            print("client: stdin closed after the import", file=sys.stderr)
+            return 1
 
     ctx = make_client_ctx(args)
     results = [None] * len(spec)
@@ -283,7 +286,7 @@ def main():
     c.add_argument("--wait-go", action="store_true")
     c.add_argument("--late-import", action="store_true")
     c.add_argument("--connect-before-go", action="store_true")
-    c.add_argument("--import-delay", type=float, default=0.0)
+    c.add_argument("--wait-after-import", action="store_true")
     c.add_argument("--pause", type=float, default=0.0)
     c.add_argument("--hop-cpus", action="store_true")
     args = ap.parse_args()
