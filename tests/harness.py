@@ -26,6 +26,7 @@ import errno
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +45,7 @@ LOADERD = Path(os.environ.get("TLSSNIFF_LOADERD", str(REPO / "build/loaderd/tlss
 # The system interpreter: it links Debian's libssl3 (the `python3` on PATH may be a pyenv
 # build with its own OpenSSL).
 PYTHON = "/usr/bin/python3"
+CTL = LOADERD.parent.parent / "analyzer" / "tlssniffctl"
 TLSPEER = str(TESTS_DIR / "tlspeer.py")
 HTTPSERVER = str(TESTS_DIR / "httpserver.py")
 
@@ -54,6 +56,33 @@ STOP_TIMEOUT = 30.0
 SETTLE = 0.5
 
 EXIT_SKIP = 77
+
+# Each CPU's data ring in the tests (loaderd's default is 16 MiB over all CPUs): room for the
+# largest burst a test makes (test_go's 100 connections at once, about 14 MB of records)
+# while the slowest build in the suite (ASan) on a busy machine drains it. A test that wants
+# losses (test_ringbuf_loss) sets its own size.
+TEST_RINGBUF_SIZE = "64M"
+
+# What a sanitizer prints (ASan, LSan, UBSan) when it reports a defect.
+SANITIZER_REPORT = re.compile(r"(ERROR|WARNING|SUMMARY): \w*Sanitizer|runtime error:")
+
+# loaderd's log line when the analyzer died or misbehaved and is started again.
+RESTART_LINE = "Restarting it."
+
+
+def ci():
+    """CI set to a true value (true, 1, yes): a test that cannot run fails instead of
+    skipping."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def counted_losses(stats):
+    """The non-zero counters of the final statistics that count data tlssniff lost (dropped,
+    truncated, cut off or never completed), by name."""
+    return {k: v for k, v in (stats or {}).items()
+            if isinstance(v, int) and v and k != "type"
+            and any(w in k for w in ("drop", "lost", "truncated", "stream_gaps",
+                                     "hold_timeouts", "interrupted"))}
 
 DATA_KEYS = {
     "type": str, "time": str, "timestamp_ns": int, "pid": int, "tid": int, "comm": str,
@@ -195,6 +224,45 @@ def wait_until(pred, timeout, what):
             return v
         time.sleep(0.02)
     raise TestFailure(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# System calls a thread blocks in when it waits inside SSL_read/SSL_write for its socket:
+# read, write, poll, select, sendto, recvfrom, sendmsg, recvmsg, ppoll, pselect6, epoll_wait,
+# epoll_pwait, epoll_pwait2 (x86_64 numbers).
+SOCKET_WAIT_SYSCALLS = {0, 1, 7, 23, 44, 45, 46, 47, 270, 271, 232, 281, 441}
+
+
+def blocked_in_io(pid):
+    """True when pid's main thread sleeps in a system call that waits for a socket: a
+    peer that printed a line and then called SSL_read or SSL_write is inside it now."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            nr = f.read().split()[0]
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state == "S" and nr.lstrip("-").isdigit() and int(nr) in SOCKET_WAIT_SYSCALLS
+
+
+def wait_until_stats(sock, pred, timeout, what):
+    """Polls `tlssniffctl --json stats` on sock until pred(stats) holds (loaderd sends its
+    counters to the analyzer once a second); returns those stats."""
+    last = {}
+
+    def check():
+        nonlocal last
+        r = subprocess.run([str(CTL), "--socket", str(sock), "--json", "stats"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode == 0:
+            last = json.loads(r.stdout)["stats"]
+            return pred(last)
+        return False
+    try:
+        wait_until(check, timeout, what)
+    except TestFailure as e:
+        raise TestFailure(f"{e}; last stats: {last}")
+    return last
 
 
 def maps_of(pid):
@@ -576,6 +644,7 @@ class TestContext:
         self.capture = None
         self.diag_pids = None
         self.expected_restarts = 0  # loaderd_analyzer_restarts the test expects
+        self.daemons = []  # every loaderd the test started: (proc, stderr lines, name)
 
     # -- files
 
@@ -660,27 +729,50 @@ class TestContext:
 
     # -- loaderd
 
-    def start_loaderd(self, *extra):
+    def loaderd_argv(self, *args, test_rings=True):
+        """loaderd's command line with args, kept off the machine's own tlssniff: unless args
+        name them, no configuration file (not /etc/tlssniff/tlssniff.conf), a control socket
+        in the test's folder (not /run/tlssniff/control: tests must not disturb each other or
+        a tlssniff running on the machine), an empty Go offset cache of the test's own (not
+        /var/cache/tlssniff), and (with test_rings) rings large enough for the test's
+        bursts."""
         if not LOADERD.exists():
             raise TestFailure(f"{LOADERD} does not exist (build it: ninja -C build)")
-        self.output = self.tmp / "capture.jsonl"
-        argv = [str(LOADERD), "--json", "--output", str(self.output), "--log-target", "stderr"]
-        argv += [str(a) for a in extra]
-        if "--control-socket" not in argv:
-            # Not the system-wide default path: tests must not disturb each other or a
-            # tlssniff already running on the machine.
+        argv = [str(LOADERD)] + [str(a) for a in args]
+
+        def given(opt):
+            return any(a == opt or a.startswith(opt + "=") for a in argv)
+        if not given("--control-socket"):
             argv += ["--control-socket", str(self.tmp / "control")]
-        if not any(str(a).startswith("--config") for a in argv):
-            # Not the machine's /etc/tlssniff/tlssniff.conf: only the test's own settings.
+        if not given("--config"):
             argv += ["--config", ""]
-        if not any(str(a).startswith("--cache-dir") for a in argv):
-            # Each test starts with an empty Go offset cache of its own.
+        if not given("--cache-dir"):
             argv += ["--cache-dir", str(self.tmp / "cache")]
+        if test_rings and not given("--ringbuf-size"):
+            argv += ["--ringbuf-size", TEST_RINGBUF_SIZE]
+        return argv
+
+    def spawn_loaderd(self, *args, name="loaderd", env=None, stdout=subprocess.DEVNULL):
+        """A loaderd the test drives itself (loaderd_argv's defaults), its stderr collected;
+        at the end of the test its log is checked like start_loaderd's: no sanitizer report,
+        no analyzer restart."""
+        p = self.spawn(self.loaderd_argv(*args), name=name, env=env, stdin=subprocess.DEVNULL,
+                       stdout=stdout)
+        self.daemons.append((p, p.err, name))
+        return p
+
+    def start_loaderd(self, *extra, test_rings=True):
+        """loaderd writing JSON to capture.jsonl, with loaderd_argv's defaults; test_rings
+        False keeps loaderd's own ring size (a test of that default)."""
+        self.output = self.tmp / "capture.jsonl"
+        argv = self.loaderd_argv("--json", "--output", self.output, "--log-target", "stderr",
+                                 *extra, test_rings=test_rings)
         log("starting " + " ".join(argv))
         self.loaderd = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, cwd=str(self.tmp))
         self.loaderd_out = ByteReader(self.loaderd.stdout, "loaderd stdout")
         self.loaderd_err = LineCollector(self.loaderd.stderr, "loaderd")
+        self.daemons.append((self.loaderd, self.loaderd_err, "loaderd"))
         t0 = time.monotonic()
         line = self.loaderd_err.wait_for("Ready:", READY_TIMEOUT, self.loaderd)
         if line is None:
@@ -725,6 +817,49 @@ class TestContext:
 
     # -- end of test
 
+    def check_daemons(self):
+        """Stops every loaderd the test left running, then fails the test if any loaderd
+        (or its analyzer, which shares its stderr) printed a sanitizer report or restarted the
+        analyzer more often than the test expects."""
+        problems = []
+        for p, err, name in self.daemons:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    problems.append(f"{name} (pid {p.pid}) did not stop within "
+                                    f"{STOP_TIMEOUT:.0f} s of SIGINT")
+                    p.kill()
+                    p.wait(10)
+            err.thread.join(10)
+            reports = [ln for ln in err.lines if SANITIZER_REPORT.search(ln)]
+            if reports:
+                first = err.lines.index(reports[0])
+                problems.append(f"{name} (pid {p.pid}) or its analyzer reported a defect:\n  " +
+                                "\n  ".join(err.lines[first:first + 30]))
+            restarts = sum(RESTART_LINE in ln for ln in err.lines)
+            if restarts > self.expected_restarts:
+                problems.append(f"{name} (pid {p.pid}) restarted the analyzer {restarts} times "
+                                f"(expected {self.expected_restarts}): it crashed or "
+                                f"misbehaved:\n  " + "\n  ".join(
+                                    ln for ln in err.lines if RESTART_LINE in ln))
+        if problems:
+            raise TestFailure("\n".join(problems))
+
+    def loss_verdict(self):
+        """One line for a failure: whether the capture counted losses (the bytes that are
+        missing were dropped and counted) or not (what was captured is wrong)."""
+        stats = self.capture.stats if self.capture is not None else None
+        if stats is None:
+            return None
+        losses = counted_losses(stats)
+        if losses:
+            return ("COUNTED LOSS: tlssniff counted lost data in this run " +
+                    json.dumps(losses) + ": a miss below may be a counted drop (rings too "
+                    "small or a pipeline too slow for the workload), not a wrong capture")
+        return "No loss was counted in this run: a miss below is a wrong capture"
+
     def diagnostics(self):
         out = []
         if self.loaderd_err is not None:
@@ -738,6 +873,9 @@ class TestContext:
         if self.capture is not None:
             out.append("--- captured:")
             out.append(self.capture.summary(self.diag_pids))
+            verdict = self.loss_verdict()
+            if verdict:
+                out.insert(0, verdict)
         for p in self.procs:
             if p.err is not None and p.err.lines:
                 out.append(f"--- {p.name} (pid {p.pid}, exit {p.poll()}) stderr tail:")
@@ -765,12 +903,11 @@ class TestContext:
 
 def run(main):
     name = Path(sys.argv[0]).stem
-    ci = os.environ.get("CI", "").lower() == "true"
     try:
         check_preconditions()
     except TestSkip as e:
-        if ci:
-            print(f"FAIL: {e} (CI=true: integration tests must run)")
+        if ci():
+            print(f"FAIL: {e} (CI is set: integration tests must run)")
             sys.exit(1)
         print(f"SKIP: {e}")
         sys.exit(EXIT_SKIP)
@@ -778,6 +915,7 @@ def run(main):
     ok = False
     try:
         main(t)
+        t.check_daemons()
         ok = True
     except TestFailure as e:
         print(f"FAIL: {e}")

@@ -52,7 +52,8 @@ def main(t):
         raise TestFailure("loaderd did not log the analyzer's restart")
     if t.loaderd_err.wait_for(f"Cut {len(half)} bytes of a line", 10, loaderd) is None:
         raise TestFailure(f"loaderd did not cut the {len(half)} bytes of a half line")
-    time.sleep(0.5)  # the new analyzer says hello; nothing to plan again
+    # The new analyzer serves the control socket once it is up.
+    harness.wait_until_stats(t.tmp / "control", lambda s: True, 30, "the new analyzer")
     items = [(os.urandom(40000), 70000)]
     c = harness.spawn_client(t, "client", port, items, cert)
     res = harness.client_results(t, c)
@@ -63,7 +64,12 @@ def main(t):
     load_items = [(e[0][0], e[0][1], e[1:]) for e in exchanges]
     load = harness.spawn_client(t, "load", port, load_items, cert, flags=["--parallel",
                                                                           "--pause", "0.03"])
-    time.sleep(0.8)
+    # Kill it midway: once the output holds the first exchanges of all three connections.
+    marker = f'"pid":{load.pid},'.encode()
+    harness.wait_until(lambda: t.output.read_bytes().count(marker) >= 6 or
+                       load.poll() is not None, 60, "the load's first records in the output")
+    if load.poll() is not None:
+        raise TestFailure("the load ended before the analyzer could be killed in its middle")
     victim = [p for p in children_of(loaderd.pid) if p != first[0]
               and not status_of(p)["State"].startswith("Z")]
     if len(victim) != 1:

@@ -228,9 +228,8 @@ def output_switch(t, cert, key):
     conf = t.tmp / "output.conf"
     conf.write_text(f"[targets]\ncomm = python3\n[output]\njson = yes\noutput = {first}\n")
     sock = str(t.tmp / "control-out")
-    p = t.spawn([str(harness.LOADERD), "--config", str(conf), "--log-target", "stderr",
-                 "--control-socket", sock, "--cache-dir", ""], name="loaderd-output",
-                stdout=subprocess.DEVNULL)
+    p = t.spawn_loaderd("--config", conf, "--log-target", "stderr", "--control-socket", sock,
+                        "--cache-dir", "", name="loaderd-output")
     err = p.err
     if err.wait_for("Ready:", harness.READY_TIMEOUT, p) is None:
         raise TestFailure("loaderd with an output file in its configuration did not start")
@@ -246,11 +245,15 @@ def output_switch(t, cert, key):
         return any(st.data == want for st in cap.streams_of(a.pid, "write")) and \
             any(st.data for st in cap.streams_of(a.pid, "read"))
     harness.wait_until(written, 20, "the first client in the first file")
+    before = harness.wait_until_stats(sock, lambda s: True, 30, "the counters")
     conf.write_text(f"[targets]\ncomm = python3\n[output]\njson = yes\noutput = {second}\n")
     ans = control(sock, "reload\n")
     if not ans.get("ok") or "output settings applied" not in ans.get("result", ""):
         raise TestFailure(f"reload with a new output: {ans}")
-    time.sleep(0.5)
+    # The analyzer has taken the new file once it counts the reconfiguration.
+    harness.wait_until_stats(sock, lambda s: s.get("analyzer_reconfigurations", 0) >
+                             before.get("analyzer_reconfigurations", 0), 30,
+                             "the analyzer to take the new output")
     b = python_client(t, "to-second", port, cert, 1300)
     harness.client_results(t, b)
     t.stop_server(server)

@@ -8,7 +8,6 @@
 import base64
 import json
 import mmap
-import time
 import os
 import socket
 import stat
@@ -68,14 +67,10 @@ def main(t):
     server, port = t.start_server("framed", cert, key, HOST)
     c = harness.spawn_client(t, "client", port, [(os.urandom(5000), 7000)], cert)
     harness.client_results(t, c)
-    time.sleep(1.5)  # counters reach the analyzer once a second
-
-    r = ctl(sock, "--json", "stats")
-    if r.returncode != 0:
-        raise TestFailure(f"tlssniffctl stats failed ({r.returncode}): {r.stderr}")
-    stats = json.loads(r.stdout)["stats"]
-    if stats.get("kernel_calls", 0) < 4 or stats.get("kernel_bytes", 0) < 2 * (5008 + 7000):
-        raise TestFailure(f"stats do not show the capture: {stats}")
+    # Counters reach the analyzer once a second.
+    stats = harness.wait_until_stats(
+        sock, lambda s: s.get("kernel_calls", 0) >= 4 and
+        s.get("kernel_bytes", 0) >= 2 * (5008 + 7000), 30, "stats that show the capture")
     for k in ("kernel_drop_ringbuf_bytes", "kernel_truncated_bytes",
               "kernel_drop_read_fail_bytes", "loaderd_backlog_bytes", "analyzer_records_bad",
               "loaderd_ringbuf_used_bytes", "loaderd_ringbuf_used_max_bytes", "loaderd_uptime_s",
@@ -163,10 +158,8 @@ def main(t):
     if len(sent) != 1 or not sent[0].startswith(want) or lines[0]["pid"] != curl.pid:
         raise TestFailure(f"tail did not show curl's request {want!r}: {lines}")
     t.stop_server(http)
-    time.sleep(1.5)  # counters reach the analyzer once a second
-    after = json.loads(ctl(sock, "--json", "stats").stdout)["stats"]["kernel_calls"]
-    if after < before + 2:
-        raise TestFailure(f"stats did not count curl's calls: {before} -> {after}")
+    harness.wait_until_stats(sock, lambda s: s.get("kernel_calls", 0) >= before + 2, 30,
+                             f"stats that count curl's calls (more than {before})")
     # processes explains a process that is not traced: one detached with tlssniffctl.
     idle = t.spawn(["/usr/bin/python3", "-c", "import ssl, sys; sys.stdin.read()"],
                    name="idle")

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
 import harness
 from harness import TestFailure
@@ -85,7 +84,10 @@ def killed_mid_call(t, cert, key, want):
         p.out = harness.ByteReader(p.stdout, p.name)
         t.expect_line(p, "CONNECTED", 20)
         stuck.append(p)
-    time.sleep(1.0)  # both are inside SSL_write_ex / SSL_read_ex now
+    # Both are inside SSL_write_ex / SSL_read_ex once they sleep in the socket's write or read.
+    for p in stuck:
+        harness.wait_until(lambda: harness.blocked_in_io(p.pid) or p.poll() is not None, 30,
+                           f"{p.name} to block in its TLS call")
     for p in stuck:
         if p.poll() is not None:
             raise TestFailure(f"{p.name} exited ({p.returncode}) instead of blocking")

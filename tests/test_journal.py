@@ -28,15 +28,25 @@ RELOADED_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a80a"
 RELOAD_FAILED_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a80b"
 
 
+def check_no_restart(pid, since):
+    """A loaderd that logs to the journal says there, not on stderr, that it restarted the
+    analyzer: none of these tests expects a restart."""
+    out = subprocess.run(["journalctl", "--no-pager", "-o", "json", "--since", since,
+                          f"_PID={pid}"], capture_output=True, text=True).stdout
+    restarts = [e.get("MESSAGE") for e in map(json.loads, out.splitlines())
+                if harness.RESTART_LINE in str(e.get("MESSAGE"))]
+    if restarts:
+        raise TestFailure(f"loaderd {pid} restarted the analyzer: {restarts}")
+
+
 def check_reload(t):
     """A reload with a bad file and one with a good file, as journal entries an operator can
     find by MESSAGE_ID: the failure names the file's line and says the old one is kept."""
     conf = t.tmp / "journal.conf"
     conf.write_text("[output]\njson = yes\n")
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 1))
-    p = subprocess.Popen([str(harness.LOADERD), "--log-target", "journal", "--config", str(conf),
-                          "--output", str(t.tmp / "reload.txt"), "--control-socket", ""],
-                         stderr=subprocess.DEVNULL)
+    p = t.spawn_loaderd("--log-target", "journal", "--config", conf, "--output",
+                        t.tmp / "reload.txt", "--control-socket", "", name="loaderd-reload")
 
     def entry(mid):
         out = subprocess.run(["journalctl", "--no-pager", "-o", "json", "--since", since,
@@ -65,6 +75,7 @@ def check_reload(t):
         p.send_signal(signal.SIGINT)
         if p.wait(60) != 0:
             raise TestFailure("loaderd did not exit cleanly after the reloads")
+    check_no_restart(p.pid, since)
 
 
 def check_exchanges(t):
@@ -114,9 +125,8 @@ def main(t):
         harness.wait_until(lambda: os.path.exists(SOCKET), 20, "journald's socket")
     try:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 1))
-        p = subprocess.Popen([str(harness.LOADERD), "--log-target", "journal", "--output",
-                              str(t.tmp / "out.txt"), "--control-socket", "", "--config", ""],
-                             stderr=subprocess.DEVNULL)
+        p = t.spawn_loaderd("--log-target", "journal", "--output", t.tmp / "out.txt",
+                            "--control-socket", "", name="loaderd-journal")
         seen = {}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(seen) < len(IDS):
@@ -130,6 +140,7 @@ def main(t):
         p.send_signal(signal.SIGINT)
         if p.wait(60) != 0:
             raise TestFailure("loaderd did not exit cleanly")
+        check_no_restart(p.pid, since)
         missing = [IDS[i] for i in IDS if i not in seen]
         if missing:
             raise TestFailure(f"journal entries missing for: {missing}")

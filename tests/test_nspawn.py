@@ -57,18 +57,14 @@ BOOT_TIMEOUT = 90.0
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def ci():
-    return os.environ.get("CI", "").lower() == "true"
-
-
 def require_tools():
     missing = [p for p in ("debootstrap", "systemd-nspawn", "nsenter", "meson", "tar")
                if shutil.which(p) is None]
     if not missing:
         return
     why = f"missing {', '.join(missing)} (tools/bootstrap.sh --tests installs them)"
-    if ci():
-        raise TestFailure(why + " (CI=true: integration tests must run)")
+    if harness.ci():
+        raise TestFailure(why + " (CI is set: integration tests must run)")
     print(f"SKIP: {why}")
     raise SystemExit(harness.EXIT_SKIP)
 

@@ -259,7 +259,8 @@ def moved_mid_read(t, cert, key):
     expect_breakpoints("the mid-read client", cli.pid, True)
     go(cli)
     t.expect_line(srv, "REQ")
-    time.sleep(0.2)  # the client is in SSL_read, waiting
+    harness.wait_until(lambda: harness.blocked_in_io(cli.pid), 30,
+                       "the client to wait in SSL_read")
     conf.write_text("[targets]\ncomm = python3\n")
     t.loaderd.send_signal(signal.SIGHUP)
     harness.wait_until(lambda: any("Probes in every process" in ln

@@ -3,10 +3,8 @@
 # probes are attached (with a STATUS= saying how many), feeds the watchdog every second, and
 # reports STOPPING=1 when told to stop.
 
-import os
 import signal
 import socket
-import subprocess
 import time
 
 import harness
@@ -18,10 +16,9 @@ def main(t):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(0.5)
-    env = dict(os.environ, NOTIFY_SOCKET=path)
-    p = subprocess.Popen([str(harness.LOADERD), "--log-target", "stderr", "--output",
-                          str(t.tmp / "out.txt")], env=env, stderr=subprocess.PIPE)
-    err = harness.LineCollector(p.stderr, "loaderd")
+    p = t.spawn_loaderd("--log-target", "stderr", "--output", t.tmp / "out.txt",
+                        env={"NOTIFY_SOCKET": path})
+    err = p.err
     msgs = []
     try:
         deadline = time.monotonic() + 60

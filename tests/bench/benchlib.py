@@ -247,7 +247,7 @@ def preflight(opts):
     """None when the benchmark can run, else (exit status, message)."""
     if os.geteuid() != 0:
         msg = "needs root (BPF)"
-        if os.environ.get("CI") == "true":
+        if tp.ci():
             return 1, "FAIL: " + msg
         return 77, "SKIP: " + msg
     if not os.access(opts.loaderd, os.X_OK):
