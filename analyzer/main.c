@@ -155,6 +155,13 @@ int main(int argc, char **argv)
                 return 2;
         }
         log_setup("tlssniff-analyzer", target, level);
+        /* It parses what remote peers send: never with root's rights (loaderd drops them
+         * before it starts the analyzer; this catches a start by other means). */
+        if (getuid() == 0 || geteuid() == 0 || getgid() == 0 || getegid() == 0) {
+                log_error("Refusing to run as root: tlssniff-analyzer is started by "
+                          "tlssniff-loaderd under its own user.");
+                return 1;
+        }
         signal(SIGINT, SIG_IGN); /* the stream ends when loaderd closes it */
         signal(SIGPIPE, SIG_IGN);
         if (analyzer_init(&a, &o) < 0) {
@@ -165,8 +172,12 @@ int main(int argc, char **argv)
         r = sandbox_apply();
         if (r == -EOPNOTSUPP)
                 log_info("No seccomp filter in this build (sanitizers or architecture).");
-        else if (r < 0)
-                log_warning_errno(r, "Failed to install the seccomp filter, going on without: %m");
+        else if (r < 0) {
+                /* Parsing untrusted plaintext without the filter is not an option. */
+                log_error_errno(r, "Failed to install the seccomp filter: %m");
+                analyzer_done(&a);
+                return 1;
+        }
         r = analyzer_run(&a);
         analyzer_done(&a);
         return r < 0 ? 1 : 0;

@@ -108,3 +108,39 @@ int log_internal(int level, int error, const char *message_id, const char *file,
         errno = saved;
         return -error;
 }
+
+/* The escaped form of c in tmp (at least 5 bytes); its length. */
+static size_t escape_char(unsigned char c, char *tmp)
+{
+        if (c < 0x20 || c == 0x7f)
+                return (size_t)snprintf(tmp, 5, "\\x%02x", c);
+        if (c == '"' || c == '\\')
+                return (size_t)snprintf(tmp, 5, "\\%c", c);
+        tmp[0] = (char)c;
+        return 1;
+}
+
+const char *log_escape(const char *s, char *buf, size_t size)
+{
+        size_t need = 0, o = 0, limit;
+        char tmp[5];
+
+        for (const char *p = s; *p; p++)
+                need += escape_char((unsigned char)*p, tmp);
+        /* All of it, or as much as leaves room for "..." and the NUL. */
+        limit = need < size ? need : size >= 4 ? size - 4 : 0;
+        for (; *s; s++) {
+                size_t k = escape_char((unsigned char)*s, tmp);
+
+                if (o + k > limit)
+                        break;
+                memcpy(buf + o, tmp, k);
+                o += k;
+        }
+        if (need >= size && size >= 4) {
+                memcpy(buf + o, "...", 3);
+                o += 3;
+        }
+        buf[o] = '\0';
+        return buf;
+}

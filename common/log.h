@@ -38,6 +38,15 @@ int log_internal(int level, int error, const char *message_id, const char *file,
 /* With a MESSAGE_ID from docs/catalog.md. */
 #define log_struct_id(level, id, ...) log_internal(level, 0, id, __FILE__, __LINE__, __VA_ARGS__)
 
+/*
+ * s for a log line, in buf (size bytes, at least 1): control characters, DEL, '"' and '\\' as
+ * \xNN, \" and \\, so that a name someone else chose (a path from /proc, what the
+ * unprivileged side says) can neither forge a line nor end a quoted claim; cut (ending in
+ * "...") when it does not fit. Returns buf.
+ */
+const char *log_escape(const char *s, char *buf, size_t size);
+#define LOG_ESCAPE_MAX 1024 /* a buffer that holds most paths escaped */
+
 /* At most burst messages per interval; for logging caused by untrusted input. */
 struct ratelimit {
         uint64_t interval_ns;

@@ -280,9 +280,12 @@ static int set_attach(struct loaderd *l, struct traced_file *tf, struct probe_se
                                 return r;
                         }
                         /* Both halves then go on separately, with the same spec. */
+                        char ep[LOG_ESCAPE_MAX];
+
                         log_warning_errno(r, "Failed to attach an uprobe session to %s at 0x%llx, "
                                              "using an uprobe and a uretprobe from now on: %m",
-                                          tf->path, (unsigned long long)p->offset);
+                                          log_escape(tf->path, ep, sizeof(ep)),
+                                          (unsigned long long)p->offset);
                         l->sessions = false;
                 }
                 if (u->ret >= 0) {

@@ -102,6 +102,7 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
                        bool initial)
 {
         struct msg_file m = { .pid = (uint32_t)pid, .kind = kind };
+        char ep[LOG_ESCAPE_MAX];
         struct traced_file *tf;
         struct stat st;
         int r;
@@ -146,10 +147,12 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
         snprintf(m.path, sizeof(m.path), "%s", path);
         r = send_file(l, &m, fd);
         if (r < 0)
-                return log_error_errno(r, "Failed to send file '%s' to the analyzer: %m", path);
+                return log_error_errno(r, "Failed to send file '%s' to the analyzer: %m",
+                                       log_escape(path, ep, sizeof(ep)));
         if (initial)
                 l->pending_initial++;
-        log_debug("Offered %s (file %u, pid %d) to the analyzer.", path, tf->id, (int)pid);
+        log_debug("Offered %s (file %u, pid %d) to the analyzer.",
+                  log_escape(path, ep, sizeof(ep)), tf->id, (int)pid);
         return 0;
 }
 
@@ -248,8 +251,12 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
                 l->pending_initial--;
 
         if (plan->n_probes == 0) {
+                char ep[LOG_ESCAPE_MAX], er[4 * MSG_TEXT_MAX];
+
                 tf->state = FILE_NO_TLS;
-                log_debug("No TLS in %s: %s", tf->path, plan->reason);
+                log_debug("No TLS in %s (the analyzer says \"%s\")",
+                          log_escape(tf->path, ep, sizeof(ep)),
+                          log_escape(plan->reason, er, sizeof(er)));
                 goto done;
         }
         r = elf_segments_read(tf->fd, &segs);
@@ -267,9 +274,12 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
         r = attach_file(l, tf, plan, reason, sizeof(reason));
         plan = NULL; /* tf's now */
         if (r < 0) {
+                char ep[LOG_ESCAPE_MAX], el[2 * MSG_TEXT_MAX];
+
                 log_struct_id(LOG_WARNING, MID_PROBE_FAILED,
-                              "Failed to attach probes to %s (%s): %s", tf->path,
-                              tf->plan->library, reason);
+                              "Failed to attach probes to %s (the analyzer says \"%s\"): %s",
+                              log_escape(tf->path, ep, sizeof(ep)),
+                              log_escape(tf->plan->library, el, sizeof(el)), reason);
                 detach_file(l, tf);
                 tf->state = FILE_FAILED;
                 l->files_failed++;
@@ -278,10 +288,19 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
         }
         tf->state = FILE_ATTACHED;
         l->probes_attached += file_probes(tf);
-        log_struct_id(LOG_INFO, MID_PROBE_ATTACHED, "Attached %u probes to %s (%s; %s%s%s).",
-                      file_probes(tf), tf->path, tf->plan->library, tf->plan->reason,
-                      tf->set.n_sessions ? "; entry and return as uprobe sessions" : "",
-                      l->scope.n_pids ? "; in the target processes only" : "");
+        {
+                /* The path as the kernel named it, the library and summary as the analyzer's
+                 * claim: escaped, so neither can forge a line or end the quote. */
+                char ep[LOG_ESCAPE_MAX], el[2 * MSG_TEXT_MAX], er[4 * MSG_TEXT_MAX];
+
+                log_struct_id(LOG_INFO, MID_PROBE_ATTACHED,
+                              "Attached %u probes to %s (the analyzer says \"%s; %s\"%s%s).",
+                              file_probes(tf), log_escape(tf->path, ep, sizeof(ep)),
+                              log_escape(tf->plan->library, el, sizeof(el)),
+                              log_escape(tf->plan->reason, er, sizeof(er)),
+                              tf->set.n_sessions ? "; entry and return as uprobe sessions" : "",
+                              l->scope.n_pids ? "; in the target processes only" : "");
+        }
         report_attached(l, tf, NULL);
 done:
         if (tf->state != FILE_ATTACHED)
@@ -348,11 +367,16 @@ static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
                                 r = -EIO;
                         }
                 }
+                /* The argument came through the analyzer: escaped, wherever it shows. */
+                char ea[2 * MSG_PATH_MAX], em[2 * MSG_PATH_MAX];
+
                 if (r >= 0)
-                        log_struct_id(LOG_NOTICE, MID_TARGETS_CHANGED, "tlssniffctl: %s.", msg);
+                        log_struct_id(LOG_NOTICE, MID_TARGETS_CHANGED, "tlssniffctl: %s.",
+                                      log_escape(msg, em, sizeof(em)));
                 else
-                        log_info("tlssniffctl %s %s refused: %s", attach ? "attach" : "detach",
-                                 m.arg, msg);
+                        log_info("tlssniffctl %s \"%s\" refused: %s",
+                                 attach ? "attach" : "detach", log_escape(m.arg, ea, sizeof(ea)),
+                                 log_escape(msg, em, sizeof(em)));
         }
         return send_control_result(l, m.id, r >= 0, msg);
 }
@@ -503,12 +527,19 @@ int loaderd_reload(struct loaderd *l, char *msg, size_t msg_size)
                 msgpack_sbuffer sb;
 
                 if (c) {
+                        _cleanup_close_ int afd = -1;
+
                         c->n_args = analyzer_output_args(&l->opt, c->args, MSG_CONFIG_ARGS_MAX);
-                        c->has_fd = out_changed && l->output_fd >= 0;
+                        if (out_changed && l->output_fd >= 0) {
+                                afd = analyzer_output_fd(l->output_fd);
+                                if (afd < 0)
+                                        log_error_errno(afd, "Failed to open the new output for "
+                                                             "the analyzer, it keeps the old: %m");
+                        }
+                        c->has_fd = afd >= 0;
                         msgpack_sbuffer_init(&sb);
                         if (msg_encode_config(&sb, c) == 0)
-                                (void)send_frame(l, FRAME_L_CONFIG, &sb,
-                                                 c->has_fd ? l->output_fd : -1);
+                                (void)send_frame(l, FRAME_L_CONFIG, &sb, afd);
                         msgpack_sbuffer_destroy(&sb);
                         free(c);
                 }
@@ -1159,8 +1190,13 @@ static int restart_analyzer(struct loaderd *l, const char *why, int status)
         int r;
 
         if (l->analyzer_pid > 0) {
-                kill(l->analyzer_pid, SIGKILL);
-                (void)waitpid(l->analyzer_pid, NULL, 0);
+                /* Killed and waited for a bounded time: one that outlives it (no CAP_KILL)
+                 * loses its socket below and is reaped on SIGCHLD when it ends. */
+                r = analyzer_end(l->analyzer_pid, SIGKILL, 5000, NULL);
+                if (r <= 0)
+                        log_error("Could not end the analyzer (pid %d)%s%s; starting another.",
+                                  (int)l->analyzer_pid, r < 0 ? ": " : "",
+                                  r < 0 ? strerror(-r) : "");
                 l->analyzer_pid = 0;
         }
         /* What it had not handled by its last report: still queued here, in the socket, or in
@@ -1212,8 +1248,12 @@ static int restart_analyzer(struct loaderd *l, const char *why, int status)
                         continue;
                 snprintf(m.path, sizeof(m.path), "%s", tf->path);
                 r = send_file(l, &m, tf->fd);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to offer %s again: %m", tf->path);
+                if (r < 0) {
+                        char ep[LOG_ESCAPE_MAX];
+
+                        return log_error_errno(r, "Failed to offer %s again: %m",
+                                               log_escape(tf->path, ep, sizeof(ep)));
+                }
         }
         return 0;
 }
@@ -1235,7 +1275,7 @@ static int make_signal_fd(void)
 /* Drains what is left, tells the analyzer the stream ends, and waits for it. */
 static void shutdown_analyzer(struct loaderd *l)
 {
-        int status;
+        int status = 0, r;
 
         if (l->sock < 0)
                 return;
@@ -1248,25 +1288,38 @@ static void shutdown_analyzer(struct loaderd *l)
                 usleep(10000);
         }
         shutdown(l->sock, SHUT_WR);
-        for (int i = 0; i < 1000; i++) {
-                pid_t p = waitpid(l->analyzer_pid, &status, WNOHANG);
-
-                if (p == l->analyzer_pid) {
-                        l->analyzer_pid = 0;
-                        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                                log_error("The analyzer failed at exit (status 0x%x).", status);
-                                l->analyzer_failed = true;
-                        }
-                        break;
-                }
-                usleep(10000);
-        }
-        if (l->analyzer_pid > 0) {
+        /* It ends at the end of the stream; 10 s for its last output. */
+        r = analyzer_end(l->analyzer_pid, 0, 10000, &status);
+        if (r == 1 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+                log_error("The analyzer failed at exit (status 0x%x).", status);
+                l->analyzer_failed = true;
+        } else if (r != 1) {
                 log_warning("The analyzer did not exit in time, killing it.");
-                kill(l->analyzer_pid, SIGKILL);
-                waitpid(l->analyzer_pid, &status, 0);
-                l->analyzer_pid = 0;
+                r = analyzer_end(l->analyzer_pid, SIGKILL, 5000, NULL);
+                if (r != 1)
+                        log_error("Could not end the analyzer (pid %d)%s%s.",
+                                  (int)l->analyzer_pid, r < 0 ? ": " : "",
+                                  r < 0 ? strerror(-r) : "");
         }
+        l->analyzer_pid = 0;
+}
+
+/* Reaps every child that ended (an old analyzer that outlived its replacement too) and
+ * replaces the current analyzer if it was one of them. */
+static int on_sigchld(struct loaderd *l)
+{
+        int status, r;
+        pid_t p;
+
+        while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (p != l->analyzer_pid)
+                        continue;
+                l->analyzer_pid = 0;
+                r = restart_analyzer(l, "it exited", status);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int loop(struct loaderd *l)
@@ -1305,13 +1358,7 @@ static int loop(struct loaderd *l)
 
                                 while (read(l->signal_fd, &si, sizeof(si)) == sizeof(si)) {
                                         if (si.ssi_signo == SIGCHLD) {
-                                                int status;
-
-                                                if (waitpid(l->analyzer_pid, &status, WNOHANG) !=
-                                                    l->analyzer_pid)
-                                                        continue;
-                                                l->analyzer_pid = 0;
-                                                r = restart_analyzer(l, "it exited", status);
+                                                r = on_sigchld(l);
                                                 if (r < 0)
                                                         return r;
                                         } else if (si.ssi_signo == SIGHUP) {

@@ -224,3 +224,11 @@ void loaderd_mark_known(struct loaderd *l, uint64_t dev, uint64_t ino, bool kern
 
 /* spawn.c: uses l->opt and l->output_fd */
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid);
+/* The analyzer's own descriptor of the output fd (CLOEXEC, for the caller to close): for a
+ * regular file a new open file description, write-only and appending, so that the analyzer
+ * can neither read the file nor change loaderd's description; else a duplicate. -errno. */
+int analyzer_output_fd(int fd);
+/* Sends sig (0: none) to the analyzer pid and waits for its end at most timeout_ms, never
+ * longer: 1 when it ended and was reaped (its wait status in *ret_status, if not NULL), 0
+ * when it still runs, -errno when sig could not be sent (EPERM without CAP_KILL). */
+int analyzer_end(pid_t pid, int sig, int timeout_ms, int *ret_status);

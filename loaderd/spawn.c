@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +108,9 @@ static int make_control_socket(const char *path, gid_t gid)
                 if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                         return -errno;
         }
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* Nonblocking from the start: the analyzer's seccomp filter keeps it from clearing
+         * O_APPEND with F_SETFL, so it sets no flags on the sockets it is given. */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
         (void)unlink(path);
@@ -139,6 +142,24 @@ static int prepare_cache_dir(const char *dir, uid_t uid, gid_t gid)
         if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
                 return -errno;
         return 0;
+}
+
+int analyzer_output_fd(int fd)
+{
+        char proc[64];
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode)) {
+                fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                return fd < 0 ? -errno : fd;
+        }
+        /* A description of its own (loaderd's is read-write, to cut a half line), write-only
+         * and appending; the file is reached through the descriptor, whatever its name now. */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        fd = open(proc, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
 }
 
 unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX], unsigned max)
@@ -174,8 +195,9 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
 {
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
-        _cleanup_close_ int exe = -1;
-        int out_fd = l->output_fd, ctl;
+        _cleanup_close_ int exe = -1, devnull = -1, out_fd = -1;
+        pid_t parent = getpid();
+        int ctl;
         char cache_arg[64 + PATH_MAX] = "";
         char out_args[16 + OPTIONS_REDACT_MAX][MSG_TEXT_MAX];
         const char *argv[32 + OPTIONS_REDACT_MAX];
@@ -248,6 +270,16 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 envp[n_env] = NULL;
         }
 
+        /* Its standard input is /dev/null, not loaderd's (a terminal, perhaps). */
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (devnull < 0)
+                return log_error_errno(errno, "Failed to open /dev/null: %m");
+        if (l->output_fd >= 0) {
+                out_fd = analyzer_output_fd(l->output_fd);
+                if (out_fd < 0)
+                        return log_error_errno(out_fd, "Failed to open the output for the "
+                                                       "analyzer: %m");
+        }
         ctl = l->control_fd;
         pid = fork();
         if (pid < 0) {
@@ -263,13 +295,19 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 sigemptyset(&all);
                 sigprocmask(SIG_SETMASK, &all, NULL);
                 signal(SIGINT, SIG_IGN); /* loaderd decides when the analyzer ends (EOF) */
-                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+                /* A session of its own: no controlling terminal to push input into. */
+                if (setsid() < 0)
                         _exit(120);
-                /* Move exe and the socket off fd 3 and stdout first: either may sit there. */
+                /* Move the descriptors off 0-4 first: any may sit where another goes. */
                 exe = fcntl(exe, F_DUPFD_CLOEXEC, 10);
                 sv[1] = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
                 ctl = ctl >= 0 ? fcntl(ctl, F_DUPFD_CLOEXEC, 10) : -1;
-                if (exe < 0 || sv[1] < 0 || (l->control_fd >= 0 && ctl < 0))
+                devnull = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
+                out_fd = out_fd >= 0 ? fcntl(out_fd, F_DUPFD_CLOEXEC, 10) : -1;
+                if (exe < 0 || sv[1] < 0 || (l->control_fd >= 0 && ctl < 0) || devnull < 0 ||
+                    (l->output_fd >= 0 && out_fd < 0))
+                        _exit(121);
+                if (dup2(devnull, STDIN_FILENO) < 0)
                         _exit(121);
                 if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)
                         _exit(121);
@@ -280,6 +318,10 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                 if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
                     setresuid(uid, uid, uid) < 0)
                         _exit(122);
+                /* After the change of user, which clears it; if loaderd died meanwhile, the
+                 * parent is someone else already. */
+                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+                        _exit(120);
                 if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                         _exit(123);
                 if (chdir("/") < 0)
@@ -291,4 +333,29 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         *ret_sock = sv[0];
         *ret_pid = pid;
         return 0;
+}
+
+int analyzer_end(pid_t pid, int sig, int timeout_ms, int *ret_status)
+{
+        struct pollfd p = { .fd = -1, .events = POLLIN };
+        int status, r = 0;
+        pid_t got;
+
+        if (sig && kill(pid, sig) < 0 && errno != ESRCH)
+                r = -errno; /* EPERM: no CAP_KILL; it may still end by itself */
+        /* Readable once the process has ended; a pid already reaped has none. */
+        p.fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (p.fd >= 0) {
+                (void)poll(&p, 1, timeout_ms);
+                close(p.fd);
+        }
+        got = waitpid(pid, &status, WNOHANG);
+        if (got == pid) {
+                if (ret_status)
+                        *ret_status = status;
+                return 1;
+        }
+        if (got < 0 && errno == ECHILD)
+                return 1; /* reaped already (SIGCHLD) */
+        return r;
 }

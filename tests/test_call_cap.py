@@ -23,7 +23,7 @@ def run(t, cert, key, placement):
     c2 = harness.spawn_client(t, "client-small", port, [(small, 2000)], cert)
     res2 = harness.client_results(t, c2)
     t.stop_server(server)
-    copy_writes = any("Attached" in ln and "(libssl.so.3;" in ln and "writes copy" in ln
+    copy_writes = any("Attached" in ln and 'says "libssl.so.3;' in ln and "writes copy" in ln
                       for ln in t.loaderd_err.lines)
     cap = t.stop_loaderd()
     if (placement == "auto") != copy_writes:

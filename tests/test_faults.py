@@ -158,7 +158,7 @@ def main(t):
     # (docs/design.md; the system libssl3 here) no call is in progress to lose: a probe fires
     # only when bytes are delivered or a record is built. The entry and return probes of the
     # fallback placement count both (checked at the end, with a loaderd of its own).
-    attached3 = [ln for ln in t.loaderd_err.lines if "Attached" in ln and "(libssl.so.3;" in ln]
+    attached3 = [ln for ln in t.loaderd_err.lines if "Attached" in ln and 'says "libssl.so.3;' in ln]
     copy_reads = any("reads copy" in ln for ln in attached3)
     copy_writes = any("writes copy" in ln for ln in attached3)
     want = 0 if copy_writes else 1 if copy_reads else 2

@@ -421,7 +421,7 @@ def main(t):
     # return).
     for lib, placed in (("libssl.so.3", "reads copy, writes copy"),
                         ("libssl.so.1.1", "reads copy, writes copy")):
-        line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f"({lib};" in ln]
+        line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f'says "{lib};' in ln]
         if not line or placed not in line[0]:
             raise TestFailure(f"auto mode did not place the probes of {lib} as expected "
                               f"({placed}); the comparison would prove nothing: {line}")
@@ -435,7 +435,7 @@ def main(t):
     # the comparison below is also sessions against separate uprobes and uretprobes.
     if "The kernel has no uprobe sessions" not in auto_log:
         for lib in ("libssl.so.3", "libssl.so.1.1"):
-            line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f"({lib};" in ln]
+            line = [ln for ln in auto_log.splitlines() if "Attached" in ln and f'says "{lib};' in ln]
             if "as uprobe sessions" not in line[0]:
                 raise TestFailure(f"auto mode did not attach {lib}'s probes as sessions: {line}")
     if "as uprobe sessions" in fb_log or "attached separately (--uprobe-sessions=no)" not in fb_log:

@@ -160,6 +160,22 @@ def main(t):
     out_target = os.readlink(f"/proc/{analyzer}/fd/1")
     if out_target != str(t.output):
         raise TestFailure(f"analyzer stdout is {out_target}, expected {t.output}")
+    # The output as the analyzer holds it: write-only and appending, a description of its
+    # own (loaderd's is read-write), so that it can neither read the file nor rewrite it.
+    with open(f"/proc/{analyzer}/fdinfo/1") as f:
+        flags = int([ln.split()[1] for ln in f if ln.startswith("flags:")][0], 8)
+    if flags & os.O_ACCMODE != os.O_WRONLY or not flags & os.O_APPEND:
+        raise TestFailure(f"analyzer stdout flags {oct(flags)}: expected write-only, appending")
+    # Standard input is /dev/null and the analyzer leads a session of its own, without a
+    # controlling terminal (nothing to push input into with TIOCSTI).
+    if os.readlink(f"/proc/{analyzer}/fd/0") != "/dev/null":
+        raise TestFailure(f"analyzer stdin is {os.readlink(f'/proc/{analyzer}/fd/0')}")
+    with open(f"/proc/{analyzer}/stat") as f:
+        stat_fields = f.read().rsplit(")", 1)[1].split()
+    session, tty = int(stat_fields[3]), int(stat_fields[4])
+    if session != analyzer or tty != 0:
+        raise TestFailure(f"analyzer session {session} tty {tty}: expected a session of its "
+                          f"own ({analyzer}) and no terminal")
     probes = our_uprobes(loaderd.pid)
     sessions = uprobe_session_links(loaderd.pid)
     if probes == 0:

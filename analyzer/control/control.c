@@ -21,7 +21,9 @@
 void control_init(struct control *c, int listen_fd)
 {
         *c = (struct control){ .listen_fd = listen_fd, .started_ns = now_monotonic_ns() };
-        if (listen_fd >= 0)
+        /* loaderd creates it nonblocking; set it here only for one that is not (tests): the
+         * seccomp filter lets F_SETFL through only with O_APPEND (sandbox.c). */
+        if (listen_fd >= 0 && !(fcntl(listen_fd, F_GETFL) & O_NONBLOCK))
                 (void)fcntl(listen_fd, F_SETFL, O_NONBLOCK);
 }
 
@@ -496,7 +498,6 @@ static bool serve_one(struct control *c, struct analyzer *a, int fd)
 
                 /* "tail ARGS\n": the arguments without the newline. */
                 req[n - 1] = '\0';
-                (void)fcntl(fd, F_SETFL, O_NONBLOCK);
                 if (tail_add(&a->tail, fd, n > 5 ? req + 5 : "", a->opt.exchanges, err,
                              sizeof(err)) == 0)
                         return true;
@@ -511,7 +512,7 @@ static bool serve_one(struct control *c, struct analyzer *a, int fd)
 void control_serve(struct control *c, struct analyzer *a)
 {
         for (int i = 0; i < 16; i++) {
-                int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
                 if (fd < 0)
                         return;

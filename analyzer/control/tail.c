@@ -603,8 +603,9 @@ int tail_add(struct tail *t, int fd, const char *args, bool exchanges_on, char *
         if (t->n >= TAIL_SUBSCRIBERS_MAX)
                 return fail(err, err_size, -E2BIG, "too many subscribers (at most %d)",
                             TAIL_SUBSCRIBERS_MAX);
+        /* Accepted nonblocking by the control server; F_SETFL only for one that is not. */
         fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
-        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
                 return fail(err, err_size, -EINVAL, "bad file descriptor");
         r = tail_filter_echo(&f, echo, sizeof(echo));
         if (r < 0)

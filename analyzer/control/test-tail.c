@@ -716,6 +716,8 @@ static void test_slow(void)
  * Last, as it cannot be undone: under the analyzer's seccomp filter (analyzer/sandbox.c), the
  * calls tail.c makes (memstreams, nonblocking sends and receives, poll, close) are allowed.
  * Everything the filter would refuse (socketpair, setsockopt, opening files) is done before.
+ * The subscribers' sockets are nonblocking already, as the control server accepts them (the
+ * filter refuses an F_SETFL that leaves out O_APPEND).
  */
 static void test_sandboxed(void)
 {
@@ -727,8 +729,9 @@ static void test_sandboxed(void)
         char err[256];
 
         for (int j = 0; j < 2; j++)
-                assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[j]) == 0);
-        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gone) == 0);
+                assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+                                  sv[j]) == 0);
+        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, gone) == 0);
         r = sandbox_apply();
         if (r == -EOPNOTSUPP) {
                 printf("tail: no seccomp filter in this build, sandboxed part skipped\n");
