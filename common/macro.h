@@ -55,6 +55,10 @@ static inline int safe_close(int fd)
  */
 int buffer_reserve(uint8_t **buf, size_t *cap, size_t len, size_t more);
 
+/* The JSON string form of s in out (size bytes, at least 1): printable ASCII, '"' and '\\'
+ * escaped, any other byte as '?'; cut to fit. */
+void json_text(char *out, size_t size, const char *s);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t now_monotonic_ns(void);
 

@@ -7,6 +7,20 @@
 
 #include "macro.h"
 
+void json_text(char *out, size_t size, const char *s)
+{
+        size_t k = 0;
+
+        for (; *s && k + 3 < size; s++) {
+                unsigned char ch = (unsigned char)*s;
+
+                if (ch == '"' || ch == '\\')
+                        out[k++] = '\\';
+                out[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        }
+        out[k] = '\0';
+}
+
 uint64_t now_monotonic_ns(void)
 {
         struct timespec ts;

@@ -26,13 +26,14 @@
 #include <systemd/sd-daemon.h>
 #include <bpf/libbpf.h>
 
+#include "admin.h"
 #include "config.h"
 #include "loaderd.h"
 #include "openssl.skel.h"
 #include "plan.h"
 #include "stats.h"
 
-enum { EV_RINGBUF = 1, EV_SOCK, EV_SIGNAL, EV_TIMER };
+enum { EV_RINGBUF = 1, EV_SOCK, EV_SIGNAL, EV_TIMER, EV_ADMIN };
 
 enum proto_state {
         ST_HELLO = 1u << 0,   /* waiting for the analyzer's hello */
@@ -325,60 +326,82 @@ static int send_control_result(struct loaderd *l, uint32_t id, bool ok, const ch
 }
 
 /*
- * tlssniffctl attach/detach/reload, which the analyzer accepted from root only. loaderd
- * checks the request again as it checks everything from the analyzer: the argument must be
- * a pid of a live process or a unit with a cgroup, and the answer says what was done.
+ * tlssniffctl attach/detach/reload, from the admin socket (admin.c), whose peer the kernel
+ * said is root. The argument must be a pid of a live process or a unit with a cgroup; msg
+ * says what was done, or why not.
+ */
+static int admin_change(void *userdata, enum admin_verb verb, const char *arg, char *msg,
+                        size_t msg_size)
+{
+        struct loaderd *l = userdata;
+        char ea[2 * ADMIN_REQUEST_MAX], em[2048];
+        bool attach = verb == ADMIN_ATTACH;
+        int r;
+
+        if (!l->skel) {
+                snprintf(msg, msg_size, "no BPF object loaded");
+                return -ENODEV;
+        }
+        if (verb == ADMIN_RELOAD)
+                return loaderd_reload(l, msg, msg_size);
+        r = targets_override(l, attach, arg, msg, msg_size);
+        if (r >= 0) {
+                char scope_err[256];
+                size_t len = strlen(msg);
+
+                /* A process attached to a scope of processes gets probes of its own; a unit
+                 * makes it every process. */
+                if (loaderd_rescope(l, scope_err, sizeof(scope_err)) < 0) {
+                        snprintf(msg + len, msg_size - len,
+                                 "; but its probes could not be attached: %s", scope_err);
+                        r = -EIO;
+                }
+        }
+        /* Root's words, but a pid's comm or a unit's name can be anyone's: escaped. */
+        if (r >= 0)
+                log_struct_id(LOG_NOTICE, MID_TARGETS_CHANGED, "tlssniffctl: %s.",
+                              log_escape(msg, em, sizeof(em)));
+        else
+                log_info("tlssniffctl %s \"%s\" refused: %s", attach ? "attach" : "detach",
+                         log_escape(arg, ea, sizeof(ea)), log_escape(msg, em, sizeof(em)));
+        return r;
+}
+
+/*
+ * A_CONTROL: `tlssniffctl processes`, a read-only query the analyzer passes on. Changes
+ * (attach, detach, reload) are not taken from the analyzer, whatever it says of its client:
+ * they come through the admin socket, where loaderd sees the client's credentials itself.
  */
 static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
 {
         char msg[MSG_PATH_MAX] = "";
         struct msg_control m;
+        unsigned long long pid;
         int r;
 
         if (msg_decode_control(body, n, &m) < 0)
                 return refuse(l, FRAME_A_CONTROL, -EBADMSG, "body does not decode");
+        if (m.verb != MSG_CONTROL_PROCESSES) {
+                l->analyzer_changes_refused++;
+                refuse(l, FRAME_A_CONTROL, 0,
+                       "a change (attach, detach or reload) from the analyzer: changes come "
+                       "through the admin socket only");
+                (void)send_control_result(l, m.id, false,
+                                          "changes go to loaderd's admin socket "
+                                          "(tlssniffctl does that)");
+                return 0;
+        }
+        if (m.arg[0] && parse_u64(m.arg, 1, INT32_MAX, &pid) < 0)
+                return refuse(l, FRAME_A_CONTROL, -EBADMSG, "processes: not a pid");
         if (!l->skel)
                 r = -ENODEV, snprintf(msg, sizeof(msg), "no BPF object loaded");
-        else if (m.verb == MSG_CONTROL_PROCESSES) {
-                unsigned long long pid;
-
-                if (m.arg[0] && parse_u64(m.arg, 1, INT32_MAX, &pid) < 0)
-                        return refuse(l, FRAME_A_CONTROL, -EBADMSG, "processes: not a pid");
+        else {
                 r = processes_answer(l, m.id, m.arg);
                 if (r >= 0)
                         return 0;
                 snprintf(msg, sizeof(msg), "listing the processes: %s", strerror(-r));
-        } else if (m.verb == MSG_CONTROL_RELOAD)
-                r = m.arg[0] ? (snprintf(msg, sizeof(msg), "reload takes no argument"), -EINVAL)
-                             : loaderd_reload(l, msg, sizeof(msg));
-        else {
-                bool attach = m.verb == MSG_CONTROL_ATTACH;
-
-                r = targets_override(l, attach, m.arg, msg, sizeof(msg));
-                if (r >= 0) {
-                        char scope_err[256];
-                        size_t len = strlen(msg);
-
-                        /* A process attached to a scope of processes gets probes of its own; a
-                         * unit makes it every process. */
-                        if (loaderd_rescope(l, scope_err, sizeof(scope_err)) < 0) {
-                                snprintf(msg + len, sizeof(msg) - len,
-                                         "; but its probes could not be attached: %s", scope_err);
-                                r = -EIO;
-                        }
-                }
-                /* The argument came through the analyzer: escaped, wherever it shows. */
-                char ea[2 * MSG_PATH_MAX], em[2 * MSG_PATH_MAX];
-
-                if (r >= 0)
-                        log_struct_id(LOG_NOTICE, MID_TARGETS_CHANGED, "tlssniffctl: %s.",
-                                      log_escape(msg, em, sizeof(em)));
-                else
-                        log_info("tlssniffctl %s \"%s\" refused: %s",
-                                 attach ? "attach" : "detach", log_escape(m.arg, ea, sizeof(ea)),
-                                 log_escape(msg, em, sizeof(em)));
         }
-        return send_control_result(l, m.id, r >= 0, msg);
+        return send_control_result(l, m.id, false, msg);
 }
 
 /*
@@ -896,6 +919,10 @@ static void send_stats(struct loaderd *l)
         } while (0)
         ADD("loaderd_records_forwarded", l->records_forwarded);
         ADD("loaderd_frames_refused", l->frames_refused);
+        ADD("loaderd_analyzer_changes_refused", l->analyzer_changes_refused);
+        ADD("loaderd_admin_requests", l->admin.requests);
+        ADD("loaderd_admin_refused", l->admin.refused);
+        ADD("loaderd_admin_timeouts", l->admin.timeouts);
         ADD("loaderd_file_events", l->file_events);
         ADD("loaderd_files", l->n_files);
         ADD("loaderd_files_failed", l->files_failed);
@@ -1373,11 +1400,15 @@ static int loop(struct loaderd *l)
                                 }
                                 break;
                         }
+                        case EV_ADMIN:
+                                admin_serve(&l->admin);
+                                break;
                         case EV_TIMER: {
                                 uint64_t ticks;
 
                                 (void)read(l->timer_fd, &ticks, sizeof(ticks));
                                 targets_tick(l);
+                                admin_tick(&l->admin);
                                 send_stats(l);
                                 /* The loop is alive: feed the watchdog (WatchdogSec=). */
                                 (void)sd_notifyf(false,
@@ -1440,7 +1471,8 @@ int loaderd_run(struct options *opt, int argc, char **argv)
 {
         struct loaderd l = { .opt = *opt, .argc = argc, .argv = argv, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
                              .timer_fd = -1, .output_fd = -1,
-                             .control_fd = -1 };
+                             .control_fd = -1, .admin = { .listen_fd = -1 } };
+        char admin_sock[PATH_MAX] = "";
         struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
         struct epoll_event ev;
         int r;
@@ -1485,6 +1517,17 @@ int loaderd_run(struct options *opt, int argc, char **argv)
         ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_TIMER };
         epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, l.timer_fd, &ev);
 
+        if (l.opt.control_socket && l.opt.control_socket[0]) {
+                r = admin_path(l.opt.control_socket, admin_sock, sizeof(admin_sock));
+                if (r >= 0)
+                        r = admin_open(&l.admin, admin_sock, l.epoll_fd, EV_ADMIN, admin_change,
+                                       &l);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to create the admin socket '%s', going on "
+                                             "without it (no attach, detach or reload from "
+                                             "tlssniffctl): %m",
+                                          admin_sock);
+        }
         r = start_analyzer(&l);
         if (r < 0)
                 goto out;
@@ -1516,6 +1559,7 @@ out:
         safe_close(l.signal_fd);
         safe_close(l.timer_fd);
         safe_close(l.output_fd);
+        admin_close(&l.admin, admin_sock[0] ? admin_sock : NULL);
         if (l.control_fd >= 0 && l.opt.control_socket[0])
                 (void)unlink(l.opt.control_socket);
         safe_close(l.control_fd);

@@ -16,6 +16,7 @@
 #include "msg.h"
 #include "elfseg.h"
 
+#include "admin.h"
 #include "options.h"
 #include "ringbuf.h"
 
@@ -149,6 +150,8 @@ struct loaderd {
 
         /* loaderd's own counters, reported with the kernel's. */
         uint64_t frames_refused;
+        uint64_t analyzer_changes_refused; /* attach/detach/reload frames from the analyzer */
+        struct admin admin;                /* the admin socket (admin.h) */
         uint64_t records_forwarded;
         uint64_t file_events;
         uint64_t files_failed;

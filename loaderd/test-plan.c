@@ -79,6 +79,25 @@ static void test_dispatch(uint64_t inside)
                 l.files = NULL;
                 l.n_files = 0;
         }
+
+        /* Changes from the analyzer (attach, detach, reload), whatever it says of its client:
+         * refused and counted, never acted on (they come through the admin socket only). */
+        for (uint8_t verb = MSG_CONTROL_ATTACH; verb <= MSG_CONTROL_RELOAD; verb++) {
+                struct msg_control m = { .id = verb, .verb = verb };
+                uint64_t refused = l.frames_refused;
+
+                snprintf(m.arg, sizeof(m.arg), "%s", verb == MSG_CONTROL_RELOAD ? "" : "1");
+                msgpack_sbuffer_init(&sb);
+                msg_encode_control(&sb, &m);
+                h.type = FRAME_A_CONTROL;
+                h.length = (uint32_t)sb.size;
+                assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+                assert(l.frames_refused == refused + 1);
+                assert(l.analyzer_changes_refused == verb);
+                assert(l.reloads == 0 && l.targets.n_force_pids == 0);
+                msgpack_sbuffer_destroy(&sb);
+        }
+        frame_writer_done(&l.out);
 }
 
 int main(void)

@@ -33,6 +33,10 @@ BAD = [
 
 
 def control(sock, line):
+    """One request on the control socket; changes (attach, detach, reload) on loaderd's admin
+    socket beside it, where tlssniffctl sends them."""
+    if line.split(" ")[0].strip() in ("attach", "detach", "reload"):
+        sock += ".admin"
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(30)
     s.connect(sock)

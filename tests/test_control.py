@@ -29,6 +29,20 @@ def ctl(sock, *args, user=None, groups=None):
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
 
+def raw_as_root(sock, request):
+    """Sends a raw request line as root and returns the answer."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(sock)
+        s.sendall(request.encode())
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out.decode()
+            out += d
+
+
 def raw(sock, request, user, groups):
     """Sends a raw request line as user (through setpriv + python) and returns the answer."""
     code = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
@@ -191,12 +205,35 @@ def main(t):
     r = ctl(sock, "--json", "status", user="nobody", groups="tlssniff")
     if r.returncode != 0 or not json.loads(r.stdout)["ok"]:
         raise TestFailure(f"a group member could not read: {r.returncode} {r.stderr}")
+    # Changes are not taken through the analyzer's socket, not even from root: they go to the
+    # admin socket loaderd serves itself (root only, by mode and by SO_PEERCRED).
     ans = raw(sock, f"attach {os.getpid()}\n", "nobody", "tlssniff")
-    if "only root may change" not in ans:
-        raise TestFailure(f"a group member's attach was not refused: {ans!r}")
+    if "admin socket" not in ans or '"ok":false' not in ans:
+        raise TestFailure(f"a group member's attach on the control socket: {ans!r}")
+    ans = raw_as_root(sock, "reload\n")
+    if "admin socket" not in ans or '"ok":false' not in ans:
+        raise TestFailure(f"root's reload on the control socket was not sent elsewhere: {ans!r}")
+    admin = sock + ".admin"
+    st = os.stat(admin)
+    if not stat.S_ISSOCK(st.st_mode) or stat.S_IMODE(st.st_mode) != 0o600 or st.st_uid != 0 \
+            or st.st_gid != 0:
+        raise TestFailure(f"admin socket mode {oct(st.st_mode)} owner {st.st_uid}:{st.st_gid}")
     r = ctl(sock, "attach", str(os.getpid()), user="nobody", groups="tlssniff")
-    if r.returncode != 1 or "only root" not in r.stderr:
+    if r.returncode != 1 or "Permission denied" not in r.stderr:
         raise TestFailure(f"tlssniffctl attach as a group member: {r.returncode} {r.stderr!r}")
+    # A non-root peer that reaches the socket anyway (a descriptor passed on, a mode changed)
+    # is refused by loaderd from the kernel's credentials.
+    os.chmod(admin, 0o666)
+    ans = raw(admin, f"attach {os.getpid()}\n", "nobody", "tlssniff")
+    os.chmod(admin, 0o600)
+    if "only root may change" not in ans or '"ok":false' not in ans:
+        raise TestFailure(f"a non-root peer on the admin socket: {ans!r}")
+    # Malformed and unknown requests are refused with a reason.
+    for line, why in (("status\n", "unknown request"), ("attach\n", "is needed"),
+                      ("reload now\n", "no argument"), ("attach 4\x01\n", "malformed")):
+        ans = raw_as_root(admin, line)
+        if why not in ans or '"ok":false' not in ans:
+            raise TestFailure(f"admin socket, {line!r}: {ans!r}")
     # Root may: loaderd carries it out and says what it did.
     r = ctl(sock, "attach", str(os.getpid()))
     if r.returncode != 0 or f"attached process {os.getpid()}" not in r.stdout:
@@ -205,11 +242,18 @@ def main(t):
     if r.returncode != 1 or "has no cgroup" not in r.stderr:
         raise TestFailure(f"detach of a unit that does not run: {r.returncode} {r.stderr!r}")
     cap = t.stop_loaderd()
-    if os.path.exists(sock):
-        raise TestFailure("the control socket was not removed at exit")
-    if cap.stats.get("analyzer_control_refused", 0) < 2:
+    for path in (sock, admin):
+        if os.path.exists(path):
+            raise TestFailure(f"{path} was not removed at exit")
+    if cap.stats.get("analyzer_control_refused", 0) < 3:
         raise TestFailure(f"refusals not counted: {cap.stats.get('analyzer_control_refused')}")
-    harness.log("control socket: stats shown, outsider refused, member read-only, root admin")
+    want = {"loaderd_admin_requests": 2, "loaderd_admin_refused": 5,
+            "loaderd_analyzer_changes_refused": 0}
+    got = {k: cap.stats.get(k) for k in want}
+    if got != want:
+        raise TestFailure(f"admin counters {got}, expected {want}")
+    harness.log("control socket: stats shown, outsider refused, member read-only; changes "
+                "only on loaderd's admin socket, from root")
 
 
 if __name__ == "__main__":

@@ -231,22 +231,8 @@ static bool is_name_char(char ch)
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
 }
 
-/* The JSON string form of s (printable ASCII; quote and backslash escaped). */
-static void json_text(char *out, size_t size, const char *s)
-{
-        size_t k = 0;
 
-        for (; *s && k + 3 < size; s++) {
-                unsigned char ch = (unsigned char)*s;
-
-                if (ch == '"' || ch == '\\')
-                        out[k++] = '\\';
-                out[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-        }
-        out[k] = '\0';
-}
-
-/* attach/detach/reload go to loaderd, which answers with L_CONTROL_RESULT. */
+/* A query for loaderd (processes), which answers with L_PROCESSES or L_CONTROL_RESULT. */
 static int send_change(struct analyzer *a, struct control *c, uint8_t verb, const char *arg,
                        char *out, size_t out_size)
 {
@@ -310,26 +296,15 @@ int control_answer(struct analyzer *a, struct control *c, enum control_access ac
         }
         if (strcmp(cmd, "attach") == 0 || strcmp(cmd, "detach") == 0 ||
             strcmp(cmd, "reload") == 0) {
-                bool reload = cmd[0] == 'r';
-
-                if (access != CONTROL_ADMIN) {
-                        c->refused++;
-                        snprintf(out, out_size, "{\"ok\":false,\"error\":\"permission denied: "
-                                                "only root may change anything\"}\n");
-                        return -EACCES;
-                }
-                if (reload != (m == 0)) {
-                        c->refused++;
-                        snprintf(out, out_size, "{\"ok\":false,\"error\":\"%s\"}\n",
-                                 reload ? "reload takes no argument"
-                                        : "a process id or a unit name is needed");
-                        return -EINVAL;
-                }
-                return send_change(a, c,
-                                   reload         ? MSG_CONTROL_RELOAD
-                                   : cmd[0] == 'a' ? MSG_CONTROL_ATTACH
-                                                   : MSG_CONTROL_DETACH,
-                                   arg, out, out_size);
+                /* Changes are loaderd's to authorise, from the kernel's credentials of the
+                 * client on a socket it serves itself; this side does not pass them on. */
+                c->refused++;
+                snprintf(out, out_size,
+                         "{\"ok\":false,\"error\":\"%s goes to loaderd's admin socket (the "
+                         "control socket's path with .admin added, root only); tlssniffctl "
+                         "sends it there\"}\n",
+                         cmd);
+                return -EACCES;
         }
         if (strcmp(cmd, "processes") == 0) {
                 bool pid = m > 0;

@@ -77,7 +77,9 @@ static void help(void)
                "               refused with its line number and the running one kept\n"
                "\n"
                "Options:\n"
-               "  -s, --socket PATH   control socket (default /run/tlssniff/control)\n"
+               "  -s, --socket PATH   control socket (default /run/tlssniff/control); attach,\n"
+               "                      detach and reload go to PATH.admin, which loaderd serves\n"
+               "                      itself to root only\n"
                "  -j, --json          print the daemon's JSON answer (tail, follow: JSON lines)\n"
                "  -h, --help          this help\n"
                "\n"
@@ -627,6 +629,7 @@ int main(int argc, char **argv)
                 {}
         };
         const char *path = "/run/tlssniff/control", *cmd, *tail_opt = NULL, *filter_opt = NULL;
+        char admin[PATH_MAX + 8];
         struct tail_request rq = {};
         char *units[CGROUP_IDS_MAX], *cgroup_paths[CGROUP_IDS_MAX];
         unsigned n_units = 0, n_paths = 0;
@@ -777,6 +780,14 @@ int main(int argc, char **argv)
                         return usage("unknown command '%s'.", cmd);
                 snprintf(req, sizeof(req), "%s\n", cmd);
                 change = strcmp(cmd, "reload") == 0;
+        }
+        if (change) {
+                /* Changes go to loaderd's admin socket: loaderd checks who asks itself. */
+                if (snprintf(admin, sizeof(admin), "%s.admin", path) >= (int)sizeof(admin)) {
+                        fprintf(stderr, "tlssniffctl: socket path too long.\n");
+                        return 2;
+                }
+                path = admin;
         }
         fd = connect_to(path);
         if (fd < 0)
