@@ -76,7 +76,8 @@ struct msg_stats {
         struct msg_stat s[MSG_STATS_MAX];
 };
 
-/* tlssniffctl's changes, carried out by loaderd (only root may ask; the analyzer checks). */
+/* A_CONTROL verbs: the analyzer passes on processes only; loaderd refuses the changes from it
+ * (they come through its admin socket, loaderd/admin.h). */
 enum msg_control_verb {
         MSG_CONTROL_ATTACH = 1,
         MSG_CONTROL_DETACH = 2,

@@ -157,6 +157,21 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
         return 0;
 }
 
+void loaderd_odd_name(struct loaderd *l, pid_t pid, const char *name)
+{
+        char ep[LOG_ESCAPE_MAX];
+
+        l->odd_names++;
+        if (l->odd_name_log.interval_ns == 0)
+                l->odd_name_log = (struct ratelimit)RATELIMIT_INIT(60, 5);
+        if (ratelimit_below(&l->odd_name_log))
+                log_warning("Process %d maps a file whose name in /proc/%d/maps, %s, leads "
+                            "elsewhere (a forged or stale name): not opened by name (%llu such "
+                            "names so far).",
+                            (int)pid, (int)pid, log_escape(name, ep, sizeof(ep)),
+                            (unsigned long long)l->odd_names);
+}
+
 static void check_ready(struct loaderd *l)
 {
         struct msg_ready m;
@@ -920,6 +935,7 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_records_forwarded", l->records_forwarded);
         ADD("loaderd_frames_refused", l->frames_refused);
         ADD("loaderd_analyzer_changes_refused", l->analyzer_changes_refused);
+        ADD("loaderd_odd_names", l->odd_names);
         ADD("loaderd_admin_requests", l->admin.requests);
         ADD("loaderd_admin_refused", l->admin.refused);
         ADD("loaderd_admin_timeouts", l->admin.timeouts);

@@ -151,6 +151,8 @@ struct loaderd {
         /* loaderd's own counters, reported with the kernel's. */
         uint64_t frames_refused;
         uint64_t analyzer_changes_refused; /* attach/detach/reload frames from the analyzer */
+        uint64_t odd_names;                /* maps entries whose name is not the mapped file */
+        struct ratelimit odd_name_log;
         struct admin admin;                /* the admin socket (admin.h) */
         uint64_t records_forwarded;
         uint64_t file_events;
@@ -223,6 +225,9 @@ unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX]
 int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, uint8_t kind,
                        bool initial);
 bool loaderd_knows_file(struct loaderd *l, uint64_t dev, uint64_t ino);
+/* A maps entry of pid whose name does not lead to the file it maps (a forged or stale line):
+ * counted in loaderd_odd_names, logged (escaped, rate-limited). */
+void loaderd_odd_name(struct loaderd *l, pid_t pid, const char *name);
 void loaderd_mark_known(struct loaderd *l, uint64_t dev, uint64_t ino, bool kernel_encoding);
 
 /* spawn.c: uses l->opt and l->output_fd */

@@ -29,7 +29,9 @@ static const struct traced_file *file_of(const struct loaderd *l, uint64_t dev, 
 /* The process's cgroup v2 directory, under the hierarchy's root. */
 static int cgroup_dir(const struct loaderd *l, pid_t pid, char *out, size_t size)
 {
-        char path[64], line[1024];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        char path[64];
         FILE *f;
         int r = -ENOENT;
 
@@ -37,7 +39,7 @@ static int cgroup_dir(const struct loaderd *l, pid_t pid, char *out, size_t size
         f = fopen(path, "re");
         if (!f)
                 return -errno;
-        while (fgets(line, sizeof(line), f))
+        while (getline(&line, &cap, f) > 0)
                 if (strncmp(line, "0::", 3) == 0) {
                         line[strcspn(line, "\n")] = '\0';
                         snprintf(out, size, "%s%s",
@@ -150,8 +152,10 @@ static bool is_target(struct loaderd *l, pid_t pid, const char *comm, char *why,
 /* One process's entry; 0 when it has none to show (no TLS files and not asked for). */
 static int process_entry(struct loaderd *l, pid_t pid, bool asked, struct msg_process *p)
 {
-        char path[64], line[4096], why[MSG_TEXT_MAX - 96];
+        char path[64], why[MSG_TEXT_MAX - 96];
+        _cleanup_free_ char *line = NULL;
         unsigned attached = 0;
+        size_t cap = 0;
         ssize_t k;
         FILE *f;
 
@@ -160,7 +164,7 @@ static int process_entry(struct loaderd *l, pid_t pid, bool asked, struct msg_pr
         f = fopen(path, "re");
         if (!f)
                 return -ESRCH;
-        if (fgets(line, sizeof(line), f)) {
+        if (getline(&line, &cap, f) > 0) {
                 line[strcspn(line, "\n")] = '\0';
                 memcpy(p->comm, line, strnlen(line, sizeof(p->comm) - 1));
         }
@@ -173,7 +177,8 @@ static int process_entry(struct loaderd *l, pid_t pid, bool asked, struct msg_pr
         f = fopen(path, "re");
         if (!f)
                 return -ESRCH;
-        while (fgets(line, sizeof(line), f)) {
+        /* Whole lines, whatever the length of a name (see discover.c). */
+        while (getline(&line, &cap, f) > 0) {
                 const struct traced_file *tf;
                 struct maps_entry e;
                 bool seen = false;

@@ -68,7 +68,8 @@ static int walk(char *path, size_t len, size_t size, const char *name, unsigned 
  */
 static const char *cgroup2_root(struct targets *t)
 {
-        char line[1024];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
         FILE *f;
 
         if (t->cgroup_root[0])
@@ -76,7 +77,7 @@ static const char *cgroup2_root(struct targets *t)
         f = fopen("/proc/self/mounts", "re");
         if (!f)
                 return "/sys/fs/cgroup";
-        while (fgets(line, sizeof(line), f)) {
+        while (getline(&line, &cap, f) > 0) {
                 char dev[256], dir[256], type[64];
 
                 if (sscanf(line, "%255s %255s %63s", dev, dir, type) != 3 ||
@@ -399,7 +400,9 @@ void targets_tick(struct loaderd *l)
 void targets_on_exec(struct loaderd *l, pid_t pid)
 {
         const struct targets *t = &l->targets;
-        char path[64], line[1024];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        char path[64];
         FILE *f;
         bool ours = false;
 
@@ -409,8 +412,9 @@ void targets_on_exec(struct loaderd *l, pid_t pid)
         f = fopen(path, "re");
         if (!f)
                 return;
-        /* "0::/system.slice/nginx.service": is one of the units a component of it? */
-        while (fgets(line, sizeof(line), f)) {
+        /* "0::/system.slice/nginx.service": is one of the units a component of it? Whole
+         * lines: a cgroup path longer than a buffer must not be read as two. */
+        while (getline(&line, &cap, f) > 0) {
                 for (unsigned i = 0; i < t->n_units + t->n_force_units + t->n_exclude_units;
                      i++) {
                         const struct unit_target *u =

@@ -1,0 +1,167 @@
+/*
+ * A rogue analyzer for test_rogue.py: started by loaderd through --analyzer in place of
+ * tlssniff-analyzer (same user, same socket on fd 3), it speaks the frame protocol and tries
+ * what a compromised analyzer would: changes (attach, detach, reload) in A_CONTROL frames, a
+ * plan for a file loaderd never sent, a frame of an unknown type, descriptors passed to
+ * loaderd, a plan that is not msgpack, and finally a frame header over the size cap. It answers
+ * every file loaderd offers with an empty plan, so loaderd gets ready. What it saw goes to
+ * stderr (loaderd's), one "ROGUE ..." line each, for the test to read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "msg.h"
+
+#define FD 3
+
+/* Sends one frame, with n_fds descriptors (SCM_RIGHTS) when n_fds > 0; blocking. */
+static int send_raw(uint16_t type, const void *body, uint32_t n, const int *fds, unsigned n_fds)
+{
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * 8)];
+        } control = {};
+        uint8_t hdr[FRAME_HEADER_SIZE];
+        struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)body, n } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = body ? 2 : 1 };
+
+        frame_header_write(hdr, n, type);
+        if (n_fds > 0) {
+                struct cmsghdr *c;
+
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        return sendmsg(FD, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+static int send_sb(uint16_t type, msgpack_sbuffer *sb, const int *fds, unsigned n_fds)
+{
+        int r = send_raw(type, sb->data, (uint32_t)sb->size, fds, n_fds);
+
+        msgpack_sbuffer_clear(sb);
+        return r;
+}
+
+static void attacks(msgpack_sbuffer *sb)
+{
+        struct msg_control c = {};
+        struct msg_plan *p = calloc(1, sizeof(*p));
+        struct msg_status st = {};
+        int fds[3];
+        uint8_t bad = 0xc1; /* never valid msgpack */
+
+        /* Changes on the analyzer's word: loaderd must refuse them all. */
+        for (uint8_t verb = MSG_CONTROL_ATTACH; verb <= MSG_CONTROL_RELOAD; verb++) {
+                c.id = 100 + verb;
+                c.verb = verb;
+                snprintf(c.arg, sizeof(c.arg), "%s", verb == MSG_CONTROL_RELOAD ? "" : "1");
+                msg_encode_control(sb, &c);
+                send_sb(FRAME_A_CONTROL, sb, NULL, 0);
+        }
+        /* A plan for a file loaderd never offered. */
+        if (p) {
+                p->file_id = 999999;
+                snprintf(p->library, sizeof(p->library), "libssl.so.3");
+                snprintf(p->reason, sizeof(p->reason), "rogue");
+                if (msg_encode_plan(sb, p) == 0)
+                        send_sb(FRAME_A_PLAN, sb, NULL, 0);
+                free(p);
+        }
+        /* A type nobody knows, and a plan that is not msgpack. */
+        send_raw(0x02ff, &bad, 1, NULL, 0);
+        send_raw(FRAME_A_PLAN, &bad, 1, NULL, 0);
+        /* Descriptors pushed at loaderd with a well-formed status: it must close them. */
+        for (int i = 0; i < 3; i++)
+                fds[i] = memfd_create("rogue-fd", MFD_CLOEXEC);
+        msg_encode_status(sb, &st);
+        send_sb(FRAME_A_STATUS, sb, fds, 3);
+        for (int i = 0; i < 3; i++)
+                close(fds[i]);
+        fprintf(stderr, "ROGUE attacks sent\n");
+}
+
+int main(void)
+{
+        struct frame_reader r;
+        msgpack_sbuffer sb;
+        bool ready = false;
+        unsigned stats_seen = 0;
+
+        setvbuf(stderr, NULL, _IONBF, 0);
+        fprintf(stderr, "ROGUE started pid %d uid %d\n", (int)getpid(), (int)getuid());
+        msgpack_sbuffer_init(&sb);
+        frame_reader_init(&r, true);
+        for (;;) {
+                struct frame_header h;
+                const uint8_t *body;
+                int k = frame_reader_fill(&r, FD);
+
+                if (k == 0 || (k < 0 && k != -EAGAIN && k != -EINTR)) {
+                        fprintf(stderr, "ROGUE stream ended (%d)\n", k);
+                        frame_reader_done(&r);
+                        msgpack_sbuffer_destroy(&sb);
+                        return 0;
+                }
+                while ((k = frame_reader_next(&r, &h, &body)) == 1) {
+                        if (h.type == FRAME_L_HELLO) {
+                                msg_encode_a_hello(&sb, FRAME_PROTOCOL_VERSION);
+                                send_sb(FRAME_A_HELLO, &sb, NULL, 0);
+                                attacks(&sb);
+                        } else if (h.type == FRAME_L_FILE) {
+                                struct msg_file f;
+                                struct msg_plan *p = calloc(1, sizeof(*p));
+                                int fd = frame_reader_take_fd(&r);
+
+                                if (fd >= 0)
+                                        close(fd);
+                                if (p && msg_decode_file(body, h.length, &f) == 0) {
+                                        p->file_id = f.file_id;
+                                        snprintf(p->reason, sizeof(p->reason), "not looked at");
+                                        if (msg_encode_plan(&sb, p) == 0)
+                                                send_sb(FRAME_A_PLAN, &sb, NULL, 0);
+                                }
+                                free(p);
+                        } else if (h.type == FRAME_L_CONTROL_RESULT) {
+                                struct msg_control_result m;
+
+                                if (msg_decode_control_result(body, h.length, &m) == 0)
+                                        fprintf(stderr, "ROGUE control-result id=%u ok=%d %s\n",
+                                                m.id, m.ok, m.message);
+                        } else if (h.type == FRAME_L_READY) {
+                                ready = true;
+                        } else if (h.type == FRAME_L_STATS && ready) {
+                                struct msg_stats *s = calloc(1, sizeof(*s));
+
+                                if (s && msg_decode_stats(body, h.length, s) == 0) {
+                                        fprintf(stderr, "ROGUE stats");
+                                        for (uint32_t i = 0; i < s->n; i++)
+                                                if (strncmp(s->s[i].name, "loaderd_", 8) == 0)
+                                                        fprintf(stderr, " %s=%llu", s->s[i].name,
+                                                                (unsigned long long)s->s[i].value);
+                                        fprintf(stderr, "\n");
+                                        stats_seen++;
+                                }
+                                free(s);
+                                /* Last: a header over the cap, which breaks the stream. */
+                                if (stats_seen == 2) {
+                                        fprintf(stderr, "ROGUE sending an oversized frame\n");
+                                        send_raw(FRAME_A_STATUS, NULL, FRAME_BODY_MAX + 1, NULL,
+                                                 0);
+                                }
+                        }
+                }
+        }
+}
