@@ -7,6 +7,7 @@
 #undef NDEBUG
 #include <assert.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,9 +169,10 @@ static void test_socket(void)
 
                 if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
                         _exit(3);
+                /* The refusal may come, and the socket close, before the request is sent. */
+                signal(SIGPIPE, SIG_IGN);
                 fd = connect_to(path);
-                if (write(fd, "reload\n", 7) != 7)
-                        _exit(4);
+                (void)!write(fd, "reload\n", 7);
                 k = read(fd, buf, sizeof(buf) - 1);
                 _exit(k > 0 && strstr(buf, "only root may change") ? 0 : 5);
         }
@@ -181,6 +183,8 @@ static void test_socket(void)
                 admin_serve(&a);
         }
         assert(waitpid(pid, &status, 0) == pid || errno == ECHILD);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fprintf(stderr, "non-root client: wait status 0x%x\n", status);
         assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         assert(s.calls == 2 && a.refused == 3);
         assert(chmod(path, 0600) == 0);

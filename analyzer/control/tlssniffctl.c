@@ -792,7 +792,10 @@ int main(int argc, char **argv)
         fd = connect_to(path);
         if (fd < 0)
                 return fd == -2 ? 2 : 1;
-        if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        /* A refusal can come, and the daemon close its side, before the request is sent:
+         * read it rather than die of SIGPIPE. */
+        signal(SIGPIPE, SIG_IGN);
+        if (write(fd, req, strlen(req)) != (ssize_t)strlen(req) && errno != EPIPE) {
                 fprintf(stderr, "tlssniffctl: cannot send the request: %m\n");
                 return 1;
         }
