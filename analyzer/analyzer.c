@@ -53,7 +53,8 @@ static void on_exchange(const struct conn_entry *c, const struct exchange *x, vo
 
         if (output_exchange(&a->out, c, x, a->opt.show_secrets) < 0)
                 a->output_errors++;
-        if (a->opt.journal_exchanges && journal_exchange(c, x) < 0)
+        if (a->opt.journal_exchanges &&
+            journal_exchange(c, x, &a->opt.redact, a->opt.show_secrets) < 0)
                 a->journal_errors++;
         if (tail_wants(&a->tail, TAIL_KIND_EXCHANGES))
                 tail_exchange(&a->tail, c, x, a->opt.show_secrets);

@@ -117,7 +117,7 @@ static void help(void)
                "                         [--placement auto|fallback] [--log-target T]\n"
                "                         [--log-level N] [--exchanges [--no-data]]\n"
                "                         [--body-preview BYTES] [--show-secrets]\n"
-               "                         [--redact-header NAME]...\n"
+               "                         [--redact-header NAME]... [--redact-param NAME]...\n"
                "                         [--cache-dir DIR] [--journal-exchanges]\n"
                "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
                "\n"

@@ -28,6 +28,7 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                 { "no-data", no_argument, NULL, 'n' },
                 { "show-secrets", no_argument, NULL, 'S' },
                 { "redact-header", required_argument, NULL, 'R' },
+                { "redact-param", required_argument, NULL, 'P' },
                 { "body-preview", required_argument, NULL, 'b' },
                 { "cache-dir", required_argument, NULL, 'c' },
                 { "journal-exchanges", no_argument, NULL, 'J' },
@@ -87,6 +88,19 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                         if (!ok)
                                 return bad(err, err_size, "redact-header", optarg);
                         memcpy(o->redact.names[o->redact.n++], optarg, k + 1);
+                        break;
+                }
+                case 'P': {
+                        size_t k = strlen(optarg);
+                        bool ok = k > 0 && k <= OUTPUT_HEADER_NAME_MAX &&
+                                  o->redact.n_params < OUTPUT_REDACT_MAX;
+
+                        for (size_t i = 0; ok && i < k; i++)
+                                ok = isalnum((unsigned char)optarg[i]) ||
+                                     strchr("!#$%&'*+-.^_`|~", optarg[i]);
+                        if (!ok)
+                                return bad(err, err_size, "redact-param", optarg);
+                        memcpy(o->redact.params[o->redact.n_params++], optarg, k + 1);
                         break;
                 }
                 case 'b':

@@ -47,6 +47,7 @@ enum {
         OPT_JOURNAL_EXCHANGES,
         OPT_UNIT,
         OPT_REDACT,
+        OPT_REDACT_PARAM,
         OPT_CONFIG,
         OPT_CHECK_CONFIG,
 };
@@ -81,6 +82,7 @@ static const struct setting settings[] = {
         { "journal-exchanges", "output", OPT_JOURNAL_EXCHANGES, true, false },
         { "show-secrets", "redaction", OPT_SECRETS, true, false },
         { "redact-header", "redaction", OPT_REDACT, false, false },
+        { "redact-param", "redaction", OPT_REDACT_PARAM, false, false },
         { "analyzer", "service", OPT_ANALYZER, false, false },
         { "user", "service", OPT_USER, false, false },
         { "batch-scheduling", "service", OPT_BATCH_SCHEDULING, true, false },
@@ -116,9 +118,13 @@ void options_help(void)
                "      --no-data            with --exchanges: no data messages, exchanges only\n"
                "      --body-preview BYTES body bytes kept per exchange and direction (256;\n"
                "                           at most 64K)\n"
-               "      --show-secrets       do not redact Authorization, Cookie, Set-Cookie and\n"
-               "                           Proxy-Authorization headers\n"
+               "      --show-secrets       redact nothing: neither the Authorization, Cookie,\n"
+               "                           Set-Cookie and Proxy-Authorization headers nor the\n"
+               "                           values of sensitive query parameters and form or\n"
+               "                           JSON fields (token, password, ...: docs/output.md)\n"
                "      --redact-header NAME redact this header too (repeatable, at most %d)\n"
+               "      --redact-param NAME  redact this query parameter or form/JSON field too\n"
+               "                           (repeatable, at most %d)\n"
                "      --journal-exchanges  also write each exchange to the journal as a\n"
                "                           structured entry (TLSSNIFF_* fields; implies\n"
                "                           --exchanges; headers and bodies are left out)\n"
@@ -181,7 +187,7 @@ void options_help(void)
                "\n"
                "Exit status: 0 stopped by a signal after a clean run, 1 a failure while running,\n"
                "2 bad options or configuration.\n",
-               OPTIONS_REDACT_MAX);
+               OPTIONS_REDACT_MAX, OPTIONS_REDACT_MAX);
 }
 
 void options_defaults(struct options *o)
@@ -411,6 +417,14 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 if (o->n_redact >= OPTIONS_REDACT_MAX)
                         return fail(err, err_size, "more than %d headers", OPTIONS_REDACT_MAX);
                 o->redact[o->n_redact++] = copy;
+                break;
+        case OPT_REDACT_PARAM:
+                if (!valid_header(arg))
+                        return fail(err, err_size, "'%s' is not a parameter name", arg);
+                if (o->n_redact_params >= OPTIONS_REDACT_MAX)
+                        return fail(err, err_size, "more than %d parameters",
+                                    OPTIONS_REDACT_MAX);
+                o->redact_params[o->n_redact_params++] = copy;
                 break;
         case OPT_CALL_CAP:
                 if (parse_size(arg, 1, TLSSNIFF_CALL_CAP_MAX, &o->call_cap) < 0)

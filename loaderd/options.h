@@ -52,6 +52,8 @@ struct options {
         const char *cgroups[LOADERD_FILTER_MAX];
         const char *units[OPTIONS_UNITS_MAX];
         const char *redact[OPTIONS_REDACT_MAX]; /* headers redacted besides the usual ones */
+        unsigned n_redact_params;
+        const char *redact_params[OPTIONS_REDACT_MAX]; /* parameters besides REDACT_PARAMS */
 
         /* Every string above is a copy owned here (options_free). */
         char **owned;

@@ -186,6 +186,8 @@ unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX]
                         ARG("--journal-exchanges");
                 for (unsigned i = 0; i < o->n_redact; i++)
                         ARG("--redact-header=%s", o->redact[i]);
+                for (unsigned i = 0; i < o->n_redact_params; i++)
+                        ARG("--redact-param=%s", o->redact_params[i]);
         }
 #undef ARG
         return n;

@@ -73,6 +73,7 @@ int main(void)
                      "[output]\njson = yes\noutput = \"\"\nexchanges = on\nno-data = 1\n"
                      "body-preview = 1K\nmax-print = 0\njournal-exchanges = true\n"
                      "[redaction]\nredact-header = X-Api-Key\nshow-secrets = no\n"
+                     "redact-param = otp\n"
                      "[service]\nuser = u\ncontrol-socket = \"\"\ncache-dir = /c\n"
                      "log-target = stderr\nverbose = yes\nbatch-scheduling = yes\n",
                      err, sizeof(err)) == 0);
@@ -87,6 +88,7 @@ int main(void)
         assert(o.json && !o.output && o.exchanges && o.no_data && o.body_preview == 1024 &&
                o.max_print == 0 && o.journal_exchanges);
         assert(o.n_redact == 1 && strcmp(o.redact[0], "X-Api-Key") == 0 && !o.show_secrets);
+        assert(o.n_redact_params == 1 && strcmp(o.redact_params[0], "otp") == 0);
         assert(strcmp(o.user, "u") == 0 && o.control_socket[0] == '\0' &&
                strcmp(o.cache_dir, "/c") == 0 && o.log_target == LOG_TARGET_STDERR &&
                o.log_level == LOG_DEBUG && o.batch_scheduling);
@@ -108,6 +110,7 @@ int main(void)
         refused("[capture]\nringbuf-size = 3M\n", "not a power of two");
         refused("[capture]\ncall-cap = 0\n", "not a size in 1..64M");
         refused("[redaction]\nredact-header = a b\n", "not a header name");
+        refused("[redaction]\nredact-param = a=b\n", "not a parameter name");
         refused("[service]\nhelp = yes\n", "unknown key 'help'");
         refused("[service]\nconfig = /x\n", "unknown key 'config'");
         {

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: with --exchanges, HTTP/1.1 traffic becomes request/response exchange records on both sides: curl's keep-alive requests on one connection, a chunked response, a POST with a body, two pipelined requests sent in one write; each with the right method, path, status, body sizes, redacted secrets, and a latency that is positive and not larger than the wall time the client measured.
+# Proves: with --exchanges, HTTP/1.1 traffic becomes request/response exchange records on both sides: curl's keep-alive requests on one connection, a chunked response, a POST with a body, two pipelined requests sent in one write; each with the right method, path, status, body sizes, redacted secrets (headers, query values, JSON fields; data records keep the plaintext), and a latency that is positive and not larger than the wall time the client measured.
 
 import json
 import os
@@ -53,6 +53,13 @@ def main(t):
     pipe.out = harness.ByteReader(pipe.stdout, pipe.name)
     pipe_wall = int(t.expect_line(pipe, "ELAPSED", 30))
     t.wait_proc(pipe, 10)
+    # A login with a token in the query and a password in a JSON body: redacted in the
+    # exchange, kept in the data records (the plaintext itself).
+    login = t.spawn(["curl", "-sS", "-k", "--http1.1", "-o", "/dev/null", "-H",
+                     "Content-Type: application/json", "--data-binary",
+                     '{"user":"bob","password":"SECRET-B"}',
+                     f"{base}/login?user=bob&token=SECRET-Q"], name="curl-login")
+    t.wait_proc(login, 30)
     # A body delimited by the end of the connection: the exchange and the connection's end are
     # written when the socket closes, not when tlssniff stops.
     closer = t.spawn(["curl", "-sS", "-k", "--http1.1", "-o", "/dev/null", f"{base}/close/777"],
@@ -132,6 +139,18 @@ def main(t):
     for method, path, status, _, _ in want:
         if (method, path, status, "server") not in paths:
             raise TestFailure(f"server side lacks {method} {path} {status}: {paths}")
+
+    # Sensitive query values and JSON fields: redacted in exchanges, nowhere else changed.
+    lx = exchanges_of(cap, login.pid)
+    if [(x["path"], x["request_body_preview"]) for x in lx] != \
+            [("/login?user=bob&token=[redacted]", '{"user":"bob","password":"[redacted]"}')]:
+        raise TestFailure(f"login exchange not redacted as expected: "
+                          f"{[(x['path'], x['request_body_preview']) for x in lx]}")
+    if any("SECRET-" in json.dumps(r) for r in cap.other):
+        raise TestFailure("a secret of the login is in an exchange or connection record")
+    sent = b"".join(s.data for s in cap.streams_of(login.pid, "write"))
+    if b"token=SECRET-Q" not in sent or b'"password":"SECRET-B"' not in sent:
+        raise TestFailure("the login's data records lack its plaintext (data is never redacted)")
 
     # Pipelined: two requests in one write, paired in order.
     pl = exchanges_of(cap, pipe.pid)

@@ -86,7 +86,7 @@ def check_exchanges(t):
     t.start_loaderd("--journal-exchanges")
     server, port = t.start_server("http", cert, key)
     curl = t.spawn(["curl", "-sS", "-k", "--http1.1", "-o", "/dev/null",
-                    f"https://127.0.0.1:{port}/journal/path?q=1"], name="curl")
+                    f"https://127.0.0.1:{port}/journal/path?q=1&token=SECRETJ"], name="curl")
     t.wait_proc(curl, 30)
     entries = []
 
@@ -101,13 +101,15 @@ def check_exchanges(t):
     t.stop_server(server)
     t.stop_loaderd()
     e = entries[0]
-    want = {"TLSSNIFF_METHOD": "GET", "TLSSNIFF_PATH": "/journal/path?q=1",
+    want = {"TLSSNIFF_METHOD": "GET", "TLSSNIFF_PATH": "/journal/path?q=1&token=[redacted]",
             "TLSSNIFF_STATUS": "200", "TLSSNIFF_COMM": "curl", "TLSSNIFF_ROLE": "client",
             "TLSSNIFF_PROTOCOL": "http/1.1", "TLSSNIFF_RESPONSE_BODY_BYTES": "130",
             "TLSSNIFF_REMOTE": f"127.0.0.1:{port}", "SYSLOG_IDENTIFIER": "tlssniff-analyzer"}
     bad = {k: e.get(k) for k, v in want.items() if e.get(k) != v}
     if len(entries) != 1 or bad or not float(e.get("TLSSNIFF_LATENCY_MS", "0")) > 0:
         raise TestFailure(f"exchange journal entry differs in {bad}: {entries}")
+    if any("SECRETJ" in json.dumps(x) for x in entries):
+        raise TestFailure(f"the query's token reached the journal: {entries}")
     if t.capture.stats.get("analyzer_journal_errors", -1) != 0:
         raise TestFailure(f"analyzer_journal_errors = {t.capture.stats.get('analyzer_journal_errors')}")
     harness.log("journal: exchange entry " + e["MESSAGE"])

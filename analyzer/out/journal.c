@@ -11,6 +11,7 @@
 #include "log.h"
 #include "out/journal.h"
 #include "out/output.h"
+#include "out/redact.h"
 
 #define FIELDS_MAX 24
 #define FIELD_MAX 1200
@@ -42,8 +43,10 @@ static void add(struct fields *f, const char *name, const char *fmt, ...)
         f->n++;
 }
 
-int journal_exchange(const struct conn_entry *c, const struct exchange *x)
+int journal_exchange(const struct conn_entry *c, const struct exchange *x,
+                     const struct output_redaction *redact, bool show_secrets)
 {
+        char target[REDACT_OUT_MAX(sizeof(x->target))];
         struct fields *fp = malloc(sizeof(*fp)); /* 28 KiB: not on the stack */
         const struct tlssniff_data_record *h = &c->id;
         char la[INET6_ADDRSTRLEN] = "", ra[INET6_ADDRSTRLEN] = "";
@@ -57,8 +60,12 @@ int journal_exchange(const struct conn_entry *c, const struct exchange *x)
                 inet_ntop(h->family, h->laddr, la, sizeof(la));
                 inet_ntop(h->family, h->raddr, ra, sizeof(ra));
         }
+        if (show_secrets)
+                snprintf(target, sizeof(target), "%s", x->target);
+        else
+                redact_target(redact, x->target, target, sizeof(target));
         add(&f, "MESSAGE", "%s %s%s -> %d (%.3f ms)%s%s", x->method[0] ? x->method : "?",
-            x->authority, x->target, x->status,
+            x->authority, target, x->status,
             x->resp_started ? (double)(x->resp_end_ns - x->start_ns) / 1e6 : 0.0,
             x->error ? " " : "", x->error ? x->error : "");
         add(&f, "MESSAGE_ID", "%s", MID_EXCHANGE);
@@ -68,7 +75,7 @@ int journal_exchange(const struct conn_entry *c, const struct exchange *x)
             x->http_version == 2 ? "http/2" : x->version_minor ? "http/1.1" : "http/1.0");
         add(&f, "TLSSNIFF_METHOD", "%s", x->method);
         add(&f, "TLSSNIFF_AUTHORITY", "%s", x->authority);
-        add(&f, "TLSSNIFF_PATH", "%s", x->target);
+        add(&f, "TLSSNIFF_PATH", "%s", target);
         if (x->status)
                 add(&f, "TLSSNIFF_STATUS", "%d", x->status);
         if (x->resp_started)

@@ -9,7 +9,10 @@
 #include <stdbool.h>
 
 #include "conn/table.h"
+#include "out/output.h"
 #include "proto/exchange.h"
 
-/* 0, or a negative errno from sd_journal_sendv. */
-int journal_exchange(const struct conn_entry *c, const struct exchange *x);
+/* 0, or a negative errno from sd_journal_sendv. The path's sensitive query values are
+ * redacted (redact.h) unless show_secrets. */
+int journal_exchange(const struct conn_entry *c, const struct exchange *x,
+                     const struct output_redaction *redact, bool show_secrets);

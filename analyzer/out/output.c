@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "output.h"
+#include "redact.h"
 
 void output_init_fd(struct output *o, FILE *f, int fd, bool json, unsigned max_print)
 {
@@ -73,6 +74,51 @@ void output_done(struct output *o)
 {
         free(o->b64);
         o->b64 = NULL;
+        free(o->redacted);
+        o->redacted = NULL;
+}
+
+/* What an exchange shows that can hold secrets: its target and body previews. */
+struct exchange_view {
+        const char *target;
+        const uint8_t *req, *resp;
+        size_t req_len, resp_len;
+        char target_buf[REDACT_OUT_MAX(sizeof(((struct exchange *)0)->target))];
+};
+
+/* v as x says, or with sensitive query values and body fields redacted unless show_secrets
+ * (a preview that cannot be redacted for want of memory is left out). */
+static void exchange_view(struct output *o, const struct exchange *x, bool show_secrets,
+                          struct exchange_view *v)
+{
+        size_t need = REDACT_OUT_MAX(x->req_preview_len) + REDACT_OUT_MAX(x->resp_preview_len);
+
+        *v = (struct exchange_view){ .target = x->target, .req = x->req_preview,
+                                     .resp = x->resp_preview, .req_len = x->req_preview_len,
+                                     .resp_len = x->resp_preview_len };
+        if (show_secrets)
+                return;
+        redact_target(o->redact, x->target, v->target_buf, sizeof(v->target_buf));
+        v->target = v->target_buf;
+        if (x->req_preview_len + x->resp_preview_len == 0)
+                return;
+        if (o->redacted_cap < need) {
+                uint8_t *p = realloc(o->redacted, need);
+
+                if (!p) {
+                        v->req_len = v->resp_len = 0;
+                        return;
+                }
+                o->redacted = p;
+                o->redacted_cap = need;
+        }
+        v->req = o->redacted;
+        v->req_len = redact_preview(o->redact, x->req_preview, x->req_preview_len, o->redacted,
+                                    REDACT_OUT_MAX(x->req_preview_len));
+        v->resp = o->redacted + REDACT_OUT_MAX(x->req_preview_len);
+        v->resp_len = redact_preview(o->redact, x->resp_preview, x->resp_preview_len,
+                                     o->redacted + REDACT_OUT_MAX(x->req_preview_len),
+                                     REDACT_OUT_MAX(x->resp_preview_len));
 }
 
 static const char b64_alphabet[] =
@@ -636,9 +682,11 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
                     bool show_secrets)
 {
         const struct tlssniff_data_record *h = &c->id;
+        struct exchange_view v;
         char tbuf[32];
         long ns;
 
+        exchange_view(o, x, show_secrets, &v);
         wall_time(o, x->start_ns, o->json, tbuf, sizeof(tbuf), &ns);
         if (!o->json) {
                 char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
@@ -650,7 +698,7 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
                         output_role_name(c->role), la, h->lport, ra, h->rport,
                         (unsigned long long)c->conn_id,
                         x->grpc ? "gRPC" : x->http_version == 2 ? "HTTP/2" : "HTTP",
-                        x->method[0] ? x->method : "?", x->authority, x->target);
+                        x->method[0] ? x->method : "?", x->authority, v.target);
                 if (x->status)
                         fprintf(o->f, " -> %d %s", x->status, x->reason);
                 if (x->grpc && x->grpc_status >= 0)
@@ -688,7 +736,7 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
         fputs(",\"authority\":", o->f);
         json_write_string(o->f, x->authority, strlen(x->authority));
         fputs(",\"path\":", o->f);
-        json_write_string(o->f, x->target, strlen(x->target));
+        json_write_string(o->f, v.target, strlen(v.target));
         fprintf(o->f, ",\"status\":");
         if (x->status)
                 fprintf(o->f, "%d", x->status);
@@ -701,9 +749,9 @@ int output_exchange(struct output *o, const struct conn_entry *c, const struct e
         fprintf(o->f, ",\"request_body_bytes\":%llu,\"response_body_bytes\":%llu,"
                       "\"request_body_preview\":",
                 (unsigned long long)x->req_body, (unsigned long long)x->resp_body);
-        json_write_string(o->f, (const char *)x->req_preview, x->req_preview_len);
+        json_write_string(o->f, (const char *)v.req, v.req_len);
         fputs(",\"response_body_preview\":", o->f);
-        json_write_string(o->f, (const char *)x->resp_preview, x->resp_preview_len);
+        json_write_string(o->f, (const char *)v.resp, v.resp_len);
         fprintf(o->f, ",\"latency_ms\":");
         if (x->resp_started)
                 fprintf(o->f, "%.6f,\"ttfb_ms\":%.6f", ms_between(x->start_ns, x->resp_end_ns),

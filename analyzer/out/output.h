@@ -24,10 +24,13 @@ enum role_source { ROLE_SOURCE_NONE, ROLE_SOURCE_KERNEL, ROLE_SOURCE_LISTEN };
  */
 #define OUTPUT_BUFFER_SIZE (2u << 20)
 
-/* Headers redacted besides authorization, proxy-authorization, cookie, set-cookie. */
+/* Headers redacted besides authorization, proxy-authorization, cookie, set-cookie; query
+ * parameters and body fields redacted besides REDACT_PARAMS (redact.h). */
 struct output_redaction {
         unsigned n;
         char names[OUTPUT_REDACT_MAX][OUTPUT_HEADER_NAME_MAX + 1];
+        unsigned n_params;
+        char params[OUTPUT_REDACT_MAX][OUTPUT_HEADER_NAME_MAX + 1];
 };
 
 #define OUTPUT_LINE_SLOTS 128 /* a slot per connection and direction */
@@ -44,6 +47,8 @@ struct output {
         int64_t realtime_offset_ns;
         char *b64; /* scratch for base64 */
         size_t b64_cap;
+        uint8_t *redacted; /* scratch for redacted body previews */
+        size_t redacted_cap;
         /*
          * Whole lines only: with flush_at set (below the stdio buffer's size), the stream is
          * flushed between messages once the bytes written since the last flush may exceed it,
