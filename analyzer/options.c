@@ -14,6 +14,20 @@ static int bad(char *err, size_t err_size, const char *what, const char *arg)
         return -EINVAL;
 }
 
+/* A header or parameter name (an HTTP token) added to names; false when it is not one or
+ * there is no room. */
+static bool add_name(char names[][OUTPUT_HEADER_NAME_MAX + 1], unsigned *n, const char *name)
+{
+        size_t k = strlen(name);
+        bool ok = k > 0 && k <= OUTPUT_HEADER_NAME_MAX && *n < OUTPUT_REDACT_MAX;
+
+        for (size_t i = 0; ok && i < k; i++)
+                ok = isalnum((unsigned char)name[i]) || strchr("!#$%&'*+-.^_`|~", name[i]);
+        if (ok)
+                memcpy(names[(*n)++], name, k + 1);
+        return ok;
+}
+
 int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                            struct analyzer_cli *cli, char *err, size_t err_size)
 {
@@ -77,32 +91,14 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                 case 'S':
                         o->show_secrets = true;
                         break;
-                case 'R': {
-                        size_t k = strlen(optarg);
-                        bool ok = k > 0 && k <= OUTPUT_HEADER_NAME_MAX &&
-                                  o->redact.n < OUTPUT_REDACT_MAX;
-
-                        for (size_t i = 0; ok && i < k; i++)
-                                ok = isalnum((unsigned char)optarg[i]) ||
-                                     strchr("!#$%&'*+-.^_`|~", optarg[i]);
-                        if (!ok)
+                case 'R':
+                        if (!add_name(o->redact.names, &o->redact.n, optarg))
                                 return bad(err, err_size, "redact-header", optarg);
-                        memcpy(o->redact.names[o->redact.n++], optarg, k + 1);
                         break;
-                }
-                case 'P': {
-                        size_t k = strlen(optarg);
-                        bool ok = k > 0 && k <= OUTPUT_HEADER_NAME_MAX &&
-                                  o->redact.n_params < OUTPUT_REDACT_MAX;
-
-                        for (size_t i = 0; ok && i < k; i++)
-                                ok = isalnum((unsigned char)optarg[i]) ||
-                                     strchr("!#$%&'*+-.^_`|~", optarg[i]);
-                        if (!ok)
+                case 'P':
+                        if (!add_name(o->redact.params, &o->redact.n_params, optarg))
                                 return bad(err, err_size, "redact-param", optarg);
-                        memcpy(o->redact.params[o->redact.n_params++], optarg, k + 1);
                         break;
-                }
                 case 'b':
                         if (parse_u64(optarg, 0, EXCHANGE_PREVIEW_MAX, &v) < 0)
                                 return bad(err, err_size, "body-preview", optarg);

@@ -412,20 +412,20 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 o->units[o->n_units++] = copy;
                 break;
         case OPT_REDACT:
+        case OPT_REDACT_PARAM: {
+                bool header = s->code == OPT_REDACT;
+                const char **names = header ? o->redact : o->redact_params;
+                unsigned *n = header ? &o->n_redact : &o->n_redact_params;
+
                 if (!valid_header(arg))
-                        return fail(err, err_size, "'%s' is not a header name", arg);
-                if (o->n_redact >= OPTIONS_REDACT_MAX)
-                        return fail(err, err_size, "more than %d headers", OPTIONS_REDACT_MAX);
-                o->redact[o->n_redact++] = copy;
+                        return fail(err, err_size, "'%s' is not a %s name", arg,
+                                    header ? "header" : "parameter");
+                if (*n >= OPTIONS_REDACT_MAX)
+                        return fail(err, err_size, "more than %d %ss", OPTIONS_REDACT_MAX,
+                                    header ? "header" : "parameter");
+                names[(*n)++] = copy;
                 break;
-        case OPT_REDACT_PARAM:
-                if (!valid_header(arg))
-                        return fail(err, err_size, "'%s' is not a parameter name", arg);
-                if (o->n_redact_params >= OPTIONS_REDACT_MAX)
-                        return fail(err, err_size, "more than %d parameters",
-                                    OPTIONS_REDACT_MAX);
-                o->redact_params[o->n_redact_params++] = copy;
-                break;
+        }
         case OPT_CALL_CAP:
                 if (parse_size(arg, 1, TLSSNIFF_CALL_CAP_MAX, &o->call_cap) < 0)
                         return fail(err, err_size, "'%s' is not a size in 1..64M", arg);

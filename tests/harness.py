@@ -245,6 +245,21 @@ def blocked_in_io(pid):
     return state == "S" and nr.lstrip("-").isdigit() and int(nr) in SOCKET_WAIT_SYSCALLS
 
 
+def unix_request(path, line, timeout=30):
+    """Sends one request line on the UNIX stream socket at path and returns the whole answer
+    (until the daemon closes), as text."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(line.encode())
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out.decode()
+            out += d
+
+
 def wait_until_stats(sock, pred, timeout, what):
     """Polls `tlssniffctl --json stats` on sock until pred(stats) holds (loaderd sends its
     counters to the analyzer once a second); returns those stats."""

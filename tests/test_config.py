@@ -9,7 +9,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -37,18 +36,7 @@ def control(sock, line):
     socket beside it, where tlssniffctl sends them."""
     if line.split(" ")[0].strip() in ("attach", "detach", "reload"):
         sock += ".admin"
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(30)
-    s.connect(sock)
-    s.sendall(line.encode())
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-    s.close()
-    return json.loads(out.decode())
+    return json.loads(harness.unix_request(sock, line))
 
 
 def bad_files(t):

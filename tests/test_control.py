@@ -9,7 +9,6 @@ import base64
 import json
 import mmap
 import os
-import socket
 import stat
 import subprocess
 import grp
@@ -27,20 +26,6 @@ def ctl(sock, *args, user=None, groups=None):
         argv = ["setpriv", f"--reuid={user}", "--regid=nogroup",
                 "--clear-groups" if not groups else f"--groups={groups}"] + argv
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
-
-
-def raw_as_root(sock, request):
-    """Sends a raw request line as root and returns the answer."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(30)
-        s.connect(sock)
-        s.sendall(request.encode())
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return out.decode()
-            out += d
 
 
 def raw(sock, request, user, groups):
@@ -210,7 +195,7 @@ def main(t):
     ans = raw(sock, f"attach {os.getpid()}\n", "nobody", "tlssniff")
     if "admin socket" not in ans or '"ok":false' not in ans:
         raise TestFailure(f"a group member's attach on the control socket: {ans!r}")
-    ans = raw_as_root(sock, "reload\n")
+    ans = harness.unix_request(sock, "reload\n")
     if "admin socket" not in ans or '"ok":false' not in ans:
         raise TestFailure(f"root's reload on the control socket was not sent elsewhere: {ans!r}")
     admin = sock + ".admin"
@@ -231,7 +216,7 @@ def main(t):
     # Malformed and unknown requests are refused with a reason.
     for line, why in (("status\n", "unknown request"), ("attach\n", "is needed"),
                       ("reload now\n", "no argument"), ("attach 4\x01\n", "malformed")):
-        ans = raw_as_root(admin, line)
+        ans = harness.unix_request(admin, line)
         if why not in ans or '"ok":false' not in ans:
             raise TestFailure(f"admin socket, {line!r}: {ans!r}")
     # Root may: loaderd carries it out and says what it did.
