@@ -97,7 +97,6 @@ int main(void)
 {
         struct frame_reader r;
         msgpack_sbuffer sb;
-        bool ready = false;
         unsigned stats_seen = 0;
 
         setvbuf(stderr, NULL, _IONBF, 0);
@@ -141,21 +140,30 @@ int main(void)
                                         fprintf(stderr, "ROGUE control-result id=%u ok=%d %s\n",
                                                 m.id, m.ok, m.message);
                         } else if (h.type == FRAME_L_READY) {
-                                ready = true;
-                        } else if (h.type == FRAME_L_STATS && ready) {
+                                fprintf(stderr, "ROGUE ready\n");
+                        } else if (h.type == FRAME_L_STATS) {
                                 struct msg_stats *s = calloc(1, sizeof(*s));
 
                                 if (s && msg_decode_stats(body, h.length, s) == 0) {
-                                        fprintf(stderr, "ROGUE stats");
-                                        for (uint32_t i = 0; i < s->n; i++)
+                                        /* One write: loaderd logs to the same stderr. */
+                                        char line[8192];
+                                        size_t o = (size_t)snprintf(line, sizeof(line),
+                                                                    "ROGUE stats");
+
+                                        for (uint32_t i = 0; i < s->n && o < sizeof(line); i++)
                                                 if (strncmp(s->s[i].name, "loaderd_", 8) == 0)
-                                                        fprintf(stderr, " %s=%llu", s->s[i].name,
-                                                                (unsigned long long)s->s[i].value);
-                                        fprintf(stderr, "\n");
+                                                        o += (size_t)snprintf(
+                                                                line + o, sizeof(line) - o,
+                                                                " %s=%llu", s->s[i].name,
+                                                                (unsigned long long)s->s[i]
+                                                                        .value);
+                                        if (o < sizeof(line) - 1)
+                                                fprintf(stderr, "%s\n", line);
                                         stats_seen++;
                                 }
                                 free(s);
-                                /* Last: a header over the cap, which breaks the stream. */
+                                /* Last, two counter reports (seconds) after its attacks: a
+                                 * header over the cap, which breaks the stream. */
                                 if (stats_seen == 2) {
                                         fprintf(stderr, "ROGUE sending an oversized frame\n");
                                         send_raw(FRAME_A_STATUS, NULL, FRAME_BODY_MAX + 1, NULL,

@@ -46,12 +46,15 @@ def main(t):
     if len(results) < 6 or any("ok=0" not in ln or "admin socket" not in ln for ln in results):
         raise TestFailure(f"the changes from the rogue were not all refused: {results}")
 
-    # loaderd's counters, as it sent them to the first rogue: three changes refused, and
-    # six frames refused (the changes, the plan for no file, the unknown type, the bad plan).
-    stats = rogue_lines(t, "stats")
+    # loaderd's counters, as it last sent them to the first rogue (a second after its attacks,
+    # before its oversized frame): three changes refused, and six frames refused (the
+    # changes, the plan for no file, the unknown type, the bad plan).
+    lines = [ln for ln in t.loaderd_err.lines if ln.startswith("ROGUE ")]
+    cut = next(i for i, ln in enumerate(lines) if ln.startswith("ROGUE sending an oversized"))
+    stats = [ln for ln in lines[:cut] if ln.startswith("ROGUE stats")]
     if not stats:
-        raise TestFailure("the rogue never got loaderd's counters")
-    first = dict(kv.split("=") for kv in stats[0].split()[2:])
+        raise TestFailure("the first rogue never got loaderd's counters")
+    first = dict(kv.split("=") for kv in stats[-1].split()[2:])
     if int(first.get("loaderd_analyzer_changes_refused", -1)) != 3 or \
             int(first.get("loaderd_frames_refused", -1)) != 6:
         raise TestFailure(f"loaderd's counters under the first rogue: {first}")
