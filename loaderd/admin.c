@@ -79,10 +79,18 @@ int admin_open(struct admin *a, const char *path, int epoll_fd, uint32_t epoll_t
         if (fd < 0)
                 return -errno;
         (void)unlink(path);
-        /* Nobody but root may connect; the peer's credentials are checked all the same. */
-        if (fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-            chown(path, 0, 0) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0 ||
-            epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        /* Nobody but root may connect; the peer's credentials are checked all the same. The
+         * socket is made 0600 root's as it is bound (umask; loaderd runs as root), not by
+         * changing a name afterwards that could by then lead elsewhere. */
+        {
+                mode_t old = umask(0177);
+                int k = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+                umask(old);
+                if (k < 0)
+                        return -errno;
+        }
+        if (listen(fd, 16) < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
                 return -errno;
         a->listen_fd = TAKE_FD(fd);
         return 0;
