@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "binary/planfile.h"
 #include "binary/gotls.h"
 #include "out/journal.h"
 #include "binary/tlslib.h"
@@ -213,51 +214,6 @@ static int on_l_hello(struct analyzer *a, const uint8_t *body, size_t n)
         return r;
 }
 
-#if defined(__x86_64__)
-#define HOST_MACHINE EM_X86_64
-#elif defined(__aarch64__)
-#define HOST_MACHINE EM_AARCH64
-#endif
-
-/* A Go executable's plan, from the offset cache or analysed; -ENOTSUP when it is not Go. */
-static int plan_go(struct analyzer *a, int fd, uint64_t size, const char *path,
-                   struct msg_plan *plan)
-{
-        struct gotls_info *info;
-        uint64_t start = now_monotonic_ns();
-        bool fallback = a->opt.placement == PLACE_MODE_FALLBACK, cached;
-        int r;
-
-        info = malloc(sizeof(*info));
-        if (!info)
-                return -ENOMEM;
-        /* Fallback placement is for comparison: analysed each time, never cached. */
-        r = gotls_plan_cached(fd, size, fallback ? NULL : &a->gocache, plan, info, &cached);
-        if (r < 0) {
-                free(info);
-                return r;
-        }
-        if (fallback)
-                gotls_plan_fallback(plan, info);
-        a->go_files++;
-        if (!cached) {
-                a->go_analyses++;
-                a->go_analysis_ns += now_monotonic_ns() - start;
-        }
-        if (plan->n_probes > 0 && info->machine != HOST_MACHINE) {
-                /* Analysed (and cached) all the same: --analyze shows it; nothing can run it. */
-                plan->n_probes = 0;
-                plan->has_go = false;
-                snprintf(plan->reason, sizeof(plan->reason),
-                         "Go executable for another architecture (ELF machine %u)", info->machine);
-        }
-        log_struct_id(LOG_INFO, MID_PLACEMENT, "Go plan for %s (%s): %s%s", path,
-                      plan->library[0] ? plan->library : "Go", plan->reason,
-                      cached ? " [offset cache]" : "");
-        free(info);
-        return 0;
-}
-
 /* Files with TLS code in them, probed or not, for tlssniffctl processes. */
 static void remember_file(struct analyzer *a, const struct msg_file *m, const struct msg_plan *p)
 {
@@ -295,11 +251,10 @@ struct file_info *analyzer_file_info(struct analyzer *a, uint32_t file_id)
 
 static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
 {
+        struct planfile_info info = {};
         struct msg_file m;
-        struct tlslib_details details = {};
         struct msg_plan *plan;
         msgpack_sbuffer sb;
-        struct stat st;
         int fd, r;
 
         fd = frame_reader_take_fd(&a->in);
@@ -314,26 +269,23 @@ static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
                 return -ENOMEM;
         }
         plan->file_id = m.file_id;
-        /* Check what we were given before using it: a regular file, nothing else. */
+        /* What we were given is checked before use: a regular file, nothing else. */
         if (fd < 0)
                 snprintf(plan->reason, sizeof(plan->reason), "no file descriptor received");
-        else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                snprintf(plan->reason, sizeof(plan->reason), "not a regular file");
-        else if (plan_go(a, fd, (uint64_t)st.st_size, m.path, plan) == -ENOTSUP)
-                (void)tlslib_plan(fd, a->opt.placement, plan, &details);
+        else if (planfile_plan(fd, m.path, a->opt.placement, &a->gocache, plan, &info) < 0 &&
+                 !plan->reason[0])
+                snprintf(plan->reason, sizeof(plan->reason), "the file cannot be read");
         safe_close(fd);
         a->files_analyzed++;
+        if (info.go) {
+                a->go_files++;
+                a->go_analyses += !info.cached;
+                a->go_analysis_ns += info.analysis_ns;
+        }
         if (plan->n_probes > 0 || plan->library[0])
                 remember_file(a, &m, plan);
-        if (plan->n_probes > 0) {
+        if (plan->n_probes > 0)
                 a->plans_with_probes++;
-                /* The placement decision, per function: stable for a given file. */
-                for (size_t i = 0; i < ELEMENTSOF(details.function); i++)
-                        if (details.function[i][0])
-                                log_struct_id(LOG_INFO, MID_PLACEMENT,
-                                              "Probe placement in %s (%s): %s", m.path,
-                                              plan->library, details.function[i]);
-        }
         msgpack_sbuffer_init(&sb);
         r = msg_encode_plan(&sb, plan);
         if (r >= 0)

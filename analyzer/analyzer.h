@@ -44,8 +44,12 @@ struct analyzer_options {
 };
 
 /* What the command line asks besides the options of a running analyzer. */
+/* The planner's file (--plan): loaderd puts it on this descriptor. */
+#define PLANNER_FILE_FD 4
+
 struct analyzer_cli {
         const char *analyze; /* --analyze FILE */
+        uint32_t plan_file_id; /* --plan=ID: plan the file on fd PLANNER_FILE_FD, then exit */
         bool help;
         enum log_target target;
 };

@@ -11,7 +11,9 @@
 
 #include "analyzer.h"
 #include "binary/gotls.h"
+#include "binary/planfile.h"
 #include "binary/tlslib.h"
+#include "frame.h"
 #include "macro.h"
 #include "sandbox.h"
 #include "config.h"
@@ -111,6 +113,49 @@ static int analyze_file(const char *path, enum place_mode mode)
         return 0;
 }
 
+/*
+ * --plan=ID: the planner. loaderd starts one per file, with the file on PLANNER_FILE_FD and
+ * its socket on --fd: it plans that file, sends one A_PLAN for file ID and exits. It never
+ * sees captured data, and loaderd takes from it a plan for that file only. Confined like the
+ * analyzer (dropped to its user by loaderd, seccomp filter here, fatal when missing).
+ */
+static int run_planner(const struct analyzer_options *o, uint32_t file_id)
+{
+        _cleanup_free_ struct msg_plan *plan = calloc(1, sizeof(*plan));
+        struct planfile_info info;
+        struct gocache cache = {};
+        uint8_t hdr[FRAME_HEADER_SIZE];
+        msgpack_sbuffer sb;
+        int r;
+
+        if (!plan)
+                return log_error_errno(ENOMEM, "Out of memory.");
+        /* The offset cache is opened before the filter: nothing is opened after it. */
+        if (gocache_open(&cache, o->cache_dir) < 0)
+                (void)gocache_open(&cache, NULL);
+        r = sandbox_apply();
+        if (r < 0 && r != -EOPNOTSUPP) {
+                gocache_done(&cache);
+                return log_error_errno(r, "Failed to install the seccomp filter: %m");
+        }
+        plan->file_id = file_id;
+        if (planfile_plan(PLANNER_FILE_FD, "(the file loaderd gave)", o->placement, &cache, plan,
+                          &info) < 0 &&
+            !plan->reason[0])
+                snprintf(plan->reason, sizeof(plan->reason), "the file cannot be read");
+        gocache_done(&cache);
+        msgpack_sbuffer_init(&sb);
+        r = msg_encode_plan(&sb, plan);
+        if (r >= 0) {
+                frame_header_write(hdr, (uint32_t)sb.size, FRAME_A_PLAN);
+                if (write(o->fd, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr) ||
+                    write(o->fd, sb.data, sb.size) != (ssize_t)sb.size)
+                        r = -errno;
+        }
+        msgpack_sbuffer_destroy(&sb);
+        return r < 0 ? log_error_errno(r, "Failed to send the plan: %m") : 0;
+}
+
 static void help(void)
 {
         printf("Usage: tlssniff-analyzer --fd=N [--control-fd=N] [--json] [--max-print BYTES]\n"
@@ -120,6 +165,8 @@ static void help(void)
                "                         [--redact-header NAME]... [--redact-param NAME]...\n"
                "                         [--cache-dir DIR] [--journal-exchanges]\n"
                "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
+               "       tlssniff-analyzer --plan=ID --fd=N [--placement auto|fallback]\n"
+               "                         [--cache-dir DIR] [--log-target T]\n"
                "\n"
                "The unprivileged half of tlssniff, started by tlssniff-loaderd with the socket\n"
                "to it as fd N. Not meant to be run by hand, except --analyze, which prints the\n"
@@ -149,6 +196,15 @@ int main(int argc, char **argv)
 
         if (analyze)
                 return analyze_file(analyze, o.placement);
+        if (cli.plan_file_id && o.fd >= 0) {
+                log_setup("tlssniff-analyzer", target, level);
+                if (getuid() == 0 || geteuid() == 0 || getgid() == 0 || getegid() == 0) {
+                        log_error("Refusing to plan as root: the planner is started by "
+                                  "tlssniff-loaderd under the analyzer's user.");
+                        return 1;
+                }
+                return run_planner(&o, cli.plan_file_id) < 0 ? 1 : 0;
+        }
         if (o.fd < 0) {
                 fprintf(stderr, "tlssniff-analyzer: --fd is required. It is started by "
                                 "tlssniff-loaderd.\n");

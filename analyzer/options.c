@@ -38,6 +38,7 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                 { "max-print", required_argument, NULL, 'm' },
                 { "placement", required_argument, NULL, 'p' },
                 { "analyze", required_argument, NULL, 'a' },
+                { "plan", required_argument, NULL, 'L' },
                 { "exchanges", no_argument, NULL, 'x' },
                 { "no-data", no_argument, NULL, 'n' },
                 { "show-secrets", no_argument, NULL, 'S' },
@@ -81,6 +82,11 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                         break;
                 case 'a':
                         cli->analyze = optarg;
+                        break;
+                case 'L':
+                        if (parse_u64(optarg, 1, UINT32_MAX, &v) < 0)
+                                return bad(err, err_size, "plan", optarg);
+                        cli->plan_file_id = (uint32_t)v;
                         break;
                 case 'x':
                         o->exchanges = true;
