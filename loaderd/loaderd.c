@@ -33,7 +33,7 @@
 #include "plan.h"
 #include "stats.h"
 
-enum { EV_RINGBUF = 1, EV_SOCK, EV_SIGNAL, EV_TIMER, EV_ADMIN };
+/* epoll tags (the low 4 bits; a planner's file id is above them, PLANNER_TAG). */
 
 enum proto_state {
         ST_HELLO = 1u << 0,   /* waiting for the analyzer's hello */
@@ -87,22 +87,9 @@ int loaderd_send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *
         return send_frame(l, type, sb, -1);
 }
 
-static int send_file(struct loaderd *l, const struct msg_file *m, int fd)
-{
-        msgpack_sbuffer sb;
-        int r;
-
-        msgpack_sbuffer_init(&sb);
-        msg_encode_file(&sb, m);
-        r = send_frame(l, FRAME_L_FILE, &sb, fd);
-        msgpack_sbuffer_destroy(&sb);
-        return r;
-}
-
 int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, uint8_t kind,
                        bool initial)
 {
-        struct msg_file m = { .pid = (uint32_t)pid, .kind = kind };
         char ep[LOG_ESCAPE_MAX];
         struct traced_file *tf;
         struct stat st;
@@ -134,6 +121,7 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
                 .initial = initial,
                 .kind = kind,
                 .path = strdup(path),
+                .planner_sock = -1,
         };
         if (!tf->path) {
                 close(fd);
@@ -142,18 +130,11 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
         l->n_files++;
         loaderd_mark_known(l, st.st_dev, st.st_ino, false);
 
-        m.file_id = tf->id;
-        m.dev = st.st_dev;
-        m.ino = st.st_ino;
-        snprintf(m.path, sizeof(m.path), "%s", path);
-        r = send_file(l, &m, fd);
-        if (r < 0)
-                return log_error_errno(r, "Failed to send file '%s' to the analyzer: %m",
-                                       log_escape(path, ep, sizeof(ep)));
         if (initial)
                 l->pending_initial++;
-        log_debug("Offered %s (file %u, pid %d) to the analyzer.",
+        log_debug("File %s (file %u, pid %d) waits for its planner.",
                   log_escape(path, ep, sizeof(ep)), tf->id, (int)pid);
+        planners_kick(l);
         return 0;
 }
 
@@ -238,34 +219,30 @@ static int on_a_hello(struct loaderd *l, const uint8_t *body, size_t n)
         return 0;
 }
 
+/*
+ * A_PLAN from the data analyzer, which parses what remote peers send: never taken, whatever
+ * it names. Plans come from each file's planner (planner.c).
+ */
 static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
 {
-        struct msg_plan *plan;
-        struct traced_file *tf;
+        l->analyzer_plans_refused++;
+        return refuse(l, FRAME_A_PLAN, 0, "a plan from the analyzer: plans come from planners");
+}
+
+void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg_plan *plan)
+{
         struct elf_segments segs;
         char reason[256] = "";
         int r;
 
-        plan = malloc(sizeof(*plan));
-        if (!plan)
-                return -ENOMEM;
-        r = msg_decode_plan(body, n, plan);
-        if (r < 0) {
-                free(plan);
-                return refuse(l, FRAME_A_PLAN, 0, "body does not decode");
-        }
-        tf = file_by_id(l, plan->file_id);
-        if (!tf) {
-                free(plan);
-                return refuse(l, FRAME_A_PLAN, 0, "plan for a file loaderd never sent");
-        }
-        if (tf->state != FILE_SENT) {
-                free(plan);
-                return refuse(l, FRAME_A_PLAN, 0, "second plan for the same file");
-        }
         if (tf->initial)
                 l->pending_initial--;
-
+        tf->initial = false;
+        if (!plan) {
+                tf->state = FILE_FAILED;
+                l->files_failed++;
+                goto done;
+        }
         if (plan->n_probes == 0) {
                 char ep[LOG_ESCAPE_MAX], er[4 * MSG_TEXT_MAX];
 
@@ -284,7 +261,13 @@ static int on_a_plan(struct loaderd *l, const uint8_t *body, size_t n)
         if (r < 0) {
                 tf->state = FILE_FAILED;
                 l->files_failed++;
-                refuse(l, FRAME_A_PLAN, 0, reason);
+                l->planners_refused++;
+                {
+                        char ep[LOG_ESCAPE_MAX];
+
+                        log_warning("Refused the plan of %s's planner: %s",
+                                    log_escape(tf->path, ep, sizeof(ep)), reason);
+                }
                 goto done;
         }
         r = attach_file(l, tf, plan, reason, sizeof(reason));
@@ -323,7 +306,6 @@ done:
                 tf->fd = safe_close(tf->fd); /* kept only to deduplicate by (dev, ino) */
         free(plan);
         check_ready(l);
-        return 0;
 }
 
 static int send_control_result(struct loaderd *l, uint32_t id, bool ok, const char *message)
@@ -936,6 +918,11 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_frames_refused", l->frames_refused);
         ADD("loaderd_analyzer_changes_refused", l->analyzer_changes_refused);
         ADD("loaderd_odd_names", l->odd_names);
+        ADD("loaderd_planners_started", l->planners_started);
+        ADD("loaderd_planners_refused", l->planners_refused);
+        ADD("loaderd_planners_timeouts", l->planners_timeouts);
+        ADD("loaderd_planners_failed", l->planners_failed);
+        ADD("loaderd_analyzer_plans_refused", l->analyzer_plans_refused);
         ADD("loaderd_admin_requests", l->admin.requests);
         ADD("loaderd_admin_refused", l->admin.refused);
         ADD("loaderd_admin_timeouts", l->admin.timeouts);
@@ -1282,22 +1269,6 @@ static int restart_analyzer(struct loaderd *l, const char *why, int status)
         if (r < 0)
                 return r;
         l->analyzer_restarts++;
-        for (unsigned i = 0; i < l->n_files; i++) {
-                struct traced_file *tf = &l->files[i];
-                struct msg_file m = { .file_id = tf->id, .dev = tf->dev, .ino = tf->ino,
-                                      .kind = tf->kind };
-
-                if (tf->state != FILE_SENT)
-                        continue;
-                snprintf(m.path, sizeof(m.path), "%s", tf->path);
-                r = send_file(l, &m, tf->fd);
-                if (r < 0) {
-                        char ep[LOG_ESCAPE_MAX];
-
-                        return log_error_errno(r, "Failed to offer %s again: %m",
-                                               log_escape(tf->path, ep, sizeof(ep)));
-                }
-        }
         return 0;
 }
 
@@ -1379,7 +1350,7 @@ static int loop(struct loaderd *l)
                         return log_error_errno(errno, "epoll_wait failed: %m");
                 }
                 for (int i = 0; i < n; i++) {
-                        switch (evs[i].data.u32) {
+                        switch (evs[i].data.u32 & 15) {
                         case EV_RINGBUF:
                                 r = rings_consume(l);
                                 if (r < 0 && r != -EAGAIN)
@@ -1419,12 +1390,20 @@ static int loop(struct loaderd *l)
                         case EV_ADMIN:
                                 admin_serve(&l->admin);
                                 break;
+                        case EV_PLANNER: {
+                                struct traced_file *tf = file_by_id(l, evs[i].data.u32 >> 4);
+
+                                if (tf)
+                                        planner_on_event(l, tf);
+                                break;
+                        }
                         case EV_TIMER: {
                                 uint64_t ticks;
 
                                 (void)read(l->timer_fd, &ticks, sizeof(ticks));
                                 targets_tick(l);
                                 admin_tick(&l->admin);
+                                planners_tick(l);
                                 send_stats(l);
                                 /* The loop is alive: feed the watchdog (WatchdogSec=). */
                                 (void)sd_notifyf(false,
@@ -1557,6 +1536,7 @@ out:
         (void)sd_notify(false, "STOPPING=1");
         (void)rings_consume(&l);
         shutdown_analyzer(&l);
+        planners_stop(&l);
         if (r >= 0 && l.analyzer_failed)
                 r = -EIO;
         for (unsigned i = 0; i < l.n_files; i++) {

@@ -48,7 +48,7 @@ struct targets {
 };
 
 enum file_state {
-        FILE_SENT,     /* offered to the analyzer, plan pending */
+        FILE_SENT,     /* waiting for a planner, or being planned (planner_pid > 0) */
         FILE_ATTACHED, /* probes attached */
         FILE_NO_TLS,   /* the analyzer found nothing to probe */
         FILE_FAILED,   /* plan refused or attach failed */
@@ -88,6 +88,11 @@ struct traced_file {
         bool initial; /* found by the start-up scan; counts towards readiness */
         uint8_t kind; /* enum msg_file_kind */
         struct msg_plan *plan; /* attached: kept to attach it again when the scope changes */
+        /* Its planner (planner.c) while it runs: pid, socket, what came, the deadline. */
+        pid_t planner_pid;
+        int planner_sock;
+        struct frame_reader *planner_in;
+        uint64_t planner_deadline_ns;
         struct probe_set set;
         char *path;
 };
@@ -152,6 +157,9 @@ struct loaderd {
         uint64_t frames_refused;
         uint64_t analyzer_changes_refused; /* attach/detach/reload frames from the analyzer */
         uint64_t odd_names;                /* maps entries whose name is not the mapped file */
+        unsigned planners_running;         /* planner.c */
+        uint64_t planners_started, planners_refused, planners_timeouts, planners_failed;
+        uint64_t analyzer_plans_refused;   /* A_PLAN frames from the data analyzer */
         struct ratelimit odd_name_log;
         struct admin admin;                /* the admin socket (admin.h) */
         uint64_t records_forwarded;
@@ -219,6 +227,25 @@ pid_t proc_next_pid(DIR *proc);
 int discover_all(struct loaderd *l);
 int discover_pid(struct loaderd *l, pid_t pid, bool maps);
 int discover_library_dirs(struct loaderd *l);
+enum { EV_RINGBUF = 1, EV_SOCK, EV_SIGNAL, EV_TIMER, EV_ADMIN, EV_PLANNER };
+
+/* loaderd.c: a planner's plan for tf (taken; NULL: none came): checked, attached, reported. */
+void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg_plan *plan);
+
+/* planner.c: one confined, short-lived planner per file (tlssniff-analyzer --plan), at most
+ * PLANNERS_MAX at once; a plan is taken from the planner of that file only. */
+#define PLANNERS_MAX 2
+#define PLANNER_TIMEOUT_MS 30000
+/* The epoll tag of tf's planner socket (EV_PLANNER in its low 4 bits, the file id above). */
+#define PLANNER_TAG(id, ev) ((uint32_t)(id) << 4 | (ev))
+/* Starts planners for files waiting, as slots are free. */
+void planners_kick(struct loaderd *l);
+/* tf's planner socket is readable or closed. */
+void planner_on_event(struct loaderd *l, struct traced_file *tf);
+/* Once a second: planners past their deadline are killed and their files failed. */
+void planners_tick(struct loaderd *l);
+/* At exit: every planner killed. */
+void planners_stop(struct loaderd *l);
 /* loaderd.c: offers a file opened by the caller (takes ownership of fd). */
 /* spawn.c: the analyzer's output options (--json, --exchanges, ...) as arguments. */
 unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX], unsigned max);
@@ -232,6 +259,10 @@ void loaderd_mark_known(struct loaderd *l, uint64_t dev, uint64_t ino, bool kern
 
 /* spawn.c: uses l->opt and l->output_fd */
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid);
+/* A planner for one file (tlssniff-analyzer --plan=file_id, the file on its fd 4, confined
+ * like the analyzer, stdout loaderd's): its socket and pid, or -errno. */
+int spawn_planner(struct loaderd *l, uint32_t file_id, int file_fd, int *ret_sock,
+                  pid_t *ret_pid);
 /* The analyzer's own descriptor of the output fd (CLOEXEC, for the caller to close): for a
  * regular file a new open file description, write-only and appending, so that the analyzer
  * can neither read the file nor change loaderd's description; else a duplicate. -errno. */

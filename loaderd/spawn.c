@@ -193,23 +193,104 @@ unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX]
         return n;
 }
 
+/* The environment of a confined child: empty, but for sanitizer settings (the ASan/UBSan
+ * test build). */
+struct child_env {
+        char buf[3][512];
+        char *envp[4];
+};
+
+static void child_env_init(struct child_env *e)
+{
+        static const char *const keep[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
+                const char *v = getenv(keep[i]);
+
+                if (v) {
+                        snprintf(e->buf[n], sizeof(e->buf[n]), "%s=%s", keep[i], v);
+                        e->envp[n] = e->buf[n];
+                        n++;
+                }
+        }
+        e->envp[n] = NULL;
+}
+
+/*
+ * Forks a child that runs the analyzer binary (exe, an O_PATH fd opened as root) confined:
+ * its own session, stdin /dev/null, stdout out_fd (-1: loaderd's), fd 3 sock, fd 4 fd4 (-1:
+ * none), no other descriptor, the user uid/gid with no groups, PR_SET_PDEATHSIG, no_new_privs,
+ * cwd /, an empty environment but for sanitizer settings. The caller's descriptors stay its
+ * own. 0 with the child's pid, or -errno.
+ */
+static int spawn_confined(int exe, const char *const *argv, uid_t uid, gid_t gid, int out_fd,
+                          int sock, int fd4, pid_t *ret_pid)
+{
+        _cleanup_close_ int devnull = -1;
+        struct child_env env;
+        pid_t parent = getpid(), pid;
+
+        child_env_init(&env);
+        /* Its standard input is /dev/null, not loaderd's (a terminal, perhaps). */
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (devnull < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* Child: only async-signal-safe calls until exec. */
+                sigset_t all;
+
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                signal(SIGINT, SIG_IGN); /* loaderd decides when the child ends (EOF) */
+                /* A session of its own: no controlling terminal to push input into. */
+                if (setsid() < 0)
+                        _exit(120);
+                /* Move the descriptors off 0-4 first: any may sit where another goes. */
+                exe = fcntl(exe, F_DUPFD_CLOEXEC, 10);
+                sock = fcntl(sock, F_DUPFD_CLOEXEC, 10);
+                devnull = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
+                out_fd = out_fd >= 0 ? fcntl(out_fd, F_DUPFD_CLOEXEC, 10) : -2;
+                fd4 = fd4 >= 0 ? fcntl(fd4, F_DUPFD_CLOEXEC, 10) : -2;
+                if (exe < 0 || sock < 0 || devnull < 0 || out_fd == -1 || fd4 == -1)
+                        _exit(121);
+                if (dup2(devnull, STDIN_FILENO) < 0 ||
+                    (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0) || dup2(sock, 3) < 0 ||
+                    (fd4 >= 0 && dup2(fd4, 4) < 0))
+                        _exit(121);
+                if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+                    setresuid(uid, uid, uid) < 0)
+                        _exit(122);
+                /* After the change of user, which clears it; if loaderd died meanwhile, the
+                 * parent is someone else already. */
+                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+                        _exit(120);
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                        _exit(123);
+                if (chdir("/") < 0)
+                        _exit(124);
+                syscall(SYS_execveat, exe, "", (char *const *)argv, env.envp, AT_EMPTY_PATH);
+                _exit(127);
+        }
+        *ret_pid = pid;
+        return 0;
+}
+
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
 {
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
-        _cleanup_close_ int exe = -1, devnull = -1, out_fd = -1;
-        pid_t parent = getpid();
-        int ctl;
+        _cleanup_close_ int exe = -1, out_fd = -1;
         char cache_arg[64 + PATH_MAX] = "";
         char out_args[16 + OPTIONS_REDACT_MAX][MSG_TEXT_MAX];
         const char *argv[32 + OPTIONS_REDACT_MAX];
         unsigned n_out;
-        char envbuf[3][512];
-        char *envp[4];
-        size_t n_env = 0;
         uid_t uid = 0;
         gid_t gid = 0;
-        pid_t pid;
+        pid_t pid = 0;
         int r, argc = 0;
 
         r = ensure_user(o->user, &uid, &gid);
@@ -254,84 +335,21 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;
 
-        /* An empty environment, but for sanitizer settings (for the ASan/UBSan test build). */
-        {
-                static const char *const keep[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS",
-                                                    "LSAN_OPTIONS" };
-
-                for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
-                        const char *v = getenv(keep[i]);
-
-                        if (v && n_env < ELEMENTSOF(envbuf)) {
-                                snprintf(envbuf[n_env], sizeof(envbuf[n_env]), "%s=%s", keep[i],
-                                         v);
-                                envp[n_env] = envbuf[n_env];
-                                n_env++;
-                        }
-                }
-                envp[n_env] = NULL;
-        }
-
-        /* Its standard input is /dev/null, not loaderd's (a terminal, perhaps). */
-        devnull = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (devnull < 0)
-                return log_error_errno(errno, "Failed to open /dev/null: %m");
         if (l->output_fd >= 0) {
                 out_fd = analyzer_output_fd(l->output_fd);
-                if (out_fd < 0)
+                if (out_fd < 0) {
+                        close(sv[0]);
+                        close(sv[1]);
                         return log_error_errno(out_fd, "Failed to open the output for the "
                                                        "analyzer: %m");
+                }
         }
-        ctl = l->control_fd;
-        pid = fork();
-        if (pid < 0) {
-                r = -errno;
-                close(sv[0]);
-                close(sv[1]);
-                return log_error_errno(r, "Failed to fork the analyzer: %m");
-        }
-        if (pid == 0) {
-                /* Child: only async-signal-safe calls until exec. */
-                sigset_t all;
-
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                signal(SIGINT, SIG_IGN); /* loaderd decides when the analyzer ends (EOF) */
-                /* A session of its own: no controlling terminal to push input into. */
-                if (setsid() < 0)
-                        _exit(120);
-                /* Move the descriptors off 0-4 first: any may sit where another goes. */
-                exe = fcntl(exe, F_DUPFD_CLOEXEC, 10);
-                sv[1] = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-                ctl = ctl >= 0 ? fcntl(ctl, F_DUPFD_CLOEXEC, 10) : -1;
-                devnull = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
-                out_fd = out_fd >= 0 ? fcntl(out_fd, F_DUPFD_CLOEXEC, 10) : -1;
-                if (exe < 0 || sv[1] < 0 || (l->control_fd >= 0 && ctl < 0) || devnull < 0 ||
-                    (l->output_fd >= 0 && out_fd < 0))
-                        _exit(121);
-                if (dup2(devnull, STDIN_FILENO) < 0)
-                        _exit(121);
-                if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)
-                        _exit(121);
-                if (dup2(sv[1], ANALYZER_FD) < 0)
-                        _exit(121);
-                if (ctl >= 0 && dup2(ctl, ANALYZER_FD + 1) < 0)
-                        _exit(121);
-                if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-                    setresuid(uid, uid, uid) < 0)
-                        _exit(122);
-                /* After the change of user, which clears it; if loaderd died meanwhile, the
-                 * parent is someone else already. */
-                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
-                        _exit(120);
-                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                        _exit(123);
-                if (chdir("/") < 0)
-                        _exit(124);
-                syscall(SYS_execveat, exe, "", (char *const *)argv, envp, AT_EMPTY_PATH);
-                _exit(127);
-        }
+        r = spawn_confined(exe, argv, uid, gid, out_fd, sv[1], l->control_fd, &pid);
         close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                return log_error_errno(r, "Failed to start the analyzer: %m");
+        }
         *ret_sock = sv[0];
         *ret_pid = pid;
         return 0;
@@ -360,4 +378,49 @@ int analyzer_end(pid_t pid, int sig, int timeout_ms, int *ret_status)
         if (got < 0 && errno == ECHILD)
                 return 1; /* reaped already (SIGCHLD) */
         return r;
+}
+
+int spawn_planner(struct loaderd *l, uint32_t file_id, int file_fd, int *ret_sock,
+                  pid_t *ret_pid)
+{
+        const struct options *o = &l->opt;
+        int sv[2] = { -1, -1 };
+        _cleanup_close_ int exe = -1;
+        char id_arg[32], cache_arg[64 + PATH_MAX] = "";
+        const char *argv[8];
+        uid_t uid = 0;
+        gid_t gid = 0;
+        pid_t pid = 0;
+        int r, argc = 0;
+
+        r = ensure_user(o->user, &uid, &gid);
+        if (r < 0)
+                return r;
+        exe = open_analyzer(o->analyzer);
+        if (exe < 0)
+                return -errno;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        snprintf(id_arg, sizeof(id_arg), "--plan=%u", file_id);
+        argv[argc++] = "tlssniff-analyzer";
+        argv[argc++] = id_arg;
+        argv[argc++] = "--fd=3";
+        if (o->placement_fallback)
+                argv[argc++] = "--placement=fallback";
+        /* The folder spawn_analyzer prepared (the analyzer's user owns it). */
+        if (o->cache_dir && o->cache_dir[0]) {
+                snprintf(cache_arg, sizeof(cache_arg), "--cache-dir=%s", o->cache_dir);
+                argv[argc++] = cache_arg;
+        }
+        argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
+        argv[argc] = NULL;
+        r = spawn_confined(exe, argv, uid, gid, -1, sv[1], file_fd, &pid);
+        close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                return r;
+        }
+        *ret_sock = sv[0];
+        *ret_pid = pid;
+        return 0;
 }

@@ -1,0 +1,149 @@
+/*
+ * Planners: binary analysis (ELF, DWARF, Go tables, machine code) of each file runs in a
+ * process of its own, started for that file and ending with it (tlssniff-analyzer --plan,
+ * confined like the analyzer), which never sees captured data. Its socket carries one A_PLAN
+ * frame for its file's id and nothing else: a plan for another file, a second frame, a frame
+ * of another type or no plan at all fails the file (counted), so a hostile binary that takes
+ * over its planner can put probes only into itself. At most PLANNERS_MAX run at once, each
+ * for PLANNER_TIMEOUT_MS at most.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "loaderd.h"
+
+/* Ends tf's planner (it may still run: killed; SIGCHLD reaps it) and frees a slot. */
+static void planner_end(struct loaderd *l, struct traced_file *tf)
+{
+        if (tf->planner_sock >= 0) {
+                (void)epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, tf->planner_sock, NULL);
+                tf->planner_sock = safe_close(tf->planner_sock);
+        }
+        if (tf->planner_in) {
+                frame_reader_done(tf->planner_in);
+                free(tf->planner_in);
+                tf->planner_in = NULL;
+        }
+        if (tf->planner_pid > 0) {
+                (void)kill(tf->planner_pid, SIGKILL);
+                tf->planner_pid = 0;
+                l->planners_running--;
+        }
+}
+
+/* tf gets no plan: what its planner did wrong, counted in counter. */
+static void planner_fail(struct loaderd *l, struct traced_file *tf, uint64_t *counter,
+                         const char *why)
+{
+        char ep[LOG_ESCAPE_MAX];
+
+        (*counter)++;
+        log_warning("No plan for %s: its planner %s.", log_escape(tf->path, ep, sizeof(ep)),
+                    why);
+        planner_end(l, tf);
+        loaderd_plan_received(l, tf, NULL);
+}
+
+static int planner_start(struct loaderd *l, struct traced_file *tf)
+{
+        struct epoll_event ev = { .events = EPOLLIN };
+        int r;
+
+        tf->planner_in = calloc(1, sizeof(*tf->planner_in));
+        if (!tf->planner_in)
+                return -ENOMEM;
+        frame_reader_init(tf->planner_in, false);
+        r = spawn_planner(l, tf->id, tf->fd, &tf->planner_sock, &tf->planner_pid);
+        if (r < 0) {
+                tf->planner_sock = -1;
+                tf->planner_pid = 0;
+                return r;
+        }
+        l->planners_running++;
+        l->planners_started++;
+        tf->planner_deadline_ns = now_monotonic_ns() + PLANNER_TIMEOUT_MS * 1000000ull;
+        ev.data.u32 = PLANNER_TAG(tf->id, EV_PLANNER);
+        if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, tf->planner_sock, &ev) < 0)
+                return -errno;
+        return 0;
+}
+
+void planners_kick(struct loaderd *l)
+{
+        for (unsigned i = 0; i < l->n_files && l->planners_running < PLANNERS_MAX; i++) {
+                struct traced_file *tf = &l->files[i];
+                int r;
+
+                if (tf->state != FILE_SENT || tf->planner_pid > 0 || tf->planner_in)
+                        continue;
+                r = planner_start(l, tf);
+                if (r < 0) {
+                        char ep[LOG_ESCAPE_MAX];
+
+                        log_warning_errno(r, "Failed to start a planner for %s: %m",
+                                          log_escape(tf->path, ep, sizeof(ep)));
+                        l->planners_failed++;
+                        planner_end(l, tf);
+                        loaderd_plan_received(l, tf, NULL);
+                }
+        }
+}
+
+void planner_on_event(struct loaderd *l, struct traced_file *tf)
+{
+        struct frame_header h;
+        const uint8_t *body;
+        struct msg_plan *plan;
+        int k, r;
+
+        if (!tf->planner_in)
+                return;
+        k = frame_reader_fill(tf->planner_in, tf->planner_sock);
+        if (k == -EAGAIN)
+                return;
+        r = frame_reader_next(tf->planner_in, &h, &body);
+        if (r == 0) {
+                /* More to come, unless the planner is gone or its socket failed. */
+                if (k <= 0)
+                        planner_fail(l, tf, &l->planners_failed, "ended without a plan");
+                return;
+        }
+        if (r < 0 || h.type != FRAME_A_PLAN) {
+                planner_fail(l, tf, &l->planners_refused, "sent something other than a plan");
+                return;
+        }
+        plan = malloc(sizeof(*plan));
+        if (!plan || msg_decode_plan(body, h.length, plan) < 0 || plan->file_id != tf->id) {
+                free(plan);
+                planner_fail(l, tf, &l->planners_refused,
+                             "sent a plan that does not decode or is for another file");
+                return;
+        }
+        /* One frame, then the planner is done: what else it may send is not read. */
+        planner_end(l, tf);
+        loaderd_plan_received(l, tf, plan);
+        planners_kick(l);
+}
+
+void planners_tick(struct loaderd *l)
+{
+        uint64_t now = now_monotonic_ns();
+
+        for (unsigned i = 0; i < l->n_files; i++) {
+                struct traced_file *tf = &l->files[i];
+
+                if (tf->planner_in && now > tf->planner_deadline_ns)
+                        planner_fail(l, tf, &l->planners_timeouts, "ran out of time");
+        }
+        planners_kick(l);
+}
+
+void planners_stop(struct loaderd *l)
+{
+        for (unsigned i = 0; i < l->n_files; i++)
+                if (l->files[i].planner_in)
+                        planner_end(l, &l->files[i]);
+}
