@@ -50,6 +50,7 @@ struct analyzer_options {
 struct analyzer_cli {
         const char *analyze; /* --analyze FILE */
         uint32_t plan_file_id; /* --plan=ID: plan the file on fd PLANNER_FILE_FD, then exit */
+        const char *plan_name; /* --plan-name=NAME: what loaderd calls it, for the log */
         bool help;
         enum log_target target;
 };

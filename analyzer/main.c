@@ -119,8 +119,9 @@ static int analyze_file(const char *path, enum place_mode mode)
  * sees captured data, and loaderd takes from it a plan for that file only. Confined like the
  * analyzer (dropped to its user by loaderd, seccomp filter here, fatal when missing).
  */
-static int run_planner(const struct analyzer_options *o, uint32_t file_id)
+static int run_planner(const struct analyzer_options *o, uint32_t file_id, const char *name)
 {
+        char ename[LOG_ESCAPE_MAX];
         _cleanup_free_ struct msg_plan *plan = calloc(1, sizeof(*plan));
         struct planfile_info info;
         struct gocache cache = {};
@@ -139,8 +140,8 @@ static int run_planner(const struct analyzer_options *o, uint32_t file_id)
                 return log_error_errno(r, "Failed to install the seccomp filter: %m");
         }
         plan->file_id = file_id;
-        if (planfile_plan(PLANNER_FILE_FD, "(the file loaderd gave)", o->placement, &cache, plan,
-                          &info) < 0 &&
+        log_escape(name ? name : "(unnamed)", ename, sizeof(ename));
+        if (planfile_plan(PLANNER_FILE_FD, ename, o->placement, &cache, plan, &info) < 0 &&
             !plan->reason[0])
                 snprintf(plan->reason, sizeof(plan->reason), "the file cannot be read");
         gocache_done(&cache);
@@ -203,7 +204,7 @@ int main(int argc, char **argv)
                                   "tlssniff-loaderd under the analyzer's user.");
                         return 1;
                 }
-                return run_planner(&o, cli.plan_file_id) < 0 ? 1 : 0;
+                return run_planner(&o, cli.plan_file_id, cli.plan_name) < 0 ? 1 : 0;
         }
         if (o.fd < 0) {
                 fprintf(stderr, "tlssniff-analyzer: --fd is required. It is started by "

@@ -39,6 +39,7 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                 { "placement", required_argument, NULL, 'p' },
                 { "analyze", required_argument, NULL, 'a' },
                 { "plan", required_argument, NULL, 'L' },
+                { "plan-name", required_argument, NULL, 'N' },
                 { "exchanges", no_argument, NULL, 'x' },
                 { "no-data", no_argument, NULL, 'n' },
                 { "show-secrets", no_argument, NULL, 'S' },
@@ -87,6 +88,9 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                         if (parse_u64(optarg, 1, UINT32_MAX, &v) < 0)
                                 return bad(err, err_size, "plan", optarg);
                         cli->plan_file_id = (uint32_t)v;
+                        break;
+                case 'N':
+                        cli->plan_name = optarg;
                         break;
                 case 'x':
                         o->exchanges = true;

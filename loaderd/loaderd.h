@@ -261,8 +261,8 @@ void loaderd_mark_known(struct loaderd *l, uint64_t dev, uint64_t ino, bool kern
 int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid);
 /* A planner for one file (tlssniff-analyzer --plan=file_id, the file on its fd 4, confined
  * like the analyzer, stdout loaderd's): its socket and pid, or -errno. */
-int spawn_planner(struct loaderd *l, uint32_t file_id, int file_fd, int *ret_sock,
-                  pid_t *ret_pid);
+int spawn_planner(struct loaderd *l, uint32_t file_id, const char *name, int file_fd,
+                  int *ret_sock, pid_t *ret_pid);
 /* The analyzer's own descriptor of the output fd (CLOEXEC, for the caller to close): for a
  * regular file a new open file description, write-only and appending, so that the analyzer
  * can neither read the file nor change loaderd's description; else a duplicate. -errno. */

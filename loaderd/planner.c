@@ -56,7 +56,7 @@ static int planner_start(struct loaderd *l, struct traced_file *tf)
         if (!tf->planner_in)
                 return -ENOMEM;
         frame_reader_init(tf->planner_in, false);
-        r = spawn_planner(l, tf->id, tf->fd, &tf->planner_sock, &tf->planner_pid);
+        r = spawn_planner(l, tf->id, tf->path, tf->fd, &tf->planner_sock, &tf->planner_pid);
         if (r < 0) {
                 tf->planner_sock = -1;
                 tf->planner_pid = 0;

@@ -380,14 +380,14 @@ int analyzer_end(pid_t pid, int sig, int timeout_ms, int *ret_status)
         return r;
 }
 
-int spawn_planner(struct loaderd *l, uint32_t file_id, int file_fd, int *ret_sock,
-                  pid_t *ret_pid)
+int spawn_planner(struct loaderd *l, uint32_t file_id, const char *name, int file_fd,
+                  int *ret_sock, pid_t *ret_pid)
 {
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
-        _cleanup_close_ int exe = -1;
-        char id_arg[32], cache_arg[64 + PATH_MAX] = "";
-        const char *argv[8];
+        _cleanup_close_ int exe = -1, devnull = -1;
+        char id_arg[32], cache_arg[64 + PATH_MAX] = "", name_arg[32 + MSG_PATH_MAX];
+        const char *argv[10];
         uid_t uid = 0;
         gid_t gid = 0;
         pid_t pid = 0;
@@ -401,9 +401,20 @@ int spawn_planner(struct loaderd *l, uint32_t file_id, int file_fd, int *ret_soc
                 return -errno;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
+        /* It writes nothing but its frame: standard output is /dev/null. */
+        devnull = open("/dev/null", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (devnull < 0) {
+                r = -errno;
+                close(sv[0]);
+                close(sv[1]);
+                return r;
+        }
         snprintf(id_arg, sizeof(id_arg), "--plan=%u", file_id);
+        /* The name for its log only (escaped there): it plans the descriptor. */
+        snprintf(name_arg, sizeof(name_arg), "--plan-name=%s", name);
         argv[argc++] = "tlssniff-analyzer";
         argv[argc++] = id_arg;
+        argv[argc++] = name_arg;
         argv[argc++] = "--fd=3";
         if (o->placement_fallback)
                 argv[argc++] = "--placement=fallback";
@@ -414,7 +425,7 @@ int spawn_planner(struct loaderd *l, uint32_t file_id, int file_fd, int *ret_soc
         }
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;
-        r = spawn_confined(exe, argv, uid, gid, -1, sv[1], file_fd, &pid);
+        r = spawn_confined(exe, argv, uid, gid, devnull, sv[1], file_fd, &pid);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);
