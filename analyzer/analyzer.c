@@ -295,6 +295,31 @@ static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
         return r;
 }
 
+/* A file a planner planned, as loaderd reports it: listed for tlssniffctl processes. */
+static int on_l_planned(struct analyzer *a, const uint8_t *body, size_t n)
+{
+        struct msg_planned m;
+        struct msg_plan *plan;
+        int r = msg_decode_planned(body, n, &m);
+
+        if (r < 0)
+                return r;
+        plan = calloc(1, sizeof(*plan));
+        if (!plan)
+                return -ENOMEM;
+        plan->file_id = m.file.file_id;
+        plan->n_probes = m.probes;
+        memcpy(plan->library, m.library, sizeof(plan->library));
+        memcpy(plan->reason, m.reason, sizeof(plan->reason));
+        a->files_analyzed++;
+        if (plan->n_probes > 0 || plan->library[0])
+                remember_file(a, &m.file, plan);
+        if (plan->n_probes > 0)
+                a->plans_with_probes++;
+        free(plan);
+        return 0;
+}
+
 static int on_record(const uint8_t *rec, size_t len, void *userdata)
 {
         struct analyzer *a = userdata;
@@ -530,6 +555,7 @@ static const struct {
         { FRAME_L_CONFIG, on_l_config, true },
         { FRAME_L_CONTROL_RESULT, on_l_control_result, true },
         { FRAME_L_PROCESSES, on_l_processes, true },
+        { FRAME_L_PLANNED, on_l_planned, true },
 };
 
 int analyzer_handle_frame(struct analyzer *a, const struct frame_header *h, const uint8_t *body)

@@ -25,6 +25,9 @@ enum frame_type {
         FRAME_L_CONFIG = 0x0107,   /* [[analyzer option, ...], has_fd] (+ 1 fd: new output) */
         FRAME_L_CONTROL_RESULT = 0x0108, /* [id, ok, message]: answer to an A_CONTROL */
         FRAME_L_PROCESSES = 0x0109, /* [id, total, [[pid, status, comm, exe, reason, [file_id]]]] */
+        FRAME_L_PLANNED = 0x010A,  /* [file_id, dev, ino, path, pid, kind, library, reason,
+                                      probes]: a file its planner planned (library and reason
+                                      are the planner's claims) */
         FRAME_A_HELLO = 0x0201,    /* [version] */
         FRAME_A_PLAN = 0x0202,     /* [file_id, library, reason, [[kind, func, offset, locs]...], go] */
         FRAME_A_CONTROL = 0x0203,  /* [id, verb, argument]: tlssniffctl attach/detach/reload */

@@ -275,6 +275,50 @@ int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret)
         return 0;
 }
 
+int msg_encode_planned(msgpack_sbuffer *sb, const struct msg_planned *m)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 9);
+        msgpack_pack_uint32(&pk, m->file.file_id);
+        msgpack_pack_uint64(&pk, m->file.dev);
+        msgpack_pack_uint64(&pk, m->file.ino);
+        pack_str(&pk, m->file.path);
+        msgpack_pack_uint32(&pk, m->file.pid);
+        msgpack_pack_uint8(&pk, m->file.kind);
+        pack_str(&pk, m->library);
+        pack_str(&pk, m->reason);
+        msgpack_pack_uint32(&pk, m->probes);
+        return 0;
+}
+
+int msg_decode_planned(const uint8_t *body, size_t n, struct msg_planned *ret)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_planned m;
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 9, &a) && get_u32(&a[0], UINT32_MAX, &m.file.file_id) &&
+             get_u64(&a[1], UINT64_MAX, &m.file.dev) &&
+             get_u64(&a[2], UINT64_MAX, &m.file.ino) &&
+             get_str(&a[3], m.file.path, sizeof(m.file.path), false) &&
+             get_u32(&a[4], UINT32_MAX, &m.file.pid) &&
+             get_u8(&a[5], MSG_FILE_LIBRARY, &m.file.kind) &&
+             m.file.kind >= MSG_FILE_EXECUTABLE &&
+             get_str(&a[6], m.library, sizeof(m.library), false) &&
+             get_str(&a[7], m.reason, sizeof(m.reason), false) &&
+             get_u32(&a[8], MSG_PLAN_PROBES_MAX, &m.probes);
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
 void msg_plan_add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t offset,
                         const struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX])
 {

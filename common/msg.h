@@ -55,6 +55,14 @@ struct msg_plan {
         struct tlssniff_go_info go;
 };
 
+/* L_PLANNED: a file and what its planner said of it. */
+struct msg_planned {
+        struct msg_file file;
+        char library[MSG_TEXT_MAX];
+        char reason[MSG_TEXT_MAX];
+        uint32_t probes;
+};
+
 struct msg_attached {
         uint32_t file_id;
         uint32_t probes;
@@ -153,6 +161,8 @@ int msg_encode_a_hello(msgpack_sbuffer *sb, uint32_t version);
 int msg_decode_a_hello(const uint8_t *body, size_t n, uint32_t *ret_version);
 int msg_encode_file(msgpack_sbuffer *sb, const struct msg_file *m);
 int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret);
+int msg_encode_planned(msgpack_sbuffer *sb, const struct msg_planned *m);
+int msg_decode_planned(const uint8_t *body, size_t n, struct msg_planned *ret);
 /* Appends a probe (the caller checks there is room). */
 void msg_plan_add_probe(struct msg_plan *plan, uint8_t kind, uint8_t func, uint64_t offset,
                         const struct tlssniff_loc loc[_TLSSNIFF_ARG_MAX]);

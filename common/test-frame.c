@@ -145,6 +145,29 @@ static void test_file_roundtrip_and_strings(void)
         msgpack_sbuffer_destroy(&sb);
 }
 
+static void test_planned_roundtrip(void)
+{
+        struct msg_planned m = { .file = { .file_id = 3, .dev = 0x801, .ino = 77, .pid = 9,
+                                           .kind = MSG_FILE_LIBRARY },
+                                 .probes = 12 },
+                           got;
+        msgpack_sbuffer sb;
+
+        strcpy(m.file.path, "/usr/lib/x86_64-linux-gnu/libssl.so.3");
+        strcpy(m.library, "libssl.so.3");
+        strcpy(m.reason, "4 functions");
+        msgpack_sbuffer_init(&sb);
+        assert(msg_encode_planned(&sb, &m) == 0);
+        assert(msg_decode_planned((const uint8_t *)sb.data, sb.size, &got) == 0);
+        assert(got.file.file_id == 3 && got.file.ino == 77 && got.probes == 12 &&
+               strcmp(got.library, "libssl.so.3") == 0 &&
+               strcmp(got.file.path, m.file.path) == 0);
+        /* Every truncation fails cleanly. */
+        for (size_t n = 0; n < sb.size; n++)
+                assert(msg_decode_planned((const uint8_t *)sb.data, n, &got) == -EBADMSG);
+        msgpack_sbuffer_destroy(&sb);
+}
+
 static int count_cb(const uint8_t *rec, size_t len, void *ud)
 {
         size_t *total = ud;
@@ -540,6 +563,7 @@ int main(void)
         test_reader_split_and_garbage();
         test_plan_roundtrip();
         test_file_roundtrip_and_strings();
+        test_planned_roundtrip();
         test_records();
         test_records_walker();
         test_fd_passing();

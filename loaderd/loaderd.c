@@ -120,6 +120,7 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
                 .state = FILE_SENT,
                 .initial = initial,
                 .kind = kind,
+                .pid = pid,
                 .path = strdup(path),
                 .planner_sock = -1,
         };
@@ -238,6 +239,27 @@ void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg
         if (tf->initial)
                 l->pending_initial--;
         tf->initial = false;
+        if (plan) {
+                /* The analyzer lists the file (tlssniffctl processes) with what its planner
+                 * said; loaderd's own verdict follows in L_ATTACHED. */
+                struct msg_planned *m = calloc(1, sizeof(*m));
+                msgpack_sbuffer sb;
+
+                if (m) {
+                        m->file = (struct msg_file){ .file_id = tf->id, .dev = tf->dev,
+                                                     .ino = tf->ino, .pid = (uint32_t)tf->pid,
+                                                     .kind = tf->kind };
+                        snprintf(m->file.path, sizeof(m->file.path), "%s", tf->path);
+                        snprintf(m->library, sizeof(m->library), "%s", plan->library);
+                        snprintf(m->reason, sizeof(m->reason), "%s", plan->reason);
+                        m->probes = plan->n_probes;
+                        msgpack_sbuffer_init(&sb);
+                        msg_encode_planned(&sb, m);
+                        (void)send_frame(l, FRAME_L_PLANNED, &sb, -1);
+                        msgpack_sbuffer_destroy(&sb);
+                        free(m);
+                }
+        }
         if (!plan) {
                 tf->state = FILE_FAILED;
                 l->files_failed++;

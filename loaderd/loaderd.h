@@ -87,6 +87,7 @@ struct traced_file {
         enum file_state state;
         bool initial; /* found by the start-up scan; counts towards readiness */
         uint8_t kind; /* enum msg_file_kind */
+        pid_t pid;    /* the process it was found in (0: a library folder) */
         struct msg_plan *plan; /* attached: kept to attach it again when the scope changes */
         /* Its planner (planner.c) while it runs: pid, socket, what came, the deadline. */
         pid_t planner_pid;
