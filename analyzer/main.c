@@ -123,7 +123,7 @@ static int run_planner(const struct analyzer_options *o, uint32_t file_id, const
 {
         char ename[LOG_ESCAPE_MAX];
         _cleanup_free_ struct msg_plan *plan = calloc(1, sizeof(*plan));
-        struct planfile_info info;
+        struct planfile_info info = {};
         struct gocache cache = {};
         uint8_t hdr[FRAME_HEADER_SIZE];
         msgpack_sbuffer sb;
@@ -146,9 +146,12 @@ static int run_planner(const struct analyzer_options *o, uint32_t file_id, const
                 snprintf(plan->reason, sizeof(plan->reason), "the file cannot be read");
         gocache_done(&cache);
         msgpack_sbuffer_init(&sb);
-        r = msg_encode_plan(&sb, plan);
+        r = msg_encode_planner_plan(&sb, plan,
+                                    &(struct msg_planner_result){
+                                            .go = info.go, .cached = info.cached,
+                                            .analysis_us = info.analysis_ns / 1000 });
         if (r >= 0) {
-                frame_header_write(hdr, (uint32_t)sb.size, FRAME_A_PLAN);
+                frame_header_write(hdr, (uint32_t)sb.size, FRAME_P_PLAN);
                 if (write(o->fd, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr) ||
                     write(o->fd, sb.data, sb.size) != (ssize_t)sb.size)
                         r = -errno;

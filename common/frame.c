@@ -52,6 +52,7 @@ const char *frame_type_name(uint16_t type)
         case FRAME_L_CONTROL_RESULT: return "L_CONTROL_RESULT";
         case FRAME_L_PROCESSES: return "L_PROCESSES";
         case FRAME_L_PLANNED: return "L_PLANNED";
+        case FRAME_P_PLAN: return "P_PLAN";
         case FRAME_A_HELLO: return "A_HELLO";
         case FRAME_A_PLAN: return "A_PLAN";
         case FRAME_A_CONTROL: return "A_CONTROL";

@@ -275,6 +275,59 @@ int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret)
         return 0;
 }
 
+int msg_encode_planner_plan(msgpack_sbuffer *sb, const struct msg_plan *plan,
+                            const struct msg_planner_result *res)
+{
+        msgpack_sbuffer inner;
+        msgpack_packer pk;
+        int r;
+
+        msgpack_sbuffer_init(&inner);
+        r = msg_encode_plan(&inner, plan);
+        if (r >= 0) {
+                msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+                msgpack_pack_array(&pk, 4);
+                msgpack_pack_bin(&pk, inner.size);
+                msgpack_pack_bin_body(&pk, inner.data, inner.size);
+                if (res->go)
+                        msgpack_pack_true(&pk);
+                else
+                        msgpack_pack_false(&pk);
+                if (res->cached)
+                        msgpack_pack_true(&pk);
+                else
+                        msgpack_pack_false(&pk);
+                msgpack_pack_uint64(&pk, res->analysis_us);
+        }
+        msgpack_sbuffer_destroy(&inner);
+        return r;
+}
+
+int msg_decode_planner_plan(const uint8_t *body, size_t n, struct msg_plan *plan,
+                            struct msg_planner_result *res)
+{
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        struct msg_planner_result m = {};
+        bool ok;
+
+        if (unpack_whole(body, n, &u) < 0)
+                return -EBADMSG;
+        ok = get_array(&u.data, 4, &a) && a[0].type == MSGPACK_OBJECT_BIN &&
+             a[1].type == MSGPACK_OBJECT_BOOLEAN && a[2].type == MSGPACK_OBJECT_BOOLEAN &&
+             get_u64(&a[3], UINT64_MAX, &m.analysis_us) &&
+             msg_decode_plan((const uint8_t *)a[0].via.bin.ptr, a[0].via.bin.size, plan) == 0;
+        if (ok) {
+                m.go = a[1].via.boolean;
+                m.cached = a[2].via.boolean;
+        }
+        msgpack_unpacked_destroy(&u);
+        if (!ok)
+                return -EBADMSG;
+        *res = m;
+        return 0;
+}
+
 int msg_encode_planned(msgpack_sbuffer *sb, const struct msg_planned *m)
 {
         msgpack_packer pk;

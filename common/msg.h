@@ -161,6 +161,17 @@ int msg_encode_a_hello(msgpack_sbuffer *sb, uint32_t version);
 int msg_decode_a_hello(const uint8_t *body, size_t n, uint32_t *ret_version);
 int msg_encode_file(msgpack_sbuffer *sb, const struct msg_file *m);
 int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret);
+/* P_PLAN, a planner's answer: the plan and what planning it took. */
+struct msg_planner_result {
+        bool go;              /* a Go executable */
+        bool cached;          /* its plan came from the offset cache */
+        uint64_t analysis_us; /* time spent analysing */
+};
+int msg_encode_planner_plan(msgpack_sbuffer *sb, const struct msg_plan *plan,
+                            const struct msg_planner_result *res);
+/* plan (large: the caller's) and res, or -EBADMSG. */
+int msg_decode_planner_plan(const uint8_t *body, size_t n, struct msg_plan *plan,
+                            struct msg_planner_result *res);
 int msg_encode_planned(msgpack_sbuffer *sb, const struct msg_planned *m);
 int msg_decode_planned(const uint8_t *body, size_t n, struct msg_planned *ret);
 /* Appends a probe (the caller checks there is room). */

@@ -945,6 +945,10 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_planners_timeouts", l->planners_timeouts);
         ADD("loaderd_planners_failed", l->planners_failed);
         ADD("loaderd_analyzer_plans_refused", l->analyzer_plans_refused);
+        ADD("loaderd_go_files", l->go_files);
+        ADD("loaderd_go_cache_hits", l->go_cache_hits);
+        ADD("loaderd_go_analyses", l->go_analyses);
+        ADD("loaderd_go_analysis_us", l->go_analysis_us);
         ADD("loaderd_admin_requests", l->admin.requests);
         ADD("loaderd_admin_refused", l->admin.refused);
         ADD("loaderd_admin_timeouts", l->admin.timeouts);

@@ -161,6 +161,7 @@ struct loaderd {
         unsigned planners_running;         /* planner.c */
         uint64_t planners_started, planners_refused, planners_timeouts, planners_failed;
         uint64_t analyzer_plans_refused;   /* A_PLAN frames from the data analyzer */
+        uint64_t go_files, go_cache_hits, go_analyses, go_analysis_us; /* planners' reports */
         struct ratelimit odd_name_log;
         struct admin admin;                /* the admin socket (admin.h) */
         uint64_t records_forwarded;

@@ -96,6 +96,7 @@ void planner_on_event(struct loaderd *l, struct traced_file *tf)
 {
         struct frame_header h;
         const uint8_t *body;
+        struct msg_planner_result res;
         struct msg_plan *plan;
         int k, r;
 
@@ -111,16 +112,24 @@ void planner_on_event(struct loaderd *l, struct traced_file *tf)
                         planner_fail(l, tf, &l->planners_failed, "ended without a plan");
                 return;
         }
-        if (r < 0 || h.type != FRAME_A_PLAN) {
+        if (r < 0 || h.type != FRAME_P_PLAN) {
                 planner_fail(l, tf, &l->planners_refused, "sent something other than a plan");
                 return;
         }
         plan = malloc(sizeof(*plan));
-        if (!plan || msg_decode_plan(body, h.length, plan) < 0 || plan->file_id != tf->id) {
+        if (!plan || msg_decode_planner_plan(body, h.length, plan, &res) < 0 ||
+            plan->file_id != tf->id) {
                 free(plan);
                 planner_fail(l, tf, &l->planners_refused,
                              "sent a plan that does not decode or is for another file");
                 return;
+        }
+        /* The planner's word, for the counters only. */
+        if (res.go) {
+                l->go_files++;
+                l->go_cache_hits += res.cached;
+                l->go_analyses += !res.cached;
+                l->go_analysis_us += res.analysis_us;
         }
         /* One frame, then the planner is done: what else it may send is not read. */
         planner_end(l, tf);

@@ -228,8 +228,8 @@ def main(t):
               "analyzer_stream_gaps"):
         if stats.get(k, 0) != 0:
             raise TestFailure(f"{k} = {stats.get(k)}")
-    if stats.get("analyzer_go_cache_hits", 0) < 1:
-        raise TestFailure(f"analyzer_go_cache_hits = {stats.get('analyzer_go_cache_hits')}")
+    if stats.get("loaderd_go_cache_hits", 0) < 1:
+        raise TestFailure(f"loaderd_go_cache_hits = {stats.get('loaderd_go_cache_hits')}")
 
     # A restart is served from the cache on disk: no analysis at all.
     t.start_loaderd()
@@ -239,10 +239,10 @@ def main(t):
                           "-connect", f"127.0.0.1:{port}", "-sizes", "100")
     t.stop_loaderd()
     st = t.capture.stats
-    if st.get("analyzer_go_analyses", -1) != 0 or st.get("analyzer_go_cache_hits", 0) < 1:
-        raise TestFailure(f"after a restart: analyzer_go_analyses = "
-                          f"{st.get('analyzer_go_analyses')}, analyzer_go_cache_hits = "
-                          f"{st.get('analyzer_go_cache_hits')} (wanted 0 and >= 1)")
+    if st.get("loaderd_go_analyses", -1) != 0 or st.get("loaderd_go_cache_hits", 0) < 1:
+        raise TestFailure(f"after a restart: loaderd_go_analyses = "
+                          f"{st.get('loaderd_go_analyses')}, loaderd_go_cache_hits = "
+                          f"{st.get('loaderd_go_cache_hits')} (wanted 0 and >= 1)")
     conn = [c for c in lines if c.get("event") == "client_conn"][0]
     s = [x for x in t.capture.streams.values() if x.direction == "write"
          and x.records[0]["local"] and x.records[0]["local"]["port"] == conn["local_port"]]
