@@ -236,7 +236,9 @@ void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg
 
 /* planner.c: one confined, short-lived planner per file (tlssniff-analyzer --plan), at most
  * PLANNERS_MAX at once; a plan is taken from the planner of that file only. */
-#define PLANNERS_MAX 2
+/* One at a time while planners share the analyzer's offset cache file (they would overwrite
+ * each other's appends); more once loaderd keeps the cache (issue 26, item 2). */
+#define PLANNERS_MAX 1
 #define PLANNER_TIMEOUT_MS 30000
 /* The epoll tag of tf's planner socket (EV_PLANNER in its low 4 bits, the file id above). */
 #define PLANNER_TAG(id, ev) ((uint32_t)(id) << 4 | (ev))
