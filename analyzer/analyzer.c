@@ -84,7 +84,6 @@ static void on_conn_closed(const struct conn_entry *c, const char *why, void *us
 
 int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
 {
-        int r;
 
         *a = (struct analyzer){ .opt = *opt, .sock = opt->fd };
         control_init(&a->control, opt->control_fd);
@@ -115,15 +114,6 @@ int analyzer_init(struct analyzer *a, const struct analyzer_options *opt)
         assembler_init(&a->asmb, on_assembled, a);
         identity_init(&a->identity, on_message, a);
         listen_ports_init(&a->listen);
-        r = gocache_open(&a->gocache, opt->cache_dir);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to open the Go offset cache in '%s', keeping it in "
-                                     "memory only: %m", opt->cache_dir);
-                (void)gocache_open(&a->gocache, NULL);
-        } else if (a->gocache.load_errors > 0) {
-                log_warning("The Go offset cache in '%s' had a damaged tail, cut after %zu "
-                            "plans.", opt->cache_dir, a->gocache.n);
-        }
         /* Connections are always tracked (tlssniffctl connections); parsed with --exchanges. */
         if (conn_table_init(&a->conns, opt->exchanges, opt->preview, on_exchange,
                             on_conn_closed, a) < 0)
@@ -147,7 +137,6 @@ void analyzer_done(struct analyzer *a)
         identity_done(&a->identity);
         control_done(&a->control);
         listen_ports_done(&a->listen);
-        gocache_done(&a->gocache);
         free(a->file_info);
         if (a->conns.buckets)
                 conn_table_done(&a->conns);
@@ -247,52 +236,6 @@ struct file_info *analyzer_file_info(struct analyzer *a, uint32_t file_id)
                 if (a->file_info[i].file_id == file_id)
                         return &a->file_info[i];
         return NULL;
-}
-
-static int on_l_file(struct analyzer *a, const uint8_t *body, size_t n)
-{
-        struct planfile_info info = {};
-        struct msg_file m;
-        struct msg_plan *plan;
-        msgpack_sbuffer sb;
-        int fd, r;
-
-        fd = frame_reader_take_fd(&a->in);
-        r = msg_decode_file(body, n, &m);
-        if (r < 0) {
-                safe_close(fd);
-                return r;
-        }
-        plan = calloc(1, sizeof(*plan));
-        if (!plan) {
-                safe_close(fd);
-                return -ENOMEM;
-        }
-        plan->file_id = m.file_id;
-        /* What we were given is checked before use: a regular file, nothing else. */
-        if (fd < 0)
-                snprintf(plan->reason, sizeof(plan->reason), "no file descriptor received");
-        else if (planfile_plan(fd, m.path, a->opt.placement, &a->gocache, plan, &info) < 0 &&
-                 !plan->reason[0])
-                snprintf(plan->reason, sizeof(plan->reason), "the file cannot be read");
-        safe_close(fd);
-        a->files_analyzed++;
-        if (info.go) {
-                a->go_files++;
-                a->go_analyses += !info.cached;
-                a->go_analysis_ns += info.analysis_ns;
-        }
-        if (plan->n_probes > 0 || plan->library[0])
-                remember_file(a, &m, plan);
-        if (plan->n_probes > 0)
-                a->plans_with_probes++;
-        msgpack_sbuffer_init(&sb);
-        r = msg_encode_plan(&sb, plan);
-        if (r >= 0)
-                r = send_frame(a, FRAME_A_PLAN, &sb);
-        msgpack_sbuffer_destroy(&sb);
-        free(plan);
-        return r;
 }
 
 /* A file a planner planned, as loaderd reports it: listed for tlssniffctl processes. */
@@ -549,7 +492,7 @@ static const struct {
         int (*handler)(struct analyzer *a, const uint8_t *body, size_t n);
         bool needs_hello;
 } handlers[] = {
-        { FRAME_L_HELLO, on_l_hello, false },     { FRAME_L_FILE, on_l_file, true },
+        { FRAME_L_HELLO, on_l_hello, false },
         { FRAME_L_RECORDS, on_l_records, true },  { FRAME_L_STATS, on_l_stats, true },
         { FRAME_L_ATTACHED, on_l_attached, true }, { FRAME_L_READY, on_l_ready, true },
         { FRAME_L_CONFIG, on_l_config, true },
@@ -606,12 +549,6 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_files_with_tls", a->plans_with_probes);
         ADD("analyzer_open_events", a->open_events);
         ADD("analyzer_journal_errors", a->journal_errors);
-        ADD("analyzer_go_files", a->go_files);
-        ADD("analyzer_go_analyses", a->go_analyses);
-        ADD("analyzer_go_analysis_us", a->go_analysis_ns / 1000);
-        ADD("analyzer_go_cache_hits", a->gocache.hits);
-        ADD("analyzer_go_cache_entries", a->gocache.n);
-        ADD("analyzer_go_cache_errors", a->gocache.load_errors + a->gocache.write_errors);
         ADD("analyzer_output_errors", a->output_errors);
         ADD("analyzer_output_direct_bytes",
             a->out_stream ? direct_writer_direct_bytes(&a->out_direct) : 0);

@@ -107,10 +107,6 @@ struct analyzer {
         struct file_info *file_info; /* ring of ANALYZER_FILE_INFO_MAX, allocated on use */
         size_t file_info_n;          /* entries written in all (the ring keeps the last ones) */
         uint64_t plans_with_probes;
-        struct gocache gocache;
-        uint64_t go_files;          /* Go executables seen */
-        uint64_t go_analyses;       /* of them, analysed (not served from the cache) */
-        uint64_t go_analysis_ns;    /* time spent analysing them */
         uint64_t output_errors;
         uint64_t journal_errors; /* exchanges the journal did not take */
         uint64_t close_events; /* sockets of captured connections the kernel saw close */
