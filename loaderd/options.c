@@ -30,6 +30,7 @@ enum {
         OPT_CALL_CAP,
         OPT_RINGBUF,
         OPT_ANALYZER,
+        OPT_PLANNER,
         OPT_USER,
         OPT_BATCH_SCHEDULING,
         OPT_LOG_TARGET,
@@ -84,6 +85,7 @@ static const struct setting settings[] = {
         { "redact-header", "redaction", OPT_REDACT, false, false },
         { "redact-param", "redaction", OPT_REDACT_PARAM, false, false },
         { "analyzer", "service", OPT_ANALYZER, false, false },
+        { "planner", "service", OPT_PLANNER, false, false },
         { "user", "service", OPT_USER, false, false },
         { "batch-scheduling", "service", OPT_BATCH_SCHEDULING, true, false },
         { "control-socket", "service", OPT_CONTROL, false, false },
@@ -168,6 +170,10 @@ void options_help(void)
                "                           (0: good; 2: the error is printed)\n"
                "      --analyzer PATH      analyzer binary (default: next to this one, then\n"
                "                           " TLSSNIFF_LIBEXECDIR ")\n"
+               "      --planner PATH       binary of the planners, one per traced file, that\n"
+               "                           plan its probes (tlssniff-analyzer --plan;\n"
+               "                           default: found as --analyzer's default, whatever\n"
+               "                           --analyzer says)\n"
                "      --user NAME          user the analyzer runs as (tlssniff; created if\n"
                "                           missing)\n"
                "      --batch-scheduling[=no]\n"
@@ -441,6 +447,11 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 if (arg[0] != '/' && strchr(arg, '/') == NULL && *arg)
                         return fail(err, err_size, "'%s' is not a path", arg);
                 o->analyzer = *arg ? copy : NULL;
+                break;
+        case OPT_PLANNER:
+                if (arg[0] != '/' && strchr(arg, '/') == NULL && *arg)
+                        return fail(err, err_size, "'%s' is not a path", arg);
+                o->planner = *arg ? copy : NULL;
                 break;
         case OPT_BATCH_SCHEDULING:
                 o->batch_scheduling = on;

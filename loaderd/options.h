@@ -37,6 +37,7 @@ struct options {
         unsigned body_preview;
         const char *output;
         const char *analyzer;
+        const char *planner;        /* the planners' binary; NULL: the default analyzer's */
         const char *user;
         const char *control_socket; /* "" for none */
         const char *cache_dir;      /* the analyzer's Go offset cache; "" for none */
