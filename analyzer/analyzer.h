@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "binary/gocache.h"
 #include "binary/place.h"
 #include "control/control.h"
 #include "control/tail.h"
@@ -38,7 +37,6 @@ struct analyzer_options {
         bool show_secrets; /* --show-secrets: no header redaction */
         bool journal_exchanges; /* --journal-exchanges: exchanges also to the journal */
         unsigned preview;  /* --body-preview bytes */
-        const char *cache_dir; /* --cache-dir: the Go offset cache's folder, NULL: memory only */
         struct output_redaction redact; /* --redact-header NAME ... */
         int log_level;                 /* --log-level */
 };

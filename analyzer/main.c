@@ -124,31 +124,25 @@ static int run_planner(const struct analyzer_options *o, uint32_t file_id, const
         char ename[LOG_ESCAPE_MAX];
         _cleanup_free_ struct msg_plan *plan = calloc(1, sizeof(*plan));
         struct planfile_info info = {};
-        struct gocache cache = {};
         uint8_t hdr[FRAME_HEADER_SIZE];
         msgpack_sbuffer sb;
         int r;
 
         if (!plan)
                 return log_error_errno(ENOMEM, "Out of memory.");
-        /* The offset cache is opened before the filter: nothing is opened after it. */
-        if (gocache_open(&cache, o->cache_dir) < 0)
-                (void)gocache_open(&cache, NULL);
         r = sandbox_apply();
         if (r < 0 && r != -EOPNOTSUPP) {
-                gocache_done(&cache);
                 return log_error_errno(r, "Failed to install the seccomp filter: %m");
         }
         plan->file_id = file_id;
         log_escape(name ? name : "(unnamed)", ename, sizeof(ename));
-        if (planfile_plan(PLANNER_FILE_FD, ename, o->placement, &cache, plan, &info) < 0 &&
+        if (planfile_plan(PLANNER_FILE_FD, ename, o->placement, plan, &info) < 0 &&
             !plan->reason[0])
                 snprintf(plan->reason, sizeof(plan->reason), "the file cannot be read");
-        gocache_done(&cache);
         msgpack_sbuffer_init(&sb);
         r = msg_encode_planner_plan(&sb, plan,
                                     &(struct msg_planner_result){
-                                            .go = info.go, .cached = info.cached,
+                                            .go = info.go,
                                             .analysis_us = info.analysis_ns / 1000 });
         if (r >= 0) {
                 frame_header_write(hdr, (uint32_t)sb.size, FRAME_P_PLAN);
@@ -167,10 +161,10 @@ static void help(void)
                "                         [--log-level N] [--exchanges [--no-data]]\n"
                "                         [--body-preview BYTES] [--show-secrets]\n"
                "                         [--redact-header NAME]... [--redact-param NAME]...\n"
-               "                         [--cache-dir DIR] [--journal-exchanges]\n"
+               "                         [--journal-exchanges]\n"
                "       tlssniff-analyzer --analyze FILE [--placement auto|fallback]\n"
                "       tlssniff-analyzer --plan=ID --fd=N [--placement auto|fallback]\n"
-               "                         [--cache-dir DIR] [--log-target T]\n"
+               "                         [--log-target T]\n"
                "\n"
                "The unprivileged half of tlssniff, started by tlssniff-loaderd with the socket\n"
                "to it as fd N. Not meant to be run by hand, except --analyze, which prints the\n"

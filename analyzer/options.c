@@ -46,7 +46,6 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                 { "redact-header", required_argument, NULL, 'R' },
                 { "redact-param", required_argument, NULL, 'P' },
                 { "body-preview", required_argument, NULL, 'b' },
-                { "cache-dir", required_argument, NULL, 'c' },
                 { "journal-exchanges", no_argument, NULL, 'J' },
                 { "log-target", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'l' },
@@ -121,9 +120,6 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                                 o->placement = PLACE_MODE_FALLBACK;
                         else
                                 return bad(err, err_size, "placement", optarg);
-                        break;
-                case 'c':
-                        o->cache_dir = optarg;
                         break;
                 case 'J':
                         o->journal_exchanges = true;

@@ -286,14 +286,10 @@ int msg_encode_planner_plan(msgpack_sbuffer *sb, const struct msg_plan *plan,
         r = msg_encode_plan(&inner, plan);
         if (r >= 0) {
                 msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-                msgpack_pack_array(&pk, 4);
+                msgpack_pack_array(&pk, 3);
                 msgpack_pack_bin(&pk, inner.size);
                 msgpack_pack_bin_body(&pk, inner.data, inner.size);
                 if (res->go)
-                        msgpack_pack_true(&pk);
-                else
-                        msgpack_pack_false(&pk);
-                if (res->cached)
                         msgpack_pack_true(&pk);
                 else
                         msgpack_pack_false(&pk);
@@ -313,13 +309,11 @@ int msg_decode_planner_plan(const uint8_t *body, size_t n, struct msg_plan *plan
 
         if (unpack_whole(body, n, &u) < 0)
                 return -EBADMSG;
-        ok = get_array(&u.data, 4, &a) && a[0].type == MSGPACK_OBJECT_BIN &&
-             a[1].type == MSGPACK_OBJECT_BOOLEAN && a[2].type == MSGPACK_OBJECT_BOOLEAN &&
-             get_u64(&a[3], UINT64_MAX, &m.analysis_us) &&
+        ok = get_array(&u.data, 3, &a) && a[0].type == MSGPACK_OBJECT_BIN &&
+             a[1].type == MSGPACK_OBJECT_BOOLEAN && get_u64(&a[2], UINT64_MAX, &m.analysis_us) &&
              msg_decode_plan((const uint8_t *)a[0].via.bin.ptr, a[0].via.bin.size, plan) == 0;
         if (ok) {
                 m.go = a[1].via.boolean;
-                m.cached = a[2].via.boolean;
         }
         msgpack_unpacked_destroy(&u);
         if (!ok)

@@ -15,7 +15,7 @@
 #define MSG_PATH_MAX 1024
 #define MSG_TEXT_MAX 256
 #define MSG_PLAN_PROBES_MAX 64
-#define MSG_STATS_MAX 64
+#define MSG_STATS_MAX 96
 #define MSG_STAT_NAME_MAX 48
 
 enum msg_file_kind {
@@ -164,7 +164,6 @@ int msg_decode_file(const uint8_t *body, size_t n, struct msg_file *ret);
 /* P_PLAN, a planner's answer: the plan and what planning it took. */
 struct msg_planner_result {
         bool go;              /* a Go executable */
-        bool cached;          /* its plan came from the offset cache */
         uint64_t analysis_us; /* time spent analysing */
 };
 int msg_encode_planner_plan(msgpack_sbuffer *sb, const struct msg_plan *plan,

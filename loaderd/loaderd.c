@@ -123,6 +123,12 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
                 .pid = pid,
                 .path = strdup(path),
                 .planner_sock = -1,
+                .size = (uint64_t)st.st_size,
+                .mtime = st.st_mtim,
+                .ctime = st.st_ctim,
+                /* Only root can change its bytes: the plan cache may serve it (planner.c). */
+                .cacheable = S_ISREG(st.st_mode) && st.st_uid == 0 && !(st.st_mode & 022) &&
+                             !l->opt.placement_fallback,
         };
         if (!tf->path) {
                 close(fd);
@@ -280,6 +286,8 @@ void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg
         } else {
                 r = plan_validate(plan, &segs, reason, sizeof(reason));
         }
+        if (r >= 0)
+                planner_plan_checked(l, tf, plan);
         if (r < 0) {
                 tf->state = FILE_FAILED;
                 l->files_failed++;
@@ -487,6 +495,8 @@ static void keep_restart_settings(const struct options *old, struct options *n, 
              n->placement_fallback = old->placement_fallback);
         KEEP(!same_str(old->analyzer, n->analyzer), "analyzer",
              n->analyzer = options_keep(n, old->analyzer));
+        KEEP(!same_str(old->planner, n->planner), "planner",
+             n->planner = options_keep(n, old->planner));
         KEEP(!same_str(old->user, n->user), "user", n->user = options_keep(n, old->user));
         KEEP(old->batch_scheduling != n->batch_scheduling, "batch-scheduling",
              n->batch_scheduling = old->batch_scheduling);
@@ -933,6 +943,9 @@ static void send_stats(struct loaderd *l)
         }
 #define ADD(name_, v_)                                                                             \
         do {                                                                                       \
+                /* Not reached: room for all (test_control reads the last). */                      \
+                if (m.n == MSG_STATS_MAX)                                                          \
+                        break;                                                                     \
                 snprintf(m.s[m.n].name, sizeof(m.s[m.n].name), "%s", name_);                       \
                 m.s[m.n++].value = (v_);                                                           \
         } while (0)
@@ -949,6 +962,11 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_go_cache_hits", l->go_cache_hits);
         ADD("loaderd_go_analyses", l->go_analyses);
         ADD("loaderd_go_analysis_us", l->go_analysis_us);
+        ADD("loaderd_plan_cache_entries", l->cache.n);
+        ADD("loaderd_plan_cache_stored", l->cache.stored);
+        ADD("loaderd_plan_cache_full", l->cache.full);
+        ADD("loaderd_plan_cache_errors", l->cache.load_errors + l->cache.write_errors);
+        ADD("loaderd_plan_cache_hashed_bytes", l->hashed_bytes);
         ADD("loaderd_admin_requests", l->admin.requests);
         ADD("loaderd_admin_refused", l->admin.refused);
         ADD("loaderd_admin_timeouts", l->admin.timeouts);
@@ -1492,7 +1510,8 @@ int loaderd_run(struct options *opt, int argc, char **argv)
 {
         struct loaderd l = { .opt = *opt, .argc = argc, .argv = argv, .sock = -1, .epoll_fd = -1, .signal_fd = -1,
                              .timer_fd = -1, .output_fd = -1,
-                             .control_fd = -1, .admin = { .listen_fd = -1 } };
+                             .control_fd = -1, .admin = { .listen_fd = -1 },
+                             .cache = { .fd = -1 } };
         char admin_sock[PATH_MAX] = "";
         struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
         struct epoll_event ev;
@@ -1549,6 +1568,7 @@ int loaderd_run(struct options *opt, int argc, char **argv)
                                              "tlssniffctl): %m",
                                           admin_sock);
         }
+        plancache_setup(&l);
         r = start_analyzer(&l);
         if (r < 0)
                 goto out;
@@ -1563,6 +1583,7 @@ out:
         (void)rings_consume(&l);
         shutdown_analyzer(&l);
         planners_stop(&l);
+        plancache_done(&l.cache);
         if (r >= 0 && l.analyzer_failed)
                 r = -EIO;
         for (unsigned i = 0; i < l.n_files; i++) {

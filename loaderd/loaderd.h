@@ -15,9 +15,11 @@
 #include "log.h"
 #include "msg.h"
 #include "elfseg.h"
+#include "sha256.h"
 
 #include "admin.h"
 #include "options.h"
+#include "plancache.h"
 #include "ringbuf.h"
 
 #define LOADERD_RECORDS_BATCH (512u << 10) /* flush a records frame at this size */
@@ -89,6 +91,13 @@ struct traced_file {
         uint8_t kind; /* enum msg_file_kind */
         pid_t pid;    /* the process it was found in (0: a library folder) */
         struct msg_plan *plan; /* attached: kept to attach it again when the scope changes */
+        /* As loaderd found it (fstat at the offer): the plan cache may serve it or keep its
+         * plan only while these are the same and only root can write it (planner.c). */
+        uint64_t size;
+        struct timespec mtime, ctime;
+        bool cacheable;
+        bool cache_store;               /* its planner's plan goes into the cache once checked */
+        char key[SHA256_HEX_SIZE];      /* its SHA-256, once computed ("" before) */
         /* Its planner (planner.c) while it runs: pid, socket, what came, the deadline. */
         pid_t planner_pid;
         int planner_sock;
@@ -162,6 +171,8 @@ struct loaderd {
         uint64_t planners_started, planners_refused, planners_timeouts, planners_failed;
         uint64_t analyzer_plans_refused;   /* A_PLAN frames from the data analyzer */
         uint64_t go_files, go_cache_hits, go_analyses, go_analysis_us; /* planners' reports */
+        struct plancache cache;            /* plans of Go files by content (plancache.h) */
+        uint64_t hashed_bytes;             /* read to compute plan cache keys */
         struct ratelimit odd_name_log;
         struct admin admin;                /* the admin socket (admin.h) */
         uint64_t records_forwarded;
@@ -236,9 +247,8 @@ void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg
 
 /* planner.c: one confined, short-lived planner per file (tlssniff-analyzer --plan), at most
  * PLANNERS_MAX at once; a plan is taken from the planner of that file only. */
-/* One at a time while planners share the analyzer's offset cache file (they would overwrite
- * each other's appends); more once loaderd keeps the cache (issue 26, item 2). */
-#define PLANNERS_MAX 1
+/* As many as this machine's CPUs in the tests, and most planners take milliseconds. */
+#define PLANNERS_MAX 2
 #define PLANNER_TIMEOUT_MS 30000
 /* The epoll tag of tf's planner socket (EV_PLANNER in its low 4 bits, the file id above). */
 #define PLANNER_TAG(id, ev) ((uint32_t)(id) << 4 | (ev))
@@ -250,6 +260,10 @@ void planner_on_event(struct loaderd *l, struct traced_file *tf);
 void planners_tick(struct loaderd *l);
 /* At exit: every planner killed. */
 void planners_stop(struct loaderd *l);
+/* A checked plan of tf, from its planner: into the plan cache if tf->cache_store. */
+void planner_plan_checked(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan);
+/* At start: the cache folder made root's (mode 0700) and the plan cache loaded from it. */
+void plancache_setup(struct loaderd *l);
 /* loaderd.c: offers a file opened by the caller (takes ownership of fd). */
 /* spawn.c: the analyzer's output options (--json, --exchanges, ...) as arguments. */
 unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX], unsigned max);

@@ -6,11 +6,19 @@
  * of another type or no plan at all fails the file (counted), so a hostile binary that takes
  * over its planner can put probes only into itself. At most PLANNERS_MAX run at once, each
  * for PLANNER_TIMEOUT_MS at most.
+ *
+ * Go executables' plans are also kept in the plan cache (plancache.h), by the SHA-256 of the
+ * file's bytes that loaderd computes from its own descriptor, for files only root can write
+ * (anyone else could change the bytes between the hash and the planning). A file whose size
+ * no cached plan has is not hashed; one whose hash is there gets the cached plan, checked by
+ * plan_validate() like a planner's, and no planner.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "loaderd.h"
@@ -47,6 +55,98 @@ static void planner_fail(struct loaderd *l, struct traced_file *tf, uint64_t *co
         loaderd_plan_received(l, tf, NULL);
 }
 
+static bool same_time(struct timespec a, struct timespec b)
+{
+        return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* tf->key: the SHA-256 of tf's bytes, if they are still what loaderd found at the offer
+ * (size, mtime and ctime before and after the hash); else tf is no longer cacheable. */
+static int file_key(struct loaderd *l, struct traced_file *tf)
+{
+        struct stat st;
+        int r;
+
+        if (tf->key[0])
+                return 0;
+        if (!tf->cacheable || tf->fd < 0)
+                return -ENOENT;
+        r = sha256_fd(tf->fd, tf->size, tf->key);
+        l->hashed_bytes += tf->size;
+        if (r >= 0 && (fstat(tf->fd, &st) < 0 || (uint64_t)st.st_size != tf->size ||
+                       !same_time(st.st_mtim, tf->mtime) || !same_time(st.st_ctim, tf->ctime)))
+                r = -ESTALE;
+        if (r < 0) {
+                tf->key[0] = '\0';
+                tf->cacheable = false;
+        }
+        return r;
+}
+
+/* tf's plan from the cache, handed on as its planner's would be: true if there was one. */
+static bool plan_from_cache(struct loaderd *l, struct traced_file *tf)
+{
+        char ep[LOG_ESCAPE_MAX];
+        struct msg_plan *plan;
+
+        if (!tf->cacheable || !plancache_has_size(&l->cache, tf->size) || file_key(l, tf) < 0)
+                return false;
+        plan = calloc(1, sizeof(*plan));
+        if (!plan)
+                return false;
+        plan->file_id = tf->id;
+        if (plancache_get(&l->cache, tf->key, tf->size, plan) < 0) {
+                free(plan);
+                return false;
+        }
+        l->go_files++;
+        l->go_cache_hits++;
+        log_info("Plan for %s from the plan cache (sha256 %.16s...): no planner.",
+                 log_escape(tf->path, ep, sizeof(ep)), tf->key);
+        loaderd_plan_received(l, tf, plan);
+        return true;
+}
+
+void planner_plan_checked(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan)
+{
+        if (!tf->cache_store || file_key(l, tf) < 0)
+                return;
+        tf->cache_store = false;
+        (void)plancache_put(&l->cache, tf->key, tf->size, plan);
+}
+
+void plancache_setup(struct loaderd *l)
+{
+        const char *dir = l->opt.cache_dir;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        int r = 0;
+
+        if (dir && dir[0]) {
+                /* Root's alone (it was the analyzer's once): opened without following a
+                 * link, changed through the descriptor. */
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        r = -errno;
+                if (r >= 0 && (fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+                        r = -errno;
+                if (r >= 0 && fstat(fd, &st) < 0)
+                        r = -errno;
+                if (r >= 0 && (st.st_uid != 0 || st.st_gid != 0) && fchown(fd, 0, 0) < 0)
+                        r = -errno;
+                if (r >= 0 && (st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
+                        r = -errno;
+                if (r >= 0)
+                        r = plancache_open(&l->cache, dir);
+                if (r >= 0) {
+                        log_debug("Plan cache: %zu plans in %s.", l->cache.n, dir);
+                        return;
+                }
+                log_warning_errno(r, "Failed to use the cache folder '%s', keeping the plan "
+                                     "cache in memory: %m", dir);
+        }
+        (void)plancache_open(&l->cache, NULL);
+}
+
 static int planner_start(struct loaderd *l, struct traced_file *tf)
 {
         struct epoll_event ev = { .events = EPOLLIN };
@@ -78,6 +178,8 @@ void planners_kick(struct loaderd *l)
                 int r;
 
                 if (tf->state != FILE_SENT || tf->planner_pid > 0 || tf->planner_in)
+                        continue;
+                if (plan_from_cache(l, tf))
                         continue;
                 r = planner_start(l, tf);
                 if (r < 0) {
@@ -127,9 +229,10 @@ void planner_on_event(struct loaderd *l, struct traced_file *tf)
         /* The planner's word, for the counters only. */
         if (res.go) {
                 l->go_files++;
-                l->go_cache_hits += res.cached;
-                l->go_analyses += !res.cached;
+                l->go_analyses++;
                 l->go_analysis_us += res.analysis_us;
+                /* Kept once loaderd has checked it, under the hash of this file only. */
+                tf->cache_store = plan->n_probes > 0 && tf->cacheable;
         }
         /* One frame, then the planner is done: what else it may send is not read. */
         planner_end(l, tf);

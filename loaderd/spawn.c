@@ -120,30 +120,6 @@ static int make_control_socket(const char *path, gid_t gid)
         return TAKE_FD(fd);
 }
 
-/*
- * The analyzer's cache folder: created if missing, then owned by its user, mode 0700. Opened
- * without following a symlink, and changed through the fd, so a link planted in its place
- * cannot make root chown something else.
- */
-static int prepare_cache_dir(const char *dir, uid_t uid, gid_t gid)
-{
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
-                return -errno;
-        if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
-                return -errno;
-        return 0;
-}
-
 int analyzer_output_fd(int fd)
 {
         char proc[64];
@@ -284,7 +260,6 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
         _cleanup_close_ int exe = -1, out_fd = -1;
-        char cache_arg[64 + PATH_MAX] = "";
         char out_args[16 + OPTIONS_REDACT_MAX][MSG_TEXT_MAX];
         const char *argv[32 + OPTIONS_REDACT_MAX];
         unsigned n_out;
@@ -304,15 +279,6 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
                                           "without it: %m",
                                           o->control_socket);
         }
-        if (o->cache_dir && o->cache_dir[0]) {
-                r = prepare_cache_dir(o->cache_dir, uid, gid);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to prepare the cache folder '%s', the "
-                                             "analyzer keeps its Go offset cache in memory: %m",
-                                          o->cache_dir);
-                else
-                        snprintf(cache_arg, sizeof(cache_arg), "--cache-dir=%s", o->cache_dir);
-        }
         exe = open_analyzer(o->analyzer);
         if (exe < 0)
                 return log_error_errno(errno, "Failed to find the analyzer binary (%s): %m",
@@ -329,8 +295,6 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         n_out = analyzer_output_args(o, out_args, ELEMENTSOF(out_args));
         for (unsigned i = 0; i < n_out; i++)
                 argv[argc++] = out_args[i];
-        if (cache_arg[0])
-                argv[argc++] = cache_arg;
         /* The analyzer gets an empty environment: tell it where loaderd logs. */
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;
@@ -386,7 +350,7 @@ int spawn_planner(struct loaderd *l, uint32_t file_id, const char *name, int fil
         const struct options *o = &l->opt;
         int sv[2] = { -1, -1 };
         _cleanup_close_ int exe = -1, devnull = -1;
-        char id_arg[32], cache_arg[64 + PATH_MAX] = "", name_arg[32 + MSG_PATH_MAX];
+        char id_arg[32], name_arg[32 + MSG_PATH_MAX];
         const char *argv[10];
         uid_t uid = 0;
         gid_t gid = 0;
@@ -396,7 +360,7 @@ int spawn_planner(struct loaderd *l, uint32_t file_id, const char *name, int fil
         r = ensure_user(o->user, &uid, &gid);
         if (r < 0)
                 return r;
-        exe = open_analyzer(o->analyzer);
+        exe = open_analyzer(o->planner);
         if (exe < 0)
                 return -errno;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -418,11 +382,6 @@ int spawn_planner(struct loaderd *l, uint32_t file_id, const char *name, int fil
         argv[argc++] = "--fd=3";
         if (o->placement_fallback)
                 argv[argc++] = "--placement=fallback";
-        /* The folder spawn_analyzer prepared (the analyzer's user owns it). */
-        if (o->cache_dir && o->cache_dir[0]) {
-                snprintf(cache_arg, sizeof(cache_arg), "--cache-dir=%s", o->cache_dir);
-                argv[argc++] = cache_arg;
-        }
         argv[argc++] = log_to_journal() ? "--log-target=journal" : "--log-target=stderr";
         argv[argc] = NULL;
         r = spawn_confined(exe, argv, uid, gid, devnull, sv[1], file_fd, &pid);

@@ -2,10 +2,10 @@
  * A rogue analyzer for test_rogue.py: started by loaderd through --analyzer in place of
  * tlssniff-analyzer (same user, same socket on fd 3), it speaks the frame protocol and tries
  * what a compromised analyzer would: changes (attach, detach, reload) in A_CONTROL frames, a
- * plan for a file loaderd never sent, a frame of an unknown type, descriptors passed to
- * loaderd, a plan that is not msgpack, and finally a frame header over the size cap. It answers
- * every file loaderd offers with an empty plan, so loaderd gets ready. What it saw goes to
- * stderr (loaderd's), one "ROGUE ..." line each, for the test to read.
+ * plan (plans come from planners only: loaderd starts its own, not this program, unless
+ * --planner says so), a planner's answer (P_PLAN), a frame of an unknown type, descriptors
+ * passed to loaderd, a plan that is not msgpack, and finally a frame header over the size cap.
+ * What it saw goes to stderr (loaderd's), one "ROGUE ..." line each, for the test to read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +80,8 @@ static void attacks(msgpack_sbuffer *sb)
                         send_sb(FRAME_A_PLAN, sb, NULL, 0);
                 free(p);
         }
-        /* A type nobody knows, and a plan that is not msgpack. */
+        /* A planner's answer, a type nobody knows, and a plan that is not msgpack. */
+        send_raw(FRAME_P_PLAN, &bad, 1, NULL, 0);
         send_raw(0x02ff, &bad, 1, NULL, 0);
         send_raw(FRAME_A_PLAN, &bad, 1, NULL, 0);
         /* Descriptors pushed at loaderd with a well-formed status: it must close them. */
@@ -119,20 +120,6 @@ int main(void)
                                 msg_encode_a_hello(&sb, FRAME_PROTOCOL_VERSION);
                                 send_sb(FRAME_A_HELLO, &sb, NULL, 0);
                                 attacks(&sb);
-                        } else if (h.type == FRAME_L_FILE) {
-                                struct msg_file f;
-                                struct msg_plan *p = calloc(1, sizeof(*p));
-                                int fd = frame_reader_take_fd(&r);
-
-                                if (fd >= 0)
-                                        close(fd);
-                                if (p && msg_decode_file(body, h.length, &f) == 0) {
-                                        p->file_id = f.file_id;
-                                        snprintf(p->reason, sizeof(p->reason), "not looked at");
-                                        if (msg_encode_plan(&sb, p) == 0)
-                                                send_sb(FRAME_A_PLAN, &sb, NULL, 0);
-                                }
-                                free(p);
                         } else if (h.type == FRAME_L_CONTROL_RESULT) {
                                 struct msg_control_result m;
 

@@ -76,7 +76,8 @@ def main(t):
     for k in ("kernel_drop_ringbuf_bytes", "kernel_truncated_bytes",
               "kernel_drop_read_fail_bytes", "loaderd_backlog_bytes", "analyzer_records_bad",
               "loaderd_ringbuf_used_bytes", "loaderd_ringbuf_used_max_bytes", "loaderd_uptime_s",
-              "analyzer_tail_drops"):
+              "analyzer_tail_drops", "loaderd_plan_cache_entries",
+              "loaderd_detached_pids"):  # the last loaderd sends: all fit in one report
         if k not in stats:
             raise TestFailure(f"stats lack {k}")
     # The output file's whole blocks went around the page cache (docs/output.md): each

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Proves: Go crypto/tls traffic is captured byte-exact with the right 4-tuple and role for programs built with Go 1.15 (ABI0), 1.19 and 1.23 (ABIInternal), stripped (-s -w) or not: payloads of 1 B, 100 B, 64 KiB and 1 MiB each way; 100 goroutines on 100 connections at once, each stream exact and on its own connection; net/http over HTTP/1.1 and HTTP/2 (ALPN h2); a Go server running before tlssniff starts and Go programs started after it; a copy of a binary and a restarted tlssniff planned from the offset cache without analysis; 200 traced runs behave exactly like an untraced one.
+# Proves: Go crypto/tls traffic is captured byte-exact with the right 4-tuple and role for programs built with Go 1.15 (ABI0), 1.19 and 1.23 (ABIInternal), stripped (-s -w) or not: payloads of 1 B, 100 B, 64 KiB and 1 MiB each way; 100 goroutines on 100 connections at once, each stream exact and on its own connection; net/http over HTTP/1.1 and HTTP/2 (ALPN h2); a Go server running before tlssniff starts and Go programs started after it; a copy of a binary and a restarted tlssniff planned from loaderd's plan cache without a planner's analysis; 200 traced runs behave exactly like an untraced one.
 
 import hashlib
 import json
@@ -122,26 +122,26 @@ def main(t):
                                 "-url", f"https://127.0.0.1:{port}", "-n", "2", *extra)
         http.append((tc, h2, srv, cli, lines))
 
-    # The offset cache: a copy of a binary (same build id, another file) is not analysed again.
+    # The plan cache: a copy of a binary (same bytes, another file) gets no planner.
     copy = t.tmp / "tlspeer-copy"
     shutil.copy(bins[("go1.19", False)], copy)
     _, copied = run_client(t, copy, "client-copy", "client", "-connect",
                            f"127.0.0.1:{servers[('go1.19', False)][1]}", "-sizes", "1")
-    harness.wait_until(lambda: any("Go plan for " + str(copy) in ln and "[offset cache]" in ln
+    harness.wait_until(lambda: any(f"Plan for {copy} from the plan cache" in ln
                                    for ln in t.loaderd_err.lines), 10,
-                       "the copy planned from the offset cache")
+                       "the copy planned from the plan cache")
 
     # 200 traced runs, across all six builds: the same results as the untraced reference.
     traced = []
     for i in range(200):
         b = BUILDS[i % len(BUILDS)]
-        _, lines = run_client(t, bins[b], f"traced-{i}", "client", "-connect",
+        p, lines = run_client(t, bins[b], f"traced-{i}", "client", "-connect",
                               f"127.0.0.1:{servers[b][1]}", "-sizes", "1,100,5000", "-seed", "7",
                               timeout=30)
         got = [c for c in lines if c.get("event") == "client_conn"]
         if len(got) != 1 or {(got[0]["sent_sha256"], got[0]["received_sha256"])} != reference:
             raise TestFailure(f"traced run {i} ({label(b)}) differs from the untraced run: {got}")
-        traced.append((b, got[0]))
+        traced.append((b, dict(got[0], pid=p.pid)))
 
     # tlssniffctl processes: each Go executable, its version and ABI, probed.
     ctl = harness.LOADERD.parent.parent / "analyzer" / "tlssniffctl"
@@ -204,7 +204,8 @@ def main(t):
             raise TestFailure(f"{what}: responses not captured")
     harness.log("net/http over HTTP/1.1 and HTTP/2 captured on both sides")
 
-    # Each traced run's client stream hashes to what that client says it sent and received.
+    # Each traced run's client stream hashes to what that client says it sent and received
+    # (found by its pid and ports: another run may have had the same local port).
     by_port = {}
     for s in cap.streams.values():
         r = s.records[0]
@@ -213,7 +214,8 @@ def main(t):
     for i, (b, conn) in enumerate(traced):
         for direction, key in (("write", "sent_sha256"), ("read", "received_sha256")):
             ss = [s for s in by_port.get((conn["local_port"], direction), [])
-                  if s.records[0]["remote"]["port"] == conn["remote_port"]]
+                  if s.records[0]["remote"]["port"] == conn["remote_port"] and
+                  s.records[0]["pid"] == conn["pid"]]
             if len(ss) != 1 or hashlib.sha256(ss[0].data).hexdigest() != conn[key]:
                 raise TestFailure(f"traced run {i} ({label(b)}): captured {direction} stream "
                                   f"does not hash to the client's {key} ({len(ss)} streams)")
@@ -248,7 +250,7 @@ def main(t):
          and x.records[0]["local"] and x.records[0]["local"]["port"] == conn["local_port"]]
     if len(s) != 1 or hashlib.sha256(s[0].data).hexdigest() != conn["sent_sha256"]:
         raise TestFailure("after a restart: the client's stream was not captured exactly")
-    harness.log("restart: plan from the offset cache on disk, capture exact")
+    harness.log("restart: plan from the plan cache on disk, capture exact")
 
 
 harness.run(main)

@@ -11,8 +11,8 @@
 # (MESSAGE_ID ...a802) from the service's main process, before systemd's "Started". Then the
 # service's lifecycle: `systemctl reload` (when the unit has ExecReload=) keeps the same main
 # process; `systemctl stop` ends it cleanly, three times out of three (inactive, not failed;
-# the capture ends with its stats line); after restarts the analyzer can still use its cache
-# files.
+# the capture ends with its stats line); loaderd's plan cache file is root's, mode 0600, out of
+# the analyzer's user's reach, and stays across restarts.
 #
 # tlssniff runs in the container's pid namespace while BPF reports pids of the host's: a
 # captured process is accepted under either of its two pids (both are looked up exactly).
@@ -523,12 +523,12 @@ def check_reload(c, st):
 
 def check_lifecycle(c, rootfs, cycles=3):
     """stop ends the service cleanly, every time (a stop that races the analyzer's exit fails
-    only sometimes: several cycles); a second start can use the analyzer's cache files.
+    only sometimes: several cycles); the plan cache file is root's alone and stays.
     Returns the problems."""
     problems = []
     cache_files = c.run(["find", CACHE, "-mindepth", "1", "-type", "f"]).stdout.split()
     if not cache_files:
-        problems.append(f"the analyzer made no cache file in {CACHE}")
+        problems.append(f"loaderd made no plan cache file in {CACHE}")
     bad_stops = []
     for i in range(1, cycles + 1):
         c.run(["systemctl", "stop", UNIT], timeout=90)
@@ -546,15 +546,20 @@ def check_lifecycle(c, rootfs, cycles=3):
         problems.append(f"{len(bad_stops)} of {cycles} `systemctl stop` did not end the service "
                         f"cleanly (expected inactive, Result=success, ExecMainStatus=0 and the "
                         f"capture ending with its stats line):\n    " + "\n    ".join(bad_stops))
+    # The plan cache is loaderd's: root's file, mode 0600, that the analyzer's user can
+    # neither read nor write, and after restarts still there, loaded by loaderd.
+    after = c.run(["find", CACHE, "-mindepth", "1", "-type", "f"]).stdout.split()
+    if after != cache_files:
+        problems.append(f"the cache files changed across restarts: {cache_files} -> {after}")
     for f in cache_files:
+        ls = c.run(["stat", "-c", "%u %a", f], check=False).stdout.strip()
         r = c.run(["setpriv", "--reuid=tlssniff", "--regid=tlssniff", "--clear-groups",
-                   "/bin/sh", "-c", 'test -r "$1" && test -w "$1"', "sh", f], check=False)
-        if r.returncode != 0:
-            ls = c.run(["ls", "-ln", f], check=False).stdout.strip()
-            problems.append(f"after a restart the tlssniff user cannot read and write its "
-                            f"cache file {f} ({ls})")
+                   "/bin/sh", "-c", 'test -r "$1" || test -w "$1"', "sh", f], check=False)
+        if ls != "0 600" or r.returncode == 0:
+            problems.append(f"the cache file {f} is not root's alone ({ls}; the tlssniff user "
+                            f"{'can' if r.returncode == 0 else 'cannot'} read or write it)")
     if not problems:
-        log(f"{cycles} clean stops; after restarts the analyzer can use its cache")
+        log(f"{cycles} clean stops; the plan cache is root's and survives restarts")
     return problems
 
 

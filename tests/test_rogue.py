@@ -6,6 +6,8 @@
 # of an unknown type and a plan that does not decode are refused and counted; descriptors
 # pushed at loaderd are closed; a frame header over the size cap makes loaderd replace the
 # analyzer (logged, counted) and it treats the next one the same way, staying up throughout.
+# Plans come from planners only: both plans the rogue sends are refused unread and counted
+# (loaderd_analyzer_plans_refused), as is a planner's answer (P_PLAN) on the analyzer's socket.
 
 import os
 import pwd
@@ -47,8 +49,8 @@ def main(t):
         raise TestFailure(f"the changes from the rogue were not all refused: {results}")
 
     # loaderd's counters, as it last sent them to the first rogue (a second after its attacks,
-    # before its oversized frame): three changes refused, and six frames refused (the
-    # changes, the plan for no file, the unknown type, the bad plan).
+    # before its oversized frame): three changes refused, and seven frames refused (the
+    # changes, the two plans, the planner's answer, the unknown type).
     lines = [ln for ln in t.loaderd_err.lines if ln.startswith("ROGUE ")]
     cut = next(i for i, ln in enumerate(lines) if ln.startswith("ROGUE sending an oversized"))
     stats = [ln for ln in lines[:cut] if ln.startswith("ROGUE stats")]
@@ -56,13 +58,14 @@ def main(t):
         raise TestFailure("the first rogue never got loaderd's counters")
     first = dict(kv.split("=") for kv in stats[-1].split()[2:])
     if int(first.get("loaderd_analyzer_changes_refused", -1)) != 3 or \
-            int(first.get("loaderd_frames_refused", -1)) != 6:
+            int(first.get("loaderd_frames_refused", -1)) != 7 or \
+            int(first.get("loaderd_analyzer_plans_refused", -1)) != 2:
         raise TestFailure(f"loaderd's counters under the first rogue: {first}")
     if int(first.get("loaderd_reloads", -1)) != 0 or \
             int(first.get("loaderd_attached_pids", -1)) != 0:
         raise TestFailure(f"a change from the rogue was carried out: {first}")
     log = "\n".join(t.loaderd_err.lines)
-    for why in ("plan for a file loaderd never sent", "body does not decode",
+    for why in ("a plan from the analyzer: plans come from planners", "unknown frame type",
                 "changes come through the admin socket only"):
         if why not in log:
             raise TestFailure(f"loaderd did not log the refusal: {why!r}")

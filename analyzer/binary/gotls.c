@@ -9,7 +9,6 @@
 
 #include "../../bpf/regs.h"
 #include "elfutil.h"
-#include "gocache.h"
 #include "gosym.h"
 #include "gotls.h"
 #include "macro.h"
@@ -765,80 +764,6 @@ out:
         if (ret_info)
                 *ret_info = info;
         return 0;
-}
-
-/*
- * A cached plan is used only if its RET probes still sit on RET instructions of this file: the
- * key (build id, size) names a build, and a file that merely claims another's build id must
- * not get probes in the middle of its instructions.
- */
-struct fits_ctx {
-        const struct source *s;
-        uint16_t machine;
-};
-
-static bool cached_plan_fits(const struct msg_plan *p, void *userdata)
-{
-        static const uint8_t arm64_ret[4] = { 0xc0, 0x03, 0x5f, 0xd6 };
-        const struct fits_ctx *fc = userdata;
-        const struct source *s = fc->s;
-        uint16_t machine = fc->machine;
-
-        if (!p->has_go || p->n_probes == 0)
-                return false;
-        for (uint32_t i = 0; i < p->n_probes; i++) {
-                uint8_t b[4];
-                size_t n = machine == EM_X86_64 ? 1 : 4;
-
-                if (p->probes[i].kind == TLSSNIFF_PROBE_COPY) {
-                        /* On amd64 only, and on a call rel32 (the memmove call it was). */
-                        if (machine != EM_X86_64 || source_read(s, p->probes[i].offset, b, 1) < 0 ||
-                            b[0] != 0xe8)
-                                return false;
-                        continue;
-                }
-                if (p->probes[i].kind != TLSSNIFF_PROBE_RETURN_AT)
-                        continue;
-                if (source_read(s, p->probes[i].offset, b, n) < 0)
-                        return false;
-                if (machine == EM_X86_64 ? b[0] != 0xc3 : memcmp(b, arm64_ret, 4) != 0)
-                        return false;
-        }
-        return true;
-}
-
-int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_plan *plan,
-                      struct gotls_info *info, bool *ret_cached)
-{
-        struct source src = { .bytes = { .fd = fd } };
-        char key[GOTLS_BUILD_ID_MAX];
-        GElf_Ehdr eh;
-        Elf *elf;
-        int r;
-
-        *ret_cached = false;
-        elf_version(EV_CURRENT);
-        elf = elf_begin(fd, ELF_C_READ, NULL);
-        if (!elf)
-                return -ENOTSUP;
-        src.elf = elf;
-        if (cache && gelf_getehdr(elf, &eh) && gotls_build_id(elf, key, sizeof(key)) == 0 &&
-            gocache_get(cache, key, size, cached_plan_fits,
-                        &(struct fits_ctx){ .s = &src, .machine = eh.e_machine }, plan) == 0) {
-                if (info) {
-                        memset(info, 0, sizeof(*info));
-                        info->machine = eh.e_machine;
-                        snprintf(info->build_id, sizeof(info->build_id), "%s", key);
-                }
-                *ret_cached = true;
-                elf_end(elf);
-                return 0;
-        }
-        r = gotls_plan_elf(elf, fd, NULL, 0, plan, info);
-        if (r == 0 && cache && plan->n_probes > 0 && info && info->build_id[0])
-                (void)gocache_put(cache, info->build_id, size, plan);
-        elf_end(elf);
-        return r;
 }
 
 void gotls_plan_fallback(struct msg_plan *plan, const struct gotls_info *info)

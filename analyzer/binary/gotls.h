@@ -75,16 +75,6 @@ int gotls_plan_mem(const void *data, size_t size, struct msg_plan *plan, struct 
 int gotls_plan_elf(Elf *elf, int fd, const void *data, size_t size, struct msg_plan *plan,
                    struct gotls_info *info);
 
-struct gocache;
-/*
- * gotls_plan through the offset cache: a file whose build id and size are cached (and whose
- * cached RET probes still sit on RET instructions) is planned without analysis
- * (*ret_cached = true, info holds only machine and build_id); otherwise it is analysed and
- * the plan stored. cache may be NULL.
- */
-int gotls_plan_cached(int fd, uint64_t size, struct gocache *cache, struct msg_plan *plan,
-                      struct gotls_info *info, bool *ret_cached);
-
 /*
  * --placement fallback: entry probes back on the functions' first instructions (info from the
  * analysis that made plan; not from the cache).
@@ -94,5 +84,5 @@ void gotls_plan_fallback(struct msg_plan *plan, const struct gotls_info *info);
 /* The offsets the per-version table gives for a Go version and architecture; -ENOENT if none. */
 int gotls_table_offsets(unsigned major, unsigned minor, uint16_t machine,
                         struct tlssniff_go_info *ret);
-/* The build id used as the offset cache key ("" when the file has none). */
+/* The file's build id ("" when it has none). */
 int gotls_build_id(Elf *elf, char *ret, size_t size);

@@ -17,41 +17,37 @@
 #define HOST_MACHINE EM_AARCH64
 #endif
 
-/* A Go executable's plan, from the offset cache or analysed; -ENOTSUP when it is not Go. */
-static int plan_go(int fd, uint64_t size, const char *path, enum place_mode mode,
-                   struct gocache *cache, struct msg_plan *plan, struct planfile_info *info)
+/* A Go executable's plan; -ENOTSUP when it is not Go. */
+static int plan_go(int fd, const char *path, enum place_mode mode, struct msg_plan *plan,
+                   struct planfile_info *info)
 {
         _cleanup_free_ struct gotls_info *gi = malloc(sizeof(*gi));
         uint64_t start = now_monotonic_ns();
-        bool fallback = mode == PLACE_MODE_FALLBACK, cached = false;
         int r;
 
         if (!gi)
                 return -ENOMEM;
-        /* Fallback placement is for comparison: analysed each time, never cached. */
-        r = gotls_plan_cached(fd, size, fallback ? NULL : cache, plan, gi, &cached);
+        r = gotls_plan(fd, plan, gi);
         if (r < 0)
                 return r;
-        if (fallback)
+        if (mode == PLACE_MODE_FALLBACK)
                 gotls_plan_fallback(plan, gi);
         info->go = true;
-        info->cached = cached;
-        info->analysis_ns = cached ? 0 : now_monotonic_ns() - start;
+        info->analysis_ns = now_monotonic_ns() - start;
         if (plan->n_probes > 0 && gi->machine != HOST_MACHINE) {
-                /* Analysed (and cached) all the same: --analyze shows it; nothing can run it. */
+                /* Analysed all the same: --analyze shows it; nothing can run it. */
                 plan->n_probes = 0;
                 plan->has_go = false;
                 snprintf(plan->reason, sizeof(plan->reason),
                          "Go executable for another architecture (ELF machine %u)", gi->machine);
         }
-        log_struct_id(LOG_INFO, MID_PLACEMENT, "Go plan for %s (%s): %s%s", path,
-                      plan->library[0] ? plan->library : "Go", plan->reason,
-                      cached ? " [offset cache]" : "");
+        log_struct_id(LOG_INFO, MID_PLACEMENT, "Go plan for %s (%s): %s", path,
+                      plan->library[0] ? plan->library : "Go", plan->reason);
         return 0;
 }
 
-int planfile_plan(int fd, const char *path, enum place_mode mode, struct gocache *cache,
-                  struct msg_plan *plan, struct planfile_info *info)
+int planfile_plan(int fd, const char *path, enum place_mode mode, struct msg_plan *plan,
+                  struct planfile_info *info)
 {
         struct stat st;
         int r;
@@ -63,7 +59,7 @@ int planfile_plan(int fd, const char *path, enum place_mode mode, struct gocache
                 snprintf(plan->reason, sizeof(plan->reason), "not a regular file");
                 return 0;
         }
-        r = plan_go(fd, (uint64_t)st.st_size, path, mode, cache, plan, info);
+        r = plan_go(fd, path, mode, plan, info);
         if (r != -ENOTSUP)
                 return r;
         r = tlslib_plan(fd, mode, plan, &info->details);

@@ -2,9 +2,9 @@
  * Go plan benchmark: what planning the probes of one Go executable costs the analyzer. For each
  * file, (a) cold: gotls_plan on the file, the full analysis (build info, .symtab or
  * .gopclntab, Capstone over Read and Write, DWARF or the version table), median of 5 runs;
- * (b) cached: gotls_plan_cached with an in-memory offset cache that already holds the file's
- * plan (build id lookup, plan decoding, the check that every RET probe still sits on a RET),
- * median of 50 runs, each of which must be a cache hit. The file's pages are in the page cache
+ * (b) cached: what loaderd does instead when its plan cache holds the file's plan: the
+ * SHA-256 of the file's bytes (sha256_fd) and the lookup and decoding of the plan
+ * (plancache_get), median of 50 runs, each of which must be a cache hit. The file's pages are in the page cache
  * after the first run: "cold" means without the offset cache, not from disk.
  *
  * Usage: bench-goplan FILE...   Prints one line per file: FILE size_MB cold_ms cached_ms
@@ -22,8 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "binary/gocache.h"
 #include "binary/gotls.h"
+#include "plancache.h"
+#include "sha256.h"
 
 #define COLD_RUNS 5
 #define CACHED_RUNS 50
@@ -53,9 +54,9 @@ static double median(double *v, size_t n)
 static int bench_file(const char *path, struct msg_plan *plan, struct gotls_info *info)
 {
         double cold[COLD_RUNS], cached[CACHED_RUNS];
-        struct gocache c;
+        struct plancache c;
+        char key[SHA256_HEX_SIZE];
         struct stat st;
-        bool hit;
         int fd, r;
 
         fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -93,28 +94,32 @@ static int bench_file(const char *path, struct msg_plan *plan, struct gotls_info
                 return 0;
         }
 
-        r = gocache_open(&c, NULL);
+        r = plancache_open(&c, NULL);
         if (r < 0) {
-                fprintf(stderr, "gocache_open failed: %s\n", strerror(-r));
+                fprintf(stderr, "plancache_open failed: %s\n", strerror(-r));
                 close(fd);
                 return r;
         }
-        /* The first call analyses the file and stores the plan. */
-        r = gotls_plan_cached(fd, (uint64_t)st.st_size, &c, plan, info, &hit);
-        if (r < 0 || hit || c.stored != 1) {
-                fprintf(stderr, "%s: filling the cache failed (r=%d, hit=%d, stored=%llu)\n", path,
-                        r, hit, (unsigned long long)c.stored);
+        /* The plan of the last cold run, stored as loaderd stores a planner's. */
+        r = sha256_fd(fd, (uint64_t)st.st_size, key);
+        if (r >= 0)
+                r = plancache_put(&c, key, (uint64_t)st.st_size, plan);
+        if (r < 0 || c.stored != 1) {
+                fprintf(stderr, "%s: filling the cache failed (r=%d, stored=%llu)\n", path, r,
+                        (unsigned long long)c.stored);
                 r = r < 0 ? r : -EIO;
                 goto out;
         }
         for (int i = 0; i < CACHED_RUNS; i++) {
                 double t0 = now_ms();
 
-                r = gotls_plan_cached(fd, (uint64_t)st.st_size, &c, plan, info, &hit);
+                r = sha256_fd(fd, (uint64_t)st.st_size, key);
+                if (r >= 0)
+                        r = plancache_get(&c, key, (uint64_t)st.st_size, plan);
                 cached[i] = now_ms() - t0;
-                if (r < 0 || !hit || plan->n_probes == 0) {
-                        fprintf(stderr, "%s: cached run %d did not hit the cache (r=%d, hit=%d)\n",
-                                path, i, r, hit);
+                if (r < 0 || plan->n_probes == 0) {
+                        fprintf(stderr, "%s: cached run %d did not hit the cache (r=%d)\n", path,
+                                i, r);
                         r = r < 0 ? r : -EIO;
                         goto out;
                 }
@@ -123,7 +128,7 @@ static int bench_file(const char *path, struct msg_plan *plan, struct gotls_info
                median(cached, CACHED_RUNS));
         r = 0;
 out:
-        gocache_done(&c);
+        plancache_done(&c);
         close(fd);
         return r;
 }

@@ -1,4 +1,4 @@
-/* The Go offset cache; see gocache.h. */
+/* The plan cache; see plancache.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,10 +8,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "gocache.h"
+#include "plancache.h"
 #include "macro.h"
 
-static const uint8_t magic[4] = { 'T', 'S', 'G', '1' };
+static const uint8_t magic[4] = { 'T', 'S', 'P', '1' };
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -24,7 +24,7 @@ static void put32(uint8_t *p, uint32_t v)
                 p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static struct gocache_entry *find(struct gocache *c, const char *key, uint64_t size)
+static struct plancache_entry *find(struct plancache *c, const char *key, uint64_t size)
 {
         for (size_t i = 0; i < c->n; i++)
                 if (c->e[i].size == size && strcmp(c->e[i].key, key) == 0)
@@ -32,16 +32,18 @@ static struct gocache_entry *find(struct gocache *c, const char *key, uint64_t s
         return NULL;
 }
 
-static int remember(struct gocache *c, const char *key, size_t key_len, uint64_t size,
+static int remember(struct plancache *c, const char *key, size_t key_len, uint64_t size,
                     const uint8_t *plan, size_t plan_len)
 {
-        struct gocache_entry *e;
+        struct plancache_entry *e;
 
-        if (c->n == GOCACHE_ENTRIES_MAX)
+        if (c->n == PLANCACHE_ENTRIES_MAX) {
+                c->full++;
                 return -ENOSPC;
+        }
         if (c->n == c->cap) {
                 size_t cap = c->cap ? c->cap * 2 : 16;
-                struct gocache_entry *p = realloc(c->e, cap * sizeof(*p));
+                struct plancache_entry *p = realloc(c->e, cap * sizeof(*p));
 
                 if (!p)
                         return -ENOMEM;
@@ -64,7 +66,7 @@ static int remember(struct gocache *c, const char *key, size_t key_len, uint64_t
 }
 
 /* Parses the records of buf; returns the length of the good prefix. */
-static size_t load(struct gocache *c, const uint8_t *buf, size_t n)
+static size_t load(struct plancache *c, const uint8_t *buf, size_t n)
 {
         size_t pos = 0;
 
@@ -104,31 +106,38 @@ static size_t load(struct gocache *c, const uint8_t *buf, size_t n)
         return pos;
 }
 
-int gocache_open(struct gocache *c, const char *dir)
+int plancache_open(struct plancache *c, const char *dir)
 {
         _cleanup_free_ uint8_t *buf = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_close_ int fd = -1, dfd = -1;
         struct stat st;
         size_t good, done = 0;
 
-        *c = (struct gocache){ .fd = -1 };
+        *c = (struct plancache){ .fd = -1 };
         if (!dir)
                 return 0;
-        {
-                _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-                if (dfd < 0)
-                        return -errno;
-                fd = openat(dfd, GOCACHE_FILE_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                            0600);
-                if (fd < 0)
-                        return -errno;
-        }
-        if (fstat(fd, &st) < 0)
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
                 return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADF;
-        if ((uint64_t)st.st_size > GOCACHE_FILE_MAX) {
+        (void)unlinkat(dfd, PLANCACHE_OLD_FILE_NAME, 0);
+        for (int attempt = 0;; attempt++) {
+                fd = openat(dfd, PLANCACHE_FILE_NAME,
+                            O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
+                if (fd >= 0 && fstat(fd, &st) < 0)
+                        return -errno;
+                if (fd >= 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1)
+                        break;
+                /* A link, a folder, another's file or a hard link (from when the folder was
+                 * the analyzer's): not ours to read or write. Removed, and made anew. */
+                fd = safe_close(fd);
+                c->load_errors++;
+                if (attempt > 0 || (unlinkat(dfd, PLANCACHE_FILE_NAME, 0) < 0 &&
+                                    unlinkat(dfd, PLANCACHE_FILE_NAME, AT_REMOVEDIR) < 0))
+                        return -EBADF;
+        }
+        if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0)
+                return -errno;
+        if ((uint64_t)st.st_size > PLANCACHE_FILE_MAX) {
                 /* Too large to be ours: start over rather than read it. */
                 c->load_errors++;
                 if (ftruncate(fd, 0) < 0)
@@ -159,15 +168,21 @@ int gocache_open(struct gocache *c, const char *dir)
         return 0;
 }
 
-int gocache_get(struct gocache *c, const char *key, uint64_t size,
-                bool (*fits)(const struct msg_plan *plan, void *userdata), void *userdata,
-                struct msg_plan *ret)
+bool plancache_has_size(const struct plancache *c, uint64_t size)
+{
+        for (size_t i = 0; i < c->n; i++)
+                if (c->e[i].size == size)
+                        return true;
+        return false;
+}
+
+int plancache_get(struct plancache *c, const char *key, uint64_t size, struct msg_plan *ret)
 {
         _cleanup_free_ struct msg_plan *plan = NULL;
-        struct gocache_entry *e;
+        struct plancache_entry *e;
 
         if (!key[0] || !(e = find(c, key, size)) || !(plan = malloc(sizeof(*plan))) ||
-            msg_decode_plan(e->plan, e->plan_len, plan) < 0 || (fits && !fits(plan, userdata))) {
+            msg_decode_plan(e->plan, e->plan_len, plan) < 0) {
                 c->misses++;
                 return -ENOENT;
         }
@@ -177,7 +192,7 @@ int gocache_get(struct gocache *c, const char *key, uint64_t size,
         return 0;
 }
 
-int gocache_put(struct gocache *c, const char *key, uint64_t size, const struct msg_plan *plan)
+int plancache_put(struct plancache *c, const char *key, uint64_t size, const struct msg_plan *plan)
 {
         msgpack_sbuffer sb;
         size_t key_len = strlen(key), len;
@@ -221,7 +236,7 @@ out:
         return r;
 }
 
-void gocache_done(struct gocache *c)
+void plancache_done(struct plancache *c)
 {
         for (size_t i = 0; i < c->n; i++) {
                 free(c->e[i].key);
@@ -229,5 +244,5 @@ void gocache_done(struct gocache *c)
         }
         free(c->e);
         c->fd = safe_close(c->fd);
-        *c = (struct gocache){ .fd = -1 };
+        *c = (struct plancache){ .fd = -1 };
 }
