@@ -194,7 +194,18 @@ void planners_kick(struct loaderd *l)
         }
 }
 
+static void planner_take(struct loaderd *l, struct traced_file *tf);
+
 void planner_on_event(struct loaderd *l, struct traced_file *tf)
+{
+        planner_take(l, tf);
+        /* Whatever the verdict, a slot may be free: the next file's planner starts now. */
+        if (!tf->planner_in)
+                planners_kick(l);
+}
+
+/* Reads what tf's planner sent: nothing yet, or the one frame that decides the file. */
+static void planner_take(struct loaderd *l, struct traced_file *tf)
 {
         struct frame_header h;
         const uint8_t *body;
@@ -237,7 +248,6 @@ void planner_on_event(struct loaderd *l, struct traced_file *tf)
         /* One frame, then the planner is done: what else it may send is not read. */
         planner_end(l, tf);
         loaderd_plan_received(l, tf, plan);
-        planners_kick(l);
 }
 
 void planners_tick(struct loaderd *l)
