@@ -275,7 +275,7 @@ void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg
                 char ep[LOG_ESCAPE_MAX], er[4 * MSG_TEXT_MAX];
 
                 tf->state = FILE_NO_TLS;
-                log_debug("No TLS in %s (the analyzer says \"%s\")",
+                log_debug("No TLS in %s (its planner says \"%s\")",
                           log_escape(tf->path, ep, sizeof(ep)),
                           log_escape(plan->reason, er, sizeof(er)));
                 goto done;
@@ -306,7 +306,7 @@ void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg
                 char ep[LOG_ESCAPE_MAX], el[2 * MSG_TEXT_MAX];
 
                 log_struct_id(LOG_WARNING, MID_PROBE_FAILED,
-                              "Failed to attach probes to %s (the analyzer says \"%s\"): %s",
+                              "Failed to attach probes to %s (its planner says \"%s\"): %s",
                               log_escape(tf->path, ep, sizeof(ep)),
                               log_escape(tf->plan->library, el, sizeof(el)), reason);
                 detach_file(l, tf);
@@ -318,12 +318,12 @@ void loaderd_plan_received(struct loaderd *l, struct traced_file *tf, struct msg
         tf->state = FILE_ATTACHED;
         l->probes_attached += file_probes(tf);
         {
-                /* The path as the kernel named it, the library and summary as the analyzer's
+                /* The path as the kernel named it, the library and summary as the planner's
                  * claim: escaped, so neither can forge a line or end the quote. */
                 char ep[LOG_ESCAPE_MAX], el[2 * MSG_TEXT_MAX], er[4 * MSG_TEXT_MAX];
 
                 log_struct_id(LOG_INFO, MID_PROBE_ATTACHED,
-                              "Attached %u probes to %s (the analyzer says \"%s; %s\"%s%s).",
+                              "Attached %u probes to %s (its planner says \"%s; %s\"%s%s).",
                               file_probes(tf), log_escape(tf->path, ep, sizeof(ep)),
                               log_escape(tf->plan->library, el, sizeof(el)),
                               log_escape(tf->plan->reason, er, sizeof(er)),
