@@ -30,7 +30,7 @@ enum frame_type {
                                       are the planner's claims) */
         FRAME_A_HELLO = 0x0201,    /* [version] */
         FRAME_A_PLAN = 0x0202,     /* [file_id, library, reason, [[kind, func, offset, locs]...], go] */
-        FRAME_P_PLAN = 0x0301,     /* a planner's: [A_PLAN body as bin, go, cached, analysis_us] */
+        FRAME_P_PLAN = 0x0301,     /* a planner's: [A_PLAN body as bin, go, analysis_us] */
         FRAME_A_CONTROL = 0x0203,  /* [id, verb, argument]: tlssniffctl attach/detach/reload */
         FRAME_A_STATUS = 0x0204,   /* [processes, connections, records_bytes]: STATUS=, loss */
 };

@@ -24,6 +24,7 @@ CORPUS = os.path.join(HERE, "corpus")
 # common/frame.h
 L_HELLO, L_FILE, L_RECORDS, L_STATS, L_ATTACHED, L_READY = range(0x0101, 0x0107)
 A_HELLO, A_PLAN = 0x0201, 0x0202
+P_PLAN = 0x0301
 PROTOCOL_VERSION = 1
 
 # bpf/events.h
@@ -935,6 +936,22 @@ def main():
 
     a_hello = lf(0, mp([PROTOCOL_VERSION]))
     a_plan = lf(1, plan(n_probes=8)[8:])
+    # fuzz-planner: what the planner of file 1 writes to its socket.
+    def p_plan(file_id=1, n_probes=2, go=False):
+        return frame(P_PLAN, mp([plan(file_id, n_probes)[8:], go, 1234]))
+
+    write_corpus("planner", {
+        "plan": p_plan(n_probes=8),
+        "plan-go": p_plan(n_probes=4, go=True),
+        "plan-empty": frame(P_PLAN, mp([mp([1, "", "not an ELF file", []]), False, 7])),
+        "plan-other-file": p_plan(file_id=2),
+        "plan-then-more": p_plan() + p_plan(file_id=2) + frame(A_HELLO, mp([1])),
+        "plan-truncated": p_plan()[:-3],
+        "not-a-plan": frame(A_PLAN, plan()[8:]),
+        "oversized-header": struct.pack("<IHH", 0xFFFFFFFF, P_PLAN, 0),
+        "nothing": b"",
+    })
+
     write_corpus("loaderd", {
         "hello-plan": a_hello + a_plan,
         "hello-plan-copy": a_hello + lf(1, copy_plan()[8:]),

@@ -13,7 +13,7 @@ root="$(dirname "$here")"
 seconds="${1:-20}"
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(frames analyzer tlslib place loaderd http1 gotls http2 tail config control admin redact)
+[[ ${#targets[@]} -gt 0 ]] || targets=(frames analyzer tlslib place loaderd http1 gotls http2 tail config control admin redact planner)
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 artifacts="${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}"
 
