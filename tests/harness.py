@@ -280,6 +280,17 @@ def wait_until_stats(sock, pred, timeout, what):
     return last
 
 
+def fds_of(pid):
+    """What each open descriptor of pid leads to (readlink of /proc/PID/fd/N)."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
 def maps_of(pid):
     try:
         with open(f"/proc/{pid}/maps") as f:

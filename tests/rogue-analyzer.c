@@ -13,38 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "frame.h"
 #include "msg.h"
+#include "rogue-send.h"
 
 #define FD 3
 
-/* Sends one frame, with n_fds descriptors (SCM_RIGHTS) when n_fds > 0; blocking. */
 static int send_raw(uint16_t type, const void *body, uint32_t n, const int *fds, unsigned n_fds)
 {
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * 8)];
-        } control = {};
-        uint8_t hdr[FRAME_HEADER_SIZE];
-        struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)body, n } };
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = body ? 2 : 1 };
-
-        frame_header_write(hdr, n, type);
-        if (n_fds > 0) {
-                struct cmsghdr *c;
-
-                mh.msg_control = control.buf;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
-        }
-        return sendmsg(FD, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+        return rogue_send(FD, type, body, n, fds, n_fds);
 }
 
 static int send_sb(uint16_t type, msgpack_sbuffer *sb, const int *fds, unsigned n_fds)

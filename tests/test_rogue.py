@@ -73,12 +73,7 @@ def main(t):
         raise TestFailure("loaderd did not log why it replaced the analyzer")
 
     # The descriptors the rogue pushed were closed, not kept.
-    held = []
-    for fd in os.listdir(f"/proc/{loaderd.pid}/fd"):
-        try:
-            held.append(os.readlink(f"/proc/{loaderd.pid}/fd/{fd}"))
-        except OSError:
-            pass
+    held = harness.fds_of(loaderd.pid)
     if any("rogue-fd" in h for h in held):
         raise TestFailure(f"loaderd kept descriptors the rogue sent: {held}")
 

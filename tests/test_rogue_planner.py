@@ -87,12 +87,7 @@ def main(t):
     uids = {int(m) for m in re.findall(r"ROGUE-PLANNER attack=\d file=\d+ uid=(\d+)", log)}
     if uids != {uid}:
         raise TestFailure(f"rogue planners ran as {uids}, expected {uid}")
-    held = []
-    for fd in os.listdir(f"/proc/{loaderd.pid}/fd"):
-        try:
-            held.append(os.readlink(f"/proc/{loaderd.pid}/fd/{fd}"))
-        except OSError:
-            pass
+    held = harness.fds_of(loaderd.pid)
     if any("rogue-planner-fd" in h for h in held):
         raise TestFailure(f"loaderd kept descriptors a planner sent: {held}")
 
