@@ -448,6 +448,7 @@ static int on_l_config(struct analyzer *a, const uint8_t *body, size_t n)
         a->opt.preview = o.preview;
         a->opt.redact = o.redact;
         a->opt.log_level = o.log_level;
+        a->opt.data_gid = o.data_gid;
         a->out.json = o.json;
         a->out.max_print = o.max_print;
         tail_set_max_print(&a->tail, o.max_print);

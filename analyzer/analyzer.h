@@ -39,6 +39,7 @@ struct analyzer_options {
         unsigned preview;  /* --body-preview bytes */
         struct output_redaction redact; /* --redact-header NAME ... */
         int log_level;                 /* --log-level */
+        gid_t data_gid; /* --data-gid: members may tail raw data; (gid_t)-1: root only */
 };
 
 /* What the command line asks besides the options of a running analyzer. */

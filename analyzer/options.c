@@ -47,6 +47,7 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                 { "redact-param", required_argument, NULL, 'P' },
                 { "body-preview", required_argument, NULL, 'b' },
                 { "journal-exchanges", no_argument, NULL, 'J' },
+                { "data-gid", required_argument, NULL, 'D' },
                 { "log-target", required_argument, NULL, 't' },
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -56,7 +57,8 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
         int c;
 
         *o = (struct analyzer_options){ .fd = -1, .control_fd = -1, .max_print = 512,
-                                        .preview = 256, .log_level = LOG_INFO };
+                                        .preview = 256, .log_level = LOG_INFO,
+                                        .data_gid = (gid_t)-1 };
         *cli = (struct analyzer_cli){ .target = LOG_TARGET_AUTO };
         opterr = 0;
         optind = 0;
@@ -123,6 +125,11 @@ int analyzer_parse_options(int argc, char **argv, struct analyzer_options *o,
                         break;
                 case 'J':
                         o->journal_exchanges = true;
+                        break;
+                case 'D':
+                        if (parse_u64(optarg, 1, (gid_t)-2, &v) < 0)
+                                return bad(err, err_size, "data-gid", optarg);
+                        o->data_gid = (gid_t)v;
                         break;
                 case 't':
                         if (log_parse_target(optarg, &cli->target) < 0)

@@ -133,6 +133,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check_filter(&f);
         {
+                /* A client without the data access: the same filter without data, or a
+                 * refusal of kind=data (-EACCES) only when the filter had data. */
+                struct tail_filter h;
+                int rr;
+
+                memset(&h, 0x5a, sizeof(h));
+                rr = tail_filter_parse_access(args, exchanges_on, false, &h, err, sizeof(err));
+                CHECK(rr == 0 || (rr == -EACCES && (f.kinds & (1u << TAIL_KIND_DATA))));
+                if (rr == 0)
+                        CHECK(!(h.kinds & (1u << TAIL_KIND_DATA)) &&
+                              (h.kinds | (1u << TAIL_KIND_DATA)) ==
+                                      (f.kinds | (1u << TAIL_KIND_DATA)));
+                else
+                        check_err(err);
+        }
+        {
                 char echo[TAIL_ECHO_MAX];
 
                 CHECK(tail_filter_echo(&f, echo, sizeof(echo)) == 0);

@@ -31,6 +31,7 @@ enum {
         OPT_RINGBUF,
         OPT_ANALYZER,
         OPT_PLANNER,
+        OPT_DATA_GROUP,
         OPT_USER,
         OPT_BATCH_SCHEDULING,
         OPT_LOG_TARGET,
@@ -87,6 +88,7 @@ static const struct setting settings[] = {
         { "analyzer", "service", OPT_ANALYZER, false, false },
         { "planner", "service", OPT_PLANNER, false, false },
         { "user", "service", OPT_USER, false, false },
+        { "data-group", "service", OPT_DATA_GROUP, false, false },
         { "batch-scheduling", "service", OPT_BATCH_SCHEDULING, true, false },
         { "control-socket", "service", OPT_CONTROL, false, false },
         { "cache-dir", "service", OPT_CACHE_DIR, false, false },
@@ -176,6 +178,10 @@ void options_help(void)
                "                           --analyzer says)\n"
                "      --user NAME          user the analyzer runs as (tlssniff; created if\n"
                "                           missing)\n"
+               "      --data-group NAME    members of this group may tail raw data\n"
+               "                           (tlssniffctl tail --data; tlssniff-data; \"\" for\n"
+               "                           root only); the others of group tlssniff see\n"
+               "                           exchanges and connections only\n"
                "      --batch-scheduling[=no]\n"
                "                           yes: loaderd and the analyzer run with the\n"
                "                           SCHED_BATCH policy (waking up, they do not preempt\n"
@@ -206,6 +212,7 @@ void options_defaults(struct options *o)
                 .call_cap = TLSSNIFF_CALL_CAP_DEFAULT,
                 .ringbuf_size = 0, /* options_data_ring_size() */
                 .user = "tlssniff",
+                .data_group = "tlssniff-data",
                 .control_socket = "/run/tlssniff/control",
                 .cache_dir = "/var/cache/tlssniff",
                 .log_target = LOG_TARGET_AUTO,
@@ -455,6 +462,9 @@ static int apply(struct options *o, const struct setting *s, const char *arg, ch
                 break;
         case OPT_BATCH_SCHEDULING:
                 o->batch_scheduling = on;
+                break;
+        case OPT_DATA_GROUP:
+                o->data_group = copy;
                 break;
         case OPT_USER:
                 if (!*arg)

@@ -39,6 +39,7 @@ struct options {
         const char *analyzer;
         const char *planner;        /* the planners' binary; NULL: the default analyzer's */
         const char *user;
+        const char *data_group;     /* may tail raw data; "" for none (root only) */
         const char *control_socket; /* "" for none */
         const char *cache_dir;      /* the analyzer's Go offset cache; "" for none */
         const char *config;         /* the file read; NULL: none */

@@ -149,6 +149,15 @@ unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX]
         } while (0)
         ARG("--max-print=%u", o->max_print);
         ARG("--log-level=%d", o->log_level);
+        if (o->data_group && o->data_group[0]) {
+                /* Looked up at each start and reload; a group that does not exist: root only. */
+                struct group gr, *found = NULL;
+                char buf[4096];
+
+                if (getgrnam_r(o->data_group, &gr, buf, sizeof(buf), &found) == 0 && found &&
+                    found->gr_gid != 0)
+                        ARG("--data-gid=%u", (unsigned)found->gr_gid);
+        }
         if (o->json)
                 ARG("--json");
         if (o->exchanges) {

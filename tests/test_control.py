@@ -9,6 +9,7 @@ import base64
 import json
 import mmap
 import os
+import socket
 import stat
 import subprocess
 import grp
@@ -40,6 +41,15 @@ def raw(sock, request, user, groups):
     return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
 
 
+def first_answer(sock, request):
+    """As root: the first answer to request (a subscription's echo line; the rest not read)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(sock)
+        s.sendall(request.encode())
+        return s.recv(65536).decode()
+
+
 def takes_direct(directory):
     """Whether files in directory take O_DIRECT writes (of one aligned 4 KiB block)."""
     path = os.path.join(str(directory), "direct-probe")
@@ -60,7 +70,7 @@ def takes_direct(directory):
 def main(t):
     cert, key = t.make_cert()
     sock = str(t.tmp / "control")
-    t.start_loaderd("--control-socket", sock)
+    t.start_loaderd("--control-socket", sock, "--data-group", "users")
     st = os.stat(sock)
     if not stat.S_ISSOCK(st.st_mode) or stat.S_IMODE(st.st_mode) != 0o660 or st.st_uid != 0 \
             or st.st_gid != grp.getgrnam("tlssniff").gr_gid:
@@ -223,6 +233,23 @@ def main(t):
         ans = harness.unix_request(admin, line)
         if why not in ans or '"ok":false' not in ans:
             raise TestFailure(f"admin socket, {line!r}: {ans!r}")
+    # Raw data is for root and the data group (--data-group users here): a member of group
+    # tlssniff alone is refused kind=data and gets the other kinds by default; a member of
+    # the data group gets data; root too.
+    ans = raw(sock, "tail kind=data\n", "nobody", "tlssniff")
+    if '"ok":false' not in ans or "tlssniff-data" not in ans:
+        raise TestFailure(f"tail kind=data as a member of tlssniff only: {ans!r}")
+    # (exchanges are off in this test).
+    for who, groups, want in (("nobody", "tlssniff", ["connections"]),
+                              ("nobody", "tlssniff,users", ["data", "connections"]),
+                              (None, None, ["data", "connections"])):
+        line = raw(sock, "tail\n", who, groups) if who else first_answer(sock, "tail\n")
+        try:
+            kinds = json.loads(line)["tail"]["kinds"]
+        except (ValueError, KeyError):
+            raise TestFailure(f"tail as {who or 'root'} ({groups}): {line!r}")
+        if sorted(kinds) != sorted(want):
+            raise TestFailure(f"tail as {who or 'root'} ({groups}) gets {kinds}, not {want}")
     # Root may: loaderd carries it out and says what it did.
     r = ctl(sock, "attach", str(os.getpid()))
     if r.returncode != 0 or f"attached process {os.getpid()}" not in r.stdout:
@@ -234,9 +261,10 @@ def main(t):
     for path in (sock, admin):
         if os.path.exists(path):
             raise TestFailure(f"{path} was not removed at exit")
-    # The analyzer refused the two changes sent to it (the outsider never got in); loaderd
-    # answered three (detach of the idle client, attach, detach of a unit) and refused five.
-    if cap.stats.get("analyzer_control_refused") != 2:
+    # The analyzer refused the two changes sent to it and the one tail of data (the outsider
+    # never got in); loaderd answered three (detach of the idle client, attach, detach of a
+    # unit) and refused five.
+    if cap.stats.get("analyzer_control_refused") != 3:
         raise TestFailure(f"refusals not counted: {cap.stats.get('analyzer_control_refused')}")
     want = {"loaderd_admin_requests": 3, "loaderd_admin_refused": 5,
             "loaderd_analyzer_changes_refused": 0}

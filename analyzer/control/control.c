@@ -35,16 +35,27 @@ void control_done(struct control *c)
         c->listen_fd = safe_close(c->listen_fd);
 }
 
+static bool member(gid_t g, gid_t gid, const gid_t *groups, int n_groups)
+{
+        if (g == (gid_t)-1)
+                return false;
+        if (gid == g)
+                return true;
+        for (int i = 0; i < n_groups; i++)
+                if (groups[i] == g)
+                        return true;
+        return false;
+}
+
 enum control_access control_access_of(uid_t uid, gid_t gid, const gid_t *groups, int n_groups,
-                                      gid_t group)
+                                      gid_t group, gid_t data_group)
 {
         if (uid == 0)
                 return CONTROL_ADMIN;
-        if (gid == group)
+        if (member(data_group, gid, groups, n_groups))
+                return CONTROL_DATA;
+        if (member(group, gid, groups, n_groups))
                 return CONTROL_READ;
-        for (int i = 0; i < n_groups; i++)
-                if (groups[i] == group)
-                        return CONTROL_READ;
         return CONTROL_NONE;
 }
 
@@ -449,7 +460,8 @@ static bool serve_one(struct control *c, struct analyzer *a, int fd)
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) == 0) {
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &gl) == 0)
                         n_groups = (int)(gl / sizeof(gid_t));
-                access = control_access_of(cred.uid, cred.gid, groups, n_groups, getgid());
+                access = control_access_of(cred.uid, cred.gid, groups, n_groups, getgid(),
+                                           a->opt.data_gid);
         }
         /* One line, within 1 s: a slow or silent client cannot hold the analyzer longer. */
         while (n < sizeof(req) && poll(&p, 1, 1000) == 1) {
@@ -473,8 +485,8 @@ static bool serve_one(struct control *c, struct analyzer *a, int fd)
 
                 /* "tail ARGS\n": the arguments without the newline. */
                 req[n - 1] = '\0';
-                if (tail_add(&a->tail, fd, n > 5 ? req + 5 : "", a->opt.exchanges, err,
-                             sizeof(err)) == 0)
+                if (tail_add_access(&a->tail, fd, n > 5 ? req + 5 : "", a->opt.exchanges,
+                                    access >= CONTROL_DATA, err, sizeof(err)) == 0)
                         return true;
                 c->refused++;
                 json_text(text, sizeof(text), err);

@@ -41,7 +41,9 @@ struct control {
         uint64_t started_ns; /* CLOCK_MONOTONIC */
 };
 
-enum control_access { CONTROL_NONE, CONTROL_READ, CONTROL_ADMIN };
+/* NONE: nothing; READ: group tlssniff, everything but raw data; DATA: also raw data (the data
+ * group, e.g. tlssniff-data); ADMIN: root. */
+enum control_access { CONTROL_NONE, CONTROL_READ, CONTROL_DATA, CONTROL_ADMIN };
 
 void control_init(struct control *c, int listen_fd);
 void control_done(struct control *c);
@@ -55,8 +57,9 @@ void control_processes(struct control *c, struct analyzer *a, const struct msg_p
 /* Clients whose change loaderd did not answer in time get an error. */
 void control_expire(struct control *c, uint64_t now_ns);
 /* The access a peer has: uid 0 admin; group gid (primary or supplementary) read. */
+/* data_group (gid_t)-1: none. */
 enum control_access control_access_of(uid_t uid, gid_t gid, const gid_t *groups, int n_groups,
-                                      gid_t group);
+                                      gid_t group, gid_t data_group);
 /*
  * Answers one request line ("VERB[ ARGUMENTS]\n") into out (a JSON line). Exposed for tests
  * and fuzzing; returns 0 when the request was served, -EACCES or -EINVAL when refused,

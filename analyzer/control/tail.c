@@ -27,6 +27,8 @@ static const char *const kind_names[_TAIL_KIND_MAX] = {
 #define EXCHANGES_OFF                                                                              \
         "exchanges are off in this tlssniff: set 'exchanges = yes' in tlssniff.conf or start "    \
         "it with --exchanges"
+#define DATA_DENIED                                                                                \
+        "raw data (kind=data) is for root and members of the data group (tlssniff-data) only"
 
 void tail_init(struct tail *t, int64_t realtime_offset_ns, unsigned max_print)
 {
@@ -129,7 +131,7 @@ static const struct {
 
 /* One value (one item of a list) of key k into f. */
 static int parse_value(struct tail_filter *f, enum key k, const char *v, bool exchanges_on,
-                       char *err, size_t err_size)
+                       bool data_allowed, char *err, size_t err_size)
 {
         uint64_t n;
         size_t len = strlen(v);
@@ -137,7 +139,9 @@ static int parse_value(struct tail_filter *f, enum key k, const char *v, bool ex
         switch (k) {
         case KEY_KIND:
                 if (strcmp(v, "all") == 0) {
-                        f->kinds |= KIND_BIT(TAIL_KIND_DATA) | KIND_BIT(TAIL_KIND_CONNECTIONS) |
+                        /* All this client may see. */
+                        f->kinds |= (data_allowed ? KIND_BIT(TAIL_KIND_DATA) : 0) |
+                                    KIND_BIT(TAIL_KIND_CONNECTIONS) |
                                     (exchanges_on ? KIND_BIT(TAIL_KIND_EXCHANGES) : 0);
                         return 0;
                 }
@@ -145,6 +149,8 @@ static int parse_value(struct tail_filter *f, enum key k, const char *v, bool ex
                         if (strcmp(v, kind_names[i]) == 0) {
                                 if (i == TAIL_KIND_EXCHANGES && !exchanges_on)
                                         return fail(err, err_size, -EINVAL, EXCHANGES_OFF);
+                                if (i == TAIL_KIND_DATA && !data_allowed)
+                                        return fail(err, err_size, -EACCES, DATA_DENIED);
                                 f->kinds |= KIND_BIT(i);
                                 return 0;
                         }
@@ -232,6 +238,12 @@ static int parse_value(struct tail_filter *f, enum key k, const char *v, bool ex
 int tail_filter_parse(const char *args, bool exchanges_on, struct tail_filter *ret, char *err,
                       size_t err_size)
 {
+        return tail_filter_parse_access(args, exchanges_on, true, ret, err, err_size);
+}
+
+int tail_filter_parse_access(const char *args, bool exchanges_on, bool data_allowed,
+                             struct tail_filter *ret, char *err, size_t err_size)
+{
         struct tail_filter f = {};
         char buf[TAIL_ARGS_MAX + 1];
         bool seen[_KEY_MAX] = {}, kinds_given;
@@ -280,7 +292,8 @@ int tail_filter_parse(const char *args, bool exchanges_on, struct tail_filter *r
                                     keys[k].name);
                 seen[k] = true;
                 if (!keys[k].list) {
-                        r = parse_value(&f, k, value, exchanges_on, err, err_size);
+                        r = parse_value(&f, k, value, exchanges_on, data_allowed, err,
+                                        err_size);
                         if (r < 0)
                                 return r;
                         continue;
@@ -292,7 +305,8 @@ int tail_filter_parse(const char *args, bool exchanges_on, struct tail_filter *r
                         if (!*item || (item_next && !*item_next))
                                 return fail(err, err_size, -EINVAL, "empty item in the %s list",
                                             keys[k].name);
-                        r = parse_value(&f, k, item, exchanges_on, err, err_size);
+                        r = parse_value(&f, k, item, exchanges_on, data_allowed, err,
+                                        err_size);
                         if (r < 0)
                                 return r;
                 }
@@ -310,7 +324,8 @@ int tail_filter_parse(const char *args, bool exchanges_on, struct tail_filter *r
                                     "kind=exchanges");
                 f.kinds = KIND_BIT(TAIL_KIND_EXCHANGES);
         } else if (!kinds_given) {
-                f.kinds = KIND_BIT(TAIL_KIND_DATA) | KIND_BIT(TAIL_KIND_CONNECTIONS) |
+                f.kinds = (data_allowed ? KIND_BIT(TAIL_KIND_DATA) : 0) |
+                          KIND_BIT(TAIL_KIND_CONNECTIONS) |
                           (exchanges_on ? KIND_BIT(TAIL_KIND_EXCHANGES) : 0);
         }
         *ret = f;
@@ -592,12 +607,18 @@ static void enqueue(struct tail *t, struct tail_subscriber *s, const char *data,
 int tail_add(struct tail *t, int fd, const char *args, bool exchanges_on, char *err,
              size_t err_size)
 {
+        return tail_add_access(t, fd, args, exchanges_on, true, err, err_size);
+}
+
+int tail_add_access(struct tail *t, int fd, const char *args, bool exchanges_on,
+                    bool data_allowed, char *err, size_t err_size)
+{
         struct tail_filter f;
         struct tail_subscriber *s = NULL;
         char echo[TAIL_ECHO_MAX];
         int r, fl;
 
-        r = tail_filter_parse(args, exchanges_on, &f, err, err_size);
+        r = tail_filter_parse_access(args, exchanges_on, data_allowed, &f, err, err_size);
         if (r < 0)
                 return r;
         if (t->n >= TAIL_SUBSCRIBERS_MAX)

@@ -107,7 +107,10 @@ void tail_set_redaction(struct tail *t, const struct output_redaction *redact);
 void tail_set_max_print(struct tail *t, unsigned max_print);
 
 /*
- * A control client sent "tail ARGS\n" (root or tlssniff group member: already checked). args
+ * A control client sent "tail ARGS\n" (root or tlssniff group member: already checked).
+ * tail_add lets it have every kind; tail_add_access only what its access allows: without
+ * data_allowed (root and the data group have it), kind=data is refused with -EACCES, and
+ * kind=all and no kind at all mean the other kinds. args
  * is the text after "tail ", with or without the newline. Takes ownership of fd on success
  * (and on failure closes nothing). Returns 0, or -EINVAL (bad request) / -E2BIG (too many
  * subscribers) / -ENOMEM with a message in err: printable ASCII without quotes or backslashes, safe to
@@ -117,6 +120,8 @@ void tail_set_max_print(struct tail *t, unsigned max_print);
  */
 int tail_add(struct tail *t, int fd, const char *args, bool exchanges_on, char *err,
              size_t err_size);
+int tail_add_access(struct tail *t, int fd, const char *args, bool exchanges_on,
+                    bool data_allowed, char *err, size_t err_size);
 /* Cheap: whether any subscriber takes records of this kind. */
 bool tail_wants(const struct tail *t, enum tail_kind k);
 
@@ -146,6 +151,8 @@ void tail_flush(struct tail *t);
 /* Exposed for tests and fuzzing. */
 int tail_filter_parse(const char *args, bool exchanges_on, struct tail_filter *ret, char *err,
                       size_t err_size);
+int tail_filter_parse_access(const char *args, bool exchanges_on, bool data_allowed,
+                             struct tail_filter *ret, char *err, size_t err_size);
 /* The filter as canonical ARGS (parses back to the same filter); -ENOBUFS if it does not fit. */
 int tail_filter_format(const struct tail_filter *f, char *buf, size_t size);
 /* {"ok":true,"tail":{...}}\n; -ENOBUFS if it does not fit (TAIL_ECHO_MAX always does). */

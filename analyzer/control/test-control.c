@@ -15,10 +15,15 @@ int main(void)
         gid_t groups[] = { 5, 77 };
 
         analyzer_init(&a, &o);
-        assert(control_access_of(0, 0, NULL, 0, 77) == CONTROL_ADMIN);
-        assert(control_access_of(1000, 77, NULL, 0, 77) == CONTROL_READ);
-        assert(control_access_of(1000, 100, groups, 2, 77) == CONTROL_READ);
-        assert(control_access_of(1000, 100, groups, 1, 77) == CONTROL_NONE);
+        assert(control_access_of(0, 0, NULL, 0, 77, 88) == CONTROL_ADMIN);
+        assert(control_access_of(1000, 77, NULL, 0, 77, 88) == CONTROL_READ);
+        assert(control_access_of(1000, 100, groups, 2, 77, 88) == CONTROL_READ);
+        assert(control_access_of(1000, 100, groups, 1, 77, 88) == CONTROL_NONE);
+        /* The data group, as primary or supplementary group; none configured: nobody. */
+        assert(control_access_of(1000, 88, groups, 2, 77, 88) == CONTROL_DATA);
+        assert(control_access_of(1000, 100, (gid_t[]){ 77, 88 }, 2, 77, 88) == CONTROL_DATA);
+        assert(control_access_of(1000, 100, groups, 2, 77, (gid_t)-1) == CONTROL_READ);
+        assert(control_access_of(1000, (gid_t)-1, NULL, 0, 77, (gid_t)-1) == CONTROL_NONE);
 
         assert(control_answer(&a, &a.control, CONTROL_READ, "stats\n", 6, out, sizeof(out)) == 0);
         assert(strncmp(out, "{\"ok\":true,\"stats\":{", 20) == 0);

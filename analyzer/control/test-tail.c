@@ -460,6 +460,31 @@ static void test_malformed(void)
                 for (const char *p = err; *p; p++)
                         assert(*p >= 0x20 && *p < 0x7f);
         }
+        /* Without the data access: kind=data refused, all and the default mean the rest. */
+        {
+                struct tail_filter f;
+                const unsigned k_data = 1u << TAIL_KIND_DATA,
+                               k_conns = 1u << TAIL_KIND_CONNECTIONS,
+                               k_xs = 1u << TAIL_KIND_EXCHANGES;
+
+                assert(tail_filter_parse_access("kind=data", true, false, &f, err,
+                                                sizeof(err)) == -EACCES &&
+                       strstr(err, "tlssniff-data"));
+                assert(tail_filter_parse_access("kind=exchanges,data", true, false, &f, err,
+                                                sizeof(err)) == -EACCES);
+                assert(tail_filter_parse_access("", true, false, &f, err, sizeof(err)) == 0 &&
+                       f.kinds == (k_conns | k_xs));
+                assert(tail_filter_parse_access("kind=all pid=7", true, false, &f, err,
+                                                sizeof(err)) == 0 &&
+                       f.kinds == (k_conns | k_xs) && f.n_pids == 1);
+                assert(tail_filter_parse_access("", false, false, &f, err, sizeof(err)) == 0 &&
+                       f.kinds == k_conns);
+                assert(tail_filter_parse_access("", true, true, &f, err, sizeof(err)) == 0 &&
+                       f.kinds == (k_data | k_conns | k_xs));
+                assert(tail_add_access(&t, sv[0], "kind=data", true, false, err, sizeof(err)) ==
+                               -EACCES &&
+                       t.n == 0);
+        }
         /* Too long: the line with "tail " and the newline is at most TAIL_REQUEST_MAX. */
         memset(big, 0, sizeof(big));
         strcpy(big, "comm=a");
