@@ -1,11 +1,17 @@
 /* SHA-256; see sha256.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "macro.h"
 #include "sha256.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 static const uint32_t k[64] = {
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
@@ -63,6 +69,73 @@ static void compress(uint32_t h[8], const uint8_t *p)
         h[7] += hh;
 }
 
+#if defined(__x86_64__)
+/*
+ * The same compression with the x86 SHA extensions (SHA-NI), about ten times as fast: the
+ * state as the instructions want it (ABEF and CDGH), four rounds per step, the message
+ * schedule in a ring of four vectors.
+ */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_ni(uint32_t h[8],
+                                                                    const uint8_t *p,
+                                                                    size_t blocks)
+{
+        const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bull, 0x0405060700010203ull);
+        __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xb1);
+        __m128i st1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1b);
+        __m128i st0 = _mm_alignr_epi8(t, st1, 8);
+
+        st1 = _mm_blend_epi16(st1, t, 0xf0);
+        for (; blocks > 0; blocks--, p += 64) {
+                __m128i save0 = st0, save1 = st1, w[4];
+
+                for (int r = 0; r < 16; r++) {
+                        __m128i m;
+
+                        if (r < 4)
+                                w[r] = _mm_shuffle_epi8(
+                                        _mm_loadu_si128((const __m128i *)(p + 16 * r)), swap);
+                        else
+                                w[r % 4] = _mm_sha256msg2_epu32(
+                                        _mm_add_epi32(_mm_sha256msg1_epu32(w[r % 4],
+                                                                           w[(r + 1) % 4]),
+                                                      _mm_alignr_epi8(w[(r + 3) % 4],
+                                                                      w[(r + 2) % 4], 4)),
+                                        w[(r + 3) % 4]);
+                        m = _mm_add_epi32(w[r % 4], _mm_loadu_si128((const __m128i *)&k[4 * r]));
+                        st1 = _mm_sha256rnds2_epu32(st1, st0, m);
+                        st0 = _mm_sha256rnds2_epu32(st0, st1, _mm_shuffle_epi32(m, 0x0e));
+                }
+                st0 = _mm_add_epi32(st0, save0);
+                st1 = _mm_add_epi32(st1, save1);
+        }
+        t = _mm_shuffle_epi32(st0, 0x1b);
+        st1 = _mm_shuffle_epi32(st1, 0xb1);
+        _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(t, st1, 0xf0));
+        _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(st1, t, 8));
+}
+
+static bool cpu_has_sha(void)
+{
+        unsigned a, b, c, d;
+
+        if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
+                return false;
+        return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
+}
+#endif
+
+static void compress_blocks(struct sha256 *s, const uint8_t *p, size_t blocks)
+{
+#if defined(__x86_64__)
+        if (!s->generic) {
+                compress_ni(s->h, p, blocks);
+                return;
+        }
+#endif
+        for (; blocks > 0; blocks--, p += 64)
+                compress(s->h, p);
+}
+
 void sha256_init(struct sha256 *s)
 {
         static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -71,6 +144,11 @@ void sha256_init(struct sha256 *s)
         memcpy(s->h, iv, sizeof(iv));
         s->length = 0;
         s->used = 0;
+#if defined(__x86_64__)
+        s->generic = !cpu_has_sha();
+#else
+        s->generic = true;
+#endif
 }
 
 void sha256_update(struct sha256 *s, const void *data, size_t n)
@@ -87,11 +165,12 @@ void sha256_update(struct sha256 *s, const void *data, size_t n)
                 n -= take;
                 if (s->used < sizeof(s->block))
                         return;
-                compress(s->h, s->block);
+                compress_blocks(s, s->block, 1);
                 s->used = 0;
         }
-        for (; n >= 64; p += 64, n -= 64)
-                compress(s->h, p);
+        compress_blocks(s, p, n / 64);
+        p += n / 64 * 64;
+        n %= 64;
         memcpy(s->block, p, n);
         s->used = n;
 }
@@ -103,13 +182,13 @@ void sha256_final(struct sha256 *s, uint8_t ret[SHA256_SIZE])
         s->block[s->used++] = 0x80;
         if (s->used > 56) {
                 memset(s->block + s->used, 0, 64 - s->used);
-                compress(s->h, s->block);
+                compress_blocks(s, s->block, 1);
                 s->used = 0;
         }
         memset(s->block + s->used, 0, 56 - s->used);
         for (int i = 0; i < 8; i++)
                 s->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-        compress(s->h, s->block);
+        compress_blocks(s, s->block, 1);
         for (int i = 0; i < 8; i++) {
                 ret[4 * i] = (uint8_t)(s->h[i] >> 24);
                 ret[4 * i + 1] = (uint8_t)(s->h[i] >> 16);

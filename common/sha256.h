@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,8 @@ struct sha256 {
         uint64_t length; /* bytes so far */
         uint8_t block[64];
         size_t used;     /* bytes in block */
+        bool generic;    /* portable C, not the CPU's SHA instructions (set by sha256_init
+                          * when the CPU has none; tests set it to compare both) */
 };
 
 void sha256_init(struct sha256 *s);

@@ -122,7 +122,8 @@ int plancache_open(struct plancache *c, const char *dir)
         (void)unlinkat(dfd, PLANCACHE_OLD_FILE_NAME, 0);
         for (int attempt = 0;; attempt++) {
                 fd = openat(dfd, PLANCACHE_FILE_NAME,
-                            O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
+                            O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+                            0600);
                 if (fd >= 0 && fstat(fd, &st) < 0)
                         return -errno;
                 if (fd >= 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1)
