@@ -4,9 +4,12 @@
 # /usr/local/lib/systemd/system and systemd-sysusers creates the tlssniff user from
 # /usr/local/lib/sysusers.d. `systemctl enable --now tlssniff` returns once loaderd has sent
 # READY=1 (Type=notify), and the unit is then active/running with its STATUS= text. A curl
-# request made in the container to an openssl s_server there is captured byte for byte in
-# /var/log/tlssniff/capture.jsonl, from curl's write and from the server's read, with both
-# addresses and roles. `tlssniffctl status` and `tlssniffctl --json stats` answer over
+# request made in the container to an openssl s_server there, with a bearer token, a cookie and
+# a token query parameter, is shown byte for byte to root's `tlssniffctl tail --data`, and the
+# shipped configuration writes it to /var/log/tlssniff/capture.jsonl as exchanges of curl and of
+# the server with the secrets redacted and no raw data: the secret is nowhere in
+# /var/log/tlssniff or the journal; with "no-data = no" in the file and a reload (raw data one
+# key away) a secret is written in data records and in nothing else. `tlssniffctl status` and `tlssniffctl --json stats` answer over
 # /run/tlssniff/control with the counts of that capture, and the journal has the "ready" entry
 # (MESSAGE_ID ...a802) from the service's main process, before systemd's "Started". Then the
 # service's lifecycle: `systemctl reload` (when the unit has ExecReload=) keeps the same main
@@ -40,7 +43,6 @@ SERVER_UNIT = "tlssniff-test-https.service"
 SECURITY_EXPOSURE_MAX = 4.0
 PORT = 8443
 CAPTURE = "var/log/tlssniff/capture.jsonl"
-RESPONSE_END = b"</HTML>\r\n\r\n"  # how openssl s_server -www ends its page
 CACHE = "/var/cache/tlssniff"
 READY_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a802"
 STARTED_ID = "6d0c3e1a2b7f4c59a1e8f0d2c4b6a801"
@@ -301,18 +303,10 @@ def stats(c):
     return obj["stats"]
 
 
-def find_stream(cap, pids, direction, expected, label):
-    """The stream of the process (known by any of its pids) whose bytes are exactly expected."""
-    have = [p for p in pids if cap.streams_of(p, direction)]
-    if len(have) != 1:
-        raise TestFailure(f"{label}: expected {direction} streams of exactly one of the pids "
-                          f"{pids} (host pid, pid in the container); found them for {have}.\n"
-                          + cap.summary())
-    return have[0], cap.find_stream(have[0], direction, expected, label)
-
-
 def check_capture(t, c, rootfs, marker):
-    """A curl request in the container, captured exactly from both processes."""
+    """A curl request in the container with secrets in it: shown byte for byte to root's
+    tlssniffctl tail, written as exchanges of both processes with the secrets redacted, and
+    no raw data written, as the shipped configuration says."""
     c.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=localhost",
            "-keyout", "/root/key.pem", "-out", "/root/cert.pem"])
@@ -323,16 +317,21 @@ def check_capture(t, c, rootfs, marker):
     srv_cpid = int(c.show(SERVER_UNIT, "MainPID")["MainPID"])
     srv_hpid = c.host_pid(srv_cpid)
 
-    path = f"/tlssniff-nspawn-{marker}"
+    # curl sends secrets the shipped configuration must keep out of everything it writes:
+    # a bearer token, a cookie and a token query parameter.
+    secret = f"SECRET{marker}"
+    path = f"/tlssniff-nspawn-{marker}?token={secret}&x=1"
     agent = "tlssniff-nspawn-test"
     request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\nUser-Agent: {agent}\r\n"
-               f"Accept: */*\r\nX-Tlssniff-Marker: {marker}\r\n\r\n").encode()
+               f"Accept: */*\r\nAuthorization: Bearer {secret}\r\nCookie: session={secret}"
+               f"\r\nX-Tlssniff-Marker: {marker}\r\n\r\n").encode()
     # The shell says its pid in the container and waits; the test finds its host pid, then
     # lets it exec curl (same pid).
     p = subprocess.Popen(
         ["nsenter", "-t", str(c.pid), "-a", "--", "/bin/sh", "-c", 'echo $$; read _; exec "$@"',
          "sh", "curl", "-sS", "-k", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}",
-         "-A", agent, "-H", f"X-Tlssniff-Marker: {marker}", f"https://127.0.0.1:{PORT}{path}"],
+         "-A", agent, "-H", f"Authorization: Bearer {secret}", "-H", f"Cookie: session={secret}",
+         "-H", f"X-Tlssniff-Marker: {marker}", f"https://127.0.0.1:{PORT}{path}"],
         env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.name, p.err = "curl (nsenter)", None
     t.procs.append(p)
@@ -340,8 +339,8 @@ def check_capture(t, c, rootfs, marker):
     curl_hpid = next((k for k in children(p.pid) if nspid_of(k)[-1:] == [curl_cpid]), None)
     if curl_hpid is None:
         raise TestFailure(f"no host pid for the container's pid {curl_cpid}")
-    # tlssniffctl tail inside the container, subscribed before curl starts: it must show
-    # curl's request.
+    # tlssniffctl tail inside the container (as root: raw data is root's and the data
+    # group's), subscribed before curl starts: it must show curl's request, byte for byte.
     tail = subprocess.Popen(["nsenter", "-t", str(c.pid), "-a", "--", "tlssniffctl", "--json",
                              "tail", "--data", "--comm", "curl", "-n", "1"], env=ENV,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -372,53 +371,89 @@ def check_capture(t, c, rootfs, marker):
     log(f"curl: pid {curl_cpid} in the container, {curl_hpid} on the host; server "
         f"pid {srv_cpid} / {srv_hpid}")
 
+    # The shipped configuration writes exchanges, redacted, and no raw data.
     capture_path = rootfs / CAPTURE
+    shown_path = f"/tlssniff-nspawn-{marker}?token=[redacted]&x=1"
+
+    def exchange_of(cap, pids, role):
+        return next((x for x in cap.other if x.get("type") == "exchange" and
+                     x["pid"] in pids and x["role"] == role and x["path"] == shown_path and
+                     x["status"] == 200), None)
 
     def captured():
         if not capture_path.exists():
             return None
         cap = harness.Capture(capture_path)  # no stats line yet: the service is running
-        # The whole exchange: curl's request, the server's read of it and curl's read of
-        # the response to its end (s_server -www ends it with </HTML>), each of which the
-        # analyzer writes when its record arrives, in that order or not.
-        for p_ in (curl_hpid, curl_cpid):
-            for w_ in cap.streams_of(p_, "write"):
-                if w_.data != request:
-                    continue
-                if not any(s.conn_id == w_.conn_id and s.data.endswith(RESPONSE_END)
-                           for s in cap.streams_of(p_, "read")):
-                    return None
-                if not any(s.data == request for q in (srv_hpid, srv_cpid)
-                           for s in cap.streams_of(q, "read")):
-                    return None
-                return cap
+        if exchange_of(cap, (curl_hpid, curl_cpid), "client") and \
+                exchange_of(cap, (srv_hpid, srv_cpid), "server"):
+            return cap
         return None
 
     try:
         cap = harness.wait_until(captured, 15, f"curl's exchange in {CAPTURE}")
     except TestFailure as e:
-        raise TestFailure(f"{e}\n" + (harness.Capture(capture_path).summary()
+        raise TestFailure(f"{e}\n" + (capture_path.read_text(errors="replace")[-3000:]
                                       if capture_path.exists() else f"(no {CAPTURE})"))
-    pid, w = find_stream(cap, (curl_hpid, curl_cpid), "write", request, "curl's request")
-    if w.comm != "curl":
-        raise TestFailure(f"curl's request is attributed to comm {w.comm!r}")
-    rec = w.records[0]
-    if rec["remote"] != {"ip": "127.0.0.1", "port": PORT}:
-        raise TestFailure(f"curl's request: remote {rec['remote']}, expected 127.0.0.1:{PORT}")
-    harness.assert_addressing(w, "curl's request", "ipv4", (rec["local"]["ip"],
-                              rec["local"]["port"]), ("127.0.0.1", PORT), "client")
-    cport = rec["local"]["port"]
-    reads = [s for s in cap.streams_of(pid, "read") if s.conn_id == w.conn_id]
-    if len(reads) != 1 or not reads[0].data.startswith(b"HTTP/1.0 200 ok\r\n") or \
-            not reads[0].data.endswith(RESPONSE_END):
-        raise TestFailure(f"curl's read of the response on conn {w.conn_id}: "
-                          f"{[s.describe() for s in reads]}")
-    _, r = find_stream(cap, (srv_hpid, srv_cpid), "read", request, "the server's read")
-    harness.assert_addressing(r, "the server's read", "ipv4", ("127.0.0.1", PORT),
-                              ("127.0.0.1", cport), "server")
-    log(f"captured: {len(request)} B request from curl (reported as pid {pid}) and in the "
-        f"server, {len(reads[0].data)} B response")
+    if cap.records:
+        raise TestFailure(f"the shipped configuration wrote {len(cap.records)} data records")
+    x = exchange_of(cap, (curl_hpid, curl_cpid), "client")
+    headers = {k.lower(): v for k, v in x["request_headers"]}
+    if x["comm"] != "curl" or x["method"] != "GET" or \
+            headers.get("x-tlssniff-marker") != marker or \
+            headers.get("authorization") != "[redacted]" or headers.get("cookie") != "[redacted]" \
+            or x["remote"] != {"ip": "127.0.0.1", "port": PORT}:
+        raise TestFailure(f"curl's exchange: {x}")
+    # The secret: nowhere in what the service wrote (its log folder) or in the journal.
+    for f in (rootfs / "var/log/tlssniff").rglob("*"):
+        if f.is_file() and secret.encode() in f.read_bytes():
+            raise TestFailure(f"the secret is in {f}")
+    r = c.run(["journalctl", "--no-pager", "-o", "verbose"])
+    if "Ready: " not in r.stdout:
+        raise TestFailure("the container's journal has no tlssniff Ready entry to search")
+    if secret in r.stdout:
+        raise TestFailure("the secret is in the journal")
+    log(f"captured: curl's exchange on both sides, redacted; no data records; the secret in "
+        f"neither {CAPTURE} nor the journal")
     t.diag_pids = {curl_hpid, curl_cpid, srv_hpid, srv_cpid}
+
+
+def check_data_key(c, rootfs):
+    """Raw data is one key away: with "no-data = no" in the shipped file and a reload, a
+    request's secret is written, in data records only (exchanges keep it redacted)."""
+    conf = rootfs / "etc/tlssniff/tlssniff.conf"
+    text = conf.read_text()
+    if "\nno-data = yes\n" not in text:
+        raise TestFailure(f"{conf} does not say no-data = yes")
+    before = stats(c).get("analyzer_reconfigurations", 0)
+    conf.write_text(text.replace("\nno-data = yes\n", "\nno-data = no\n"))
+    c.run(["systemctl", "reload", UNIT], timeout=60)
+    harness.wait_until(lambda: stats(c).get("analyzer_reconfigurations", 0) > before, 15,
+                       "the analyzer reconfigured by the reload")
+    marker = os.urandom(8).hex()
+    secret = f"SECRET{marker}"
+    r = c.run(["curl", "-sS", "-k", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}",
+               "-H", f"Authorization: Bearer {secret}",
+               f"https://127.0.0.1:{PORT}/data-{marker}?token={secret}"], timeout=30)
+    if r.stdout.strip() != "200":
+        raise TestFailure(f"curl: {r.stdout!r} {r.stderr!r}")
+    capture_path = rootfs / CAPTURE
+
+    def placed():
+        data, other = 0, []
+        for line in capture_path.read_bytes().splitlines():
+            obj = json.loads(line)
+            if obj.get("type") == "data":
+                data += secret.encode() in base64.b64decode(obj["data"])
+            elif secret.encode() in line:
+                other.append(obj.get("type"))
+        seen = any(f"/data-{marker}?token=[redacted]" in ln
+                   for ln in capture_path.read_text(errors="replace").splitlines())
+        return (data, other) if data and seen else None
+
+    data, other = harness.wait_until(placed, 15, "the secret's request as data and exchange")
+    if other:
+        raise TestFailure(f"with no-data = no the secret is in records of type {other}")
+    log(f"no-data = no: the secret in {data} data records and in nothing else")
 
 
 def check_service(c):
@@ -584,6 +619,7 @@ def main(t):
         check_journal(c, st)
         check_capture(t, c, rootfs, os.urandom(8).hex())
         check_control(c, version)
+        check_data_key(c, rootfs)
         # The service's lifecycle: every problem found, together.
         problems = check_reload(c, st) + check_lifecycle(c, rootfs)
         if problems:
