@@ -25,11 +25,17 @@
 #define CGROUP_WALK_MAX 20000 /* directories looked at when searching for a unit */
 #define CGROUP_DEPTH_MAX 8
 
+/*
+ * Searches below path for a cgroup directory called name, in folders only root can create
+ * entries in: a subtree systemd delegated to a user (user@UID.service, a unit with
+ * Delegate=yes) belongs to that user, who could make a look-alike of any unit's name there.
+ */
 static int walk(char *path, size_t len, size_t size, const char *name, unsigned depth,
                 unsigned *budget)
 {
         DIR *d;
         struct dirent *e;
+        struct stat st;
         int r = -ENOENT;
 
         if (depth > CGROUP_DEPTH_MAX)
@@ -37,6 +43,10 @@ static int walk(char *path, size_t len, size_t size, const char *name, unsigned 
         d = opendir(path);
         if (!d)
                 return -ENOENT;
+        if (fstat(dirfd(d), &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+                closedir(d);
+                return -ENOENT;
+        }
         while (r == -ENOENT && (e = readdir(d))) {
                 size_t k = strlen(e->d_name);
 
@@ -92,7 +102,8 @@ static const char *cgroup2_root(struct targets *t)
         return t->cgroup_root[0] ? t->cgroup_root : "/sys/fs/cgroup";
 }
 
-/* The cgroup directory of a unit: where systemd puts system units first, else a search. */
+/* The cgroup directory of a unit: where systemd puts system units first (only systemd creates
+ * entries in system.slice), else a search of the folders only root writes (walk). */
 static int unit_cgroup(struct targets *t, const char *unit, char *path, size_t size,
                        uint64_t *ret_id)
 {

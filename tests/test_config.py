@@ -269,20 +269,52 @@ def output_switch(t, cert, key):
 
 
 def unit_target(t, cert, key):
-    """--unit for a unit that does not run yet: traced once its cgroup appears."""
+    """--unit for a unit that does not run yet: traced once its cgroup appears; a look-alike
+    of the same name made by a user in a cgroup subtree delegated to them is never taken for
+    it (its process's traffic is not captured)."""
     unit = f"tlssniff-test-{os.getpid()}.service"
     with harness.cgroup2_group(unit) as group:
         t.start_loaderd("--unit", unit)
         t.loaderd_err.wait_for(f"Unit {unit} has no cgroup", 10, t.loaderd)
-        os.mkdir(group)
+        # A subtree delegated to nobody (as systemd does for user@UID.service), and in it a
+        # cgroup that nobody names like the unit, with a client in it.
+        deleg = os.path.join(os.path.dirname(group), f"tlssniff-deleg-{os.getpid()}")
+        os.mkdir(deleg)
+        os.chown(deleg, 65534, 65534)
+        lookalike = os.path.join(deleg, unit)
+        subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "mkdir",
+                        lookalike], check=True)
         server, port = t.start_server("framed", cert, key, HOST)
-        cap = harness.capture_group_member(
-            t, group, server, port, cert, [(os.urandom(2000), 2100)],
-            lambda: t.loaderd_err.wait_for(f"Unit {unit} is at cgroup", 10, t.loaderd),
-            f"--unit {unit}")
+        fake = harness.spawn_client(t, "lookalike", port, [(os.urandom(700), 800)], cert,
+                                    flags=["--wait-go"])
+        t.expect_line(fake, "WAITING")
+        with open(os.path.join(lookalike, "cgroup.procs"), "w") as f:
+            f.write(str(fake.pid))
+        os.mkdir(group)
+
+        def ready():
+            line = t.loaderd_err.wait_for(f"Unit {unit} is at cgroup", 10, t.loaderd)
+            if not line or "tlssniff-deleg" in line or not line.rstrip(".").endswith(unit):
+                raise TestFailure(f"--unit {unit} resolved to {line!r}, not the real cgroup")
+            # The look-alike's client makes its connection while the unit is traced.
+            fake.stdin.write(b"go\n")
+            fake.stdin.flush()
+            harness.client_results(t, fake)
+
+        try:
+            cap = harness.capture_group_member(
+                t, group, server, port, cert, [(os.urandom(2000), 2100)], ready,
+                f"--unit {unit}")
+        finally:
+            for d in (lookalike, deleg):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
         if cap.stats.get("loaderd_unit_moves", 0) < 1:
             raise TestFailure(f"loaderd_unit_moves: {cap.stats.get('loaderd_unit_moves')}")
-        harness.log("--unit: traced once the unit's cgroup appeared, nothing else")
+        harness.log("--unit: traced once the unit's cgroup appeared, nothing else; a user's "
+                    "look-alike of the same name ignored")
 
 
 def main(t):
