@@ -569,6 +569,7 @@ unsigned analyzer_collect_stats(const struct analyzer *a, const char **names, ui
         ADD("analyzer_tail_drops", a->tail.dropped_records);
         ADD("analyzer_tail_format_errors", a->tail.format_errors);
         ADD("analyzer_control_timeouts", a->control.timeouts);
+        ADD("analyzer_control_slow_clients", a->control.slow_clients);
         ADD("analyzer_reconfigurations", a->reconfigurations);
 #undef ADD
         return n;

@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import subprocess
+import time
 import grp
 
 import harness
@@ -250,6 +251,27 @@ def main(t):
             raise TestFailure(f"tail as {who or 'root'} ({groups}): {line!r}")
         if sorted(kinds) != sorted(want):
             raise TestFailure(f"tail as {who or 'root'} ({groups}) gets {kinds}, not {want}")
+    # A client that sends its request a byte at a time, 0.6 s apart (each gap under the old
+    # per-read second), gets 1 s for the whole line, then a refusal; the analyzer counts it.
+    with socket.socket(socket.AF_UNIX) as slow:
+        slow.settimeout(30)
+        slow.connect(sock)
+        answer = b""
+        try:
+            for piece in (b"s", b"t", b"ats\n"):
+                slow.sendall(piece)
+                time.sleep(0.6)
+        except OSError:
+            pass  # closed by the analyzer
+        while True:
+            d = slow.recv(65536)
+            if not d:
+                break
+            answer += d
+    if b'"ok":false' not in answer:
+        raise TestFailure(f"a client taking 1.2 s for its line was answered {answer!r}")
+    harness.wait_until_stats(sock, lambda s: s.get("analyzer_control_slow_clients") == 1, 10,
+                             "the slow client counted")
     # Root may: loaderd carries it out and says what it did.
     r = ctl(sock, "attach", str(os.getpid()))
     if r.returncode != 0 or f"attached process {os.getpid()}" not in r.stdout:
@@ -261,10 +283,10 @@ def main(t):
     for path in (sock, admin):
         if os.path.exists(path):
             raise TestFailure(f"{path} was not removed at exit")
-    # The analyzer refused the two changes sent to it and the one tail of data (the outsider
-    # never got in); loaderd answered three (detach of the idle client, attach, detach of a
-    # unit) and refused five.
-    if cap.stats.get("analyzer_control_refused") != 3:
+    # The analyzer refused the two changes sent to it, the one tail of data and the slow
+    # client's cut line (the outsider never got in); loaderd answered three (detach of the
+    # idle client, attach, detach of a unit) and refused five.
+    if cap.stats.get("analyzer_control_refused") != 4:
         raise TestFailure(f"refusals not counted: {cap.stats.get('analyzer_control_refused')}")
     want = {"loaderd_admin_requests": 3, "loaderd_admin_refused": 5,
             "loaderd_analyzer_changes_refused": 0}

@@ -455,6 +455,7 @@ static bool serve_one(struct control *c, struct analyzer *a, int fd)
         enum control_access access = CONTROL_NONE;
         struct pollfd p = { .fd = fd, .events = POLLIN };
         size_t n = 0;
+        uint64_t deadline;
         int n_groups = 0, r;
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) == 0) {
@@ -463,9 +464,19 @@ static bool serve_one(struct control *c, struct analyzer *a, int fd)
                 access = control_access_of(cred.uid, cred.gid, groups, n_groups, getgid(),
                                            a->opt.data_gid);
         }
-        /* One line, within 1 s: a slow or silent client cannot hold the analyzer longer. */
-        while (n < sizeof(req) && poll(&p, 1, 1000) == 1) {
-                ssize_t k = read(fd, req + n, sizeof(req) - n);
+        /* One line, within 1 s in all (not per read: a client that sends a byte every 0.9 s
+         * cannot hold the analyzer for a second per byte). */
+        deadline = now_monotonic_ns() + CONTROL_LINE_NS;
+        while (n < sizeof(req)) {
+                uint64_t now = now_monotonic_ns();
+                ssize_t k;
+
+                if (now >= deadline ||
+                    poll(&p, 1, (int)((deadline - now + 999999) / 1000000)) != 1) {
+                        c->slow_clients++;
+                        break;
+                }
+                k = read(fd, req + n, sizeof(req) - n);
 
                 if (k <= 0)
                         break;

@@ -14,6 +14,7 @@
 #define CONTROL_REQUEST_MAX 256
 #define CONTROL_PENDING_MAX 8
 #define CONTROL_PENDING_NS (15ull * 1000 * 1000 * 1000) /* loaderd answers within this */
+#define CONTROL_LINE_NS (1000ull * 1000 * 1000) /* a client's whole request line, at most */
 
 struct analyzer;
 
@@ -36,6 +37,7 @@ struct control {
         unsigned n_pending;
         uint32_t next_id, last_id;
         uint64_t timeouts; /* changes loaderd did not answer in time */
+        uint64_t slow_clients; /* no whole request line within CONTROL_LINE_NS */
         uint64_t requests;
         uint64_t refused;
         uint64_t started_ns; /* CLOCK_MONOTONIC */
