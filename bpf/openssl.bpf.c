@@ -224,9 +224,11 @@ struct {
         __type(value, struct sock_info);
 } sock_roles SEC(".maps");
 
-/* Files loaderd has handled; exec and mmap of these are not reported again. */
+/* Files loaderd has handled; exec and mmap of these are not reported again. An LRU: files
+ * made in a loop (memfd executables) push out the least used, which, mapped again, are
+ * reported again and deduplicated by loaderd. */
 struct {
-        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
         __uint(max_entries, 65536);
         __type(key, struct tlssniff_file_key);
         __type(value, __u8);

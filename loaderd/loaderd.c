@@ -74,7 +74,14 @@ void loaderd_mark_known(struct loaderd *l, uint64_t dev, uint64_t ino, bool kern
 
 static int send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *sb, int fd)
 {
-        int r = frame_writer_put(&l->out, type, sb->data, sb->size, fd);
+        int r;
+
+        if (frame_writer_pending(&l->out) + FRAME_HEADER_SIZE + sb->size > LOADERD_QUEUE_MAX) {
+                /* An analyzer that stopped reading cannot make root's memory grow. */
+                l->frames_dropped++;
+                return -ENOBUFS;
+        }
+        r = frame_writer_put(&l->out, type, sb->data, sb->size, fd);
 
         if (r < 0)
                 return r;
@@ -85,6 +92,24 @@ static int send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *s
 int loaderd_send_frame(struct loaderd *l, uint16_t type, const msgpack_sbuffer *sb)
 {
         return send_frame(l, type, sb, -1);
+}
+
+int loaderd_evict_file(struct loaderd *l)
+{
+        for (unsigned i = 0; i < l->n_files; i++) {
+                struct traced_file *tf = &l->files[i];
+
+                if (tf->state != FILE_NO_TLS && tf->state != FILE_FAILED)
+                        continue;
+                detach_file(l, tf);
+                safe_close(tf->fd);
+                free(tf->path);
+                memmove(tf, tf + 1, (l->n_files - i - 1) * sizeof(*tf));
+                l->n_files--;
+                l->files_evicted++;
+                return 0;
+        }
+        return -ENOSPC;
 }
 
 int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, uint8_t kind,
@@ -99,6 +124,11 @@ int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, u
                 r = -errno;
                 close(fd);
                 return r;
+        }
+        if (l->n_files >= LOADERD_FILES_MAX && loaderd_evict_file(l) < 0) {
+                l->files_refused++;
+                close(fd);
+                return -ENOSPC;
         }
         if (l->n_files == l->cap_files) {
                 unsigned cap = l->cap_files ? l->cap_files * 2 : 64;
@@ -951,6 +981,7 @@ static void send_stats(struct loaderd *l)
         } while (0)
         ADD("loaderd_records_forwarded", l->records_forwarded);
         ADD("loaderd_frames_refused", l->frames_refused);
+        ADD("loaderd_frames_dropped", l->frames_dropped);
         ADD("loaderd_analyzer_changes_refused", l->analyzer_changes_refused);
         ADD("loaderd_odd_names", l->odd_names);
         ADD("loaderd_planners_started", l->planners_started);
@@ -973,6 +1004,8 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_file_events", l->file_events);
         ADD("loaderd_files", l->n_files);
         ADD("loaderd_files_failed", l->files_failed);
+        ADD("loaderd_files_evicted", l->files_evicted);
+        ADD("loaderd_files_refused", l->files_refused);
         ADD("loaderd_probes_attached", l->probes_attached);
         ADD("loaderd_backlog_bytes", frame_writer_pending(&l->out));
         ADD("loaderd_ringbuf_size", l->ring_bytes);

@@ -25,7 +25,14 @@
 #define LOADERD_RECORDS_BATCH (512u << 10) /* flush a records frame at this size */
 #define LOADERD_EVENTS_RING (4u << 20)     /* the ring of the records other than data */
 #define LOADERD_BACKLOG_HIGH (16u << 20)   /* stop draining the ring buffer above this */
+/* Frames queued for an analyzer that does not read, at most: a frame beyond is dropped and
+ * counted (loaderd_frames_dropped). Records stop at LOADERD_BACKLOG_HIGH before. */
+#define LOADERD_QUEUE_MAX (64u << 20)
 #define LOADERD_OVERRIDES_MAX 1024         /* pids attached or detached with tlssniffctl */
+/* Files in the registry, at most: beyond, the oldest without probes (no TLS, failed) is
+ * forgotten (loaderd_files_evicted); when every one has probes or waits for its planner, a new
+ * file is refused (loaderd_files_refused). */
+#define LOADERD_FILES_MAX 8192
 
 /* A systemd unit as a target: the cgroup it was last found at (0: not running). */
 struct unit_target {
@@ -165,6 +172,7 @@ struct loaderd {
 
         /* loaderd's own counters, reported with the kernel's. */
         uint64_t frames_refused;
+        uint64_t frames_dropped;           /* not queued: LOADERD_QUEUE_MAX reached */
         uint64_t analyzer_changes_refused; /* attach/detach/reload frames from the analyzer */
         uint64_t odd_names;                /* maps entries whose name is not the mapped file */
         unsigned planners_running;         /* planner.c */
@@ -178,6 +186,7 @@ struct loaderd {
         uint64_t records_forwarded;
         uint64_t file_events;
         uint64_t files_failed;
+        uint64_t files_evicted, files_refused; /* LOADERD_FILES_MAX reached */
         uint64_t lost_frame_bytes; /* queued for an analyzer that died */
         uint64_t last_loss_reported;
 };
@@ -270,6 +279,9 @@ unsigned analyzer_output_args(const struct options *o, char args[][MSG_TEXT_MAX]
 int loaderd_offer_file(struct loaderd *l, int fd, const char *path, pid_t pid, uint8_t kind,
                        bool initial);
 bool loaderd_knows_file(struct loaderd *l, uint64_t dev, uint64_t ino);
+/* Forgets the oldest file without probes that waits for no plan (LOADERD_FILES_MAX reached):
+ * 0, or -ENOSPC when every file has probes or waits for its planner. */
+int loaderd_evict_file(struct loaderd *l);
 /* A maps entry of pid whose name does not lead to the file it maps (a forged or stale line):
  * counted in loaderd_odd_names, logged (escaped, rate-limited). */
 void loaderd_odd_name(struct loaderd *l, pid_t pid, const char *name);

@@ -1,10 +1,12 @@
 /* Unit test: plan_validate() and elf_segments_read() on the test binary itself. */
 #undef NDEBUG
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "loaderd.h"
@@ -107,6 +109,56 @@ static void test_dispatch(uint64_t inside)
         frame_writer_done(&l.out);
 }
 
+/* An analyzer that stops reading: loaderd's queue to it stops at LOADERD_QUEUE_MAX, each frame
+ * beyond dropped and counted. */
+static void test_queue_bound(void)
+{
+        struct loaderd l = { .sock = -1, .epoll_fd = -1 };
+        msgpack_sbuffer sb;
+        static char body[FRAME_BODY_MAX / 4];
+        unsigned sent = 0;
+        int sv[2];
+
+        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+        l.sock = sv[0];
+        msgpack_sbuffer_init(&sb);
+        msgpack_sbuffer_write(&sb, body, sizeof(body));
+        while (l.frames_dropped < 3) {
+                assert(sent < 4 * LOADERD_QUEUE_MAX / sizeof(body));
+                if (loaderd_send_frame(&l, FRAME_L_STATS, &sb) == 0)
+                        sent++;
+                assert(frame_writer_pending(&l.out) <= LOADERD_QUEUE_MAX);
+        }
+        assert(sent >= LOADERD_QUEUE_MAX / (sizeof(body) + FRAME_HEADER_SIZE) - 1);
+        msgpack_sbuffer_destroy(&sb);
+        frame_writer_done(&l.out);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+/* The registry's eviction: the oldest file without probes goes; attached files and files
+ * waiting for their planner never do. */
+static void test_eviction(void)
+{
+        static const enum file_state states[] = { FILE_ATTACHED, FILE_SENT, FILE_NO_TLS,
+                                                  FILE_FAILED, FILE_NO_TLS, FILE_ATTACHED };
+        struct loaderd l = { .sock = -1, .epoll_fd = -1 };
+        struct traced_file files[ELEMENTSOF(states)];
+
+        for (unsigned i = 0; i < ELEMENTSOF(states); i++)
+                files[i] = (struct traced_file){ .id = i + 1, .fd = -1, .state = states[i],
+                                                 .planner_sock = -1, .path = strdup("f") };
+        l.files = files;
+        l.n_files = l.cap_files = ELEMENTSOF(states);
+        assert(loaderd_evict_file(&l) == 0 && l.n_files == 5 && l.files[2].id == 4);
+        assert(loaderd_evict_file(&l) == 0 && l.n_files == 4 && l.files[2].id == 5);
+        assert(loaderd_evict_file(&l) == 0 && l.n_files == 3 && l.files[2].id == 6);
+        assert(loaderd_evict_file(&l) == -ENOSPC && l.n_files == 3 && l.files_evicted == 3);
+        assert(l.files[0].id == 1 && l.files[1].id == 2);
+        for (unsigned i = 0; i < l.n_files; i++)
+                free(l.files[i].path);
+}
+
 int main(void)
 {
         struct elf_segments segs;
@@ -120,6 +172,8 @@ int main(void)
         assert(segs.n >= 1);
         inside = segs.seg[0].start + 16;
         close(fd);
+        test_queue_bound();
+        test_eviction();
 
         /* Not ELF: /dev/null and a text file are refused. */
         fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
