@@ -1,6 +1,7 @@
 /*
  * The plan cache: probe plans of Go executables, kept by loaderd and keyed by the SHA-256 of
- * the file's bytes (computed by loaderd from its own descriptor) and its size. Kept in memory
+ * the file's bytes (computed by loaderd from its own descriptor) and its size, or by the
+ * file's identity (planner.c; the key is a string either way). Kept in memory
  * and appended to one file in the cache folder (root's, mode 0600), so that another copy of a
  * binary, or the same binary after a restart, gets its plan without a planner. A planner never
  * sees the cache: loaderd stores the plan a file's planner sent under that file's hash only,

@@ -9,8 +9,9 @@
  *
  * Go executables' plans are also kept in the plan cache (plancache.h), by the SHA-256 of the
  * file's bytes that loaderd computes from its own descriptor, for files only root can write
- * (anyone else could change the bytes between the hash and the planning). A file whose size
- * no cached plan has is not hashed; one whose hash is there gets the cached plan, checked by
+ * (anyone else could change the bytes between the hash and the planning), and by the file's
+ * identity (identity_key: the same file unchanged is not hashed again). A file whose size no
+ * cached plan has is not hashed; one whose hash is there gets the cached plan, checked by
  * plan_validate() like a planner's, and no planner.
  */
 #include <errno.h>
@@ -83,36 +84,63 @@ static int file_key(struct loaderd *l, struct traced_file *tf)
         return r;
 }
 
+/*
+ * The key of tf's plan by its identity: device, inode and both times, kept beside the key by
+ * content so that the same file, unchanged (a restart, the same image layer in another
+ * container), needs no hashing. Only for files only root can write, whose ctime nobody else
+ * can set: another file cannot come to have it.
+ */
+static void identity_key(const struct traced_file *tf, char *buf, size_t size)
+{
+        snprintf(buf, size, "f:%llx:%llx:%lld.%09ld:%lld.%09ld", (unsigned long long)tf->dev,
+                 (unsigned long long)tf->ino, (long long)tf->mtime.tv_sec, tf->mtime.tv_nsec,
+                 (long long)tf->ctime.tv_sec, tf->ctime.tv_nsec);
+}
+
 /* tf's plan from the cache, handed on as its planner's would be: true if there was one. */
 static bool plan_from_cache(struct loaderd *l, struct traced_file *tf)
 {
-        char ep[LOG_ESCAPE_MAX];
+        char ep[LOG_ESCAPE_MAX], ikey[128];
         struct msg_plan *plan;
+        bool same_file;
 
-        if (!tf->cacheable || !plancache_has_size(&l->cache, tf->size) || file_key(l, tf) < 0)
+        if (!tf->cacheable)
                 return false;
         plan = calloc(1, sizeof(*plan));
         if (!plan)
                 return false;
         plan->file_id = tf->id;
-        if (plancache_get(&l->cache, tf->key, tf->size, plan) < 0) {
+        identity_key(tf, ikey, sizeof(ikey));
+        same_file = plancache_get(&l->cache, ikey, tf->size, plan) == 0;
+        if (!same_file && (!plancache_has_size(&l->cache, tf->size) || file_key(l, tf) < 0 ||
+                           plancache_get(&l->cache, tf->key, tf->size, plan) < 0)) {
                 free(plan);
                 return false;
         }
+        if (!same_file)
+                (void)plancache_put(&l->cache, ikey, tf->size, plan);
         l->go_files++;
         l->go_cache_hits++;
-        log_info("Plan for %s from the plan cache (sha256 %.16s...): no planner.",
-                 log_escape(tf->path, ep, sizeof(ep)), tf->key);
+        if (same_file)
+                log_info("Plan for %s from the plan cache (the same file, unchanged): no planner.",
+                         log_escape(tf->path, ep, sizeof(ep)));
+        else
+                log_info("Plan for %s from the plan cache (sha256 %.16s...): no planner.",
+                         log_escape(tf->path, ep, sizeof(ep)), tf->key);
         loaderd_plan_received(l, tf, plan);
         return true;
 }
 
 void planner_plan_checked(struct loaderd *l, struct traced_file *tf, const struct msg_plan *plan)
 {
+        char ikey[128];
+
         if (!tf->cache_store || file_key(l, tf) < 0)
                 return;
         tf->cache_store = false;
+        identity_key(tf, ikey, sizeof(ikey));
         (void)plancache_put(&l->cache, tf->key, tf->size, plan);
+        (void)plancache_put(&l->cache, ikey, tf->size, plan);
 }
 
 void plancache_setup(struct loaderd *l)

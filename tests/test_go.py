@@ -241,10 +241,16 @@ def main(t):
                           "-connect", f"127.0.0.1:{port}", "-sizes", "100")
     t.stop_loaderd()
     st = t.capture.stats
-    if st.get("loaderd_go_analyses", -1) != 0 or st.get("loaderd_go_cache_hits", 0) < 1:
+    # (the same files, unchanged: known by their identity, not hashed again)
+    if st.get("loaderd_go_analyses", -1) != 0 or st.get("loaderd_go_cache_hits", 0) < 1 or \
+            st.get("loaderd_plan_cache_hashed_bytes", -1) != 0:
         raise TestFailure(f"after a restart: loaderd_go_analyses = "
                           f"{st.get('loaderd_go_analyses')}, loaderd_go_cache_hits = "
-                          f"{st.get('loaderd_go_cache_hits')} (wanted 0 and >= 1)")
+                          f"{st.get('loaderd_go_cache_hits')}, loaderd_plan_cache_hashed_bytes "
+                          f"= {st.get('loaderd_plan_cache_hashed_bytes')} (wanted 0, >= 1, 0)")
+    if not any(f"Plan for {bins[('go1.23', True)]} from the plan cache (the same file" in ln
+               for ln in t.loaderd_err.lines):
+        raise TestFailure("after a restart the binary was not known by its identity")
     conn = [c for c in lines if c.get("event") == "client_conn"][0]
     s = [x for x in t.capture.streams.values() if x.direction == "write"
          and x.records[0]["local"] and x.records[0]["local"]["port"] == conn["local_port"]]
