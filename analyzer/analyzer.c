@@ -622,7 +622,7 @@ int analyzer_run(struct analyzer *a)
                         conn_table_expire(&a->conns, a->frame_now_ns);
                 r = frame_reader_fill(&a->in, a->sock);
                 if (r == -EAGAIN) {
-                        struct pollfd p[2 + TAIL_SUBSCRIBERS_MAX] = {
+                        struct pollfd p[2 + TAIL_SUBSCRIBERS_MAX + CONTROL_READING_MAX] = {
                                 { .fd = a->sock, .events = POLLIN },
                                 { .fd = a->control.listen_fd, .events = POLLIN } };
                         int timeout = identity_pending(&a->identity) ||
@@ -632,15 +632,22 @@ int analyzer_run(struct analyzer *a)
                                       : a->control.n_pending > 0 ? 1000
                                                                  : -1;
                         int out_wait = flush_output_due(a);
-                        int n_tail;
+                        int line_wait = control_next_deadline(&a->control, now_monotonic_ns());
+                        int n_tail, n_ctl;
 
                         if (out_wait >= 0 && (timeout < 0 || out_wait < timeout))
                                 timeout = out_wait;
+                        if (line_wait >= 0 && (timeout < 0 || line_wait < timeout))
+                                timeout = line_wait;
                         tail_flush(&a->tail);
                         n_tail = tail_pollfds(&a->tail, p + 2, TAIL_SUBSCRIBERS_MAX);
-                        if (poll(p, 2 + (nfds_t)n_tail, timeout) < 0 && errno != EINTR)
+                        n_ctl = control_pollfds(&a->control, p + 2 + n_tail,
+                                                CONTROL_READING_MAX);
+                        if (poll(p, 2 + (nfds_t)n_tail + (nfds_t)n_ctl, timeout) < 0 &&
+                            errno != EINTR)
                                 return log_error_errno(errno, "poll failed: %m");
                         tail_handle(&a->tail, p + 2, n_tail);
+                        control_handle(&a->control, a, p + 2 + n_tail, n_ctl);
                         control_expire(&a->control, now_monotonic_ns());
                         if (a->control.listen_fd >= 0 && (p[1].revents & POLLIN))
                                 control_serve(&a->control, a);

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ready = true;
         }
         if (size > CONTROL_REQUEST_MAX)
-                size = CONTROL_REQUEST_MAX; /* what serve_one reads at most */
+                size = CONTROL_REQUEST_MAX; /* what a client's line may be at most */
         for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
                 size_t len;
                 int r;

@@ -32,6 +32,9 @@ void control_done(struct control *c)
         for (unsigned i = 0; i < c->n_pending; i++)
                 close(c->pending[i].fd);
         c->n_pending = 0;
+        for (unsigned i = 0; i < c->n_reading; i++)
+                close(c->reading[i].fd);
+        c->n_reading = 0;
         c->listen_fd = safe_close(c->listen_fd);
 }
 
@@ -430,6 +433,20 @@ void control_processes(struct control *c, struct analyzer *a, const struct msg_p
 void control_expire(struct control *c, uint64_t now_ns)
 {
         static const char timeout[] = "{\"ok\":false,\"error\":\"loaderd did not answer\"}\n";
+        static const char slow[] =
+                "{\"ok\":false,\"error\":\"no whole request line within 1 s\"}\n";
+
+        for (unsigned i = 0; i < c->n_reading;) {
+                if (now_ns < c->reading[i].deadline_ns) {
+                        i++;
+                        continue;
+                }
+                c->slow_clients++;
+                c->refused++;
+                (void)send(c->reading[i].fd, slow, sizeof(slow) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                close(c->reading[i].fd);
+                c->reading[i] = c->reading[--c->n_reading];
+        }
 
         for (unsigned i = 0; i < c->n_pending;) {
                 if (now_ns < c->pending[i].deadline_ns) {
@@ -444,46 +461,14 @@ void control_expire(struct control *c, uint64_t now_ns)
         }
 }
 
-/* Answers one client; true when its fd was kept (a change waiting for loaderd, a tail). */
-static bool serve_one(struct control *c, struct analyzer *a, int fd)
+/* Answers a client's request line (req, n bytes); true when its fd was kept (a change waiting
+ * for loaderd, a tail). */
+static bool answer(struct control *c, struct analyzer *a, int fd, enum control_access access,
+                   char *req, size_t n)
 {
-        struct ucred cred;
-        socklen_t sl = sizeof(cred);
-        gid_t groups[GROUPS_MAX];
-        socklen_t gl = sizeof(groups);
-        char req[CONTROL_REQUEST_MAX], out[16384];
-        enum control_access access = CONTROL_NONE;
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        size_t n = 0;
-        uint64_t deadline;
-        int n_groups = 0, r;
+        char out[16384];
+        int r;
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) == 0) {
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &gl) == 0)
-                        n_groups = (int)(gl / sizeof(gid_t));
-                access = control_access_of(cred.uid, cred.gid, groups, n_groups, getgid(),
-                                           a->opt.data_gid);
-        }
-        /* One line, within 1 s in all (not per read: a client that sends a byte every 0.9 s
-         * cannot hold the analyzer for a second per byte). */
-        deadline = now_monotonic_ns() + CONTROL_LINE_NS;
-        while (n < sizeof(req)) {
-                uint64_t now = now_monotonic_ns();
-                ssize_t k;
-
-                if (now >= deadline ||
-                    poll(&p, 1, (int)((deadline - now + 999999) / 1000000)) != 1) {
-                        c->slow_clients++;
-                        break;
-                }
-                k = read(fd, req + n, sizeof(req) - n);
-
-                if (k <= 0)
-                        break;
-                n += (size_t)k;
-                if (memchr(req, '\n', n))
-                        break;
-        }
         r = control_answer(a, c, access, req, n, out, sizeof(out));
         if (r == CONTROL_PENDING) {
                 c->pending[c->n_pending++] = (struct control_pending){
@@ -507,14 +492,96 @@ static bool serve_one(struct control *c, struct analyzer *a, int fd)
         return false;
 }
 
+/* Reads what client i sent; answers and forgets it once its line is whole, it closed, or its
+ * buffer is full. Never waits: the socket is nonblocking. */
+static void read_more(struct control *c, struct analyzer *a, unsigned i)
+{
+        struct control_reading *cr = &c->reading[i];
+        ssize_t k = 0;
+
+        while (cr->n < sizeof(cr->req)) {
+                k = read(cr->fd, cr->req + cr->n, sizeof(cr->req) - cr->n);
+                if (k <= 0)
+                        break;
+                cr->n += (size_t)k;
+                if (memchr(cr->req, '\n', cr->n))
+                        break;
+        }
+        if (k < 0 && (errno == EAGAIN || errno == EINTR) && !memchr(cr->req, '\n', cr->n))
+                return; /* more to come */
+        if (!answer(c, a, cr->fd, cr->access, cr->req, cr->n))
+                close(cr->fd);
+        c->reading[i] = c->reading[--c->n_reading];
+}
+
 void control_serve(struct control *c, struct analyzer *a)
 {
         for (int i = 0; i < 16; i++) {
                 int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                struct ucred cred;
+                socklen_t sl = sizeof(cred);
+                gid_t groups[GROUPS_MAX];
+                socklen_t gl = sizeof(groups);
+                enum control_access access = CONTROL_NONE;
+                int n_groups = 0;
 
                 if (fd < 0)
                         return;
-                if (!serve_one(c, a, fd))
+                if (c->n_reading == CONTROL_READING_MAX) {
+                        /* Every slot holds a client still sending: this one is not waited for. */
+                        static const char busy[] =
+                                "{\"ok\":false,\"error\":\"too many clients sending\"}\n";
+
+                        c->refused++;
+                        (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                         close(fd);
+                        continue;
+                }
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) == 0) {
+                        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &gl) == 0)
+                                n_groups = (int)(gl / sizeof(gid_t));
+                        access = control_access_of(cred.uid, cred.gid, groups, n_groups,
+                                                   getgid(), a->opt.data_gid);
+                }
+                /* The whole line within 1 s, read as it comes (control_handle), never waited
+                 * for: a client sending a byte at a time holds a slot, not the analyzer. */
+                c->reading[c->n_reading] = (struct control_reading){
+                        .fd = fd, .access = access,
+                        .deadline_ns = now_monotonic_ns() + CONTROL_LINE_NS };
+                read_more(c, a, c->n_reading++);
         }
+}
+
+int control_pollfds(const struct control *c, struct pollfd *p, int max)
+{
+        int n = 0;
+
+        for (unsigned i = 0; i < c->n_reading && n < max; i++)
+                p[n++] = (struct pollfd){ .fd = c->reading[i].fd, .events = POLLIN };
+        return n;
+}
+
+void control_handle(struct control *c, struct analyzer *a, const struct pollfd *p, int n)
+{
+        for (int k = 0; k < n; k++) {
+                if (!p[k].revents)
+                        continue;
+                for (unsigned i = 0; i < c->n_reading; i++)
+                        if (c->reading[i].fd == p[k].fd) {
+                                read_more(c, a, i);
+                                break;
+                        }
+        }
+}
+
+int control_next_deadline(const struct control *c, uint64_t now_ns)
+{
+        uint64_t first = UINT64_MAX;
+
+        for (unsigned i = 0; i < c->n_reading; i++)
+                if (c->reading[i].deadline_ns < first)
+                        first = c->reading[i].deadline_ns;
+        if (first == UINT64_MAX)
+                return -1;
+        return first <= now_ns ? 0 : (int)((first - now_ns + 999999) / 1000000);
 }

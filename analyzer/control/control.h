@@ -15,6 +15,7 @@
 #define CONTROL_PENDING_MAX 8
 #define CONTROL_PENDING_NS (15ull * 1000 * 1000 * 1000) /* loaderd answers within this */
 #define CONTROL_LINE_NS (1000ull * 1000 * 1000) /* a client's whole request line, at most */
+#define CONTROL_READING_MAX 16 /* clients whose line is still coming; more are refused */
 
 struct analyzer;
 
@@ -23,6 +24,15 @@ struct control_pending {
         int fd;
         uint32_t id;
         uint64_t deadline_ns;
+};
+
+/* A client whose request line has not all come yet: read as it comes, never waited for. */
+struct control_reading {
+        int fd;
+        int access; /* enum control_access, from its credentials at accept */
+        size_t n;
+        uint64_t deadline_ns;
+        char req[CONTROL_REQUEST_MAX];
 };
 
 /* control_answer's results besides 0 (answered) and -errno (refused, answered). */
@@ -35,6 +45,8 @@ struct control {
         int listen_fd;
         struct control_pending pending[CONTROL_PENDING_MAX];
         unsigned n_pending;
+        struct control_reading reading[CONTROL_READING_MAX];
+        unsigned n_reading;
         uint32_t next_id, last_id;
         uint64_t timeouts; /* changes loaderd did not answer in time */
         uint64_t slow_clients; /* no whole request line within CONTROL_LINE_NS */
@@ -56,8 +68,16 @@ void control_result(struct control *c, uint32_t id, bool ok, const char *message
 struct msg_processes;
 /* loaderd's list of processes for request m->id: the answer, written to its client. */
 void control_processes(struct control *c, struct analyzer *a, const struct msg_processes *m);
-/* Clients whose change loaderd did not answer in time get an error. */
+/* Clients whose change loaderd did not answer in time, or whose request line did not come
+ * within CONTROL_LINE_NS, get an error. */
 void control_expire(struct control *c, uint64_t now_ns);
+struct pollfd;
+/* poll() integration for clients whose line is still coming: POLLIN for each (at most max
+ * entries; returns how many); control_handle reads what came after poll, answers whole lines.
+ * control_next_deadline: ms until the first line deadline, -1 if none. */
+int control_pollfds(const struct control *c, struct pollfd *p, int max);
+void control_handle(struct control *c, struct analyzer *a, const struct pollfd *p, int n);
+int control_next_deadline(const struct control *c, uint64_t now_ns);
 /* The access a peer has: uid 0 admin; group gid (primary or supplementary) read. */
 /* data_group (gid_t)-1: none. */
 enum control_access control_access_of(uid_t uid, gid_t gid, const gid_t *groups, int n_groups,

@@ -2,10 +2,85 @@
 #undef NDEBUG
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "analyzer.h"
+
+/* Reads what the server wrote to client fd (it has closed or answered). */
+static void answer_of(int fd, char *buf, size_t size)
+{
+        ssize_t k = recv(fd, buf, size - 1, MSG_DONTWAIT);
+
+        buf[k > 0 ? k : 0] = '\0';
+}
+
+/*
+ * Clients whose line has not come hold a slot, not the analyzer: with every slot taken by
+ * silent clients, one more is refused at once, a line that arrives is answered as it comes,
+ * and the silent ones are answered and counted once their second is up (the expiry is given
+ * its time, nothing here waits on a clock).
+ */
+static void test_reading(void)
+{
+        struct analyzer_options o = { .fd = -1, .control_fd = -1 };
+        char dir[] = "/tmp/test-control-XXXXXX", buf[512];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int lfd, cl[CONTROL_READING_MAX + 1];
+        struct pollfd p[CONTROL_READING_MAX];
+        struct analyzer a;
+        int n;
+
+        assert(mkdtemp(dir));
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+        lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+               listen(lfd, 64) == 0);
+        o.control_fd = lfd;
+        analyzer_init(&a, &o);
+        for (int i = 0; i <= CONTROL_READING_MAX; i++) {
+                cl[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                assert(connect(cl[i], (struct sockaddr *)&sa, sizeof(sa)) == 0);
+        }
+        control_serve(&a.control, &a); /* 16 at a time */
+        control_serve(&a.control, &a);
+        assert(a.control.n_reading == CONTROL_READING_MAX);
+        answer_of(cl[CONTROL_READING_MAX], buf, sizeof(buf));
+        assert(strstr(buf, "too many clients sending"));
+        /* One of them sends its line in two pieces: answered once it is whole. */
+        assert(write(cl[3], "sta", 3) == 3);
+        n = control_pollfds(&a.control, p, CONTROL_READING_MAX);
+        assert(n == CONTROL_READING_MAX && poll(p, (nfds_t)n, 0) == 1);
+        control_handle(&a.control, &a, p, n);
+        assert(a.control.n_reading == CONTROL_READING_MAX);
+        assert(write(cl[3], "ts\n", 3) == 3);
+        n = control_pollfds(&a.control, p, CONTROL_READING_MAX);
+        assert(poll(p, (nfds_t)n, 0) == 1);
+        control_handle(&a.control, &a, p, n);
+        assert(a.control.n_reading == CONTROL_READING_MAX - 1);
+        answer_of(cl[3], buf, sizeof(buf));
+        assert(strncmp(buf, "{\"ok\":true,\"stats\":", 19) == 0);
+        /* The silent ones: nothing before their deadline, then each answered and counted. */
+        assert(control_next_deadline(&a.control, now_monotonic_ns()) >= 0);
+        control_expire(&a.control, now_monotonic_ns());
+        assert(a.control.n_reading == CONTROL_READING_MAX - 1 && a.control.slow_clients == 0);
+        control_expire(&a.control, now_monotonic_ns() + 2 * CONTROL_LINE_NS);
+        assert(a.control.n_reading == 0 &&
+               a.control.slow_clients == CONTROL_READING_MAX - 1);
+        assert(control_next_deadline(&a.control, now_monotonic_ns()) == -1);
+        answer_of(cl[0], buf, sizeof(buf));
+        assert(strstr(buf, "no whole request line"));
+        for (int i = 0; i <= CONTROL_READING_MAX; i++)
+                close(cl[i]);
+        analyzer_done(&a);
+        unlink(sa.sun_path);
+        rmdir(dir);
+}
 
 int main(void)
 {
@@ -85,6 +160,7 @@ int main(void)
         assert(control_answer(&a, &a.control, CONTROL_NONE, "tail kind=data\n", 15, out,
                               sizeof(out)) == -EACCES);
         analyzer_done(&a);
+        test_reading();
         printf("control: ok\n");
         return 0;
 }
