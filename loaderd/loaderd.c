@@ -450,6 +450,15 @@ static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
         }
         if (m.arg[0] && parse_u64(m.arg, 1, INT32_MAX, &pid) < 0)
                 return refuse(l, FRAME_A_CONTROL, -EBADMSG, "processes: not a pid");
+        if (l->processes_rate.interval_ns == 0)
+                l->processes_rate = (struct ratelimit)RATELIMIT_INIT(1, LOADERD_PROCESSES_PER_S);
+        if (!ratelimit_below(&l->processes_rate)) {
+                /* Any member of group tlssniff may ask; each answer is a scan of /proc. */
+                l->processes_throttled++;
+                return send_control_result(l, m.id, false,
+                                           "busy: loaderd lists processes at most "
+                                           "4 times a second, try again");
+        }
         if (!l->skel)
                 r = -ENODEV, snprintf(msg, sizeof(msg), "no BPF object loaded");
         else {
@@ -982,6 +991,7 @@ static void send_stats(struct loaderd *l)
         ADD("loaderd_records_forwarded", l->records_forwarded);
         ADD("loaderd_frames_refused", l->frames_refused);
         ADD("loaderd_frames_dropped", l->frames_dropped);
+        ADD("loaderd_processes_throttled", l->processes_throttled);
         ADD("loaderd_analyzer_changes_refused", l->analyzer_changes_refused);
         ADD("loaderd_odd_names", l->odd_names);
         ADD("loaderd_planners_started", l->planners_started);

@@ -33,6 +33,7 @@
  * forgotten (loaderd_files_evicted); when every one has probes or waits for its planner, a new
  * file is refused (loaderd_files_refused). */
 #define LOADERD_FILES_MAX 8192
+#define LOADERD_PROCESSES_PER_S 4 /* process listings (a /proc scan each) a second */
 
 /* A systemd unit as a target: the cgroup it was last found at (0: not running). */
 struct unit_target {
@@ -173,6 +174,10 @@ struct loaderd {
         /* loaderd's own counters, reported with the kernel's. */
         uint64_t frames_refused;
         uint64_t frames_dropped;           /* not queued: LOADERD_QUEUE_MAX reached */
+        /* tlssniffctl processes makes loaderd read all of /proc: at most
+         * LOADERD_PROCESSES_PER_S listings a second, the others answered "busy". */
+        struct ratelimit processes_rate;
+        uint64_t processes_throttled;
         uint64_t analyzer_changes_refused; /* attach/detach/reload frames from the analyzer */
         uint64_t odd_names;                /* maps entries whose name is not the mapped file */
         unsigned planners_running;         /* planner.c */

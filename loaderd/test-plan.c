@@ -109,6 +109,38 @@ static void test_dispatch(uint64_t inside)
         frame_writer_done(&l.out);
 }
 
+/* tlssniffctl processes, asked in a loop: loaderd lists at most LOADERD_PROCESSES_PER_S a
+ * second and answers the others "busy" (counted); whatever the machine's speed, what it let
+ * through fits the time the loop took. */
+static void test_processes_rate(void)
+{
+        struct loaderd l = { .sock = -1, .epoll_fd = -1, .analyzer_hello = true };
+        struct frame_header h = { .type = FRAME_A_CONTROL };
+        struct msg_control m = { .verb = MSG_CONTROL_PROCESSES };
+        msgpack_sbuffer sb;
+        uint64_t start = now_monotonic_ns(), took;
+        const unsigned asked = 20;
+        int sv[2];
+
+        assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+        l.sock = sv[0];
+        msgpack_sbuffer_init(&sb);
+        assert(msg_encode_control(&sb, &m) == 0);
+        h.length = (uint32_t)sb.size;
+        for (unsigned i = 0; i < asked; i++)
+                assert(loaderd_dispatch_frame(&l, &h, (const uint8_t *)sb.data) == 0);
+        took = now_monotonic_ns() - start;
+        assert(l.frames_refused == 0);
+        assert(asked - l.processes_throttled <=
+               LOADERD_PROCESSES_PER_S * (1 + took / 1000000000ull));
+        if (took < 1000000000ull)
+                assert(l.processes_throttled == asked - LOADERD_PROCESSES_PER_S);
+        msgpack_sbuffer_destroy(&sb);
+        frame_writer_done(&l.out);
+        close(sv[0]);
+        close(sv[1]);
+}
+
 /* An analyzer that stops reading: loaderd's queue to it stops at LOADERD_QUEUE_MAX, each frame
  * beyond dropped and counted. */
 static void test_queue_bound(void)
@@ -173,6 +205,7 @@ int main(void)
         inside = segs.seg[0].start + 16;
         close(fd);
         test_queue_bound();
+        test_processes_rate();
         test_eviction();
 
         /* Not ELF: /dev/null and a text file are refused. */
