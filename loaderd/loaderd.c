@@ -452,11 +452,12 @@ static int on_a_control(struct loaderd *l, const uint8_t *body, size_t n)
                 return refuse(l, FRAME_A_CONTROL, -EBADMSG, "processes: not a pid");
         if (l->processes_rate.interval_ns == 0)
                 l->processes_rate = (struct ratelimit)RATELIMIT_INIT(1, LOADERD_PROCESSES_PER_S);
-        if (!ratelimit_below(&l->processes_rate)) {
-                /* Any member of group tlssniff may ask; each answer is a scan of /proc. */
+        if (!m.arg[0] && !ratelimit_below(&l->processes_rate)) {
+                /* Any member of group tlssniff may ask; each whole listing is a scan of
+                 * /proc (one process's is not). */
                 l->processes_throttled++;
                 return send_control_result(l, m.id, false,
-                                           "busy: loaderd lists processes at most "
+                                           "busy: loaderd lists all processes at most "
                                            "4 times a second, try again");
         }
         if (!l->skel)

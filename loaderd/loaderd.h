@@ -174,8 +174,8 @@ struct loaderd {
         /* loaderd's own counters, reported with the kernel's. */
         uint64_t frames_refused;
         uint64_t frames_dropped;           /* not queued: LOADERD_QUEUE_MAX reached */
-        /* tlssniffctl processes makes loaderd read all of /proc: at most
-         * LOADERD_PROCESSES_PER_S listings a second, the others answered "busy". */
+        /* tlssniffctl processes (all of them) makes loaderd read all of /proc: at most
+         * LOADERD_PROCESSES_PER_S such listings a second, the others answered "busy". */
         struct ratelimit processes_rate;
         uint64_t processes_throttled;
         uint64_t analyzer_changes_refused; /* attach/detach/reload frames from the analyzer */
