@@ -143,6 +143,10 @@ struct loaderd {
         int output_fd; /* --output, opened once so a restarted analyzer appends to it */
         int control_fd; /* listening control socket, handed to every analyzer */
         unsigned analyzer_restarts;
+        /* The analyzer's user, as spawn_analyzer last found it: planners run as the same user
+         * without a name lookup (and perhaps a useradd) in the loop for every file. */
+        uid_t child_uid;
+        gid_t child_gid;
         unsigned restart_delay_ms;
         uint64_t analyzer_started_ns;
         pid_t analyzer_pid;

@@ -280,6 +280,8 @@ int spawn_analyzer(struct loaderd *l, int *ret_sock, pid_t *ret_pid)
         r = ensure_user(o->user, &uid, &gid);
         if (r < 0)
                 return log_error_errno(r, "Failed to find or create user '%s': %m", o->user);
+        l->child_uid = uid;
+        l->child_gid = gid;
         if (l->control_fd < 0 && o->control_socket && o->control_socket[0]) {
                 l->control_fd = make_control_socket(o->control_socket, gid);
                 if (l->control_fd < 0)
@@ -366,8 +368,10 @@ int spawn_planner(struct loaderd *l, uint32_t file_id, const char *name, int fil
         pid_t pid = 0;
         int r, argc = 0;
 
-        r = ensure_user(o->user, &uid, &gid);
-        if (r < 0)
+        if (l->child_uid != 0) {
+                uid = l->child_uid;
+                gid = l->child_gid;
+        } else if ((r = ensure_user(o->user, &uid, &gid)) < 0)
                 return r;
         exe = open_analyzer(o->planner);
         if (exe < 0)
